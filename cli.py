@@ -1,0 +1,175 @@
+"""evdc command line: a thin layer over the scheduler library.
+
+Errors an operator can fix print one line and exit with code 2; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Plan shared power for EV charging stations that are also small data centers.")
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+
+class OutputFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    both = "both"
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="show full tracebacks on errors")) -> None:
+    _state["debug"] = debug
+
+
+def _fail(exc: BaseException, code: int) -> None:
+    if _state["debug"]:
+        raise exc
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _run(fn):
+    from scheduler.errors import EvdcError
+
+    try:
+        return fn()
+    except EvdcError as exc:
+        _fail(exc, 2)
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was written")
+        raise typer.Exit(130)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug: say so in one line, point at --debug
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _scenario_arg(scenario: Optional[Path], demo: bool) -> Path:
+    from scheduler import demo_scenario_path
+    from scheduler.errors import EvdcError
+
+    if demo:
+        return demo_scenario_path()
+    if scenario is None:
+        raise EvdcError("give a SCENARIO directory or --demo")
+    return scenario
+
+
+@app.command("plan")
+def plan_cmd(
+    scenario: Optional[Path] = typer.Argument(None, help="scenario directory (holding scenario.yaml)"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="plan directory to write (replaced whole)"),
+    demo: bool = typer.Option(False, "--demo", help="plan the bundled demo scenario"),
+    fmt: OutputFormat = typer.Option(OutputFormat.csv, "--format", help="file format of the tables"),
+    time_limit: float = typer.Option(60.0, "--time-limit", min=0.1, help="solver time limit per site, seconds"),
+    gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display or KPI table"),
+) -> None:
+    """Plan the next horizon of SCENARIO and write the dispatch plan to --out."""
+    def run():
+        from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
+
+        path = _scenario_arg(scenario, demo)
+        inputs = load_scenario(path)
+        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap))
+        formats = ("csv", "parquet") if fmt is OutputFormat.both else (fmt.value,)
+        if quiet:
+            result = plan(inputs, cfg)
+        else:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} sites"),
+                          TimeElapsedColumn(), console=err, transient=True) as bar:
+                task = bar.add_task("solving", total=len(inputs.sites))
+
+                def progress(site_id, done, total, result):
+                    if result is None:
+                        bar.update(task, description=f"solving site {site_id}")
+                    else:
+                        bar.update(task, completed=done)
+
+                result = plan(inputs, cfg, progress=progress)
+        written = write_plan(result, out_dir, formats)
+        if not quiet:
+            _print_kpis(result, inputs, written)
+    _run(run)
+
+
+@app.command("verify")
+def verify_cmd(
+    plan_dir: Path = typer.Argument(..., help="plan directory written by 'evdc plan'"),
+    scenario: Optional[Path] = typer.Option(None, "--scenario", "-s", help="the scenario it was planned from"),
+    demo: bool = typer.Option(False, "--demo", help="the plan is of the bundled demo scenario"),
+    as_json: bool = typer.Option(False, "--json", help="print violations as JSON"),
+) -> None:
+    """Recompute every contract invariant from the files of PLAN_DIR; exit 1 on a violation."""
+    def run():
+        from scheduler import load_scenario
+        from scheduler.verify import verify_plan
+
+        inputs = load_scenario(_scenario_arg(scenario, demo))
+        violations = verify_plan(plan_dir, inputs)
+        if as_json:
+            out.print_json(json.dumps([v.__dict__ for v in violations]))
+        else:
+            for v in violations[:50]:
+                out.print(f"{v.check}: {v.where}: {v.message}", highlight=False, soft_wrap=True)
+            out.print(f"{len(violations)} violation(s)" if violations else "plan verified: every invariant holds")
+        if violations:
+            raise typer.Exit(1)
+    _run(run)
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the evdc version."""
+    from scheduler import __version__
+
+    out.print(__version__)
+
+
+def _print_kpis(result, inputs, written: Path) -> None:
+    k = result.kpis
+    s = result.summary
+    cur = inputs.config.currency
+    t = Table(title=f"evdc plan · {inputs.config.name} · {s['horizon_start']} · {inputs.grid.n_slots} × "
+                    f"{inputs.grid.slot_minutes} min", show_header=True, header_style="bold")
+    t.add_column("KPI")
+    t.add_column("value", justify="right")
+    rows = [
+        ("status", f"{s['status']} (gap {s['mip_gap']:.3%})"),
+        ("sites / stations", f"{len(inputs.sites)} / {len(inputs.stations)}"),
+        ("EV energy planned / requested", f"{k['ev_planned_kwh']:.1f} / {k['ev_requested_kwh']:.1f} kWh ({k['ev_served_ratio']:.1%})"),
+        ("bookings granted / partial / denied", f"{k['sessions_granted']} / {k['sessions_partial']} / {k['sessions_denied']}"),
+        ("blade work planned / required", f"{k['blade_work_planned_h']:.1f} / {k['blade_work_required_h']:.1f} blade-h"),
+        ("jobs on time / late", f"{k['jobs_on_time']} / {k['jobs_late']}"),
+        ("critical jobs unmet", f"{k['critical_jobs_unmet']}"),
+        ("grid energy / peak", f"{k['grid_kwh']:.1f} kWh / {k['peak_grid_kw']:.1f} kW"),
+        ("energy cost", f"{k['energy_cost']:.2f} {cur}"),
+        ("PV used / curtailed", f"{k['pv_used_kwh']:.1f} / {k['pv_curtailed_kwh']:.1f} kWh"),
+        ("build / solve time", f"{s['build_seconds']:.1f} s / {s['solve_seconds']:.1f} s"),
+    ]
+    for a, b in rows:
+        t.add_row(a, b)
+    out.print(t)
+    out.print(f"plan written to {written}", highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,170 @@
+"""Typed settings: what ``scenario.yaml`` may hold and how a plan is solved.
+
+All models are frozen and forbid unknown keys, so a typo in a scenario file is
+an error rather than a silently ignored setting. Every field has a documented
+default; ``docs/formulation.md`` names where each weight enters the objective.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .errors import EvdcError
+
+ModeName = Literal["fast", "regular", "slow"]
+MODE_NAMES: tuple[ModeName, ...] = ("fast", "regular", "slow")
+SessionPriority = Literal["normal", "urgent"]
+JobPriority = Literal["critical", "high", "normal", "low"]
+JOB_PRIORITIES: tuple[JobPriority, ...] = ("critical", "high", "normal", "low")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModeLimits(_Frozen):
+    """Power ceiling of each charging mode, kW (defaults in the spirit of the seed)."""
+
+    fast: float = Field(350.0, gt=0, description="fast (DC) charging ceiling, kW")
+    regular: float = Field(150.0, gt=0, description="regular charging ceiling, kW")
+    slow: float = Field(22.0, gt=0, description="slow charging ceiling, kW")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ModeLimits":
+        if not (self.slow <= self.regular <= self.fast):
+            raise ValueError("mode ceilings must satisfy slow <= regular <= fast")
+        return self
+
+    def kw(self, mode: str) -> float:
+        return float(getattr(self, mode))
+
+
+class ChargingProfile(_Frozen):
+    """Shape of a charging session: starting state, in progress, finishing taper."""
+
+    start_minutes: float = Field(5.0, ge=0, description="length of the starting state after arrival, minutes")
+    start_kw: float = Field(20.0, gt=0, description="power ceiling during the starting state, kW")
+    finish_soc: float = Field(0.8, gt=0, lt=1, description="state of charge where the finishing taper begins")
+    default_battery_kwh: float = Field(
+        60.0, gt=0, description="battery size assumed when a booking gives none, kWh"
+    )
+    default_soc_arrival: float = Field(
+        0.2, ge=0, lt=1, description="state of charge at arrival assumed when a booking gives none"
+    )
+
+
+class Weights(_Frozen):
+    """Objective weights, in the scenario currency (``currency``)."""
+
+    ev_value_per_kwh: float = Field(0.60, ge=0, description="value of one kWh delivered to a normal booking")
+    urgent_weight: float = Field(2.0, ge=1, description="multiplier of ev_value_per_kwh for urgent bookings")
+    blade_value_per_h: float = Field(0.15, ge=0, description="value of one blade working one hour on a normal job")
+    job_weight_critical: float = Field(4.0, ge=0, description="multiplier of blade_value_per_h for critical jobs")
+    job_weight_high: float = Field(2.0, ge=0, description="multiplier for high-priority jobs")
+    job_weight_normal: float = Field(1.0, ge=0, description="multiplier for normal jobs")
+    job_weight_low: float = Field(0.5, ge=0, description="multiplier for low-priority jobs")
+    denial_penalty: float = Field(10.0, ge=0, description="penalty per booking denied outright")
+    partial_penalty: float = Field(2.0, ge=0, description="penalty per booking served only in part")
+    downgrade_penalty: float = Field(1.0, ge=0, description="penalty per booking moved off its booked mode")
+    job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
+    critical_miss_penalty_per_h: float = Field(
+        1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"
+    )
+    unserved_penalty_per_kwh: float = Field(
+        10000.0, ge=0, description="penalty per kWh of fixed demand (standby blades, other loads) the site cannot supply"
+    )
+    partial_min_fraction: float = Field(
+        0.05, ge=0, le=1, description="a served booking gets at least this share of the energy it asked for"
+    )
+
+    def job_weight(self, priority: str) -> float:
+        return float(getattr(self, f"job_weight_{priority}"))
+
+
+class Policies(_Frozen):
+    """The seed's coupling rules between charging and blades, each a switch."""
+
+    fast_charge_blade_standby: bool = Field(
+        True, description="non-critical blades of a station stand by while its car fast-charges in progress"
+    )
+    priority_job_slows_car: bool = Field(
+        True,
+        description="a booking may be moved to slow mode when a critical or high job can run at its station meanwhile",
+    )
+    urgent_car_preempts_blades: bool = Field(
+        True, description="urgent bookings' energy outranks every non-critical job's work"
+    )
+    battery_end_soc: Literal["initial", "free"] = Field(
+        "initial", description="'initial': the site battery ends the horizon at least as full as it began"
+    )
+
+
+class Tables(_Frozen):
+    """Paths of the scenario tables, relative to scenario.yaml (CSV or Parquet)."""
+
+    sites: str = "sites.csv"
+    stations: str = "stations.csv"
+    reservations: str | None = "reservations.csv"
+    history: str | None = "history.csv"
+    jobs: str | None = "jobs.csv"
+    pv: str | None = "pv.csv"
+    prices: str | None = "prices.csv"
+    loads: str | None = "loads.csv"
+    ambient: str | None = "ambient.csv"
+    grid_limits: str | None = "grid_limits.csv"
+    links: str | None = "links.csv"
+
+
+class ScenarioConfig(_Frozen):
+    """Contents of ``scenario.yaml``.
+
+    A table whose file does not exist is treated as empty, except ``sites`` and
+    ``stations``, which are required.
+    """
+
+    name: str = Field("scenario", min_length=1)
+    timezone: str = Field(..., description="IANA time zone of the scenario, e.g. Europe/Amsterdam")
+    start: str = Field(..., description="first slot, ISO 8601; local to timezone when it has no offset")
+    horizon_hours: float = Field(24.0, gt=0, le=168)
+    slot_minutes: Literal[5, 10, 15, 30, 60] = 15
+    currency: str = "EUR"
+    country: str | None = Field(None, description="ISO country code for public holidays (forecast)")
+    tables: Tables = Tables()
+    modes: ModeLimits = ModeLimits()
+    charging: ChargingProfile = ChargingProfile()
+    weights: Weights = Weights()
+    policies: Policies = Policies()
+
+    @model_validator(mode="after")
+    def _whole_slots(self) -> "ScenarioConfig":
+        minutes = self.horizon_hours * 60.0
+        if abs(minutes / self.slot_minutes - round(minutes / self.slot_minutes)) > 1e-9:
+            raise ValueError("horizon_hours must be a whole number of slots")
+        return self
+
+
+class SolverConfig(_Frozen):
+    """How each site's MIP is solved (HiGHS through Pyomo)."""
+
+    time_limit_s: float = Field(60.0, gt=0, description="wall-clock limit per site model, seconds")
+    mip_rel_gap: float = Field(0.005, ge=0, le=1, description="relative optimality gap to stop at")
+    threads: int = Field(1, ge=1, description="HiGHS threads per model; parallelism goes across sites")
+    random_seed: int = Field(0, ge=0, description="HiGHS random seed, fixed for repeatable plans")
+    log_to_console: bool = Field(False, description="show HiGHS's own log")
+
+
+class PlanConfig(_Frozen):
+    """Everything ``plan()`` needs beyond the scenario itself."""
+
+    solver: SolverConfig = SolverConfig()
+    require_solution: bool = Field(
+        True, description="raise EvdcError when a site ends without a feasible solution"
+    )
+
+
+def check_consistency(cfg: ScenarioConfig) -> None:
+    """Cross-field checks that pydantic validators do not express; raises EvdcError."""
+    if cfg.charging.start_kw > cfg.modes.fast:
+        raise EvdcError("scenario.yaml: charging.start_kw exceeds the fast mode ceiling")

@@ -1,0 +1,82 @@
+"""Write a plan directory whole or not at all.
+
+Files are written to a temporary directory beside the target and renamed into
+place; an existing plan at the target is swapped out only after the new one is
+complete, so an interrupted run leaves the previous plan intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from .errors import EvdcError
+from .results import TABLES
+
+Format = Literal["csv", "parquet"]
+
+
+def iso_with_offset(s: pd.Series) -> pd.Series:
+    """Timestamps as ISO 8601 text with a UTC offset (e.g. 2019-06-04T08:15:00+02:00); NaT as empty."""
+    if s.empty:
+        return s.astype(object)
+    text = pd.to_datetime(s).dt.strftime("%Y-%m-%dT%H:%M:%S%z").astype(object)
+    ok = text.notna()
+    text[ok] = text[ok].str[:-2] + ":" + text[ok].str[-2:]
+    return text.fillna("")
+
+
+def _for_file(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.DatetimeTZDtype) or c in ("slot_start", "finish"):
+            out[c] = iso_with_offset(out[c])
+    for c in out.columns:
+        if out[c].dtype == bool:
+            out[c] = out[c].map({True: "true", False: "false"})
+    return out
+
+
+def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)) -> Path:
+    """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path."""
+    out = Path(out_dir).resolve()
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvdcError(f"{parent}: cannot create the output folder ({exc.strerror})") from None
+    if out.exists() and not out.is_dir():
+        raise EvdcError(f"{out}: exists and is not a directory")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    try:
+        for name in TABLES:
+            df = _for_file(plan.tables[name])
+            if "csv" in formats:
+                df.to_csv(tmp / f"{name}.csv", index=False)
+            if "parquet" in formats:
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
+        (tmp / "summary.json").write_text(json.dumps(plan.summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        _fsync_dir(tmp)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            os.rename(out, old / out.name)
+        os.rename(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _fsync_dir(path: Path) -> None:
+    for f in path.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())

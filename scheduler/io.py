@@ -1,0 +1,568 @@
+"""Read and validate a scenario directory into frozen :class:`Inputs`.
+
+This is the only module of ``scheduler`` that reads files. Every problem found
+is raised as one :class:`InputError` naming file, row and column. Tables are
+CSV or Parquet (by extension); see CONTRACT.md for their columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from .config import JOB_PRIORITIES, MODE_NAMES, ScenarioConfig, check_consistency
+from .errors import EvdcError, InputError
+from .inputs import Inputs, Job, Link, Session, Site, SiteInputs, Station
+from .timegrid import TimeGrid, make_grid, parse_times, step_to_grid
+
+SCENARIO_FILE = "scenario.yaml"
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+@dataclass(frozen=True)
+class Col:
+    """One column of a table: its kind, whether it is required, and its bounds."""
+
+    name: str
+    kind: str  # str | float | int | bool | time | enum
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    strict_min: bool = False
+    choices: tuple[str, ...] = ()
+    default: object = None
+
+
+def _spec(*cols: Col) -> dict[str, Col]:
+    return {c.name: c for c in cols}
+
+
+SPECS: dict[str, dict[str, Col]] = {
+    "sites": _spec(
+        Col("site_id", "str", True),
+        Col("grid_kw", "float", True, min=0),
+        Col("battery_kwh", "float", min=0, default=0.0),
+        Col("battery_kw", "float", min=0, default=0.0),
+        Col("battery_soc_kwh", "float", min=0, default=0.0),
+        Col("battery_efficiency", "float", min=0, max=1, strict_min=True, default=0.9),
+        Col("demand_charge_per_kw", "float", min=0, default=0.0),
+    ),
+    "stations": _spec(
+        Col("station_id", "str", True),
+        Col("site_id", "str", True),
+        Col("link_kw", "float", True, min=0),
+        Col("charger_kw", "float", True, min=0),
+        Col("blades", "int", True, min=0),
+        Col("blade_kw", "float", True, min=0),
+        Col("blade_standby_kw", "float", True, min=0),
+        Col("kind", "enum", choices=("commercial", "residential"), default="commercial"),
+        Col("modes", "str", default="fast;regular;slow"),
+        Col("link_id", "str"),
+        Col("blades_out_of_service", "int", min=0, default=0),
+        Col("spare_blades", "int", min=0, default=0),
+    ),
+    "reservations": _spec(
+        Col("reservation_id", "str", True),
+        Col("station_id", "str", True),
+        Col("arrival", "time", True),
+        Col("departure", "time", True),
+        Col("energy_kwh", "float", True, min=0, strict_min=True),
+        Col("mode", "enum", choices=(*MODE_NAMES, "any"), default="any"),
+        Col("vehicle_max_kw", "float", min=0, strict_min=True),
+        Col("battery_kwh", "float", min=0, strict_min=True),
+        Col("soc_arrival", "float", min=0, max=1),
+        Col("priority", "enum", choices=("normal", "urgent"), default="normal"),
+        Col("vehicle_discharge_kw", "float", min=0, default=0.0),
+        Col("min_soc", "float", min=0, max=1),
+    ),
+    "history": _spec(
+        Col("session_id", "str", True),
+        Col("station_id", "str", True),
+        Col("arrival", "time", True),
+        Col("departure", "time", True),
+        Col("energy_kwh", "float", True, min=0),
+        Col("booked", "bool", default=False),
+        Col("status", "enum", choices=("completed", "no_show", "cancelled"), default="completed"),
+        Col("reserved_arrival", "time"),
+        Col("reserved_departure", "time"),
+        Col("requested_kwh", "float", min=0),
+    ),
+    "jobs": _spec(
+        Col("job_id", "str", True),
+        Col("power_kw", "float", True, min=0),
+        Col("work_hours", "float", True, min=0, strict_min=True),
+        Col("release", "time", True),
+        Col("deadline", "time", True),
+        Col("priority", "enum", True, choices=JOB_PRIORITIES),
+        Col("blades", "int", min=1, default=1),
+        Col("migratable", "bool", default=False),
+        Col("station_id", "str"),
+        Col("preemptible", "bool", default=True),
+    ),
+    "pv": _spec(Col("site_id", "str", True), Col("time", "time", True), Col("pv_kw", "float", True, min=0)),
+    "prices": _spec(Col("time", "time", True), Col("price_per_kwh", "float", True), Col("site_id", "str")),
+    "loads": _spec(
+        Col("time", "time", True), Col("load_kw", "float", True, min=0), Col("site_id", "str"), Col("station_id", "str")
+    ),
+    "ambient": _spec(Col("site_id", "str", True), Col("time", "time", True), Col("temp_c", "float", True)),
+    "grid_limits": _spec(Col("site_id", "str", True), Col("time", "time", True), Col("grid_kw", "float", True, min=0)),
+    "links": _spec(
+        Col("link_id", "str", True),
+        Col("site_id", "str", True),
+        Col("parent_id", "str"),
+        Col("capacity_kw", "float", True, min=0),
+    ),
+}
+
+ROW = "_row"  # spreadsheet row of each record, kept for error messages
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_config(scenario_dir: Path) -> ScenarioConfig:
+    path = scenario_dir / SCENARIO_FILE
+    if not path.is_file():
+        raise EvdcError(f"{path}: no such file (a scenario directory holds {SCENARIO_FILE})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        raise EvdcError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise EvdcError(f"{path}: expected a mapping of settings")
+    for key in ("start",):  # YAML turns bare timestamps into datetimes; keep the text
+        if key in raw and not isinstance(raw[key], str):
+            raw[key] = raw[key].isoformat() if hasattr(raw[key], "isoformat") else str(raw[key])
+    try:
+        cfg = ScenarioConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise EvdcError(f"{path}: field {loc}: {err['msg']}") from None
+    check_consistency(cfg)
+    return cfg
+
+
+def read_table(path: Path, spec: dict[str, Col], timezone: str, label: str | None = None) -> pd.DataFrame:
+    """Read one table and convert each known column to its kind, with row-precise errors."""
+    label = label or path.name
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+            first_row = 1
+        elif suffix == ".csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True)
+            first_row = 2
+        else:
+            raise EvdcError(f"{label}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    except EvdcError:
+        raise
+    except Exception as exc:  # parser errors from pandas / pyarrow
+        raise EvdcError(f"{label}: cannot be read ({str(exc).splitlines()[0]})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    dup = [c for c in df.columns if list(df.columns).count(c) > 1]
+    if dup:
+        raise InputError(label, "column appears twice", 1, dup[0])
+    df = df.reset_index(drop=True)
+    rows = pd.Series(np.arange(len(df)) + first_row, index=df.index)
+    out = pd.DataFrame({ROW: rows})
+    for name, col in spec.items():
+        if name not in df.columns:
+            if col.required:
+                raise InputError(label, "required column is missing", None, name)
+            out[name] = _default_column(col, len(df))
+            continue
+        out[name] = _convert(df[name], col, label, rows, timezone)
+    extra = [c for c in df.columns if c not in spec]
+    for c in extra:  # extensions are kept as they are
+        out[c] = df[c]
+    return out
+
+
+def _default_column(col: Col, n: int) -> pd.Series:
+    if col.kind == "time":
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+    if col.kind in ("float", "int"):
+        return pd.Series(np.nan if col.default is None else col.default, index=range(n), dtype=float)
+    if col.kind == "bool":
+        return pd.Series(bool(col.default), index=range(n), dtype=bool)
+    return pd.Series(col.default, index=range(n), dtype=object)
+
+
+def _is_blank(s: pd.Series) -> pd.Series:
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        return s.isna() | (s.astype("string").str.strip() == "")
+    return s.isna()
+
+
+def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str) -> pd.Series:
+    blank = _is_blank(s)
+    if col.required and blank.any():
+        raise InputError(label, "a value is required", int(rows[blank].iloc[0]), col.name)
+    if col.kind in ("str", "enum"):
+        vals = s.astype("string").str.strip().astype(object)
+        vals[blank] = col.default
+        if col.kind == "enum":
+            v = vals[~blank]
+            bad = ~v.isin(col.choices)
+            if bad.any():
+                i = bad[bad].index[0]
+                raise InputError(label, f"{v[i]!r} is not one of {', '.join(col.choices)}", int(rows[i]), col.name)
+        return vals
+    if col.kind in ("float", "int"):
+        num = pd.to_numeric(s.where(~blank), errors="coerce").astype(float)
+        bad = num.isna() & ~blank | ~np.isfinite(num.fillna(0.0))
+        if bad.any():
+            i = bad[bad].index[0]
+            raise InputError(label, f"{s[i]!r} is not a number", int(rows[i]), col.name)
+        if col.kind == "int":
+            frac = (num % 1 != 0) & ~blank
+            if frac.any():
+                i = frac[frac].index[0]
+                raise InputError(label, f"{s[i]!r} is not a whole number", int(rows[i]), col.name)
+        _check_bounds(num, col, label, rows)
+        if col.default is not None:
+            num = num.fillna(float(col.default))
+        return num
+    if col.kind == "bool":
+        if s.dtype == bool:
+            return s
+        text = s.astype("string").str.strip().str.lower()
+        val = pd.Series(bool(col.default), index=s.index, dtype=bool)
+        is_t, is_f = text.isin(_TRUE), text.isin(_FALSE)
+        bad = ~(is_t | is_f | blank)
+        if bad.any():
+            i = bad[bad].index[0]
+            raise InputError(label, f"{s[i]!r} is not true or false", int(rows[i]), col.name)
+        val[is_t.fillna(False)] = True
+        val[is_f.fillna(False)] = False
+        return val
+    if col.kind == "time":
+        out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+        if (~blank).any():
+            out[~blank] = parse_times(s[~blank], timezone, label, col.name, rows[~blank])
+        return out
+    raise ValueError(col.kind)  # pragma: no cover
+
+
+def _check_bounds(num: pd.Series, col: Col, label: str, rows: pd.Series) -> None:
+    if col.min is not None:
+        bad = num <= col.min if col.strict_min else num < col.min
+        if bad.any():
+            i = bad[bad].index[0]
+            rel = "greater than" if col.strict_min else "at least"
+            raise InputError(label, f"{num[i]:g} must be {rel} {col.min:g}", int(rows[i]), col.name)
+    if col.max is not None:
+        bad = num > col.max
+        if bad.any():
+            i = bad[bad].index[0]
+            raise InputError(label, f"{num[i]:g} must be at most {col.max:g}", int(rows[i]), col.name)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _first(mask: pd.Series, df: pd.DataFrame) -> int:
+    return int(df.loc[mask[mask].index[0], ROW])
+
+
+def check_unique(df: pd.DataFrame, cols: list[str], label: str) -> None:
+    dup = df.duplicated(subset=cols, keep="first")
+    if dup.any():
+        i = dup[dup].index[0]
+        key = ", ".join(f"{c}={df.at[i, c]}" for c in cols)
+        raise InputError(label, f"duplicate row ({key})", int(df.at[i, ROW]), cols[-1])
+
+
+def check_known(df: pd.DataFrame, col: str, known: set[str], label: str, what: str) -> None:
+    present = df[col].notna()
+    bad = present & ~df[col].isin(known)
+    if bad.any():
+        i = bad[bad].index[0]
+        raise InputError(label, f"unknown {what} {df.at[i, col]!r}", int(df.at[i, ROW]), col)
+
+
+def check_order(df: pd.DataFrame, first: str, second: str, label: str) -> None:
+    both = df[first].notna() & df[second].notna()
+    bad = both & (df[second] <= df[first])
+    if bad.any():
+        i = bad[bad].index[0]
+        raise InputError(
+            label, f"{second} {df.at[i, second].isoformat()} is not after {first} {df.at[i, first].isoformat()}",
+            int(df.at[i, ROW]), second,
+        )
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+def load_scenario(path: str | Path) -> Inputs:
+    """Load a scenario directory (or its scenario.yaml) into validated, frozen Inputs."""
+    path = Path(path)
+    scenario_dir = path.parent if path.is_file() else path
+    if not scenario_dir.is_dir():
+        raise EvdcError(f"{scenario_dir}: no such scenario directory")
+    cfg = read_config(scenario_dir)
+    grid = make_grid(cfg.start, cfg.timezone, cfg.horizon_hours, cfg.slot_minutes)
+    tables: dict[str, pd.DataFrame] = {}
+    digest = hashlib.sha256((scenario_dir / SCENARIO_FILE).read_bytes())
+    for name, spec in SPECS.items():
+        rel = getattr(cfg.tables, name)
+        file = scenario_dir / rel if rel else None
+        if file is None or not file.is_file():
+            if name in ("sites", "stations"):
+                raise EvdcError(f"{scenario_dir / (rel or name)}: required table is missing")
+            tables[name] = read_empty(spec)
+            continue
+        digest.update(name.encode() + b"\0" + file.read_bytes())
+        tables[name] = read_table(file, spec, cfg.timezone, label=rel)
+    return build_inputs(cfg, grid, tables, labels={n: getattr(cfg.tables, n) or n for n in SPECS},
+                        scenario_hash=digest.hexdigest()[:16], source=str(scenario_dir))
+
+
+def read_empty(spec: dict[str, Col]) -> pd.DataFrame:
+    out = pd.DataFrame({ROW: pd.Series([], dtype=int)})
+    for name, col in spec.items():
+        out[name] = _default_column(col, 0)
+    return out
+
+
+def build_inputs(
+    cfg: ScenarioConfig,
+    grid: TimeGrid,
+    tables: dict[str, pd.DataFrame],
+    labels: dict[str, str] | None = None,
+    scenario_hash: str = "",
+    source: str = "",
+) -> Inputs:
+    """Validate typed tables against each other and assemble the Inputs."""
+    labels = labels or {n: n for n in SPECS}
+    for name, spec in SPECS.items():
+        if name not in tables:
+            tables[name] = read_empty(spec)
+    L = labels
+    sites_df, st_df = tables["sites"], tables["stations"]
+    if sites_df.empty:
+        raise EvdcError(f"{L['sites']}: at least one site is required")
+    check_unique(sites_df, ["site_id"], L["sites"])
+    over = sites_df["battery_soc_kwh"] > sites_df["battery_kwh"] + 1e-9
+    if over.any():
+        raise InputError(L["sites"], "battery_soc_kwh exceeds battery_kwh", _first(over, sites_df), "battery_soc_kwh")
+    site_ids = set(sites_df["site_id"])
+
+    check_unique(st_df, ["station_id"], L["stations"])
+    check_known(st_df, "site_id", site_ids, L["stations"], "site")
+    oos = st_df["blades_out_of_service"] > st_df["blades"]
+    if oos.any():
+        raise InputError(L["stations"], "more blades out of service than blades", _first(oos, st_df), "blades_out_of_service")
+    station_modes: dict[str, tuple[str, ...]] = {}
+    for i, r in st_df.iterrows():
+        modes = tuple(m.strip() for m in str(r["modes"]).split(";") if m.strip())
+        bad = [m for m in modes if m not in MODE_NAMES]
+        if bad or not modes:
+            raise InputError(L["stations"], f"modes must be a ;-separated list of {', '.join(MODE_NAMES)}",
+                             int(r[ROW]), "modes")
+        station_modes[r["station_id"]] = tuple(m for m in MODE_NAMES if m in modes)
+    station_site = dict(zip(st_df["station_id"], st_df["site_id"]))
+    station_ids = set(station_site)
+
+    links_df = tables["links"]
+    check_unique(links_df, ["link_id"], L["links"])
+    check_known(links_df, "site_id", site_ids, L["links"], "site")
+    link_site = dict(zip(links_df["link_id"], links_df["site_id"]))
+    check_known(links_df, "parent_id", set(link_site), L["links"], "parent link")
+    _check_link_tree(links_df, link_site, L["links"])
+    check_known(st_df, "link_id", set(link_site), L["stations"], "link")
+    wrong = st_df["link_id"].notna() & (st_df["link_id"].map(link_site) != st_df["site_id"])
+    if wrong.any():
+        raise InputError(L["stations"], "link belongs to another site", _first(wrong, st_df), "link_id")
+
+    res_df = tables["reservations"]
+    check_unique(res_df, ["reservation_id"], L["reservations"])
+    check_known(res_df, "station_id", station_ids, L["reservations"], "station")
+    check_order(res_df, "arrival", "departure", L["reservations"])
+    for i, r in res_df.iterrows():
+        if r["mode"] != "any" and r["mode"] not in station_modes[r["station_id"]]:
+            raise InputError(L["reservations"], f"station {r['station_id']} does not offer mode {r['mode']}",
+                             int(r[ROW]), "mode")
+    _check_no_overlap(res_df, L["reservations"])
+
+    hist_df = tables["history"]
+    check_unique(hist_df, ["session_id"], L["history"])
+    check_known(hist_df, "station_id", station_ids, L["history"], "station")
+    check_order(hist_df, "arrival", "departure", L["history"])
+    check_order(hist_df, "reserved_arrival", "reserved_departure", L["history"])
+
+    jobs_df = tables["jobs"]
+    check_unique(jobs_df, ["job_id"], L["jobs"])
+    check_known(jobs_df, "station_id", station_ids, L["jobs"], "station")
+    check_order(jobs_df, "release", "deadline", L["jobs"])
+    homeless = ~jobs_df["migratable"] & jobs_df["station_id"].isna()
+    if homeless.any():
+        raise InputError(L["jobs"], "a job that is not migratable needs a station_id", _first(homeless, jobs_df), "station_id")
+
+    for name, keys in (("pv", ["site_id", "time"]), ("ambient", ["site_id", "time"]),
+                       ("grid_limits", ["site_id", "time"]), ("prices", ["site_id", "time"])):
+        df = tables[name]
+        check_known(df, "site_id", site_ids, L[name], "site")
+        check_unique(df, keys, L[name])
+    loads_df = tables["loads"]
+    both = loads_df["site_id"].notna() == loads_df["station_id"].notna()
+    if both.any():
+        raise InputError(L["loads"], "give exactly one of site_id and station_id", _first(both, loads_df), "site_id")
+    check_known(loads_df, "site_id", site_ids, L["loads"], "site")
+    check_known(loads_df, "station_id", station_ids, L["loads"], "station")
+    check_unique(loads_df, ["site_id", "station_id", "time"], L["loads"])
+
+    # ---- assemble per site
+    sites = {r["site_id"]: Site(
+        site_id=r["site_id"], grid_kw=r["grid_kw"], battery_kwh=r["battery_kwh"], battery_kw=r["battery_kw"],
+        battery_soc_kwh=r["battery_soc_kwh"], battery_efficiency=r["battery_efficiency"],
+        demand_charge_per_kw=r["demand_charge_per_kw"]) for _, r in sites_df.iterrows()}
+    stations = [Station(
+        station_id=r["station_id"], site_id=r["site_id"], link_kw=r["link_kw"], charger_kw=r["charger_kw"],
+        blades=int(r["blades"]), blade_kw=r["blade_kw"], blade_standby_kw=r["blade_standby_kw"], kind=r["kind"],
+        modes=station_modes[r["station_id"]], link_id=r["link_id"] if isinstance(r["link_id"], str) else None,
+        blades_out_of_service=int(r["blades_out_of_service"]), spare_blades=int(r["spare_blades"]),
+    ) for _, r in st_df.iterrows()]
+    sessions = [Session(
+        reservation_id=r["reservation_id"], station_id=r["station_id"], arrival=r["arrival"],
+        departure=r["departure"], energy_kwh=r["energy_kwh"], mode=r["mode"],
+        vehicle_max_kw=_opt(r["vehicle_max_kw"]), battery_kwh=_opt(r["battery_kwh"]),
+        soc_arrival=_opt(r["soc_arrival"]), priority=r["priority"],
+        vehicle_discharge_kw=r["vehicle_discharge_kw"], min_soc=_opt(r["min_soc"]),
+    ) for _, r in res_df.iterrows()]
+    jobs = [Job(
+        job_id=r["job_id"], power_kw=r["power_kw"], work_hours=r["work_hours"], release=r["release"],
+        deadline=r["deadline"], priority=r["priority"], blades=int(r["blades"]), migratable=bool(r["migratable"]),
+        station_id=r["station_id"] if isinstance(r["station_id"], str) else None, preemptible=bool(r["preemptible"]),
+    ) for _, r in jobs_df.iterrows()]
+    links = [Link(link_id=r["link_id"], site_id=r["site_id"],
+                  parent_id=r["parent_id"] if isinstance(r["parent_id"], str) else None,
+                  capacity_kw=r["capacity_kw"]) for _, r in links_df.iterrows()]
+
+    series = _series_on_grid(tables, grid, sorted(site_ids), L)
+    job_site, candidates = place_jobs(jobs, stations, grid)
+    site_inputs = []
+    for sid in sorted(site_ids):
+        st = tuple(sorted((s for s in stations if s.site_id == sid), key=lambda s: s.station_id))
+        ids = {s.station_id for s in st}
+        site_inputs.append(SiteInputs(
+            site=sites[sid], grid=grid, config=cfg, stations=st,
+            sessions=tuple(sorted((r for r in sessions if r.station_id in ids), key=lambda r: r.reservation_id)),
+            jobs=tuple(sorted((j for j in jobs if job_site.get(j.job_id) == sid), key=lambda j: j.job_id)),
+            job_candidates={j: c for j, c in candidates.items() if job_site.get(j) == sid},
+            links=tuple(sorted((lk for lk in links if lk.site_id == sid), key=lambda lk: lk.link_id)),
+            pv_kw=series["pv"][sid], price_per_kwh=series["prices"][sid], grid_limit_kw=series["grid_limits"][sid],
+            site_load_kw=series["site_loads"][sid],
+            station_load_kw={s: series["station_loads"][s] for s in ids if s in series["station_loads"]},
+        ))
+    history = tables["history"].drop(columns=[ROW]) if not tables["history"].empty else None
+    ambient = tables["ambient"].drop(columns=[ROW]) if not tables["ambient"].empty else None
+    return Inputs(config=cfg, grid=grid, sites=tuple(site_inputs), history=history, ambient=ambient,
+                  scenario_hash=scenario_hash, source=source)
+
+
+def _opt(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+
+def _check_link_tree(links_df: pd.DataFrame, link_site: dict[str, str], label: str) -> None:
+    parent = {r["link_id"]: (r["parent_id"] if isinstance(r["parent_id"], str) else None) for _, r in links_df.iterrows()}
+    for _, r in links_df.iterrows():
+        seen, node = set(), r["link_id"]
+        while node is not None:
+            if node in seen:
+                raise InputError(label, "links form a cycle", int(r[ROW]), "parent_id")
+            seen.add(node)
+            p = parent[node]
+            if p is not None and link_site[p] != link_site[node]:
+                raise InputError(label, "parent link belongs to another site", int(r[ROW]), "parent_id")
+            node = p
+
+
+def _check_no_overlap(res_df: pd.DataFrame, label: str) -> None:
+    """Two bookings of one station may not overlap in time (one connector per station)."""
+    if res_df.empty:
+        return
+    df = res_df.sort_values(["station_id", "arrival", ROW])
+    same = df["station_id"].eq(df["station_id"].shift())
+    clash = same & (df["arrival"] < df["departure"].shift())
+    if clash.any():
+        i = clash[clash].index[0]
+        raise InputError(label, f"booking overlaps the previous booking of station {df.at[i, 'station_id']}",
+                         int(df.at[i, ROW]), "arrival")
+
+
+def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: list[str],
+                    L: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
+    """Carry every time series onto the slot grid, per site (or station for loads)."""
+    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("pv", "prices", "grid_limits", "site_loads", "station_loads")}
+
+    def carry(df: pd.DataFrame, value: str, how: str, label: str, must_cover: bool) -> np.ndarray | None:
+        if df.empty:
+            return None
+        arr, covered = step_to_grid(df["time"], df[value].to_numpy(float), grid, how)
+        if must_cover and not covered.all():
+            first = grid.starts_local[int(np.argmin(covered))].isoformat()
+            raise InputError(label, f"the series starts after the slot at {first}; give a value at or before the "
+                             "horizon start", int(df[ROW].iloc[int(np.argmin(df['time'].to_numpy()))]), "time")
+        return np.nan_to_num(arr)
+
+    pv, prices, limits, loads = tables["pv"], tables["prices"], tables["grid_limits"], tables["loads"]
+    shared_prices = carry(prices[prices["site_id"].isna()], "price_per_kwh", "mean", L["prices"], True)
+    for sid in site_ids:
+        out["pv"][sid] = carry(pv[pv["site_id"] == sid], "pv_kw", "mean", L["pv"], True)
+        own = carry(prices[prices["site_id"] == sid], "price_per_kwh", "mean", L["prices"], True)
+        out["prices"][sid] = own if own is not None else shared_prices
+        lim = carry(limits[limits["site_id"] == sid], "grid_kw", "min", L["grid_limits"], False)
+        if lim is not None:
+            uncovered = np.isnan(step_to_grid(limits[limits["site_id"] == sid]["time"],
+                                              limits[limits["site_id"] == sid]["grid_kw"].to_numpy(float),
+                                              grid, "min")[0])
+            base = float(tables["sites"].set_index("site_id").at[sid, "grid_kw"])
+            lim = np.where(uncovered, base, lim)
+        out["grid_limits"][sid] = lim
+        out["site_loads"][sid] = carry(loads[loads["site_id"] == sid], "load_kw", "mean", L["loads"], True)
+    for stid, part in loads[loads["station_id"].notna()].groupby("station_id", sort=True):
+        out["station_loads"][stid] = carry(part, "load_kw", "mean", L["loads"], True)
+    return out
+
+
+def place_jobs(jobs: list[Job], stations: list[Station], grid: TimeGrid) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """Decide each job's site and candidate stations (a simple fleet step).
+
+    A job that is not migratable runs on its station only. A migratable job
+    stays at its home station's site and may use any station there whose blades
+    can carry it; one without a home goes to the site with the most blade power
+    (ties by site id). Stations whose ``blade_kw`` is below the job's
+    ``power_kw`` or with fewer blades in service than the job needs are not
+    candidates. Cross-site placement by an aggregate model is future work.
+    """
+    by_site: dict[str, list[Station]] = {}
+    for s in sorted(stations, key=lambda s: s.station_id):
+        by_site.setdefault(s.site_id, []).append(s)
+    station_site = {s.station_id: s.site_id for s in stations}
+    capacity = {sid: sum(s.blades_in_service * s.blade_kw for s in sts) for sid, sts in by_site.items()}
+    default_site = sorted(capacity, key=lambda sid: (-capacity[sid], sid))[0]
+    job_site: dict[str, str] = {}
+    cands: dict[str, tuple[str, ...]] = {}
+    for j in jobs:
+        site = station_site[j.station_id] if j.station_id else default_site
+        pool = by_site[site] if j.migratable else [s for s in by_site[site] if s.station_id == j.station_id]
+        ok = tuple(s.station_id for s in pool
+                   if s.blade_kw + 1e-9 >= j.power_kw and s.blades_in_service >= j.blades)
+        job_site[j.job_id] = site
+        cands[j.job_id] = ok
+    return job_site, cands

@@ -1,0 +1,407 @@
+"""The per-site mixed-integer program (Pyomo).
+
+``build_model`` reads like a table of contents: sets, parameters, variables,
+one ``add_<family>_constraints`` call per constraint family, the objective.
+Each family documents its formula and index set; docs/formulation.md is the
+same text in one place. Component names are stable: the plan verifier and the
+results module refer to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pyomo.environ as pyo
+
+from .config import ScenarioConfig
+from .inputs import SiteInputs
+from .prepare import SitePrep, prepare_site
+
+logging.getLogger("pyomo").setLevel(logging.WARNING)  # DEBUG logging slows builds sharply
+
+
+def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo.ConcreteModel:
+    """Build one site's MIP. ``config`` overrides ``inputs.config`` (what-if studies)."""
+    if config is not None and config is not inputs.config:
+        inputs = replace(inputs, config=config)
+    prep = prepare_site(inputs)
+    m = pyo.ConcreteModel(name=f"evdc_{inputs.site.site_id}")
+    m.prep = prep  # plain Python data the results module reads alongside the solution
+    add_sets(m, prep)
+    add_variables(m, prep)
+    add_site_balance_constraints(m, prep)
+    add_grid_limit_constraints(m, prep)
+    add_battery_constraints(m, prep)
+    add_station_link_constraints(m, prep)
+    add_link_tree_constraints(m, prep)
+    add_blade_capacity_constraints(m, prep)
+    add_session_power_constraints(m, prep)
+    add_session_mode_constraints(m, prep)
+    add_session_energy_constraints(m, prep)
+    add_session_taper_constraints(m, prep)
+    add_fast_standby_constraints(m, prep)
+    add_job_station_constraints(m, prep)
+    add_job_work_constraints(m, prep)
+    add_job_critical_constraints(m, prep)
+    add_job_contiguity_constraints(m, prep)
+    add_demand_peak_constraints(m, prep)
+    add_objective(m, prep)
+    return m
+
+
+# ----------------------------------------------------------------------------- sets
+
+
+def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
+    """Index sets; only pairs that exist are indexed (sparse)."""
+    si = p.inputs
+    m.T = pyo.Set(initialize=list(p.T), ordered=True)
+    m.S = pyo.Set(initialize=list(si.station_ids), ordered=True)
+    m.R = pyo.Set(initialize=[sp.session.reservation_id for sp in p.sessions], ordered=True)
+    m.RT = pyo.Set(dimen=2, ordered=True, initialize=[(sp.session.reservation_id, t) for sp in p.sessions for t in sp.slots])
+    m.RM = pyo.Set(dimen=2, ordered=True, initialize=[(sp.session.reservation_id, mo) for sp in p.sessions for mo in sp.modes])
+    m.RD = pyo.Set(dimen=2, ordered=True, initialize=[
+        (sp.session.reservation_id, mo) for sp in p.sessions for mo in sp.downgrade_modes])
+    m.J = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs], ordered=True)
+    m.JST = pyo.Set(dimen=3, ordered=True, initialize=[
+        (jp.job.job_id, s, t) for jp in p.jobs for s in jp.stations for t in jp.slots])
+    m.JT = pyo.Set(dimen=2, ordered=True, initialize=[
+        (jp.job.job_id, t) for jp in p.jobs if jp.stations for t in jp.slots])
+    m.JC = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if jp.critical], ordered=True)
+    m.JN = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.critical], ordered=True)
+    m.JP = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.job.preemptible and jp.stations], ordered=True)
+    # fast-in-progress candidates: sessions whose fast ceiling exceeds the regular one
+    pol = si.config.policies
+    fast = []
+    if pol.fast_charge_blade_standby:
+        reg = si.config.modes.regular
+        for sp in p.sessions:
+            if "fast" in sp.modes and sp.phys_kw > reg + 1e-9 and sp.station.blades_in_service > 0:
+                fast += [(sp.session.reservation_id, t) for t in sp.slots]
+    m.RF = pyo.Set(dimen=2, ordered=True, initialize=fast)
+    m.battery = p.inputs.site.has_battery
+    # lookups for the rule functions
+    m.sess = {sp.session.reservation_id: sp for sp in p.sessions}
+    m.job = {jp.job.job_id: jp for jp in p.jobs}
+    m.st = {s.station_id: s for s in si.stations}
+    by_station_t: dict[tuple[str, int], list[str]] = {}
+    for sp in p.sessions:
+        for t in sp.slots:
+            by_station_t.setdefault((sp.station.station_id, t), []).append(sp.session.reservation_id)
+    m.sessions_at = by_station_t
+    jobs_at: dict[tuple[str, int], list[str]] = {}
+    for j, s, t in m.JST:
+        jobs_at.setdefault((s, t), []).append(j)
+    m.jobs_at = jobs_at
+
+
+def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
+    si = p.inputs
+    site = si.site
+    nn = pyo.NonNegativeReals
+    m.grid_kw = pyo.Var(m.T, within=nn)
+    # fixed demand (standby blades, other loads) the site cannot supply, e.g. in an outage; heavily penalised
+    fixed = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s.station_id][t])
+             + s.blade_standby_kw * s.blades_in_service for s in si.stations) for t in p.T]
+    m.unserved_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, fixed[t]))
+    m.pv_used_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, float(si.pv_kw[t])))
+    m.ev_kw = pyo.Var(m.RT, within=nn)
+    m.mode_on = pyo.Var(m.RM, within=pyo.Binary)
+    m.granted = pyo.Var(m.R, within=pyo.Binary)  # full energy delivered
+    m.fast_on = pyo.Var(m.RF, within=pyo.Binary)
+    m.run = pyo.Var(m.JST, within=pyo.Binary)
+    m.critical_miss = pyo.Var([(j, t) for (j, t) in m.JT if j in m.JC], within=pyo.UnitInterval)
+    m.job_done = pyo.Var(m.JN, within=pyo.Binary)
+    m.job_start = pyo.Var([(j, t) for (j, t) in m.JT if j in m.JP], within=pyo.Binary)
+    if m.battery:
+        m.battery_charge_kw = pyo.Var(m.T, within=nn, bounds=(0.0, site.battery_kw))
+        m.battery_discharge_kw = pyo.Var(m.T, within=nn, bounds=(0.0, site.battery_kw))
+        m.battery_charging = pyo.Var(m.T, within=pyo.Binary)
+        m.battery_soc_kwh = pyo.Var(m.T, within=nn, bounds=(0.0, site.battery_kwh))
+    if site.demand_charge_per_kw > 0:
+        m.peak_grid_kw = pyo.Var(within=nn)
+
+    # expressions shared by several families
+    def ev_station(m, s, t):
+        return sum(m.ev_kw[r, t] for r in m.sessions_at.get((s, t), ()))
+
+    def blades_working(m, s, t):
+        return sum(m.job[j].job.blades * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()))
+
+    def blade_kw(m, s, t):
+        st = m.st[s]
+        working = sum(m.job[j].job.blades * m.job[j].job.power_kw * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()))
+        return working + st.blade_standby_kw * (st.blades_in_service - m.blades_working[s, t])
+
+    m.ev_station_kw = pyo.Expression(m.S, m.T, rule=ev_station)
+    m.blades_working = pyo.Expression(m.S, m.T, rule=blades_working)
+    m.blade_kw = pyo.Expression(m.S, m.T, rule=blade_kw)
+    m.delivered_kwh = pyo.Expression(m.R, rule=lambda m, r: sum(m.ev_kw[r, t] * p.slot_h for t in m.sess[r].slots))
+    m.served = pyo.Expression(m.R, rule=lambda m, r: sum(m.mode_on[r, mo] for mo in m.sess[r].modes))
+    m.job_running = pyo.Expression(m.JT, rule=lambda m, j, t: sum(m.run[j, s, t] for s in m.job[j].stations))
+    m.job_hours = pyo.Expression(m.J, rule=lambda m, j: sum(m.job_running[j, t] for t in m.job[j].slots
+                                                            if m.job[j].stations) * p.slot_h)
+
+
+# ----------------------------------------------------------------------------- site
+
+
+def add_site_balance_constraints(m, p: SitePrep) -> None:
+    """site_balance[t], t in T:
+    grid_kw + pv_used_kw + battery_discharge_kw + unserved_kw
+        = sum_s (ev_station_kw + blade_kw) + site_load_kw + sum_s station_load_kw + battery_charge_kw
+    unserved_kw is the fixed demand (standby blades, other loads) left unsupplied in an outage.
+    """
+    si = p.inputs
+    other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
+
+    def rule(m, t):
+        supply = m.grid_kw[t] + m.pv_used_kw[t] + m.unserved_kw[t]
+        demand = sum(m.ev_station_kw[s, t] + m.blade_kw[s, t] for s in m.S) + other[t]
+        if m.battery:
+            supply += m.battery_discharge_kw[t]
+            demand += m.battery_charge_kw[t]
+        return supply == demand
+
+    m.site_balance = pyo.Constraint(m.T, rule=rule)
+
+
+def add_grid_limit_constraints(m, p: SitePrep) -> None:
+    """grid_limit[t], t in T: grid_kw <= grid_limit_kw[t]  (0 in an outage)."""
+    lim = p.inputs.grid_limit_kw
+    m.grid_limit = pyo.Constraint(m.T, rule=lambda m, t: m.grid_kw[t] <= float(lim[t]))
+
+
+def add_battery_constraints(m, p: SitePrep) -> None:
+    """Site battery, t in T (nothing when the site has none):
+    battery_soc[t]:   soc[t] = soc[t-1] + (eta * charge[t] - discharge[t] / eta) * slot_h,  soc[-1] = battery_soc_kwh
+    battery_power[t]: charge[t] <= battery_kw * charging[t];  discharge[t] <= battery_kw * (1 - charging[t])
+    battery_end:      soc[T-1] >= battery_soc_kwh   (policy battery_end_soc = "initial")
+    eta = sqrt(battery_efficiency) (round trip split evenly).
+    """
+    if not m.battery:
+        return
+    from .units import one_way_efficiency
+
+    site = p.inputs.site
+    eta = one_way_efficiency(site.battery_efficiency)
+    h = p.slot_h
+
+    def soc_rule(m, t):
+        prev = m.battery_soc_kwh[t - 1] if t > 0 else site.battery_soc_kwh
+        return m.battery_soc_kwh[t] == prev + (eta * m.battery_charge_kw[t] - m.battery_discharge_kw[t] / eta) * h
+
+    m.battery_soc = pyo.Constraint(m.T, rule=soc_rule)
+    m.battery_power_charge = pyo.Constraint(
+        m.T, rule=lambda m, t: m.battery_charge_kw[t] <= site.battery_kw * m.battery_charging[t])
+    m.battery_power_discharge = pyo.Constraint(
+        m.T, rule=lambda m, t: m.battery_discharge_kw[t] <= site.battery_kw * (1 - m.battery_charging[t]))
+    if p.inputs.config.policies.battery_end_soc == "initial":
+        m.battery_end = pyo.Constraint(expr=m.battery_soc_kwh[m.T.last()] >= site.battery_soc_kwh)
+
+
+# ----------------------------------------------------------------------------- stations
+
+
+def add_station_link_constraints(m, p: SitePrep) -> None:
+    """station_link[s, t], s in S, t in T:
+    ev_station_kw + blade_kw + station_load_kw + reserve_kw <= link_kw
+    """
+    si = p.inputs
+    m.station_link = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: (
+        m.ev_station_kw[s, t] + m.blade_kw[s, t]
+        <= m.st[s].link_kw - float(si.station_load_kw[s][t]) - float(si.reserve_kw[s][t])))
+
+
+def add_link_tree_constraints(m, p: SitePrep) -> None:
+    """link_tree[l, t], l in links, t in T: the draw of all stations below link l <= capacity_kw."""
+    si = p.inputs
+    if not si.links:
+        return
+    parent = {lk.link_id: lk.parent_id for lk in si.links}
+    below: dict[str, list[str]] = {lk.link_id: [] for lk in si.links}
+    for st in si.stations:
+        node = st.link_id
+        while node is not None:
+            below[node].append(st.station_id)
+            node = parent[node]
+    cap = {lk.link_id: lk.capacity_kw for lk in si.links}
+    m.L = pyo.Set(initialize=[lk.link_id for lk in si.links if below[lk.link_id]], ordered=True)
+    if not len(m.L):
+        return
+    m.link_tree = pyo.Constraint(m.L, m.T, rule=lambda m, lk, t: sum(
+        m.ev_station_kw[s, t] + m.blade_kw[s, t] + float(si.station_load_kw[s][t]) + float(si.reserve_kw[s][t])
+        for s in below[lk]) <= cap[lk])
+
+
+def add_blade_capacity_constraints(m, p: SitePrep) -> None:
+    """blade_capacity[s, t], s in S, t in T with candidate jobs: blades_working <= blades_in_service."""
+    keys = sorted(m.jobs_at, key=lambda k: (list(m.S).index(k[0]), k[1]))
+    if not keys:
+        return
+    m.blade_capacity = pyo.Constraint(keys, rule=lambda m, s, t: m.blades_working[s, t] <= m.st[s].blades_in_service)
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+def add_session_power_constraints(m, p: SitePrep) -> None:
+    """session_power[r, t], (r, t) in RT:
+    ev_kw[r, t] <= sum_m mode_on[r, m] * limit_kw[r, t, m]
+    limit_kw is the average ceiling over the slot: min(mode, charger, vehicle) for the minutes of the
+    stay in the slot, start_kw for the minutes of the starting state (docs/formulation.md).
+    """
+    if not len(m.RT):
+        return
+    m.session_power = pyo.Constraint(m.RT, rule=lambda m, r, t: m.ev_kw[r, t] <= sum(
+        m.mode_on[r, mo] * m.sess[r].limit_kw[(t, mo)] for mo in m.sess[r].modes))
+
+
+def add_session_mode_constraints(m, p: SitePrep) -> None:
+    """session_mode[r], r in R: sum_m mode_on[r, m] <= 1  (served = the sum; 0 means denied)."""
+    if not len(m.R):
+        return
+    m.session_mode = pyo.Constraint(m.R, rule=lambda m, r: m.served[r] <= 1)
+
+
+def add_session_energy_constraints(m, p: SitePrep) -> None:
+    """r in R, E = energy_cap_kwh (request capped by the room in the battery):
+    session_energy_max[r]:  delivered_kwh <= E * served
+    session_energy_min[r]:  delivered_kwh >= partial_min_fraction * E * served
+    session_granted[r]:     delivered_kwh >= energy_kwh * granted;  granted <= served
+    """
+    if not len(m.R):
+        return
+    frac = p.inputs.config.weights.partial_min_fraction
+
+    m.session_energy_max = pyo.Constraint(m.R, rule=lambda m, r: m.delivered_kwh[r] <= m.sess[r].energy_cap_kwh * m.served[r])
+    m.session_energy_min = pyo.Constraint(
+        m.R, rule=lambda m, r: m.delivered_kwh[r] >= frac * m.sess[r].energy_cap_kwh * m.served[r])
+    m.session_granted = pyo.Constraint(
+        m.R, rule=lambda m, r: m.delivered_kwh[r] >= m.sess[r].session.energy_kwh * m.granted[r])
+    m.session_granted_served = pyo.Constraint(m.R, rule=lambda m, r: m.granted[r] <= m.served[r])
+
+
+def add_session_taper_constraints(m, p: SitePrep) -> None:
+    """session_taper[r, t], (r, t) in RT for sessions that can pass finish_soc:
+    e_end = soc_arrival * B + sum_{tau <= t} ev_kw[r, tau] * slot_h        (energy in the car at slot end)
+    ev_kw[r, t] <= phys_kw * (B - e_end) / ((1 - finish_soc) * B)
+    Using the energy at the end of the slot (implicit form) keeps the car below B.
+    """
+    sig = p.inputs.config.charging.finish_soc
+    keys = [(sp.session.reservation_id, t) for sp in p.sessions if sp.taper for t in sp.slots]
+    if not keys:
+        return
+    h = p.slot_h
+
+    def rule(m, r, t):
+        sp = m.sess[r]
+        b = sp.battery_kwh
+        e_end = sp.soc_arrival * b + sum(m.ev_kw[r, tau] * h for tau in sp.slots if tau <= t)
+        return m.ev_kw[r, t] * (1 - sig) * b <= sp.phys_kw * (b - e_end)
+
+    m.session_taper = pyo.Constraint(keys, rule=rule)
+
+
+def add_fast_standby_constraints(m, p: SitePrep) -> None:
+    """Policy fast_charge_blade_standby, (r, t) in RF (fast-capable sessions at stations with blades):
+    fast_power[r, t]:   ev_kw[r, t] <= regular_kw * frac + (limit_fast - regular_kw * frac) * fast_on[r, t]
+    fast_standby[r, t]: sum_{non-critical j} blades_j * run[j, s, t] <= blades_in_service * (1 - fast_on[r, t])
+    """
+    if not len(m.RF):
+        return
+    reg = p.inputs.config.modes.regular
+
+    def power(m, r, t):
+        sp = m.sess[r]
+        base = min(reg, sp.phys_kw) * sp.frac[t]
+        top = sp.limit_kw[(t, "fast")]
+        return m.ev_kw[r, t] <= base + max(top - base, 0.0) * m.fast_on[r, t]
+
+    def standby(m, r, t):
+        s = m.sess[r].station.station_id
+        nc = sum(m.job[j].job.blades * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()) if not m.job[j].critical)
+        if isinstance(nc, int):
+            return pyo.Constraint.Skip
+        return nc <= m.st[s].blades_in_service * (1 - m.fast_on[r, t])
+
+    m.fast_power = pyo.Constraint(m.RF, rule=power)
+    m.fast_standby = pyo.Constraint(m.RF, rule=standby)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def add_job_station_constraints(m, p: SitePrep) -> None:
+    """job_station[j, t], (j, t) in JT: sum_s run[j, s, t] <= 1  (a job's blades sit at one station)."""
+    if not len(m.JT):
+        return
+    m.job_station = pyo.Constraint(m.JT, rule=lambda m, j, t: m.job_running[j, t] <= 1)
+
+
+def add_job_work_constraints(m, p: SitePrep) -> None:
+    """j in JN (non-critical jobs):
+    job_work[j]:  job_hours <= work_hours
+    job_done[j]:  job_hours >= work_hours * job_done   (job_done = 1: on time)
+    """
+    if not len(m.JN):
+        return
+    m.job_work = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] <= m.job[j].job.work_hours)
+    m.job_done_def = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] >= m.job[j].job.work_hours * m.job_done[j])
+
+
+def add_job_critical_constraints(m, p: SitePrep) -> None:
+    """job_critical[j, t], j in JC, t in the job's window: sum_s run[j, s, t] + critical_miss[j, t] = 1."""
+    keys = list(m.critical_miss.index_set()) if len(m.JC) else []
+    if not keys:
+        return
+    m.job_critical = pyo.Constraint(keys, rule=lambda m, j, t: m.job_running[j, t] + m.critical_miss[j, t] == 1)
+
+
+def add_job_contiguity_constraints(m, p: SitePrep) -> None:
+    """Jobs that are not preemptible run in one stretch, (j, t) in JT for j in JP:
+    job_contiguity[j, t]: running[j, t] - running[j, t-1] <= job_start[j, t]  (running[j, first-1] = 0)
+    job_one_start[j]:     sum_t job_start[j, t] <= 1
+    """
+    if not len(m.JP):
+        return
+
+    def rule(m, j, t):
+        prev = m.job_running[j, t - 1] if (j, t - 1) in m.JT else 0
+        return m.job_running[j, t] - prev <= m.job_start[j, t]
+
+    m.job_contiguity = pyo.Constraint(list(m.job_start.index_set()), rule=rule)
+    m.job_one_start = pyo.Constraint(m.JP, rule=lambda m, j: sum(m.job_start[j, t] for t in m.job[j].slots) <= 1)
+
+
+def add_demand_peak_constraints(m, p: SitePrep) -> None:
+    """demand_peak[t], t in T (only with a demand charge): peak_grid_kw >= grid_kw[t]."""
+    if p.inputs.site.demand_charge_per_kw <= 0:
+        return
+    m.demand_peak = pyo.Constraint(m.T, rule=lambda m, t: m.peak_grid_kw >= m.grid_kw[t])
+
+
+# ----------------------------------------------------------------------------- objective
+
+
+def add_objective(m, p: SitePrep) -> None:
+    """Maximise value - cost - penalties (docs/formulation.md, "Objective")."""
+    si = p.inputs
+    w = si.config.weights
+    h = p.slot_h
+    value_ev = sum(m.sess[r].value_per_kwh * m.delivered_kwh[r] for r in m.R)
+    value_jobs = sum(
+        m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h for (j, s, t) in m.JST)
+    energy_cost = sum(float(si.price_per_kwh[t]) * m.grid_kw[t] * h for t in m.T)
+    demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0
+    penalties = (
+        sum(w.denial_penalty * (1 - m.served[r]) + w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.R)
+        + sum(w.downgrade_penalty * m.mode_on[r, mo] for (r, mo) in m.RD)
+        + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
+        + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
+        + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h
+              for (j, t) in m.critical_miss.index_set())
+    )
+    m.energy_cost = pyo.Expression(expr=energy_cost)
+    m.objective = pyo.Objective(expr=value_ev + value_jobs - energy_cost - demand_cost - penalties, sense=pyo.maximize)

@@ -1,0 +1,122 @@
+"""One planning run: each site's model built, solved and read, then combined.
+
+Sites share nothing once jobs are placed (``scheduler.io.place_jobs``), so each
+is its own MIP; they are solved one after another here, and a later engine can
+spread them over processes without changing this contract.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+from . import __version__
+from .config import PlanConfig
+from .errors import EvdcError
+from .inputs import Inputs, SiteInputs
+from .model import build_model
+from .results import combine, compute_kpis, critical_unmet_jobs, extract_site
+from .solve import SolveResult, solve_model
+
+ProgressFn = Callable[[str, int, int, "SolveResult | None"], None]
+
+
+@dataclass(frozen=True)
+class SiteOutcome:
+    site_id: str
+    result: SolveResult
+    n_vars: int
+    n_constraints: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A dispatch plan: the contract tables, per-site solve outcomes and the summary."""
+
+    tables: dict[str, pd.DataFrame]
+    sites: tuple[SiteOutcome, ...]
+    summary: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(name)
+
+    @property
+    def kpis(self) -> dict:
+        return self.summary["kpis"]
+
+
+def solve_site(site: SiteInputs, config: PlanConfig) -> tuple[SiteOutcome, dict[str, pd.DataFrame] | None]:
+    """Build, solve and read one site; tables are None when the solve found no solution."""
+    t0 = time.perf_counter()
+    model = build_model(site)
+    build_s = time.perf_counter() - t0
+    res = solve_model(model, config.solver, build_seconds=build_s)
+    outcome = SiteOutcome(site.site.site_id, res, model.nvariables(), model.nconstraints())
+    return outcome, (extract_site(model) if res.has_solution else None)
+
+
+def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None) -> Plan:
+    """Plan every site of ``inputs``; raises EvdcError when a site has no solution."""
+    config = config or PlanConfig()
+    outcomes, parts = [], []
+    n = len(inputs.sites)
+    for i, site in enumerate(inputs.sites):
+        if progress:
+            progress(site.site.site_id, i, n, None)
+        outcome, tables = solve_site(site, config)
+        outcomes.append(outcome)
+        if tables is None:
+            if config.require_solution:
+                r = outcome.result
+                raise EvdcError(
+                    f"site {site.site.site_id}: the solver ended '{r.status}' without a feasible plan "
+                    f"after {r.solve_seconds:.1f} s{': ' + r.message if r.message else ''}; "
+                    "no plan was written (try a longer --time-limit)")
+            continue
+        parts.append(tables)
+        if progress:
+            progress(site.site.site_id, i + 1, n, outcome.result)
+    tables = combine(parts)
+    return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config))
+
+
+def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[SiteOutcome], config: PlanConfig) -> dict:
+    """summary.json: status, objective, gap, times, hash, version, KPIs, and per-site detail."""
+    results = [o.result for o in outcomes]
+    statuses = {r.status for r in results}
+    status = "optimal" if statuses == {"optimal"} else ("feasible" if all(r.has_solution for r in results) else "partial")
+    objective = sum(r.objective or 0.0 for r in results)
+    bound = sum((r.bound if r.bound is not None else r.objective or 0.0) for r in results)
+    gap = abs(bound - objective) / max(abs(objective), 1.0) if results else 0.0
+    return {
+        "status": status,
+        "objective": round(objective, 6),
+        "bound": round(bound, 6),
+        "mip_gap": round(gap, 8),
+        "build_seconds": round(sum(r.build_seconds for r in results), 3),
+        "solve_seconds": round(sum(r.solve_seconds for r in results), 3),
+        "scenario_hash": inputs.scenario_hash,
+        "scenario": inputs.config.name,
+        "software_version": __version__,
+        "timezone": inputs.grid.timezone,
+        "horizon_start": inputs.grid.starts_local[0].isoformat(),
+        "slot_minutes": inputs.grid.slot_minutes,
+        "n_slots": inputs.grid.n_slots,
+        "solver": {"name": "highs", "time_limit_s": config.solver.time_limit_s,
+                   "mip_rel_gap": config.solver.mip_rel_gap, "random_seed": config.solver.random_seed},
+        "kpis": compute_kpis(tables, inputs),
+        "critical_unmet_jobs": critical_unmet_jobs(tables),
+        "sites": [
+            {"site_id": o.site_id, "status": o.result.status, "objective": o.result.objective,
+             "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),
+             "solve_seconds": round(o.result.solve_seconds, 3), "variables": o.n_vars,
+             "constraints": o.n_constraints}
+            for o in outcomes
+        ],
+    }

@@ -1,0 +1,215 @@
+"""Turn a solved site model into tidy DataFrames: the one module that reads solver values.
+
+Tables follow CONTRACT.md's plan files; times are kept as tz-aware timestamps in
+the scenario's zone until export. KPIs are computed from the tables, so they
+mean the same whether a plan came from the MIP or from a baseline.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyomo.environ as pyo
+
+from .inputs import Inputs
+from .prepare import SitePrep
+from .units import ZERO_KW
+
+TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots")
+COLUMNS = {
+    "site_slots": ["site_id", "slot_start", "grid_kw", "pv_kw", "pv_curtailed_kw", "battery_kw", "battery_soc_kwh",
+                   "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw"],
+    "station_slots": ["site_id", "station_id", "slot_start", "ev_kw", "blade_kw", "blades_working", "reserve_kw",
+                      "link_kw", "link_limit_kw"],
+    "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
+                 "booked_mode"],
+    "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
+    "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades",
+             "critical_missed_h"],
+    "job_slots": ["job_id", "station_id", "slot_start", "blades", "power_kw"],
+}
+#: Relative tolerance for calling a booking fully served or a job finished.
+DONE_RTOL = 1e-6
+DECIMALS = 6
+
+
+def _v(x) -> float:
+    val = pyo.value(x, exception=False)
+    return 0.0 if val is None else float(val)
+
+
+def _clean(x: float) -> float:
+    return 0.0 if abs(x) < ZERO_KW else round(x, DECIMALS)
+
+
+def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
+    """Read one solved site model into the plan tables (call only after a successful solve)."""
+    p: SitePrep = m.prep
+    si = p.inputs
+    grid = si.grid
+    starts = grid.starts_local
+    h = p.slot_h
+    sid = si.site.site_id
+    T = list(p.T)
+    sig = si.config.charging.finish_soc
+
+    ev = {k: _clean(_v(m.ev_kw[k])) for k in m.RT}
+    run = {k: int(round(_v(m.run[k]))) for k in m.JST}
+
+    # ----- sessions
+    sess_rows, sess_slot_rows = [], []
+    ev_station = {(s, t): 0.0 for s in si.station_ids for t in T}
+    for sp in p.sessions:
+        r = sp.session.reservation_id
+        s = sp.station.station_id
+        delivered = 0.0
+        e_car = sp.soc_arrival * sp.battery_kwh
+        for t in sp.slots:
+            kw = ev[(r, t)]
+            e_car += kw * h
+            if kw <= 0:
+                continue
+            delivered += kw * h
+            ev_station[(s, t)] += kw
+            starting = any(
+                sp.limit_kw[(t, mo)] < min(si.config.modes.kw(mo), sp.phys_kw) * sp.frac[t] - 1e-9 for mo in sp.modes)
+            state = "starting" if starting else ("finishing" if e_car > sig * sp.battery_kwh + 1e-6 else "in_progress")
+            sess_slot_rows.append((r, s, starts[t], kw, state))
+        req = sp.session.energy_kwh
+        delivered = _clean(delivered)
+        # report the lowest offered mode whose ceiling carries the planned profile (ties in the MIP
+        # between modes with the same ceiling would otherwise be arbitrary)
+        chosen = [mo for mo in reversed(sp.modes) if _v(m.mode_on[r, mo]) > 0.5 or (sp.session.mode == "any" and all(
+            ev[(r, t)] <= sp.limit_kw[(t, mo)] + 1e-6 for t in sp.slots))]
+        if delivered <= ZERO_KW:
+            decision = "denied"
+        elif delivered >= req * (1 - DONE_RTOL):
+            decision = "granted"
+        else:
+            decision = "partial"
+        mode = chosen[0] if chosen and decision != "denied" else ""
+        sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode))
+
+    # ----- jobs
+    job_rows, job_slot_rows = [], []
+    blades_working = {(s, t): 0 for s in si.station_ids for t in T}
+    blade_power = {(s, t): 0.0 for s in si.station_ids for t in T}
+    for jp in p.jobs:
+        j = jp.job
+        hours, last, stations_used, missed = 0.0, None, [], 0.0
+        for t in jp.slots:
+            for s in jp.stations:
+                if run.get((j.job_id, s, t), 0):
+                    hours += h
+                    last = t
+                    stations_used.append(s)
+                    blades_working[(s, t)] += j.blades
+                    blade_power[(s, t)] += j.blades * j.power_kw
+                    job_slot_rows.append((j.job_id, s, starts[t], j.blades, _clean(j.blades * j.power_kw)))
+            if jp.critical and jp.stations:
+                missed += _v(m.critical_miss[j.job_id, t]) * h
+        if jp.critical and not jp.stations:
+            missed = len(jp.slots) * h
+        on_time = hours >= j.work_hours * (1 - DONE_RTOL)
+        finish = starts[last] + pd.Timedelta(minutes=grid.slot_minutes) if on_time and last is not None else pd.NaT
+        home = j.station_id or (max(set(stations_used), key=stations_used.count) if stations_used else "")
+        job_rows.append((j.job_id, home, j.work_hours, _clean(hours), finish, bool(on_time), j.priority, j.blades,
+                         _clean(missed)))
+
+    # ----- stations
+    st_rows = []
+    for st in si.stations:
+        s = st.station_id
+        for t in T:
+            wk = blades_working[(s, t)]
+            blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (st.blades_in_service - wk))
+            load = float(si.station_load_kw[s][t])
+            evk = _clean(ev_station[(s, t)])
+            st_rows.append((sid, s, starts[t], evk, blade_kw, wk, float(si.reserve_kw[s][t]),
+                            _clean(evk + blade_kw + load), st.link_kw))
+
+    # ----- site
+    site_rows = []
+    eta_soc = si.site.battery_soc_kwh
+    from .units import one_way_efficiency
+
+    eta = one_way_efficiency(si.site.battery_efficiency) if m.battery else 1.0
+    for t in T:
+        pv = float(si.pv_kw[t])
+        used = min(_v(m.pv_used_kw[t]), pv)
+        if m.battery:
+            bkw = _clean(_v(m.battery_charge_kw[t]) - _v(m.battery_discharge_kw[t]))
+            soc_prev = eta_soc
+            eta_soc = _clean(_v(m.battery_soc_kwh[t]))
+            avail = min(si.site.battery_kw, max(soc_prev, 0.0) * eta / h)
+        else:
+            bkw, avail = 0.0, 0.0
+        load = float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids)
+        limit = float(si.grid_limit_kw[t])
+        site_rows.append((sid, starts[t], _clean(_v(m.grid_kw[t])), pv, _clean(pv - used), bkw,
+                          eta_soc if m.battery else 0.0, _clean(load), _clean(limit + pv + avail), limit,
+                          float(si.price_per_kwh[t]), _clean(_v(m.unserved_kw[t]))))
+
+    def frame(name, rows):
+        return pd.DataFrame.from_records(rows, columns=COLUMNS[name])
+
+    return {
+        "site_slots": frame("site_slots", site_rows),
+        "station_slots": frame("station_slots", st_rows),
+        "sessions": frame("sessions", sess_rows),
+        "session_slots": frame("session_slots", sess_slot_rows),
+        "jobs": frame("jobs", job_rows),
+        "job_slots": frame("job_slots", job_slot_rows),
+    }
+
+
+def combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Concatenate per-site tables in a stable order."""
+    out = {}
+    keys = {"site_slots": ["site_id", "slot_start"], "station_slots": ["station_id", "slot_start"],
+            "sessions": ["reservation_id"], "session_slots": ["reservation_id", "slot_start"],
+            "jobs": ["job_id"], "job_slots": ["job_id", "slot_start"]}
+    for name in TABLES:
+        frames = [p[name] for p in parts if not p[name].empty]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
+        out[name] = df.sort_values(keys[name], kind="stable").reset_index(drop=True)
+    return out
+
+
+def compute_kpis(tables: dict[str, pd.DataFrame], inputs: Inputs) -> dict[str, float | int]:
+    """Contract KPIs from plan tables (CONTRACT.md, summary.json)."""
+    h = inputs.grid.slot_h
+    ss, se, jb = tables["site_slots"], tables["sessions"], tables["jobs"]
+    req = float(se["requested_kwh"].sum()) if len(se) else 0.0
+    got = float(se["planned_kwh"].sum()) if len(se) else 0.0
+    crit = jb[(jb["priority"] == "critical") & (jb["critical_missed_h"] > 0)] if len(jb) else jb
+    cost = float((ss["grid_kw"] * ss["price_per_kwh"]).sum() * h) if len(ss) else 0.0
+    return {
+        "ev_requested_kwh": round(req, 6),
+        "ev_planned_kwh": round(got, 6),
+        "ev_served_ratio": round(got / req, 6) if req > 0 else 1.0,
+        "sessions_granted": int((se["decision"] == "granted").sum()),
+        "sessions_partial": int((se["decision"] == "partial").sum()),
+        "sessions_denied": int((se["decision"] == "denied").sum()),
+        "blade_work_required_h": round(float((jb["required_h"] * jb["blades"]).sum()), 6) if len(jb) else 0.0,
+        "blade_work_planned_h": round(float((jb["planned_h"] * jb["blades"]).sum()), 6) if len(jb) else 0.0,
+        "jobs_on_time": int(jb["on_time"].sum()) if len(jb) else 0,
+        "jobs_late": int((~jb["on_time"].astype(bool)).sum()) if len(jb) else 0,
+        "critical_jobs_unmet": int(len(crit)),
+        "grid_kwh": round(float(ss["grid_kw"].sum() * h), 6),
+        "energy_cost": round(cost, 6),
+        "peak_grid_kw": round(float(ss["grid_kw"].max()), 6) if len(ss) else 0.0,
+        "pv_used_kwh": round(float((ss["pv_kw"] - ss["pv_curtailed_kw"]).sum() * h), 6),
+        "pv_curtailed_kwh": round(float(ss["pv_curtailed_kw"].sum() * h), 6),
+        "unserved_kwh": round(float(ss["unserved_kw"].sum() * h), 6) if len(ss) else 0.0,
+    }
+
+
+def critical_unmet_jobs(tables: dict[str, pd.DataFrame]) -> list[str]:
+    jb = tables["jobs"]
+    if jb.empty:
+        return []
+    return sorted(jb.loc[(jb["priority"] == "critical") & (jb["critical_missed_h"] > 0), "job_id"].tolist())
+
+
+def empty_tables() -> dict[str, pd.DataFrame]:
+    return {name: pd.DataFrame(columns=COLUMNS[name]) for name in TABLES}

@@ -1,0 +1,196 @@
+"""The planning grid and the conversions between wall-clock times and slots.
+
+Inside evdc time is a UTC slot index. This module turns ISO 8601 text into UTC
+instants (naive text is local to the scenario's time zone; an ambiguous or
+non-existent local time is an input error) and carries step-wise time series
+onto the grid: a value holds from its time until the next row's time, slot
+values are time-weighted averages, and limits take the smallest value that
+touches the slot.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+
+from .errors import EvdcError, InputError
+from .units import MINUTES_PER_HOUR, SECONDS_PER_HOUR, slot_hours
+
+_OFFSET_RE = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone called ``name``, or a one-line EvdcError."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise EvdcError(f"scenario.yaml: timezone {name!r} is not an IANA time zone name") from None
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """Fixed-length slots of absolute time from ``start_utc``."""
+
+    start_utc: pd.Timestamp
+    slot_minutes: int
+    n_slots: int
+    timezone: str
+
+    @property
+    def slot_h(self) -> float:
+        return slot_hours(self.slot_minutes)
+
+    @property
+    def slot_s(self) -> float:
+        return self.slot_h * SECONDS_PER_HOUR
+
+    @property
+    def end_utc(self) -> pd.Timestamp:
+        return self.start_utc + pd.Timedelta(minutes=self.slot_minutes * self.n_slots)
+
+    @cached_property
+    def starts_utc(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start_utc, periods=self.n_slots, freq=pd.Timedelta(minutes=self.slot_minutes))
+
+    @cached_property
+    def starts_local(self) -> pd.DatetimeIndex:
+        return self.starts_utc.tz_convert(self.timezone)
+
+    def hours_from_start(self, when: pd.Timestamp) -> float:
+        """Hours from the grid start to ``when`` (negative before it)."""
+        return (when - self.start_utc).total_seconds() / SECONDS_PER_HOUR
+
+    def slot_position(self, when: pd.Timestamp) -> float:
+        """Position of an instant on the grid, in slots (fractional)."""
+        return self.hours_from_start(when) * MINUTES_PER_HOUR / self.slot_minutes
+
+    def overlap_fractions(self, begin: pd.Timestamp, end: pd.Timestamp) -> tuple[int, np.ndarray]:
+        """Share of each slot covered by [begin, end).
+
+        Returns the first slot touched and the fractions (0..1] of the slots from
+        there on; an interval outside the horizon gives (0, empty array).
+        """
+        a = max(self.slot_position(begin), 0.0)
+        b = min(self.slot_position(end), float(self.n_slots))
+        if b <= a:
+            return 0, np.zeros(0)
+        first = int(np.floor(a))
+        last = int(np.ceil(b))  # exclusive
+        idx = np.arange(first, last, dtype=float)
+        frac = np.minimum(idx + 1.0, b) - np.maximum(idx, a)
+        keep = frac > 1e-9
+        if not keep.any():
+            return 0, np.zeros(0)
+        # trim slots with a vanishing overlap at either end
+        lo = int(np.argmax(keep))
+        hi = len(keep) - int(np.argmax(keep[::-1]))
+        return first + lo, np.clip(frac[lo:hi], 0.0, 1.0)
+
+
+def make_grid(start: str, timezone: str, horizon_hours: float, slot_minutes: int) -> TimeGrid:
+    tz = zone(timezone)
+    start_utc = parse_instant(start, tz.key, "scenario.yaml", None, "start")
+    n = int(round(horizon_hours * MINUTES_PER_HOUR / slot_minutes))
+    return TimeGrid(start_utc=start_utc, slot_minutes=int(slot_minutes), n_slots=n, timezone=tz.key)
+
+
+def parse_instant(text: str, timezone: str, file: str, row: int | None, column: str) -> pd.Timestamp:
+    """One ISO 8601 instant as UTC."""
+    s = pd.Series([str(text)])
+    return parse_times(s, timezone, file, column, pd.Series([row])).iloc[0]
+
+
+def parse_times(values: pd.Series, timezone: str, file: str, column: str, rows: pd.Series) -> pd.Series:
+    """Parse a column of ISO 8601 times to UTC; naive values are local to ``timezone``.
+
+    ``rows`` carries the spreadsheet row of each value for error messages.
+    Already-typed datetime columns (Parquet) are accepted: tz-aware ones are
+    converted, naive ones localised like text.
+    """
+    rows = pd.Series(np.asarray(rows), index=values.index)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        if getattr(values.dt, "tz", None) is not None:
+            return values.dt.tz_convert("UTC")
+        return _localize(values, timezone, file, column, rows)
+    text = values.astype("string").str.strip()
+    missing = text.isna() | (text == "")
+    if missing.any():
+        r = rows[missing].iloc[0]
+        raise InputError(file, "a time is required here", r, column)
+    has_offset = text.str.contains(_OFFSET_RE, regex=True)
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if has_offset.any():
+        part = text[has_offset]
+        parsed = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
+        _raise_unparsed(parsed, part, rows, file, column)
+        out[has_offset] = parsed
+    if (~has_offset).any():
+        part = text[~has_offset]
+        parsed = pd.to_datetime(part, errors="coerce", format="ISO8601")
+        _raise_unparsed(parsed, part, rows, file, column)
+        out[~has_offset] = _localize(parsed, timezone, file, column, rows)
+    return out
+
+
+def _raise_unparsed(parsed: pd.Series, text: pd.Series, rows: pd.Series, file: str, column: str) -> None:
+    bad = parsed.isna()
+    if bad.any():
+        i = bad[bad].index[0]
+        raise InputError(file, f"{text[i]!r} is not an ISO 8601 time", rows[i], column)
+
+
+def _localize(naive: pd.Series, timezone: str, file: str, column: str, rows: pd.Series) -> pd.Series:
+    try:
+        return naive.dt.tz_localize(timezone, ambiguous="raise", nonexistent="raise").dt.tz_convert("UTC")
+    except Exception:
+        pass
+    # find the first offending value for the message
+    for i, v in naive.items():
+        try:
+            pd.Timestamp(v).tz_localize(timezone, ambiguous="raise", nonexistent="raise")
+        except Exception:
+            raise InputError(
+                file,
+                f"local time {pd.Timestamp(v).isoformat()} is ambiguous or does not exist in {timezone} "
+                "(DST change); give it with a UTC offset",
+                rows[i],
+                column,
+            ) from None
+    raise InputError(file, f"times could not be placed in {timezone}", None, column)  # pragma: no cover
+
+
+def step_to_grid(times_utc: pd.Series, values: np.ndarray, grid: TimeGrid, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Carry a step series onto the grid.
+
+    Each value holds from its time until the next one (the last holds on).
+    ``how='mean'`` gives the time-weighted average per slot, ``how='min'`` the
+    smallest value touching the slot. Returns (values, covered) where
+    ``covered[t]`` is False for a slot that begins before the series' first time.
+    """
+    order = np.argsort(times_utc.to_numpy(), kind="stable")
+    t_h = np.array([grid.hours_from_start(x) for x in times_utc.iloc[order]], dtype=float)
+    v = np.asarray(values, dtype=float)[order]
+    edges = np.arange(grid.n_slots + 1, dtype=float) * grid.slot_h
+    covered = edges[:-1] >= t_h[0] - 1e-9
+    out = np.zeros(grid.n_slots)
+    if how == "mean":
+        end = max(edges[-1], t_h[-1]) + grid.slot_h
+        knots = np.append(t_h, end)
+        cum = np.concatenate([[0.0], np.cumsum(v * np.diff(knots))])
+        f = np.interp(edges, knots, cum)
+        out = np.diff(f) / grid.slot_h
+    elif how == "min":
+        for t in range(grid.n_slots):
+            a, b = edges[t], edges[t + 1]
+            i0 = max(int(np.searchsorted(t_h, a, side="right")) - 1, 0)
+            i1 = int(np.searchsorted(t_h, b, side="left"))
+            out[t] = v[i0:max(i1, i0 + 1)].min()
+    else:  # pragma: no cover - programming error
+        raise ValueError(how)
+    out[~covered] = np.nan
+    return out, covered
