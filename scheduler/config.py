@@ -67,7 +67,6 @@ class Weights(_Frozen):
     job_weight_low: float = Field(0.5, ge=0, description="multiplier for low-priority jobs")
     denial_penalty: float = Field(10.0, ge=0, description="penalty per booking denied outright")
     partial_penalty: float = Field(2.0, ge=0, description="penalty per booking served only in part")
-    downgrade_penalty: float = Field(1.0, ge=0, description="penalty per booking moved off its booked mode")
     job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"
@@ -91,7 +90,7 @@ class Policies(_Frozen):
     )
     priority_job_slows_car: bool = Field(
         True,
-        description="a booking may be moved to slow mode when a critical or high job can run at its station meanwhile",
+        description="critical and high jobs' work outranks normal bookings' energy, which may push a car to slow mode",
     )
     urgent_car_preempts_blades: bool = Field(
         True, description="urgent bookings' energy outranks every non-critical job's work"

@@ -510,7 +510,7 @@ def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: l
     """Carry every time series onto the slot grid, per site (or station for loads)."""
     out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("pv", "prices", "grid_limits", "site_loads", "station_loads")}
 
-    def carry(df: pd.DataFrame, value: str, how: str, label: str, must_cover: bool) -> np.ndarray | None:
+    def carry(df: pd.DataFrame, value: str, how: str, label: str, must_cover: bool = True) -> np.ndarray | None:
         if df.empty:
             return None
         arr, covered = step_to_grid(df["time"], df[value].to_numpy(float), grid, how)
@@ -526,13 +526,11 @@ def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: l
         out["pv"][sid] = carry(pv[pv["site_id"] == sid], "pv_kw", "mean", L["pv"], True)
         own = carry(prices[prices["site_id"] == sid], "price_per_kwh", "mean", L["prices"], True)
         out["prices"][sid] = own if own is not None else shared_prices
-        lim = carry(limits[limits["site_id"] == sid], "grid_kw", "min", L["grid_limits"], False)
-        if lim is not None:
-            uncovered = np.isnan(step_to_grid(limits[limits["site_id"] == sid]["time"],
-                                              limits[limits["site_id"] == sid]["grid_kw"].to_numpy(float),
-                                              grid, "min")[0])
-            base = float(tables["sites"].set_index("site_id").at[sid, "grid_kw"])
-            lim = np.where(uncovered, base, lim)
+        own_limits = limits[limits["site_id"] == sid]
+        base = float(tables["sites"].set_index("site_id").at[sid, "grid_kw"])
+        lim = None
+        if not own_limits.empty:  # the site's grid_kw holds until the first limit row
+            lim = step_to_grid(own_limits["time"], own_limits["grid_kw"].to_numpy(float), grid, "min", before=base)[0]
         out["grid_limits"][sid] = lim
         out["site_loads"][sid] = carry(loads[loads["site_id"] == sid], "load_kw", "mean", L["loads"], True)
     for stid, part in loads[loads["station_id"].notna()].groupby("station_id", sort=True):

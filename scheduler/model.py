@@ -61,8 +61,6 @@ def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.R = pyo.Set(initialize=[sp.session.reservation_id for sp in p.sessions], ordered=True)
     m.RT = pyo.Set(dimen=2, ordered=True, initialize=[(sp.session.reservation_id, t) for sp in p.sessions for t in sp.slots])
     m.RM = pyo.Set(dimen=2, ordered=True, initialize=[(sp.session.reservation_id, mo) for sp in p.sessions for mo in sp.modes])
-    m.RD = pyo.Set(dimen=2, ordered=True, initialize=[
-        (sp.session.reservation_id, mo) for sp in p.sessions for mo in sp.downgrade_modes])
     m.J = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs], ordered=True)
     m.JST = pyo.Set(dimen=3, ordered=True, initialize=[
         (jp.job.job_id, s, t) for jp in p.jobs for s in jp.stations for t in jp.slots])
@@ -397,7 +395,6 @@ def add_objective(m, p: SitePrep) -> None:
     demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0
     penalties = (
         sum(w.denial_penalty * (1 - m.served[r]) + w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.R)
-        + sum(w.downgrade_penalty * m.mode_on[r, mo] for (r, mo) in m.RD)
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h

@@ -30,8 +30,8 @@ class SessionPrep:
     slots: tuple[int, ...]  # slots overlapping [arrival, departure)
     frac: dict[int, float]  # share of each slot covered by the stay
     modes: tuple[str, ...]  # modes the optimizer may choose
-    downgrade_modes: tuple[str, ...]  # subset of modes that count as a downgrade
-    limit_kw: dict[tuple[int, str], float]  # (slot, mode) -> average-power ceiling in the slot
+    high_job_overlap: bool  # a critical or high job may run at the station during the stay
+    limit_kw: dict[tuple[int, str], float]  # (slot, mode) -> average-power ceiling in the slot, every mode
     phys_kw: float  # min(charger, vehicle)
     energy_cap_kwh: float  # the most the car can take: min(request, (1 - soc0) * battery)
     battery_kwh: float
@@ -61,19 +61,9 @@ class SitePrep:
         return range(self.inputs.grid.n_slots)
 
 
-def session_modes(sess: Session, station: Station, high_job_overlaps: bool, allow_downgrade: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Modes a booking may be served in, and which of them are downgrades.
-
-    ``any``: every mode of the station. A booked mode: that mode, plus ``slow``
-    as a downgrade when the slow-mode policy is on and a critical or high job
-    may run at the station during the stay.
-    """
-    if sess.mode == "any":
-        return station.modes, ()
-    modes = (sess.mode,)
-    if allow_downgrade and high_job_overlaps and sess.mode != "slow" and "slow" in station.modes:
-        return tuple(m for m in MODE_NAMES if m in (sess.mode, "slow")), ("slow",)
-    return modes, ()
+def session_modes(sess: Session, station: Station) -> tuple[str, ...]:
+    """Modes a booking may be served in: every mode of the station for ``any``, else the booked one."""
+    return station.modes if sess.mode == "any" else (sess.mode,)
 
 
 def check_links(si: SiteInputs) -> None:
@@ -141,7 +131,7 @@ def prepare_site(si: SiteInputs) -> SitePrep:
             jp.job.priority in HIGH_PRIORITIES and st.station_id in jp.stations and set(jp.slots) & set(slots)
             for jp in job_preps
         )
-        modes, down = session_modes(sess, st, high_overlap, pol.priority_job_slows_car)
+        modes = session_modes(sess, st)
         phys = min(st.charger_kw, sess.vehicle_max_kw if sess.vehicle_max_kw else np.inf)
         # starting state: minutes of each slot inside [arrival, arrival + start_minutes)
         arr_min = grid.hours_from_start(sess.arrival) * MINUTES_PER_HOUR
@@ -151,7 +141,7 @@ def prepare_site(si: SiteInputs) -> SitePrep:
             a, b = t * slot_min, (t + 1) * slot_min
             stay = max(0.0, min(b, dep_min) - max(a, arr_min))
             start = max(0.0, min(b, dep_min, arr_min + ch.start_minutes) - max(a, arr_min))
-            for m in modes:
+            for m in MODE_NAMES:  # every mode, so results can describe a profile in any of them
                 cap = min(cfg.modes.kw(m), phys)
                 limit[(t, m)] = (cap * stay - max(0.0, cap - ch.start_kw) * start) / slot_min
         soc0 = sess.soc_arrival if sess.soc_arrival is not None else ch.default_soc_arrival
@@ -164,7 +154,7 @@ def prepare_site(si: SiteInputs) -> SitePrep:
         taper = soc0 * batt + cap_kwh > ch.finish_soc * batt + 1e-9
         value = ev_urgent if sess.priority == "urgent" else ev_normal
         sess_preps.append(SessionPrep(
-            session=sess, station=st, slots=slots, frac=fr, modes=modes, downgrade_modes=down, limit_kw=limit,
+            session=sess, station=st, slots=slots, frac=fr, modes=modes, high_job_overlap=high_overlap, limit_kw=limit,
             phys_kw=float(phys), energy_cap_kwh=float(cap_kwh), battery_kwh=float(batt), soc_arrival=float(soc0),
             taper=bool(taper), value_per_kwh=float(value),
         ))

@@ -11,7 +11,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from .inputs import Inputs
-from .prepare import SitePrep
+from .prepare import HIGH_PRIORITIES, SessionPrep, SitePrep
 from .units import ZERO_KW
 
 TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots")
@@ -54,6 +54,10 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
 
     ev = {k: _clean(_v(m.ev_kw[k])) for k in m.RT}
     run = {k: int(round(_v(m.run[k]))) for k in m.JST}
+    run_high: dict[str, set[int]] = {}
+    for (j, s, t), on in run.items():
+        if on and m.job[j].job.priority in HIGH_PRIORITIES:
+            run_high.setdefault(s, set()).add(t)
 
     # ----- sessions
     sess_rows, sess_slot_rows = [], []
@@ -76,17 +80,14 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             sess_slot_rows.append((r, s, starts[t], kw, state))
         req = sp.session.energy_kwh
         delivered = _clean(delivered)
-        # report the lowest offered mode whose ceiling carries the planned profile (ties in the MIP
-        # between modes with the same ceiling would otherwise be arbitrary)
-        chosen = [mo for mo in reversed(sp.modes) if _v(m.mode_on[r, mo]) > 0.5 or (sp.session.mode == "any" and all(
-            ev[(r, t)] <= sp.limit_kw[(t, mo)] + 1e-6 for t in sp.slots))]
         if delivered <= ZERO_KW:
             decision = "denied"
         elif delivered >= req * (1 - DONE_RTOL):
             decision = "granted"
         else:
             decision = "partial"
-        mode = chosen[0] if chosen and decision != "denied" else ""
+        mode = "" if decision == "denied" else report_mode(sp, {t: ev[(r, t)] for t in sp.slots}, run_high.get(s, set()),
+                                                           si.config.policies.priority_job_slows_car)
         sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode))
 
     # ----- jobs
@@ -160,6 +161,25 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         "jobs": frame("jobs", job_rows),
         "job_slots": frame("job_slots", job_slot_rows),
     }
+
+
+def report_mode(sp: SessionPrep, ev: dict[int, float], high_slots: set[int], slow_policy: bool) -> str:
+    """The charging mode a served booking is planned in.
+
+    A booking for ``any`` mode reports the lowest mode of its station whose ceiling
+    carries the planned profile. A booked mode is reported as booked, except that
+    with the ``priority_job_slows_car`` policy a car held at or below the slow
+    ceiling while a critical or high job runs at its station reports ``slow``.
+    """
+    def fits(mode: str) -> bool:
+        return all(kw <= sp.limit_kw[(t, mode)] + 1e-6 for t, kw in ev.items())
+
+    if sp.session.mode == "any":
+        return next((mo for mo in reversed(sp.modes) if fits(mo)), sp.modes[0])
+    busy = {t for t, kw in ev.items() if kw > 0} & high_slots
+    if slow_policy and busy and sp.session.mode != "slow" and fits("slow"):
+        return "slow"
+    return sp.session.mode
 
 
 def combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:

@@ -164,17 +164,22 @@ def _localize(naive: pd.Series, timezone: str, file: str, column: str, rows: pd.
     raise InputError(file, f"times could not be placed in {timezone}", None, column)  # pragma: no cover
 
 
-def step_to_grid(times_utc: pd.Series, values: np.ndarray, grid: TimeGrid, how: str) -> tuple[np.ndarray, np.ndarray]:
+def step_to_grid(times_utc: pd.Series, values: np.ndarray, grid: TimeGrid, how: str,
+                 before: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Carry a step series onto the grid.
 
     Each value holds from its time until the next one (the last holds on).
     ``how='mean'`` gives the time-weighted average per slot, ``how='min'`` the
     smallest value touching the slot. Returns (values, covered) where
-    ``covered[t]`` is False for a slot that begins before the series' first time.
+    ``covered[t]`` is False for a slot that begins before the series' first time;
+    with ``before`` given, that value holds before the first time and every slot is covered.
     """
     order = np.argsort(times_utc.to_numpy(), kind="stable")
     t_h = np.array([grid.hours_from_start(x) for x in times_utc.iloc[order]], dtype=float)
     v = np.asarray(values, dtype=float)[order]
+    if before is not None:
+        t_h = np.insert(t_h, 0, min(t_h[0], 0.0) - grid.slot_h)
+        v = np.insert(v, 0, before)
     edges = np.arange(grid.n_slots + 1, dtype=float) * grid.slot_h
     covered = edges[:-1] >= t_h[0] - 1e-9
     out = np.zeros(grid.n_slots)

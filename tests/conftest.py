@@ -1,0 +1,46 @@
+"""Shared builders for small hand-solved cases and scenario directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scheduler.config import ScenarioConfig
+from scheduler.inputs import Inputs, SiteInputs
+from scheduler.timegrid import make_grid
+
+
+def tiny_config(slot_minutes: int = 60, n_slots: int = 2, **overrides) -> ScenarioConfig:
+    """A scenario config for hand-solved cases; ``overrides`` are nested dicts of ScenarioConfig fields."""
+    raw = {"timezone": "Europe/Amsterdam", "start": "2024-05-01T00:00", "slot_minutes": slot_minutes,
+           "horizon_hours": slot_minutes * n_slots / 60}
+    raw.update(overrides)
+    return ScenarioConfig.model_validate(raw)
+
+
+def grid_of(cfg: ScenarioConfig):
+    return make_grid(cfg.start, cfg.timezone, cfg.horizon_hours, cfg.slot_minutes)
+
+
+def at(cfg: ScenarioConfig, minutes: float) -> pd.Timestamp:
+    """The instant ``minutes`` after the horizon start."""
+    return grid_of(cfg).start_utc + pd.Timedelta(minutes=minutes)
+
+
+def one_site(cfg: ScenarioConfig, site, stations, sessions=(), jobs=(), **series) -> Inputs:
+    """Inputs with one site; every job may run on its own station (or all stations when migratable)."""
+    grid = grid_of(cfg)
+    ids = tuple(s.station_id for s in stations)
+    cands = {j.job_id: (ids if j.migratable else (j.station_id,)) for j in jobs}
+    si = SiteInputs(site=site, grid=grid, config=cfg, stations=tuple(stations), sessions=tuple(sessions),
+                    jobs=tuple(jobs), job_candidates=cands, **series)
+    return Inputs(config=cfg, grid=grid, sites=(si,))
+
+
+@pytest.fixture
+def demo_dir() -> Path:
+    from scheduler import demo_scenario_path
+
+    return demo_scenario_path()

@@ -1,0 +1,186 @@
+"""Hand-solved cases of 1-2 slots whose optimal dispatch is known exactly.
+
+Each docstring carries the hand calculation; the numbers asserted are those.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler import PlanConfig, plan
+from scheduler.inputs import Job, Session, Site, Station
+from tests.conftest import at, one_site, tiny_config
+
+NO_START = {"charging": {"start_minutes": 0}}
+
+
+def station(**kw) -> Station:
+    base = dict(station_id="a", site_id="s", link_kw=1000.0, charger_kw=50.0, blades=0, blade_kw=0.5,
+                blade_standby_kw=0.0)
+    base.update(kw)
+    return Station(**base)
+
+
+def col(p, table, column, **where):
+    df = p.tables[table]
+    for k, v in where.items():
+        df = df[df[k] == v]
+    return df[column].tolist()
+
+
+def test_shared_budget_binds():
+    """grid 30 kW, 2 h, car wants 100 kWh at <= 50 kW: 30 kW each hour, 60 kWh, partial.
+    objective = 0.6*60 - 0.1*60 - partial 2 = 28."""
+    cfg = tiny_config(60, 2, **NO_START)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=100, vehicle_max_kw=50, battery_kwh=200, soc_arrival=0.1)
+    p = plan(one_site(cfg, Site("s", grid_kw=30), [station()], [s], price_per_kwh=[0.1, 0.1]))
+    assert col(p, "session_slots", "ev_kw") == pytest.approx([30, 30])
+    assert col(p, "site_slots", "grid_kw") == pytest.approx([30, 30])
+    assert col(p, "sessions", "decision") == ["partial"]
+    assert p.summary["objective"] == pytest.approx(28.0, abs=1e-6)
+    assert p.kpis["energy_cost"] == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("standby_rule, objective, job_hours", [(True, 106.75, 0.5), (False, 109.5, 1.0)])
+def test_fast_charge_sends_blades_to_standby(standby_rule, objective, job_hours):
+    """2 x 30 min, car wants 180 kWh from a 300 kW charger; a 10-blade job wants both slots.
+    Rule on: only 150 kWh fit under the regular ceiling (150 kW), so one slot goes fast and its blades
+    stand by: 0.6*180 + 0.15*10*0.5 - late 2 = 106.75. Rule off: 0.6*180 + 0.15*10*1 = 109.5."""
+    cfg = tiny_config(30, 2, policies={"fast_charge_blade_standby": standby_rule}, **NO_START)
+    st = station(charger_kw=300, blades=10, blade_kw=0.5, blade_standby_kw=0.05)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=180, vehicle_max_kw=300, battery_kwh=1000, soc_arrival=0.0)
+    j = Job("j1", power_kw=0.5, work_hours=1.0, release=at(cfg, 0), deadline=at(cfg, 60), blades=10, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=1000), [st], [s], [j]))
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+    assert p.kpis["ev_planned_kwh"] == pytest.approx(180)
+    assert col(p, "jobs", "planned_h") == pytest.approx([job_hours])
+    slots = p.tables["station_slots"]
+    if standby_rule:
+        fast = slots[slots["ev_kw"] > 150 + 1e-6]
+        assert len(fast) == 1 and (fast["blades_working"] == 0).all()
+
+
+@pytest.mark.parametrize("efficiency, ev_kwh, decision, objective", [(1.0, 10.0, "granted", 6.0),
+                                                                     (0.81, 8.1, "partial", 0.6 * 8.1 - 2)])
+def test_battery_shifts_pv_through_an_outage(efficiency, ev_kwh, decision, objective):
+    """Grid out (limit 0) both hours; 10 kW PV in hour 1 only; the car is there in hour 2.
+    The battery stores the PV (10 kWh in, eta = sqrt(efficiency)) and gives it back:
+    efficiency 1 -> 10 kWh to the car; 0.81 -> 10*0.9 stored, 9*0.9 = 8.1 kWh out."""
+    cfg = tiny_config(60, 2, **NO_START)
+    site = Site("s", grid_kw=100, battery_kwh=20, battery_kw=10, battery_soc_kwh=0, battery_efficiency=efficiency)
+    s = Session("r1", "a", at(cfg, 60), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=100, soc_arrival=0.2)
+    p = plan(one_site(cfg, site, [station(charger_kw=22)], [s], pv_kw=[10, 0], grid_limit_kw=[0, 0]))
+    assert col(p, "site_slots", "grid_kw") == pytest.approx([0, 0])
+    assert col(p, "site_slots", "battery_kw") == pytest.approx([10, -ev_kwh])
+    assert col(p, "site_slots", "battery_soc_kwh") == pytest.approx([10 * efficiency**0.5, 0], abs=1e-6)
+    assert col(p, "sessions", "planned_kwh") == pytest.approx([ev_kwh])
+    assert col(p, "sessions", "decision") == [decision]
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+
+
+def test_starting_state_limits_the_first_slot():
+    """15-min slot, 50 kW charger, starting state 5 min at <= 20 kW: (5*20 + 10*50)/15 = 40 kW."""
+    cfg = tiny_config(15, 1)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 15), energy_kwh=100, vehicle_max_kw=50, battery_kwh=1000, soc_arrival=0)
+    p = plan(one_site(cfg, Site("s", grid_kw=1000), [station()], [s]))
+    assert col(p, "session_slots", "ev_kw") == pytest.approx([40.0])
+    assert col(p, "session_slots", "state") == ["starting"]
+
+
+def test_finishing_taper_above_80_percent():
+    """B = 50 kWh, arrival at 70 %, 50 kW for one hour, taper above 80 %:
+    p <= 50 * (50 - 35 - p) / (0.2 * 50)  ->  6 p <= 75  ->  p = 12.5 kW."""
+    cfg = tiny_config(60, 1, **NO_START)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=50, battery_kwh=50, soc_arrival=0.7)
+    p = plan(one_site(cfg, Site("s", grid_kw=1000), [station()], [s]))
+    assert col(p, "session_slots", "ev_kw") == pytest.approx([12.5])
+    assert col(p, "session_slots", "state") == ["finishing"]
+
+
+def test_critical_job_in_an_outage_is_reported_unmet():
+    """Grid out, no PV: the 4 standby blades (0.05 kW each) go unserved (0.2 kWh) and the
+    critical job misses its hour: objective = -10000*0.2 - 1000*2 blades*1 h = -4000."""
+    cfg = tiny_config(60, 1)
+    st = station(blades=4, blade_kw=0.5, blade_standby_kw=0.05)
+    j = Job("crit", power_kw=0.5, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
+            blades=2, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], jobs=[j], grid_limit_kw=[0]))
+    assert p.kpis["critical_jobs_unmet"] == 1
+    assert p.summary["critical_unmet_jobs"] == ["crit"]
+    assert p.kpis["unserved_kwh"] == pytest.approx(0.2)
+    assert p.summary["objective"] == pytest.approx(-4000.0, abs=1e-6)
+
+
+def test_critical_job_runs_its_whole_window():
+    cfg = tiny_config(30, 2)
+    st = station(blades=4, blade_kw=0.5, blade_standby_kw=0.05)
+    j = Job("crit", power_kw=0.5, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
+            blades=2, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], jobs=[j]))
+    assert col(p, "job_slots", "blades") == [2, 2]
+    assert col(p, "jobs", "on_time") == [True]
+
+
+@pytest.mark.parametrize("policy, objective, ev_kwh", [(False, 20.0, 0.0), (True, 25.0, 10.0)])
+def test_urgent_car_preempts_non_critical_blades(policy, objective, ev_kwh):
+    """Budget 10 kW for 1 h: either the urgent car (10 kWh) or a 10-blade, 1 kW/blade normal job.
+    Job value 2.0/blade-h = 2.0/kWh > urgent car 0.6*2 = 1.2/kWh, so without the policy the job runs (20).
+    With it the urgent car is worth 1.25 * 2.0 = 2.5/kWh and wins (25)."""
+    cfg = tiny_config(60, 1, policies={"urgent_car_preempts_blades": policy},
+                      weights={"blade_value_per_h": 2.0, "denial_penalty": 0, "job_late_penalty": 0}, **NO_START)
+    st = station(charger_kw=22, blades=10, blade_kw=1.0, blade_standby_kw=0.0)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=10, vehicle_max_kw=22, battery_kwh=100, soc_arrival=0.2,
+                priority="urgent")
+    j = Job("j1", power_kw=1.0, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), blades=10, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=10), [st], [s], [j]))
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+    assert p.kpis["ev_planned_kwh"] == pytest.approx(ev_kwh)
+
+
+@pytest.mark.parametrize("policy, objective, mode", [(False, 14.0, "regular"), (True, 17.5, "slow")])
+def test_high_priority_job_pushes_car_to_slow(policy, objective, mode):
+    """Budget 30 kW for 1 h; a car booked 'regular' wants 30 kWh; a high job needs 10 kW (10 blades).
+    Off: job worth 0.15*2*10 = 3 < the 10 kWh the car would lose; car 18 - late 2*2 = 14.
+    On: the job is raised to 1.25*0.6 per kWh = 7.5; job + car 20 kWh - partial 2 = 12 + 7.5 - 2 = 17.5,
+    and the car held at 20 kW <= 22 kW while the job runs reports slow mode."""
+    cfg = tiny_config(60, 1, policies={"priority_job_slows_car": policy}, **NO_START)
+    st = station(charger_kw=150, blades=10, blade_kw=1.0, blade_standby_kw=0.0, modes=("regular", "slow"))
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=30, mode="regular", vehicle_max_kw=150,
+                battery_kwh=200, soc_arrival=0.2)
+    j = Job("j1", power_kw=1.0, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="high", blades=10,
+            station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=30), [st], [s], [j]))
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+    assert col(p, "sessions", "mode") == [mode]
+
+
+def test_link_limit_caps_the_station():
+    """Link 12 kW with 4 standby blades at 0.5 kW: the car gets 12 - 2 = 10 kW."""
+    cfg = tiny_config(60, 1, **NO_START)
+    st = station(link_kw=12, charger_kw=22, blades=4, blade_standby_kw=0.5)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=30, vehicle_max_kw=22, battery_kwh=200, soc_arrival=0.2)
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], [s]))
+    assert col(p, "session_slots", "ev_kw") == pytest.approx([10.0])
+    assert col(p, "station_slots", "link_kw") == pytest.approx([12.0])
+
+
+def test_non_preemptible_job_runs_in_one_stretch():
+    """Prices make slots 0 and 2 cheap, but a non-preemptible 2-slot job must run in a row."""
+    cfg = tiny_config(60, 3, weights={"blade_value_per_h": 0.0, "job_late_penalty": 100})
+    st = station(blades=1, blade_kw=10, blade_standby_kw=0.0)
+    j = Job("j1", power_kw=10, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 180), blades=1, station_id="a",
+            preemptible=False)
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], jobs=[j], price_per_kwh=[0.1, 1.0, 0.2]))
+    assert col(p, "job_slots", "slot_start") == list(p.tables["site_slots"]["slot_start"][:2])
+    assert p.summary["objective"] == pytest.approx(-(0.1 + 1.0) * 10 - 0.0, abs=1e-6)
+
+
+def test_same_input_same_plan():
+    cfg = tiny_config(30, 2)
+    st = station(charger_kw=300, blades=10, blade_kw=0.5, blade_standby_kw=0.05)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=180, vehicle_max_kw=300, battery_kwh=1000, soc_arrival=0)
+    j = Job("j1", power_kw=0.5, work_hours=1.0, release=at(cfg, 0), deadline=at(cfg, 60), blades=10, station_id="a")
+    inputs = one_site(cfg, Site("s", grid_kw=1000), [st], [s], [j])
+    a, b = plan(inputs, PlanConfig()), plan(inputs, PlanConfig())
+    for name in a.tables:
+        assert a.tables[name].equals(b.tables[name]), name
