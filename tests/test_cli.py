@@ -1,0 +1,76 @@
+"""The command line: exit codes, one-line errors, whole-or-nothing plan directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from tests.scenario_files import write_scenario
+
+runner = CliRunner()
+
+
+def test_plan_writes_every_contract_file_and_verifies(tmp_path):
+    scen = write_scenario(tmp_path / "scen")
+    out = tmp_path / "plan"
+    res = runner.invoke(app, ["plan", str(scen), "--out", str(out), "--format", "both", "--time-limit", "10"])
+    assert res.exit_code == 0, res.output
+    for stem in ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots"):
+        assert (out / f"{stem}.csv").is_file() and (out / f"{stem}.parquet").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "optimal"
+    assert summary["kpis"]["sessions_granted"] == 1
+    # every written time carries its offset, across the DST start
+    slots = (out / "site_slots.csv").read_text().splitlines()
+    assert slots[1].split(",")[1] == "2024-03-31T00:00:00+01:00"
+    assert slots[4].split(",")[1] == "2024-03-31T04:00:00+02:00"
+    assert "EV energy planned" in res.output
+    ver = runner.invoke(app, ["verify", str(out), "--scenario", str(scen)])
+    assert ver.exit_code == 0, ver.output
+
+
+def test_bad_input_exits_2_with_one_line_and_keeps_the_old_plan(tmp_path):
+    scen = write_scenario(tmp_path / "scen")
+    out = tmp_path / "plan"
+    assert runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q"]).exit_code == 0
+    before = (out / "summary.json").read_text()
+    (scen / "sites.csv").write_text("site_id,grid_kw\ns1,-3\n")
+    res = runner.invoke(app, ["plan", str(scen), "--out", str(out)])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert lines == ["error: sites.csv, row 2, column grid_kw: -3 must be at least 0"]
+    assert (out / "summary.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan", "scen"]  # no temporary leftovers
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    res = runner.invoke(app, ["--debug", "plan", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p")])
+    assert res.exit_code != 0 and res.exception is not None
+
+
+def test_missing_scenario_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["plan", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2
+    assert "no such scenario directory" in res.output
+    assert not (tmp_path / "p").exists()
+
+
+def test_interrupted_write_leaves_previous_plan(tmp_path, monkeypatch):
+    from scheduler import export, load_scenario, plan, write_plan
+
+    inputs = load_scenario(write_scenario(tmp_path / "scen"))
+    result = plan(inputs)
+    out = write_plan(result, tmp_path / "plan")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_fsync_dir", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_plan(result, tmp_path / "plan")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan", "scen"]
