@@ -66,7 +66,10 @@ class Weights(_Frozen):
     job_weight_normal: float = Field(1.0, ge=0, description="multiplier for normal jobs")
     job_weight_low: float = Field(0.5, ge=0, description="multiplier for low-priority jobs")
     denial_penalty: float = Field(10.0, ge=0, description="penalty per booking denied outright")
-    partial_penalty: float = Field(2.0, ge=0, description="penalty per booking served only in part")
+    partial_penalty: float = Field(
+        0.0, ge=0,
+        description="penalty per booking served only in part (adds a binary per booking; see docs/formulation.md)",
+    )
     job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"

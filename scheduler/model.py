@@ -106,7 +106,9 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.pv_used_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, float(si.pv_kw[t])))
     m.ev_kw = pyo.Var(m.RT, within=nn)
     m.mode_on = pyo.Var(m.RM, within=pyo.Binary)
-    m.granted = pyo.Var(m.R, within=pyo.Binary)  # full energy delivered
+    # full energy delivered; only needed when partial service carries a penalty of its own
+    m.RG = pyo.Set(initialize=list(m.R) if si.config.weights.partial_penalty > 0 else [], ordered=True)
+    m.granted = pyo.Var(m.RG, within=pyo.Binary)
     m.fast_on = pyo.Var(m.RF, within=pyo.Binary)
     m.run = pyo.Var(m.JST, within=pyo.Binary)
     m.critical_miss = pyo.Var([(j, t) for (j, t) in m.JT if j in m.JC], within=pyo.UnitInterval)
@@ -267,7 +269,8 @@ def add_session_energy_constraints(m, p: SitePrep) -> None:
     """r in R, E = energy_cap_kwh (request capped by the room in the battery):
     session_energy_max[r]:  delivered_kwh <= E * served
     session_energy_min[r]:  delivered_kwh >= partial_min_fraction * E * served
-    session_granted[r]:     delivered_kwh >= energy_kwh * granted;  granted <= served
+    session_granted[r]:     delivered_kwh >= energy_kwh * granted;  granted <= served   (r in RG: only
+                            when partial_penalty > 0)
     """
     if not len(m.R):
         return
@@ -276,9 +279,11 @@ def add_session_energy_constraints(m, p: SitePrep) -> None:
     m.session_energy_max = pyo.Constraint(m.R, rule=lambda m, r: m.delivered_kwh[r] <= m.sess[r].energy_cap_kwh * m.served[r])
     m.session_energy_min = pyo.Constraint(
         m.R, rule=lambda m, r: m.delivered_kwh[r] >= frac * m.sess[r].energy_cap_kwh * m.served[r])
+    if not len(m.RG):
+        return
     m.session_granted = pyo.Constraint(
-        m.R, rule=lambda m, r: m.delivered_kwh[r] >= m.sess[r].session.energy_kwh * m.granted[r])
-    m.session_granted_served = pyo.Constraint(m.R, rule=lambda m, r: m.granted[r] <= m.served[r])
+        m.RG, rule=lambda m, r: m.delivered_kwh[r] >= m.sess[r].session.energy_kwh * m.granted[r])
+    m.session_granted_served = pyo.Constraint(m.RG, rule=lambda m, r: m.granted[r] <= m.served[r])
 
 
 def add_session_taper_constraints(m, p: SitePrep) -> None:
@@ -394,7 +399,8 @@ def add_objective(m, p: SitePrep) -> None:
     energy_cost = sum(float(si.price_per_kwh[t]) * m.grid_kw[t] * h for t in m.T)
     demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0
     penalties = (
-        sum(w.denial_penalty * (1 - m.served[r]) + w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.R)
+        sum(w.denial_penalty * (1 - m.served[r]) for r in m.R)
+        + sum(w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.RG)
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h
