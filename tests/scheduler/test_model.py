@@ -185,3 +185,17 @@ def test_same_input_same_plan():
     a, b = plan(inputs, PlanConfig()), plan(inputs, PlanConfig())
     for name in a.tables:
         assert a.tables[name].equals(b.tables[name]), name
+
+
+def test_link_tree_caps_stations_below_a_feeder():
+    """Two 22 kW stations under a 30 kW feeder, each car wants 22 kWh in 1 h: 30 kWh in all."""
+    from scheduler.inputs import Link
+
+    cfg = tiny_config(60, 1, **NO_START)
+    sts = [station(station_id=x, charger_kw=22, link_id="f") for x in ("a", "b")]
+    ss = [Session(f"r{x}", x, at(cfg, 0), at(cfg, 60), energy_kwh=22, vehicle_max_kw=22, battery_kwh=200,
+                  soc_arrival=0.2) for x in ("a", "b")]
+    inputs = one_site(cfg, Site("s", grid_kw=100), sts, ss, links=(Link("f", "s", None, 30.0),))
+    p = plan(inputs)
+    assert p.kpis["ev_planned_kwh"] == pytest.approx(30.0)
+    assert p.tables["station_slots"]["link_kw"].sum() == pytest.approx(30.0)
