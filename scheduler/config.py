@@ -70,6 +70,9 @@ class Weights(_Frozen):
         0.0, ge=0,
         description="penalty per booking served only in part (adds a binary per booking; see docs/formulation.md)",
     )
+    v2x_cost_per_kwh: float = Field(
+        0.05, ge=0, description="cost of one kWh a car lends back (V2X), e.g. battery wear and the driver's fee"
+    )
     job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"

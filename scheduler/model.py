@@ -40,6 +40,7 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_session_mode_constraints(m, prep)
     add_session_energy_constraints(m, prep)
     add_session_taper_constraints(m, prep)
+    add_session_v2x_constraints(m, prep)
     add_fast_standby_constraints(m, prep)
     add_job_station_constraints(m, prep)
     add_job_work_constraints(m, prep)
@@ -78,6 +79,9 @@ def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
             if "fast" in sp.modes and sp.phys_kw > reg + 1e-9 and sp.station.blades_in_service > 0:
                 fast += [(sp.session.reservation_id, t) for t in sp.slots]
     m.RF = pyo.Set(dimen=2, ordered=True, initialize=fast)
+    # V2X: (booking, slot) pairs of cars that may lend power to their station
+    m.RV = pyo.Set(dimen=2, ordered=True, initialize=[
+        (sp.session.reservation_id, t) for sp in p.sessions if sp.discharge_kw > 0 for t in sp.slots])
     m.battery = p.inputs.site.has_battery
     # lookups for the rule functions
     m.sess = {sp.session.reservation_id: sp for sp in p.sessions}
@@ -105,6 +109,7 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.unserved_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, fixed[t]))
     m.pv_used_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, float(si.pv_kw[t])))
     m.ev_kw = pyo.Var(m.RT, within=nn)
+    m.ev_discharge_kw = pyo.Var(m.RV, within=nn)
     m.mode_on = pyo.Var(m.RM, within=pyo.Binary)
     # full energy delivered; only needed when partial service carries a penalty of its own
     m.RG = pyo.Set(initialize=list(m.R) if si.config.weights.partial_penalty > 0 else [], ordered=True)
@@ -123,8 +128,13 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
         m.peak_grid_kw = pyo.Var(within=nn)
 
     # expressions shared by several families
+    def ev_net(m, r, t):
+        return m.ev_kw[r, t] - m.ev_discharge_kw[r, t] if (r, t) in m.RV else m.ev_kw[r, t]
+
+    m.ev_net_kw = pyo.Expression(m.RT, rule=ev_net)
+
     def ev_station(m, s, t):
-        return sum(m.ev_kw[r, t] for r in m.sessions_at.get((s, t), ()))
+        return sum(m.ev_net_kw[r, t] for r in m.sessions_at.get((s, t), ()))
 
     def blades_working(m, s, t):
         return sum(m.job[j].job.blades * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()))
@@ -137,7 +147,7 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.ev_station_kw = pyo.Expression(m.S, m.T, rule=ev_station)
     m.blades_working = pyo.Expression(m.S, m.T, rule=blades_working)
     m.blade_kw = pyo.Expression(m.S, m.T, rule=blade_kw)
-    m.delivered_kwh = pyo.Expression(m.R, rule=lambda m, r: sum(m.ev_kw[r, t] * p.slot_h for t in m.sess[r].slots))
+    m.delivered_kwh = pyo.Expression(m.R, rule=lambda m, r: sum(m.ev_net_kw[r, t] * p.slot_h for t in m.sess[r].slots))
     m.served = pyo.Expression(m.R, rule=lambda m, r: sum(m.mode_on[r, mo] for mo in m.sess[r].modes))
     m.job_running = pyo.Expression(m.JT, rule=lambda m, j, t: sum(m.run[j, s, t] for s in m.job[j].stations))
     m.job_hours = pyo.Expression(m.J, rule=lambda m, j: sum(m.job_running[j, t] for t in m.job[j].slots
@@ -301,10 +311,35 @@ def add_session_taper_constraints(m, p: SitePrep) -> None:
     def rule(m, r, t):
         sp = m.sess[r]
         b = sp.battery_kwh
-        e_end = sp.soc_arrival * b + sum(m.ev_kw[r, tau] * h for tau in sp.slots if tau <= t)
+        e_end = sp.soc_arrival * b + sum(m.ev_net_kw[r, tau] * h for tau in sp.slots if tau <= t)
         return m.ev_kw[r, t] * (1 - sig) * b <= sp.phys_kw * (b - e_end)
 
     m.session_taper = pyo.Constraint(keys, rule=rule)
+
+
+def add_session_v2x_constraints(m, p: SitePrep) -> None:
+    """V2X, (r, t) in RV (cars with vehicle_discharge_kw > 0); ev_net_kw = ev_kw - ev_discharge_kw:
+    session_discharge[r, t]: ev_discharge_kw <= vehicle_discharge_kw * frac[r, t] * served[r]
+    session_min_soc[r, t]:   soc0 * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h >= min_energy_kwh
+    station_no_export[s, t]: ev_station_kw + blade_kw + station_load_kw >= 0  (a car powers its own
+                             station's blades, never the rest of the site)
+    """
+    if not len(m.RV):
+        return
+    h = p.slot_h
+    si = p.inputs
+    m.session_discharge = pyo.Constraint(m.RV, rule=lambda m, r, t: (
+        m.ev_discharge_kw[r, t] <= m.sess[r].discharge_kw * m.sess[r].frac[t] * m.served[r]))
+
+    def min_soc(m, r, t):
+        sp = m.sess[r]
+        return sp.soc_arrival * sp.battery_kwh + sum(m.ev_net_kw[r, tau] * h for tau in sp.slots if tau <= t) \
+            >= sp.min_energy_kwh
+
+    m.session_min_soc = pyo.Constraint(m.RV, rule=min_soc)
+    keys = sorted({(m.sess[r].station.station_id, t) for r, t in m.RV}, key=lambda k: (list(m.S).index(k[0]), k[1]))
+    m.station_no_export = pyo.Constraint(keys, rule=lambda m, s, t: (
+        m.ev_station_kw[s, t] + m.blade_kw[s, t] + float(si.station_load_kw[s][t]) >= 0))
 
 
 def add_fast_standby_constraints(m, p: SitePrep) -> None:
@@ -402,6 +437,7 @@ def add_objective(m, p: SitePrep) -> None:
         sum(w.denial_penalty * (1 - m.served[r]) for r in m.R)
         + sum(w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.RG)
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
+        + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h
               for (j, t) in m.critical_miss.index_set())

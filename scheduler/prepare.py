@@ -37,6 +37,8 @@ class SessionPrep:
     battery_kwh: float
     soc_arrival: float
     taper: bool  # True when the finishing state can be reached in the horizon
+    discharge_kw: float  # V2X: the most the car may lend, kW (0: none)
+    min_energy_kwh: float  # V2X: energy the car keeps at least (min_soc, default its arrival state)
     value_per_kwh: float
 
 
@@ -157,5 +159,8 @@ def prepare_site(si: SiteInputs) -> SitePrep:
             session=sess, station=st, slots=slots, frac=fr, modes=modes, high_job_overlap=high_overlap, limit_kw=limit,
             phys_kw=float(phys), energy_cap_kwh=float(cap_kwh), battery_kwh=float(batt), soc_arrival=float(soc0),
             taper=bool(taper), value_per_kwh=float(value),
+            discharge_kw=float(sess.vehicle_discharge_kw or 0.0),
+            # never below min_soc, nor below the arrival state when the car came in lower
+            min_energy_kwh=float(min(sess.min_soc if sess.min_soc is not None else soc0, soc0) * batt),
         ))
     return SitePrep(inputs=si, sessions=tuple(sess_preps), jobs=job_preps, slot_h=slot_h)

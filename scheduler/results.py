@@ -52,7 +52,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
     T = list(p.T)
     sig = si.config.charging.finish_soc
 
-    ev = {k: _clean(_v(m.ev_kw[k])) for k in m.RT}
+    ev = {k: _clean(_v(m.ev_net_kw[k])) for k in m.RT}  # net: negative while the car lends (V2X)
     run = {k: int(round(_v(m.run[k]))) for k in m.JST}
     run_high: dict[str, set[int]] = {}
     for (j, s, t), on in run.items():
@@ -70,13 +70,18 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         for t in sp.slots:
             kw = ev[(r, t)]
             e_car += kw * h
-            if kw <= 0:
+            if kw == 0:
                 continue
             delivered += kw * h
             ev_station[(s, t)] += kw
             starting = any(
                 sp.limit_kw[(t, mo)] < min(si.config.modes.kw(mo), sp.phys_kw) * sp.frac[t] - 1e-9 for mo in sp.modes)
-            state = "starting" if starting else ("finishing" if e_car > sig * sp.battery_kwh + 1e-6 else "in_progress")
+            if kw < 0:
+                state = "discharging"
+            elif starting:
+                state = "starting"
+            else:
+                state = "finishing" if e_car > sig * sp.battery_kwh + 1e-6 else "in_progress"
             sess_slot_rows.append((r, s, starts[t], kw, state))
         req = sp.session.energy_kwh
         delivered = _clean(delivered)

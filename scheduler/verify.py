@@ -123,7 +123,7 @@ POSITION_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "job_slots": (("_job", "job_id"), ("_station", "station_id")),
 }
 DECISIONS = ("granted", "partial", "denied")
-SESSION_STATES = ("starting", "in_progress", "finishing")
+SESSION_STATES = ("starting", "in_progress", "finishing", "discharging")
 ANY_MODE = "any"
 CRITICAL = "critical"
 _TRUE = frozenset({"true", "1", "yes"})
@@ -967,9 +967,8 @@ def check_blade_power(p: PlanView) -> list[Violation]:
 
 
 def check_session_window(p: PlanView) -> list[Violation]:
-    """A session draws power only at its station, in slots overlapping [arrival, departure), and ev_kw ≥ 0.
-
-    (V2X discharge is not planned yet, so negative ev_kw is a violation.)
+    """A session draws power only at its station, in slots overlapping [arrival, departure), and
+    ev_kw ≥ −vehicle_discharge_kw × overlap (a car lends at most what it may, V2X; 0 when not given).
     """
     if not p.has("session_slots", "reservation_id", "ev_kw"):
         return []
@@ -984,7 +983,11 @@ def check_session_window(p: PlanView) -> list[Violation]:
     out = _emit("session_window", df, ~known, where, lambda r: "reservation is not in the scenario")
     out += _emit("session_window", df, known & (frac <= 0) & (np.abs(ev) > tol), where,
                  lambda r: f"ev_kw {_f(r.ev_kw)} in a slot outside the stay")
-    out += _emit("session_window", df, ev < -tol, where, lambda r: f"ev_kw {_f(r.ev_kw)} is negative (V2X is not planned)")
+    lend = p.lookup([float(r.vehicle_discharge_kw or 0.0) for r in p.inputs.sessions], pos)
+    lend = np.array([0.0 if x is None else x for x in lend], dtype=float)
+    df = df.with_(lend_kw=np.where(known, lend * frac, 0.0))
+    out += _emit("session_window", df, ev < -df["lend_kw"] - tol, where,
+                 lambda r: f"ev_kw {_f(r.ev_kw)} lends more than vehicle_discharge_kw allows ({_f(r.lend_kw)})")
     if p.has("session_slots", "station_id"):
         out += _emit("session_window", df, known & (df["station_id"] != df["booked"]), where,
                      lambda r: f"power at station {r.station_id}, the reservation is at {r.booked}")

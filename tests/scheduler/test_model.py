@@ -199,3 +199,34 @@ def test_link_tree_caps_stations_below_a_feeder():
     p = plan(inputs)
     assert p.kpis["ev_planned_kwh"] == pytest.approx(30.0)
     assert p.tables["station_slots"]["link_kw"].sum() == pytest.approx(30.0)
+
+
+def test_car_battery_keeps_critical_blades_running_through_an_outage():
+    """Hour 1: grid out; a critical 2-blade job (0.5 kW each) and 2 standby blades need 1.1 kW.
+    The car (60 kWh at 50 %, may lend 5 kW, keeps >= 30 %) lends 1.1 kWh, then takes 11.1 kWh in hour 2
+    so it still gets its 10 kWh: 0.6*10 + 0.15*4*2*1 (critical work) - 0.05*1.1 (V2X) = 7.145."""
+    cfg = tiny_config(60, 2, **NO_START)
+    st = station(charger_kw=22, blades=4, blade_kw=0.5, blade_standby_kw=0.05)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60, soc_arrival=0.5,
+                vehicle_discharge_kw=5, min_soc=0.3)
+    j = Job("crit", power_kw=0.5, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
+            blades=2, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=50), [st], [s], [j], grid_limit_kw=[0, 50]))
+    assert col(p, "session_slots", "ev_kw") == pytest.approx([-1.1, 11.1])
+    assert col(p, "session_slots", "state") == ["discharging", "in_progress"]
+    assert p.kpis["critical_jobs_unmet"] == 0 and p.kpis["unserved_kwh"] == 0
+    assert col(p, "sessions", "decision") == ["granted"]
+    assert p.summary["objective"] == pytest.approx(7.145, abs=1e-6)
+
+
+def test_car_never_drops_below_its_min_soc():
+    """Same outage, but min_soc = 50 % = the arrival state: the car cannot lend, the critical job misses."""
+    cfg = tiny_config(60, 2, **NO_START)
+    st = station(charger_kw=22, blades=4, blade_kw=0.5, blade_standby_kw=0.05)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60, soc_arrival=0.5,
+                vehicle_discharge_kw=5, min_soc=0.5)
+    j = Job("crit", power_kw=0.5, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
+            blades=2, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=50), [st], [s], [j], grid_limit_kw=[0, 50]))
+    assert p.kpis["critical_jobs_unmet"] == 1
+    assert min(col(p, "session_slots", "ev_kw")) >= 0

@@ -52,8 +52,11 @@ def generated(demo: Inputs, seed: int) -> Inputs:
         limit[start:start + int(rng.integers(1, 8))] = 0.0  # an outage
         jobs = tuple(j for j in si.jobs if j.station_id in ids)
         cands = {j.job_id: tuple(c for c in si.job_candidates[j.job_id] if c in ids) for j in jobs}
+        # some cars may lend power (V2X), at the 10 kW DC discharge of the V2G models in ev_specs_v2g_enabled2024.json
+        sessions = tuple(replace(r, vehicle_discharge_kw=10.0, min_soc=0.3) if rng.random() < 0.3 else r
+                         for r in si.sessions if r.station_id in ids)
         sites.append(replace(
-            si, stations=stations, links=links, sessions=tuple(r for r in si.sessions if r.station_id in ids),
+            si, stations=stations, links=links, sessions=sessions,
             jobs=jobs, job_candidates=cands, grid_limit_kw=limit,
             station_load_kw={s: v for s, v in si.station_load_kw.items() if s in ids},
             reserve_kw={s: v for s, v in si.reserve_kw.items() if s in ids}))
