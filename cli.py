@@ -23,6 +23,14 @@ err = Console(stderr=True)
 _state = {"debug": False}
 
 
+class Risk(str, Enum):
+    none = "none"
+    expected = "expected"
+    p80 = "p80"
+    p90 = "p90"
+    p95 = "p95"
+
+
 class OutputFormat(str, Enum):
     csv = "csv"
     parquet = "parquet"
@@ -81,18 +89,31 @@ def plan_cmd(
     fmt: OutputFormat = typer.Option(OutputFormat.csv, "--format", help="file format of the tables"),
     time_limit: float = typer.Option(60.0, "--time-limit", min=0.1, help="solver time limit per site, seconds"),
     gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
+    risk: Optional[Risk] = typer.Option(None, "--risk", help="walk-in headroom: none, expected, p80, p90, p95 "
+                                        "(default: scenario.yaml forecast.risk, else expected)"),
+    discount: Optional[bool] = typer.Option(None, "--discount-bookings/--no-discount-bookings",
+                                            help="plan bookings for their forecast real energy"),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="where the fitted forecaster is kept "
+                                             "(default SCENARIO/.evdc/forecast)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display or KPI table"),
 ) -> None:
     """Plan the next horizon of SCENARIO and write the dispatch plan to --out."""
     def run():
+        from models.pipeline import forecast_inputs
         from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
 
         path = _scenario_arg(scenario, demo)
         inputs = load_scenario(path)
+        settings = inputs.config.forecast.model_copy(update={
+            k: v for k, v in (("risk", risk.value if risk else None), ("discount_bookings", discount)) if v is not None})
+        if not quiet:
+            err.print("forecasting walk-ins ...", highlight=False)
+        inputs, forecast_info = forecast_inputs(inputs, settings, model_dir, log=lambda m: err.print(m, highlight=False))
         cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap))
         formats = ("csv", "parquet") if fmt is OutputFormat.both else (fmt.value,)
         if quiet:
             result = plan(inputs, cfg)
+            result.summary["forecast"] = forecast_info
         else:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} sites"),
                           TimeElapsedColumn(), console=err, transient=True) as bar:
@@ -105,6 +126,7 @@ def plan_cmd(
                         bar.update(task, completed=done)
 
                 result = plan(inputs, cfg, progress=progress)
+        result.summary["forecast"] = forecast_info
         written = write_plan(result, out_dir, formats)
         if not quiet:
             _print_kpis(result, inputs, written)
@@ -136,12 +158,67 @@ def verify_cmd(
     _run(run)
 
 
+@app.command("forecast")
+def forecast_cmd(
+    scenario: Optional[Path] = typer.Argument(None, help="scenario directory whose history to score"),
+    demo: bool = typer.Option(False, "--demo", help="the bundled demo scenario"),
+    sessions: Optional[Path] = typer.Option(None, "--sessions", help="a plain session CSV instead (session_id, "
+                                            "station_id, arrival, departure, energy_kwh), e.g. the Caltech ACN month"),
+    timezone: str = typer.Option("UTC", "--timezone", help="time zone of --sessions"),
+    country: Optional[str] = typer.Option(None, "--country", help="country of --sessions, for public holidays"),
+    slot_minutes: int = typer.Option(15, "--slot-minutes", help="slot length for --sessions"),
+    holdout_days: int = typer.Option(7, "--holdout-days", min=1, help="days held out at the end of the history"),
+    as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON"),
+) -> None:
+    """Hold out the last week of history; compare the forecast with the seasonal-naive baseline."""
+    def run():
+        from models.evaluate import holdout_report, sessions_history
+        from scheduler import load_scenario
+        from scheduler.errors import EvdcError
+
+        if sessions is not None:
+            if not sessions.is_file():
+                raise EvdcError(f"{sessions}: no such file")
+            history, stations = sessions_history(sessions, timezone)
+            tz, ctry, slot = timezone, country, slot_minutes
+        else:
+            inputs = load_scenario(_scenario_arg(scenario, demo))
+            if inputs.history is None or inputs.history.empty:
+                raise EvdcError(f"{inputs.source}: the scenario has no history to learn from")
+            history, stations = inputs.history, inputs.stations
+            tz, ctry, slot = inputs.grid.timezone, inputs.config.country, inputs.grid.slot_minutes
+        report = holdout_report(history, stations, tz, ctry, slot, holdout_days)
+        if as_json:
+            out.print_json(json.dumps(report))
+            return
+        t = Table(title=f"forecast holdout {report['holdout']['start']} .. {report['holdout']['end']}")
+        t.add_column("metric")
+        t.add_column("model", justify="right")
+        t.add_column("seasonal naive", justify="right")
+        labels = {"brier": "walk-in occupancy Brier", "mae_kwh": "session energy MAE, kWh",
+                  "no_show_brier": "no-show Brier"}
+        for key, label in labels.items():
+            if key in report["model"]:
+                t.add_row(label, f"{report['model'][key]:.4f}", f"{report['baseline'][key]:.4f}")
+        out.print(t)
+        c = report["counts"]
+        out.print(f"{c['stations']} stations, {c['station_slots']} station-slots, {c['sessions']} sessions and "
+                  f"{c['bookings']} bookings held out; lower is better", highlight=False)
+    _run(run)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the evdc version."""
     from scheduler import __version__
 
     out.print(__version__)
+
+
+def _reserve_line(info: dict) -> str:
+    if "reserve_kwh" not in info:
+        return f"none ({info.get('model', 'no forecast')})"
+    return f"{info['reserve_kwh']:.1f} kWh, risk {info['risk']} (model {info['model']})"
 
 
 def _print_kpis(result, inputs, written: Path) -> None:
@@ -163,6 +240,7 @@ def _print_kpis(result, inputs, written: Path) -> None:
         ("grid energy / peak", f"{k['grid_kwh']:.1f} kWh / {k['peak_grid_kw']:.1f} kW"),
         ("energy cost", f"{k['energy_cost']:.2f} {cur}"),
         ("PV used / curtailed", f"{k['pv_used_kwh']:.1f} / {k['pv_curtailed_kwh']:.1f} kWh"),
+        ("walk-in reserve", _reserve_line(s.get("forecast", {}))),
         ("build / solve time", f"{s['build_seconds']:.1f} s / {s['solve_seconds']:.1f} s"),
     ]
     for a, b in rows:

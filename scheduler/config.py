@@ -77,6 +77,11 @@ class Weights(_Frozen):
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"
     )
+    reserve_short_penalty_per_kwh: float = Field(
+        0.45, ge=0,
+        description="penalty per kWh of walk-in reserve the site cannot keep free: below a normal booking's "
+                    "value (bookings come first), above a normal job's value per kWh (blades get what is left)"
+    )
     unserved_penalty_per_kwh: float = Field(
         10000.0, ge=0, description="penalty per kWh of fixed demand (standby blades, other loads) the site cannot supply"
     )
@@ -104,6 +109,24 @@ class Policies(_Frozen):
     battery_end_soc: Literal["initial", "free"] = Field(
         "initial", description="'initial': the site battery ends the horizon at least as full as it began"
     )
+
+
+RiskSetting = Literal["none", "expected", "p80", "p90", "p95"]
+RISK_QUANTILES: dict[str, float] = {"p80": 0.80, "p90": 0.90, "p95": 0.95}
+
+
+class ForecastSettings(_Frozen):
+    """How the occupancy forecast enters the plan (docs/formulation.md, "Walk-in reserve")."""
+
+    risk: RiskSetting = Field(
+        "expected",
+        description="headroom kept per station and slot for walk-ins: none, the expected walk-in power, "
+                    "or a quantile (p80, p90, p95) of the site's walk-in power, shared among its stations",
+    )
+    discount_bookings: bool = Field(
+        False, description="plan each booking for its expected real energy, (1 - p_no_show) x E[energy]"
+    )
+    max_iter: int = Field(200, ge=10, le=2000, description="boosting rounds of the forecast models")
 
 
 class Tables(_Frozen):
@@ -141,6 +164,7 @@ class ScenarioConfig(_Frozen):
     charging: ChargingProfile = ChargingProfile()
     weights: Weights = Weights()
     policies: Policies = Policies()
+    forecast: ForecastSettings = ForecastSettings()
 
     @model_validator(mode="after")
     def _whole_slots(self) -> "ScenarioConfig":

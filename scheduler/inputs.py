@@ -75,6 +75,7 @@ class Session:
     priority: str = "normal"
     vehicle_discharge_kw: float = 0.0
     min_soc: float | None = None
+    booked_kwh: float | None = None  # the request as booked, when energy_kwh was discounted by the forecast
 
 
 @dataclass(frozen=True)

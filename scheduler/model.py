@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import numpy as np
 import pyomo.environ as pyo
 
 from .config import ScenarioConfig
@@ -32,6 +33,7 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_variables(m, prep)
     add_site_balance_constraints(m, prep)
     add_grid_limit_constraints(m, prep)
+    add_site_reserve_constraints(m, prep)
     add_battery_constraints(m, prep)
     add_station_link_constraints(m, prep)
     add_link_tree_constraints(m, prep)
@@ -126,6 +128,9 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
         m.battery_soc_kwh = pyo.Var(m.T, within=nn, bounds=(0.0, site.battery_kwh))
     if site.demand_charge_per_kw > 0:
         m.peak_grid_kw = pyo.Var(within=nn)
+    m.has_reserve = any(float(np.max(v)) > 0 for v in si.reserve_kw.values())
+    if m.has_reserve:
+        m.reserve_short_kw = pyo.Var(m.T, within=nn)
 
     # expressions shared by several families
     def ev_net(m, r, t):
@@ -181,6 +186,21 @@ def add_grid_limit_constraints(m, p: SitePrep) -> None:
     """grid_limit[t], t in T: grid_kw <= grid_limit_kw[t]  (0 in an outage)."""
     lim = p.inputs.grid_limit_kw
     m.grid_limit = pyo.Constraint(m.T, rule=lambda m, t: m.grid_kw[t] <= float(lim[t]))
+
+
+def add_site_reserve_constraints(m, p: SitePrep) -> None:
+    """site_reserve[t], t in T (only when a walk-in reserve is kept):
+    grid_kw + sum_s reserve_kw - (pv_kw - pv_used_kw) - reserve_short_kw <= grid_limit_kw
+    The site keeps room to import, or curtailed PV to use, for the walk-ins its stations reserve for;
+    what it cannot keep is reserve_short_kw, penalised per kWh.
+    """
+    if not m.has_reserve:
+        return
+    si = p.inputs
+    total = [sum(float(si.reserve_kw[s][t]) for s in si.station_ids) for t in p.T]
+    m.site_reserve = pyo.Constraint(m.T, rule=lambda m, t: (
+        m.grid_kw[t] + total[t] - (float(si.pv_kw[t]) - m.pv_used_kw[t]) - m.reserve_short_kw[t]
+        <= float(si.grid_limit_kw[t])))
 
 
 def add_battery_constraints(m, p: SitePrep) -> None:
@@ -437,6 +457,7 @@ def add_objective(m, p: SitePrep) -> None:
         sum(w.denial_penalty * (1 - m.served[r]) for r in m.R)
         + sum(w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.RG)
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
+        + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
         + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h

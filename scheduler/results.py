@@ -17,11 +17,12 @@ from .units import ZERO_KW
 TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots")
 COLUMNS = {
     "site_slots": ["site_id", "slot_start", "grid_kw", "pv_kw", "pv_curtailed_kw", "battery_kw", "battery_soc_kwh",
-                   "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw"],
+                   "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw", "reserve_kw",
+                   "reserve_short_kw"],
     "station_slots": ["site_id", "station_id", "slot_start", "ev_kw", "blade_kw", "blades_working", "reserve_kw",
                       "link_kw", "link_limit_kw"],
     "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
-                 "booked_mode"],
+                 "booked_mode", "booked_kwh"],
     "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
     "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades",
              "critical_missed_h"],
@@ -93,7 +94,8 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             decision = "partial"
         mode = "" if decision == "denied" else report_mode(sp, {t: ev[(r, t)] for t in sp.slots}, run_high.get(s, set()),
                                                            si.config.policies.priority_job_slows_car)
-        sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode))
+        booked = sp.session.booked_kwh if sp.session.booked_kwh is not None else req
+        sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode, booked))
 
     # ----- jobs
     job_rows, job_slot_rows = [], []
@@ -153,7 +155,9 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         limit = float(si.grid_limit_kw[t])
         site_rows.append((sid, starts[t], _clean(_v(m.grid_kw[t])), pv, _clean(pv - used), bkw,
                           eta_soc if m.battery else 0.0, _clean(load), _clean(limit + pv + avail), limit,
-                          float(si.price_per_kwh[t]), _clean(_v(m.unserved_kw[t]))))
+                          float(si.price_per_kwh[t]), _clean(_v(m.unserved_kw[t])),
+                          _clean(sum(float(si.reserve_kw[s][t]) for s in si.station_ids)),
+                          _clean(_v(m.reserve_short_kw[t])) if m.has_reserve else 0.0))
 
     def frame(name, rows):
         return pd.DataFrame.from_records(rows, columns=COLUMNS[name])

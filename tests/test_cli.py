@@ -74,3 +74,20 @@ def test_interrupted_write_leaves_previous_plan(tmp_path, monkeypatch):
         write_plan(result, tmp_path / "plan")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan", "scen"]
+
+
+def test_forecast_json_compares_model_and_baseline():
+    res = runner.invoke(app, ["forecast", "--demo", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert set(report) >= {"model", "baseline", "holdout"}
+    assert set(report["model"]) >= {"brier", "mae_kwh"} and set(report["baseline"]) >= {"brier", "mae_kwh"}
+    assert report["holdout"]["start"] < report["holdout"]["end"]
+
+
+def test_forecast_of_a_bad_session_file_is_one_line(tmp_path):
+    bad = tmp_path / "s.csv"
+    bad.write_text("session_id,station_id,arrival,departure,energy_kwh\na,s,2019-03-01T10:00,2019-03-01T09:00,3\n")
+    res = runner.invoke(app, ["forecast", "--sessions", str(bad)])
+    assert res.exit_code == 2
+    assert res.output.strip().startswith(f"error: {bad}, row 2, column departure:")

@@ -1,0 +1,108 @@
+"""Keep fitted forecasters on disk safely and know when they are out of date.
+
+A model is stored as two files in a folder: ``forecaster.skops`` (skops, which
+loads only types on an allow-list: no pickle of files someone hands in) and
+``forecaster.json`` (training range, history digest, versions). A stored model
+is current when its digest matches the history it would be fitted on and it
+was fitted with the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import sklearn
+
+from .occupancy import OccupancyForecaster, history_hash
+
+MODEL_FILE = "forecaster.skops"
+META_FILE = "forecaster.json"
+#: Module prefixes whose types a stored model may contain.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "pandas.", "models.occupancy.", "builtins.", "scipy.", "collections.")
+
+
+class StoreError(Exception):
+    """A stored model could not be read or is not trusted."""
+
+
+def save_forecaster(model: OccupancyForecaster, folder: str | Path) -> Path:
+    """Write the model and its metadata atomically into ``folder``."""
+    import skops.io as sio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "history_hash": model.history_hash_, "train_start": model.train_start_, "train_end": model.train_end_,
+        "params": model.get_params(), "sklearn": sklearn.__version__,
+    }
+    from zipfile import ZIP_DEFLATED
+
+    for name, write in ((MODEL_FILE, lambda p: sio.dump(model, p, compression=ZIP_DEFLATED)),
+                        (META_FILE, lambda p: Path(p).write_text(json.dumps(meta, indent=2)))):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, folder / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return folder
+
+
+def load_forecaster(folder: str | Path) -> tuple[OccupancyForecaster, dict]:
+    """Read a stored model; refuses files holding types outside the allow-list."""
+    import skops.io as sio
+
+    folder = Path(folder)
+    path, meta_path = folder / MODEL_FILE, folder / META_FILE
+    if not path.is_file() or not meta_path.is_file():
+        raise StoreError(f"{folder}: no stored forecaster")
+    try:
+        meta = json.loads(meta_path.read_text())
+        untrusted = sio.get_untrusted_types(file=path)
+        bad = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        if bad:
+            raise StoreError(f"{path}: refuses to load untrusted type {bad[0]}")
+        model = sio.load(path, trusted=untrusted)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, OccupancyForecaster):
+        raise StoreError(f"{path}: does not hold an OccupancyForecaster")
+    return model, meta
+
+
+def is_current(meta: dict, history: pd.DataFrame, params: dict) -> bool:
+    return meta.get("history_hash") == history_hash(history) and meta.get("params") == params \
+        and meta.get("sklearn") == sklearn.__version__
+
+
+def load_or_fit(history: pd.DataFrame, stations, params: dict, folder: str | Path | None,
+                log=lambda msg: None) -> tuple[OccupancyForecaster, str]:
+    """The stored model when current, else a fresh fit (stored when ``folder`` is writable).
+
+    Returns the model and what happened: "stored", "fitted" or "fitted (not stored: ...)".
+    """
+    if folder is not None:
+        try:
+            model, meta = load_forecaster(folder)
+            if is_current(meta, history, params):
+                return model, "stored"
+            log("stored forecast is out of date; refitting")
+        except StoreError as exc:
+            if (Path(folder) / MODEL_FILE).exists():
+                log(f"{exc}; refitting")
+    model = OccupancyForecaster(**params).fit(history, stations)
+    if folder is None:
+        return model, "fitted"
+    try:
+        save_forecaster(model, folder)
+        return model, "fitted"
+    except OSError as exc:
+        return model, f"fitted (not stored: {exc.strerror})"
