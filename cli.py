@@ -207,6 +207,28 @@ def forecast_cmd(
     _run(run)
 
 
+@app.command("generate")
+def generate_cmd(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="scenario directory to write (replaced whole)"),
+    sites: int = typer.Option(3, "--sites", help="number of sites"),
+    stations_per_site: int = typer.Option(8, "--stations-per-site", help="stations at each site"),
+    days: int = typer.Option(28, "--days", help="days of history before the planning day"),
+    seed: int = typer.Option(0, "--seed", help="random seed: same seed, same files"),
+    start: Optional[str] = typer.Option(None, "--start", help="planning day start (ISO 8601; default: a 2019 "
+                                        "weekday drawn from the seed)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress messages"),
+) -> None:
+    """Write a realistic scenario of any size, drawn from the real reference data."""
+    def run():
+        from scheduler.generate import generate_scenario
+
+        log = None if quiet else (lambda msg: err.print(msg, highlight=False))
+        path = generate_scenario(out_dir, sites, stations_per_site, days=days, seed=seed, start=start, progress=log)
+        if not quiet:
+            out.print(f"scenario written to {path}", highlight=False, soft_wrap=True)
+    _run(run)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the evdc version."""

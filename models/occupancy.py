@@ -77,7 +77,9 @@ def slot_frame(history: pd.DataFrame, stations: pd.DataFrame, grid: DayGrid, cou
     frame["kind_code"] = np.repeat(stations["kind_code"].to_numpy(), n_days * spd)
     frame["charger_kw"] = np.repeat(stations["charger_kw"].to_numpy(float), n_days * spd)
     for name, cube in feats.items():
-        frame[name.replace("occ_mean7d", "occ_mean7d")] = cube.reshape(-1)
+        frame[name] = cube.reshape(-1)
+    for name in feats:  # "no past yet" as a value of its own (see MISSING)
+        frame[name] = frame[name].fillna(MISSING)
     frame["occupied"] = occ.reshape(-1)
     frame["walkin_kwh"] = kwh.reshape(-1)
     return frame

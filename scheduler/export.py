@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import pandas as pd
 
@@ -43,8 +43,9 @@ def _for_file(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)) -> Path:
-    """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path."""
+def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Make ``out_dir`` whole or not at all: ``fill`` writes into a temporary directory beside it,
+    which then takes the place of any existing ``out_dir``. Returns the resolved path."""
     out = Path(out_dir).resolve()
     parent = out.parent
     try:
@@ -55,14 +56,9 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
         raise EvdcError(f"{out}: exists and is not a directory")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
     try:
-        for name in TABLES:
-            df = _for_file(plan.tables[name])
-            if "csv" in formats:
-                df.to_csv(tmp / f"{name}.csv", index=False)
-            if "parquet" in formats:
-                df.to_parquet(tmp / f"{name}.parquet", index=False)
-        (tmp / "summary.json").write_text(json.dumps(plan.summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        fill(tmp)
         _fsync_dir(tmp)
+        os.chmod(tmp, 0o755)
         old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
@@ -74,6 +70,20 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)) -> Path:
+    """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path."""
+    def fill(tmp: Path) -> None:
+        for name in TABLES:
+            df = _for_file(plan.tables[name])
+            if "csv" in formats:
+                df.to_csv(tmp / f"{name}.csv", index=False)
+            if "parquet" in formats:
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
+        (tmp / "summary.json").write_text(json.dumps(plan.summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+    return replace_directory(out_dir, fill)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -31,12 +31,10 @@ Europe/Amsterdam.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
+import math
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -44,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import EvdcError
+from .export import replace_directory
 from .sample import reference_path
 
 Progress = Callable[[str], None] | None
@@ -59,19 +58,19 @@ DEFAULT_HISTORY_DAYS = 28  # days of history before the start when none are give
 REFERENCE_YEAR = 2019  # the year of the PV, price and household-load reference data
 REFERENCE_DAY_SEARCH_DAYS = 7  # outside 2019: look this far (days) for a 2019 day of the same weekday
 
+# clock arithmetic (times are int64 seconds)
 SECONDS_PER_MINUTE = 60
 MINUTES_PER_HOUR = 60
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86_400
-NS_PER_SECOND = 1_000_000_000
 QUARTERS_PER_DAY = 96  # 15-min values per day in the arrival and household-load files
-QUARTER_MINUTES = 15
+QUARTER_MINUTES = 15  # minutes of one of those values
 HALF_HOURS_PER_DAY = 48  # rows of the mean-by-arrival-time tables
-HALF_HOUR_MINUTES = 30
+HALF_HOUR_MINUTES = 30  # minutes of one of those rows
 DAYS_PER_REFERENCE_YEAR = 365  # 2019 is no leap year; the household file has 365 x 96 rows
 HOURS_PER_REFERENCE_YEAR = DAYS_PER_REFERENCE_YEAR * 24  # rows of the PV and price files
 KWH_PER_MWH = 1000.0
-PERCENT = 100.0
+PERCENT = 100.0  # the ElaadNL exceedance curves are in percent of events
 TIME_NA = np.iinfo(np.int64).min  # a missing time in the int64-seconds columns
 NEVER_S = np.iinfo(np.int64).min // 4  # "free since forever": a station's initial free time
 
@@ -81,6 +80,8 @@ STREAM_LAYOUT = 2  # site kinds, station types, sizes
 STREAM_SESSIONS = 3  # charging sessions and bookings
 STREAM_JOBS = 4  # blade jobs
 
+TOL = 1e-9  # float tolerance of comparisons
+SOC_ROUNDING_KWH = 0.05  # a booking may exceed the free battery by this much (soc_arrival is rounded to 0.001)
 CSV_CHUNK_ROWS = 50_000  # large tables are formatted and written in chunks of this many rows
 CHUNK_STATIONS = 1000  # sessions are drawn for chunks of sites with about this many stations at a time
 
@@ -114,8 +115,8 @@ DC_PROFILE = "public"  # the ElaadNL energy column of fast-charging sessions
 # ---- booking behaviour (after the Caltech ACN figures in data/reference/PROVENANCE.md)
 P_NO_SHOW = 0.07  # share of bookings where nobody came (energy 0)
 P_CANCELLED = 0.03  # share of bookings cancelled (energy 0)
-RESERVED_ARRIVAL_SD_MINUTES = 8.0  # drivers arrive around their booked time (normal, clipped to +-the next)
-RESERVED_ARRIVAL_MAX_MINUTES = 20.0
+RESERVED_ARRIVAL_SD_MINUTES = 8.0  # drivers arrive around their booked time: normal, this SD ...
+RESERVED_ARRIVAL_MAX_MINUTES = 20.0  # ... clipped to +- this many minutes
 # booked departure - actual departure: lognormal, median = the smaller of a share
 # of the stay and Caltech's 260 min (a 30-min fast charge is not booked 4 h too long)
 DEPARTURE_LAG_SHARE = 1.0  # booked stay about twice the real one ...
@@ -123,14 +124,14 @@ DEPARTURE_LAG_CAP_MINUTES = 260.0  # ... but at most Caltech's median lag longer
 DEPARTURE_LAG_SIGMA = 0.5  # lognormal sigma of the lag multiplier
 MIN_DEPARTURE_LAG_MINUTES = 5.0  # a booking ends at least this long after the car leaves
 REQUEST_RATIO_MEDIAN = 3.0  # requested / delivered energy (lognormal median; Caltech medians 28.3 vs 8.4 kWh)
-REQUEST_RATIO_SIGMA = 0.6
+REQUEST_RATIO_SIGMA = 0.6  # lognormal sigma of that ratio
 MIN_REQUEST_KWH = 1.0  # a booking asks for at least this much energy
 ENERGY_DECIMALS = 1  # requested energy is given to 0.1 kWh (floored, so it stays within the battery)
 P_URGENT = 0.08  # share of the planning day's bookings with priority urgent
 # booked mode at each kind of charger (must be one of the station's modes, or any)
 DC_MODE_WEIGHTS = {"fast": 0.55, "regular": 0.25, "any": 0.20}
 DC_SLOW_CAR_MODE_WEIGHTS = {"regular": 0.75, "any": 0.25}  # cars with at most SLOW_DC_CAR_KW do not book fast
-SLOW_DC_CAR_KW = 50.0
+SLOW_DC_CAR_KW = 50.0  # max DC charge power of a 'slow' DC car, kW
 AC_MODE_WEIGHTS = {"slow": 0.70, "any": 0.30}
 BOOKING_GRID_MINUTES = 15  # booked arrivals and departures lie on this grid
 MIN_BOOKING_MINUTES = 15  # a reservation window shorter than this (after cutting) is dropped
@@ -146,7 +147,7 @@ JOB_PRIORITY_WEIGHTS = {"high": 0.2, "normal": 0.5, "low": 0.3}  # the non-criti
 JOB_WORK_HOURS = ((0.30, 1.0, 6.0), (0.40, 6.0, 14.0), (0.30, 14.0, 22.0))  # (weight, low h, high h) mixture
 JOB_SLACK = (1.2, 2.5)  # window length / work_hours (uniform), capped at the horizon
 JOB_MAX_BLADES = 8  # blades of a job: 1 + Binomial(max - 1, JOB_BLADES_P), max = min(8, half the blades in service)
-JOB_BLADES_P = 0.6
+JOB_BLADES_P = 0.6  # success probability of that Binomial
 JOB_POWER_SHARE = (0.75, 1.0)  # job power per blade / the station's blade_kw (uniform)
 P_MIGRATABLE = 0.5  # share of non-critical jobs that may move to another station of their site
 P_PREEMPTIBLE = 0.75  # share of non-critical jobs that may pause
@@ -172,9 +173,9 @@ FIXED_LOAD_HEADROOM = 1.3  # a residential feeder's limit is at least this x its
 GRID_KW_STEP = 1.0  # grid_kw and curtailments are rounded up to whole kW
 FEEDER_STATIONS = 4  # a hub's stations hang on feeders (links.csv) of this many stations
 FEEDER_KW_PER_CHARGER_KW = 0.25  # feeder capacity = this x the sum of its chargers' kW (rounded up to FEEDER_KW_STEP)
-FEEDER_KW_STEP = 10.0
-DC_MODES = "fast;regular;slow"
-AC_MODES = "slow"
+FEEDER_KW_STEP = 10.0  # feeder capacities are whole tens of kW
+DC_MODES = "fast;regular;slow"  # modes offered by a fast (DC) station
+AC_MODES = "slow"  # ... and by an AC station
 
 
 @dataclass(frozen=True)
@@ -215,41 +216,56 @@ class SiteKind:
     p_curtailment: float = 0.0  # chance of an evening congestion curtailment (grid_limits.csv)
 
 
-# Like the demo's fast hub (data/README.md): DC stations, 150-350 kW, busy all
-# day, a congested low-voltage connection of ~19 kW per station buffered by a
-# battery and carport PV; an ASSUMED demand charge of 0.10 EUR per kW of peak.
+# Like the demo's fast hub (data/README.md): DC stations of 150-350 kW, busy
+# all day, a congested low-voltage connection buffered by a battery and carport
+# PV; an ASSUMED demand charge of 0.10 EUR per kW of peak. 11 kW of grid per
+# station: tighter than the demo hub's 18.75, which the planner (with its
+# walk-in reserve) did not reach on generated days; at 11 the hubs sit at their
+# limit for hours in the evening.
 HUB = SiteKind(
     name="hub",
     station_types=(
-        StationType("dc150", "commercial", "public", "dc", 150.0, (16, 20), 0.50, 0.06, DC_MODES, 5.5, 4.5, weight=0.5),
-        StationType("dc300", "commercial", "public", "dc", 300.0, (24,), 0.60, 0.07, DC_MODES, 6.5, 5.5, weight=0.25),
-        StationType("dc350", "commercial", "public", "dc", 350.0, (32,), 0.60, 0.07, DC_MODES, 7.5, 6.0, weight=0.25),
+        StationType("dc150", kind="commercial", profile="public", charging="dc", charger_kw=150.0,
+                    blade_choices=(16, 20), blade_kw=0.50, blade_standby_kw=0.06, modes=DC_MODES,
+                    sessions_weekday=5.5, sessions_weekend=4.5, weight=0.5),
+        StationType("dc300", kind="commercial", profile="public", charging="dc", charger_kw=300.0,
+                    blade_choices=(24,), blade_kw=0.60, blade_standby_kw=0.07, modes=DC_MODES,
+                    sessions_weekday=6.5, sessions_weekend=5.5, weight=0.25),
+        StationType("dc350", kind="commercial", profile="public", charging="dc", charger_kw=350.0,
+                    blade_choices=(32,), blade_kw=0.60, blade_standby_kw=0.07, modes=DC_MODES,
+                    sessions_weekday=7.5, sessions_weekend=6.0, weight=0.25),
     ),
-    grid_kw_per_station=18.75, p_booked=0.60, pv_kwp_per_station=12.5, battery_kwh_per_station=18.75,
+    grid_kw_per_station=11.0, p_booked=0.60, pv_kwp_per_station=12.5, battery_kwh_per_station=18.75,
     battery_kw_per_station=9.375, battery_soc_share=0.5, battery_efficiency=0.90, demand_charge_per_kw=0.10,
     feeders=True,
 )
 # Like the demo's office car park: AC points, few cars at weekends, 4 kW of
-# grid and 4 kWp of rooftop PV per station.
+# grid and 4 kWp of rooftop PV per station (the demo: 40 kW, 40 kWp, 10 points).
 WORKPLACE = SiteKind(
     name="work",
     station_types=(
-        StationType("ac22", "commercial", "workplace", "ac", 22.0, (8, 12), 0.45, 0.05, AC_MODES, 2.5, 0.3, weight=0.6),
-        StationType("ac11", "commercial", "workplace", "ac", 11.0, (12, 16), 0.45, 0.05, AC_MODES, 2.0, 0.3, weight=0.4),
+        StationType("ac22", kind="commercial", profile="workplace", charging="ac", charger_kw=22.0,
+                    blade_choices=(8, 12), blade_kw=0.45, blade_standby_kw=0.05, modes=AC_MODES,
+                    sessions_weekday=2.5, sessions_weekend=0.3, weight=0.6),
+        StationType("ac11", kind="commercial", profile="workplace", charging="ac", charger_kw=11.0,
+                    blade_choices=(12, 16), blade_kw=0.45, blade_standby_kw=0.05, modes=AC_MODES,
+                    sessions_weekday=2.0, sessions_weekend=0.3, weight=0.4),
     ),
     grid_kw_per_station=4.0, p_booked=0.70, pv_kwp_per_station=4.0,
 )
-# Like the demo's homes: a residential street on one low-voltage feeder
-# (~6.7 kW per station, at least FIXED_LOAD_HEADROOM x the fixed load); most
-# stations are home wallboxes behind a 3 x 20 A connection (13.8 kW) that also
-# carries the household's own load, some are public street chargers.
+# Like the demo's homes: a residential street on one low-voltage feeder (the
+# demo: 40 kW for 6 homes, at least FIXED_LOAD_HEADROOM x the fixed load);
+# most stations are home wallboxes behind a 3 x 20 A connection (13.8 kW) that
+# also carries the household's own load, some are public street chargers.
 RESIDENTIAL = SiteKind(
     name="home",
     station_types=(
-        StationType("home", "residential", "private", "ac", 11.0, (8,), 0.35, 0.04, AC_MODES, 1.5, 1.2,
-                    weight=0.75, link_kw=13.8, household=True),
-        StationType("street", "commercial", "public", "ac", 11.0, (8, 12), 0.40, 0.05, AC_MODES, 2.0, 1.5,
-                    weight=0.25),
+        StationType("home", kind="residential", profile="private", charging="ac", charger_kw=11.0,
+                    blade_choices=(8,), blade_kw=0.35, blade_standby_kw=0.04, modes=AC_MODES,
+                    sessions_weekday=1.5, sessions_weekend=1.2, weight=0.75, link_kw=13.8, household=True),
+        StationType("street", kind="commercial", profile="public", charging="ac", charger_kw=11.0,
+                    blade_choices=(8, 12), blade_kw=0.40, blade_standby_kw=0.05, modes=AC_MODES,
+                    sessions_weekday=2.0, sessions_weekend=1.5, weight=0.25),
     ),
     grid_kw_per_station=40.0 / 6.0, p_booked=0.85, p_curtailment=0.5,
 )
@@ -601,8 +617,8 @@ def local_date(utc_s: int) -> date:
 def reference_day(start_s: int, end_s: int) -> date:
     """The 2019 day whose PV, prices and household loads stand in for the horizon's first local day.
 
-    Inside 2019 that is the day itself. Otherwise the same day of the year in
-    2019 (29 February as the 28th), moved by up to REFERENCE_DAY_SEARCH_DAYS to
+    Inside 2019 that is the day itself. Otherwise the same date in 2019
+    (29 February as the 28th), moved by up to REFERENCE_DAY_SEARCH_DAYS to
     the same weekday, such that the whole horizon maps into the hours the
     2019 price and PV files hold (UTC). The horizon is mapped on the wall clock.
     """
@@ -610,8 +626,8 @@ def reference_day(start_s: int, end_s: int) -> date:
     span_s = end_s - start_s
     if day.year == REFERENCE_YEAR and _hours_in_reference(start_s, span_s, 0):
         return day
-    doy = min(day.timetuple().tm_yday, DAYS_PER_REFERENCE_YEAR)
-    base = date(REFERENCE_YEAR, 1, 1) + timedelta(days=doy - 1)
+    leap_day = (day.month, day.day) == (2, 29)
+    base = date(REFERENCE_YEAR, day.month, day.day - 1 if leap_day else day.day)
     offsets = sorted(range(-REFERENCE_DAY_SEARCH_DAYS, REFERENCE_DAY_SEARCH_DAYS + 1), key=lambda k: (abs(k), -k))
     for k in offsets:
         cand = base + timedelta(days=k)
@@ -659,8 +675,6 @@ def stream(seed: int, purpose: int, index: int = 0) -> np.random.Generator:
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:
     """Standard normal CDF (math.erf, element-wise; no scipy needed)."""
-    import math
-
     erf = np.frompyfunc(math.erf, 1, 1)
     return 0.5 * (1.0 + erf(np.asarray(z, dtype=float) / np.sqrt(2.0)).astype(float))
 
@@ -691,59 +705,28 @@ def fleet_spec(ref: Reference, n_sites: int, stations_per_site: int, seed: int, 
     types; grid_kw, PV and battery scale with the station count.
     """
     offset = int(stream(seed, STREAM_LAYOUT).integers(len(SITE_KINDS)))
-    site_w = max(3, len(str(n_sites)))
-    st_w = max(2, len(str(stations_per_site)))
+    site_digits = max(3, len(str(n_sites)))
     end_s = start_s + HORIZON_HOURS * SECONDS_PER_HOUR
     ref_day = reference_day(start_s, end_s)
     sites: list[SiteSpec] = []
     stations: list[StationSpec] = []
     links: list[LinkSpec] = []
     curtailments: list[Curtailment] = []
-    homes = 0
+    homes = 0  # homes so far: each takes the next household column / day offset
     for i in range(n_sites):
         kind = SITE_KINDS[(i + offset) % len(SITE_KINDS)]
         rng = stream(seed, STREAM_LAYOUT, i + 1)
-        site_id = f"{kind.name}-{i + 1:0{site_w}d}"
-        activity = float(rng.uniform(*SITE_ACTIVITY_RANGE))
-        _, cdf = _weights_cdf({t.name: t.weight for t in kind.station_types})
-        picks = choice_from_cdf(cdf, rng.random(stations_per_site))
-        blade_u = rng.random(stations_per_site)
-        oos_u = rng.random((stations_per_site, BLADES_RANGE[1]))
-        site_stations = []
-        for j in range(stations_per_site):
-            t = kind.station_types[int(picks[j])]
-            blades = t.blade_choices[int(blade_u[j] * len(t.blade_choices))]
-            link_kw = t.link_kw if t.link_kw is not None else round(
-                t.charger_kw + LINK_BLADE_SHARE * blades * t.blade_kw, 1)
-            household, hh_offset = None, 0
-            if t.household:
-                household = ref.household_names[homes % len(ref.household_names)]
-                hh_offset = (homes // len(ref.household_names)) * HOUSEHOLD_DAY_OFFSET_DAYS
-                homes += 1
-            site_stations.append(StationSpec(
-                station_id=f"{site_id}-{j + 1:0{st_w}d}", site_id=site_id, charger_kw=t.charger_kw, blades=blades,
-                blade_kw=t.blade_kw, blade_standby_kw=t.blade_standby_kw, link_kw=link_kw, modes=t.modes,
-                profile=t.profile, charging=t.charging, kind=t.kind,
-                blades_out_of_service=int((oos_u[j, :blades] < P_BLADE_OUT_OF_SERVICE).sum()),
-                sessions_weekday=round(t.sessions_weekday * activity, 3),
-                sessions_weekend=round(t.sessions_weekend * activity, 3),
-                household=household, household_day_offset=hh_offset,
-            ))
+        site_id = f"{kind.name}-{i + 1:0{site_digits}d}"
+        site_stations = draw_site_stations(ref, kind, site_id, stations_per_site, rng, homes_before=homes)
+        homes += sum(s.household is not None for s in site_stations)
         if kind.feeders and stations_per_site > 1:
             site_stations, site_links = _with_feeders(site_id, site_stations)
             links.extend(site_links)
         fixed = fixed_load_kw(ref, site_stations, start_s, end_s, ref_day)
-        grid_kw = _round_up(max(kind.grid_kw_per_station * stations_per_site, FIXED_LOAD_HEADROOM * fixed.max()),
-                            GRID_KW_STEP)
-        battery_kwh = round(kind.battery_kwh_per_station * stations_per_site, 1)
-        sites.append(SiteSpec(
-            site_id=site_id, grid_kw=grid_kw, pv_kwp=round(kind.pv_kwp_per_station * stations_per_site, 1),
-            battery_kwh=battery_kwh, battery_kw=round(kind.battery_kw_per_station * stations_per_site, 1),
-            battery_soc_kwh=round(battery_kwh * kind.battery_soc_share, 1), battery_efficiency=kind.battery_efficiency,
-            demand_charge_per_kw=kind.demand_charge_per_kw, p_booked=kind.p_booked,
-        ))
+        site = size_site(kind, site_id, stations_per_site, float(fixed.max()))
+        sites.append(site)
         if rng.random() < kind.p_curtailment:
-            curtailments.append(_curtailment(site_id, grid_kw, fixed, start_s))
+            curtailments.append(_curtailment(site_id, site.grid_kw, fixed, start_s))
         stations.extend(site_stations)
     name = f"generated-{n_sites}x{stations_per_site}-{history_days}d-seed{seed}"
     header = (f"# evdc generated scenario: evdc generate --sites {n_sites} --stations-per-site {stations_per_site} "
@@ -754,8 +737,62 @@ def fleet_spec(ref: Reference, n_sites: int, stations_per_site: int, seed: int, 
                         header=header)
 
 
+def draw_site_stations(ref: Reference, kind: SiteKind, site_id: str, n: int, rng: np.random.Generator,
+                       homes_before: int) -> list[StationSpec]:
+    """The ``n`` stations of one site: types by their weights, blades, blades out of service, activity.
+
+    Home k of the fleet (``homes_before`` + its rank here) gets household column
+    k mod 6 of the reference file, read (k div 6) x HOUSEHOLD_DAY_OFFSET_DAYS later.
+    """
+    activity = float(rng.uniform(*SITE_ACTIVITY_RANGE))
+    _, cdf = _weights_cdf({t.name: t.weight for t in kind.station_types})
+    picks = choice_from_cdf(cdf, rng.random(n))
+    blade_u = rng.random(n)
+    out_u = rng.random((n, BLADES_RANGE[1]))
+    digits = max(2, len(str(n)))
+    n_households = len(ref.household_names)
+    homes = homes_before
+    out = []
+    for j in range(n):
+        t = kind.station_types[int(picks[j])]
+        blades = t.blade_choices[int(blade_u[j] * len(t.blade_choices))]
+        link_kw = t.link_kw if t.link_kw is not None else round(t.charger_kw + LINK_BLADE_SHARE * blades * t.blade_kw, 1)
+        household, day_offset = None, 0
+        if t.household:
+            household = ref.household_names[homes % n_households]
+            day_offset = (homes // n_households) * HOUSEHOLD_DAY_OFFSET_DAYS
+            homes += 1
+        out.append(StationSpec(
+            station_id=f"{site_id}-{j + 1:0{digits}d}", site_id=site_id, charger_kw=t.charger_kw, blades=blades,
+            blade_kw=t.blade_kw, blade_standby_kw=t.blade_standby_kw, link_kw=link_kw, modes=t.modes,
+            profile=t.profile, charging=t.charging, kind=t.kind,
+            blades_out_of_service=int((out_u[j, :blades] < P_BLADE_OUT_OF_SERVICE).sum()),
+            sessions_weekday=round(t.sessions_weekday * activity, 3),
+            sessions_weekend=round(t.sessions_weekend * activity, 3),
+            household=household, household_day_offset=day_offset,
+        ))
+    return out
+
+
+def size_site(kind: SiteKind, site_id: str, n_stations: int, fixed_peak_kw: float) -> SiteSpec:
+    """A site's grid connection, PV and battery, scaled to its station count.
+
+    grid_kw is at least FIXED_LOAD_HEADROOM x the peak of what must always be
+    supplied (household loads and standby blades).
+    """
+    grid_kw = _round_up(max(kind.grid_kw_per_station * n_stations, FIXED_LOAD_HEADROOM * fixed_peak_kw),
+                        GRID_KW_STEP)
+    battery_kwh = round(kind.battery_kwh_per_station * n_stations, 1)
+    return SiteSpec(
+        site_id=site_id, grid_kw=grid_kw, pv_kwp=round(kind.pv_kwp_per_station * n_stations, 1),
+        battery_kwh=battery_kwh, battery_kw=round(kind.battery_kw_per_station * n_stations, 1),
+        battery_soc_kwh=round(battery_kwh * kind.battery_soc_share, 1), battery_efficiency=kind.battery_efficiency,
+        demand_charge_per_kw=kind.demand_charge_per_kw, p_booked=kind.p_booked,
+    )
+
+
 def _round_up(x: float, step: float) -> float:
-    return float(np.ceil(x / step - 1e-9) * step)
+    return float(np.ceil(x / step - TOL) * step)
 
 
 def _with_feeders(site_id: str, stations: list[StationSpec]) -> tuple[list[StationSpec], list[LinkSpec]]:
@@ -772,19 +809,31 @@ def _with_feeders(site_id: str, stations: list[StationSpec]) -> tuple[list[Stati
 
 def _curtailment(site_id: str, grid_kw: float, fixed_kw: np.ndarray, start_s: int) -> Curtailment:
     """The evening curtailment of a site, never below FIXED_LOAD_HEADROOM x its fixed load then."""
-    times = quarter_times(start_s, start_s + HORIZON_HOURS * SECONDS_PER_HOUR)
-    a, b = (_local_clock_s(start_s, hhmm) for hhmm in CURTAILMENT_LOCAL)
+    end_s = start_s + HORIZON_HOURS * SECONDS_PER_HOUR
+    times = quarter_times(start_s, end_s)
+    a, b = curtailment_window(start_s, end_s, *CURTAILMENT_LOCAL)
     inside = (times >= a) & (times < b)
     peak = float(fixed_kw[inside].max()) if inside.any() else 0.0
     kw = min(grid_kw, _round_up(max(CURTAILMENT_SHARE * grid_kw, FIXED_LOAD_HEADROOM * peak), GRID_KW_STEP))
     return Curtailment(site_id, CURTAILMENT_LOCAL[0], CURTAILMENT_LOCAL[1], kw)
 
 
-def _local_clock_s(start_s: int, hhmm: str) -> int:
-    """UTC seconds of a local clock time on the horizon's first local day."""
+def _local_clock_s(day: date, hhmm: str) -> int:
+    """UTC seconds of a local clock time "HH:MM" on ``day``."""
     h, m = (int(x) for x in hhmm.split(":"))
-    naive = day_naive_s(local_date(start_s)) + (h * MINUTES_PER_HOUR + m) * SECONDS_PER_MINUTE
-    return int(localize_wall([naive])[0])
+    return int(localize_wall([day_naive_s(day) + (h * MINUTES_PER_HOUR + m) * SECONDS_PER_MINUTE])[0])
+
+
+def curtailment_window(start_s: int, end_s: int, begin_local: str, end_local: str) -> tuple[int, int]:
+    """The first occurrence of a daily local-clock window that ends inside the horizon, clipped to it
+    (UTC seconds; begin == end when it never falls inside)."""
+    first = local_date(start_s)
+    for k in range(2):
+        day = first + timedelta(days=k)
+        a, b = _local_clock_s(day, begin_local), _local_clock_s(day, end_local)
+        if b > start_s and a < end_s:
+            return max(a, start_s), min(b, end_s)
+    return start_s, start_s
 
 
 # =========================================================================== time series
@@ -885,8 +934,9 @@ class Sessions:
 STATUS_NAMES = np.array(["completed", "no_show", "cancelled"], dtype=object)
 COMPLETED, NO_SHOW, CANCELLED = 0, 1, 2
 
-# per-candidate draws, in this order, from each site's session stream (after the counts)
-_CANDIDATE_DRAWS = ("slot_u", "minute_u", "gap_u", "vehicle_u", "z_stay", "z_energy", "hub_u", "overhead_u",
+# Per-candidate draws from each site's session stream, in this order (after the
+# Poisson counts): names ending in _u are uniform on [0, 1), in _z standard normal.
+_CANDIDATE_DRAWS = ("slot_u", "minute_u", "gap_u", "vehicle_u", "stay_z", "energy_z", "hub_u", "overhead_u",
                     "soc_u", "booked_u", "status_u", "shift_z", "lag_z", "ratio_z", "mode_u", "urgent_u")
 
 
@@ -942,15 +992,7 @@ def draw_candidates(ref: Reference, sa: _StationArrays, days: list[date], seed: 
         n = int(counts.sum())
         st = np.repeat(np.repeat(members, len(days)), counts)
         day = np.repeat(np.tile(np.arange(len(days)), len(members)), counts)
-        draws = {k: rng.random(n) for k in _CANDIDATE_DRAWS[:4]}
-        draws["z_stay"] = rng.standard_normal(n)
-        draws["z_energy"] = rng.standard_normal(n)
-        for k in _CANDIDATE_DRAWS[6:11]:
-            draws[k] = rng.random(n)
-        for k in _CANDIDATE_DRAWS[11:14]:
-            draws[k] = rng.standard_normal(n)
-        for k in _CANDIDATE_DRAWS[14:]:
-            draws[k] = rng.random(n)
+        draws = {k: rng.standard_normal(n) if k.endswith("_z") else rng.random(n) for k in _CANDIDATE_DRAWS}
         slot = np.zeros(n, dtype=np.int64)
         prof, weekend = sa.profile[st], off[day]
         for p, name in enumerate(PROFILES):
@@ -978,8 +1020,8 @@ def _session_basics(ref: Reference, sa: _StationArrays, c: dict[str, np.ndarray]
     charger = sa.charger_kw[st]
     prof = sa.profile[st]
     # AC: stay and energy from the ElaadNL exceedance curves, tied by a Gaussian copula
-    z2 = STAY_ENERGY_CORR * c["z_stay"] + np.sqrt(1.0 - STAY_ENERGY_CORR ** 2) * c["z_energy"]
-    u_stay = PERCENT * (1.0 - normal_cdf(c["z_stay"]))  # a large score -> a small exceedance share -> a large value
+    z2 = STAY_ENERGY_CORR * c["stay_z"] + np.sqrt(1.0 - STAY_ENERGY_CORR ** 2) * c["energy_z"]
+    u_stay = PERCENT * (1.0 - normal_cdf(c["stay_z"]))  # a large score -> a small exceedance share -> a large value
     u_energy = PERCENT * (1.0 - normal_cdf(z2))
     stay_base = np.zeros(st.size)
     energy_base = np.zeros(st.size)
@@ -1058,7 +1100,7 @@ def draw_sessions(ref: Reference, spec: ScenarioSpec, sa: _StationArrays, seed: 
     day_end = localize_wall(day_naive + SECONDS_PER_DAY)
     arr0 = localize_wall(day_naive[c["day"]] + c["minute"] * SECONDS_PER_MINUTE)  # the wall-clock arrival
     b = _session_basics(ref, sa, c)
-    for k in ("slot_u", "minute_u", "vehicle_u", "z_stay", "z_energy", "hub_u", "overhead_u", "minute"):
+    for k in ("slot_u", "minute_u", "vehicle_u", "stay_z", "energy_z", "hub_u", "overhead_u", "minute"):
         del c[k]  # used up; frees memory at scale
     occ = one_connector(c, b, sa, ref, arr0, day_start, day_end)
     del arr0
@@ -1109,8 +1151,8 @@ def add_bookings(s: Sessions, c: dict[str, np.ndarray], sa: _StationArrays) -> N
                         RESERVED_ARRIVAL_MAX_MINUTES)
     res_arr = floor_s(s.arrival - np.round(shift_min * SECONDS_PER_MINUTE).astype(np.int64), grid_s)
     stay_min = (s.departure - s.arrival) / SECONDS_PER_MINUTE
-    lag_min = np.maximum(MIN_DEPARTURE_LAG_MINUTES, np.minimum(DEPARTURE_LAG_SHARE * stay_min, DEPARTURE_LAG_CAP_MINUTES)
-                         * np.exp(DEPARTURE_LAG_SIGMA * c["lag_z"]))
+    median_lag_min = np.minimum(DEPARTURE_LAG_SHARE * stay_min, DEPARTURE_LAG_CAP_MINUTES)
+    lag_min = np.maximum(MIN_DEPARTURE_LAG_MINUTES, median_lag_min * np.exp(DEPARTURE_LAG_SIGMA * c["lag_z"]))
     res_dep = ceil_s(s.departure + np.round(lag_min).astype(np.int64) * SECONDS_PER_MINUTE, grid_s)
     res_dep = np.maximum(res_dep, res_arr + grid_s)
     ratio = REQUEST_RATIO_MEDIAN * np.exp(REQUEST_RATIO_SIGMA * c["ratio_z"])
@@ -1406,7 +1448,7 @@ def build_jobs(spec: ScenarioSpec, seed: int, progress: Progress = None) -> pd.D
         need = blades * work * JOB_GRID_MINUTES / MINUTES_PER_HOUR
         cum = np.cumsum(need)
         starts = np.repeat(np.concatenate([[0.0], cum])[np.cumsum(counts) - counts], counts)
-        fits = cum - starts <= (budget - c_need)[local] + 1e-9
+        fits = cum - starts <= (budget - c_need)[local] + TOL
         ci = np.nonzero(crit)[0]
         frames.append({
             "station": np.concatenate([members[ci], members[local[fits]]]),
@@ -1467,13 +1509,20 @@ def build_loads(ref: Reference, spec: ScenarioSpec, ref_day: date) -> pd.DataFra
 
 
 def build_grid_limits(spec: ScenarioSpec) -> pd.DataFrame:
-    """Each curtailment as three steps: grid_kw from the start, the cut, grid_kw again."""
+    """Each curtailment as steps: grid_kw from the start (unless the cut begins there), the cut, grid_kw again."""
     base = {s.site_id: float(s.grid_kw) for s in spec.sites}
     site, time, kw = [], [], []
     for c in spec.curtailments:
-        site += [c.site_id] * 3
-        time += [spec.start_s, _local_clock_s(spec.start_s, c.begin_local), _local_clock_s(spec.start_s, c.end_local)]
-        kw += [base[c.site_id], float(c.grid_kw), base[c.site_id]]
+        a, b = curtailment_window(spec.start_s, spec.end_s, c.begin_local, c.end_local)
+        if b <= a:
+            continue
+        steps = [(a, float(c.grid_kw)), (b, base[c.site_id])]
+        if a > spec.start_s:
+            steps.insert(0, (spec.start_s, base[c.site_id]))
+        for when, value in steps:
+            site.append(c.site_id)
+            time.append(when)
+            kw.append(value)
     return pd.DataFrame({"site_id": np.array(site, dtype=object), "time": np.array(time, dtype=np.int64),
                          "grid_kw": np.array(kw, dtype=float)})
 
@@ -1540,7 +1589,8 @@ def check_tables(spec: ScenarioSpec, t: dict[str, pd.DataFrame]) -> None:
 
     start, end = spec.start_s, spec.end_s
     for s in spec.stations:
-        if not (BLADES_RANGE[0] <= s.blades <= BLADES_RANGE[1]) or s.link_kw > s.charger_kw + s.blades * s.blade_kw + 1e-9:
+        all_on_kw = s.charger_kw + s.blades * s.blade_kw
+        if not (BLADES_RANGE[0] <= s.blades <= BLADES_RANGE[1]) or s.link_kw > all_on_kw + TOL:
             fail(f"station {s.station_id} blades / link_kw")
     stations = t["stations"].set_index("station_id")
     # reservations: inside the horizon, positive energy, no overlap per station, mode offered, within the battery
@@ -1553,7 +1603,7 @@ def check_tables(spec: ScenarioSpec, t: dict[str, pd.DataFrame]) -> None:
     offered = stations.loc[r["station_id"], "modes"].to_numpy()
     if not all(m == "any" or m in o.split(";") for m, o in zip(r["mode"], offered)):
         fail("a reservation's mode is not offered by its station")
-    if (r["energy_kwh"] > r["battery_kwh"] * (1.0 - r["soc_arrival"]) + 0.05).any():
+    if (r["energy_kwh"] > r["battery_kwh"] * (1.0 - r["soc_arrival"]) + SOC_ROUNDING_KWH).any():
         fail("a reservation asks for more than the car's free battery")
     # history: before the start, ordered, no overlap per station
     h = t["history"]
@@ -1570,10 +1620,10 @@ def check_tables(spec: ScenarioSpec, t: dict[str, pd.DataFrame]) -> None:
     rel, dl = j["release"].to_numpy(), j["deadline"].to_numpy()
     if (rel < start).any() or (dl > end).any() or (dl <= rel).any():
         fail("job window outside the horizon")
-    if ((dl - rel) / SECONDS_PER_HOUR + 1e-9 < j["work_hours"].to_numpy()).any():
+    if ((dl - rel) / SECONDS_PER_HOUR + TOL < j["work_hours"].to_numpy()).any():
         fail("job work longer than its window")
     js = stations.loc[j["station_id"]]
-    if ((j["power_kw"].to_numpy() > js["blade_kw"].to_numpy() + 1e-9).any()
+    if ((j["power_kw"].to_numpy() > js["blade_kw"].to_numpy() + TOL).any()
             or (j["blades"].to_numpy() > (js["blades"] - js["blades_out_of_service"]).to_numpy()).any()):
         fail("a job does not fit its station")
     # fixed loads (households + standby blades) stay under each site's limit and each home's link
@@ -1643,33 +1693,14 @@ def write_scenario(out: str | Path, tables: dict[str, pd.DataFrame], yaml_text: 
     replaced (entirely, files this run does not write included) only once the
     new one is complete. Returns the resolved path.
     """
-    out = Path(out).resolve()
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvdcError(f"{parent}: cannot create the output folder ({exc.strerror})") from None
-    if out.exists() and not out.is_dir():
-        raise EvdcError(f"{out}: exists and is not a directory")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
+    def fill(tmp: Path) -> None:
         (tmp / "scenario.yaml").write_text(yaml_text, encoding="utf-8", newline="\n")
         for name, df in tables.items():
             if progress is not None:
                 progress(f"writing {TABLE_FILES[name]} ({len(df)} rows)")
             write_table(tmp / TABLE_FILES[name], df, TIME_COLUMNS.get(name, ()))
-        os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.rename(out, old / out.name)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return replace_directory(out, fill)
 
 
 # =========================================================================== entry point
@@ -1704,6 +1735,8 @@ def generate_scenario(out: str | Path, sites: int, stations_per_site: int, days:
     if progress is not None:
         progress(f"layout of {sites} sites x {stations_per_site} stations")
     spec = fleet_spec(ref, sites, stations_per_site, seed, start_s, days)
+    how = "given" if start is not None else "drawn from the seed"
+    spec = replace(spec, header=spec.header + f"# start {iso_times(np.array([start_s]))[0]} ({how})\n")
     tables = build_tables(ref, spec, seed, progress)
     path = write_scenario(out, tables, scenario_yaml(spec), progress)
     if progress is not None:

@@ -91,3 +91,15 @@ def test_forecast_of_a_bad_session_file_is_one_line(tmp_path):
     res = runner.invoke(app, ["forecast", "--sessions", str(bad)])
     assert res.exit_code == 2
     assert res.output.strip().startswith(f"error: {bad}, row 2, column departure:")
+
+
+def test_generate_then_plan_then_verify(tmp_path):
+    scen, out = tmp_path / "gen", tmp_path / "plan"
+    res = runner.invoke(app, ["generate", "--sites", "2", "--stations-per-site", "2", "--days", "7", "--seed", "3",
+                              "--out", str(scen), "-q"])
+    assert res.exit_code == 0, res.output
+    assert runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q", "--time-limit", "10"]).exit_code == 0
+    ver = runner.invoke(app, ["verify", str(out), "--scenario", str(scen)])
+    assert ver.exit_code == 0, ver.output
+    bad = runner.invoke(app, ["generate", "--sites", "0", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and bad.output.strip() == "error: sites must be at least 1, got 0"

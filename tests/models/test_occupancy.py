@@ -11,7 +11,7 @@ import pytest
 from models import OccupancyForecaster, SeasonalNaiveForecaster
 from models.evaluate import holdout_report, sessions_history
 from models.pipeline import forecast_inputs, forecaster_params
-from models.reserve import apply_forecast, forecast_table, reserve_from_forecast
+from models.reserve import apply_forecast, reserve_from_forecast
 from models.store import StoreError, load_forecaster, load_or_fit, save_forecaster
 from scheduler import load_scenario, plan
 from scheduler.config import ForecastSettings

@@ -201,17 +201,22 @@ def test_link_tree_caps_stations_below_a_feeder():
     assert p.tables["station_slots"]["link_kw"].sum() == pytest.approx(30.0)
 
 
-def test_car_battery_keeps_critical_blades_running_through_an_outage():
+def outage_with_v2x_car(min_soc: float):
     """Hour 1: grid out; a critical 2-blade job (0.5 kW each) and 2 standby blades need 1.1 kW.
-    The car (60 kWh at 50 %, may lend 5 kW, keeps >= 30 %) lends 1.1 kWh, then takes 11.1 kWh in hour 2
-    so it still gets its 10 kWh: 0.6*10 + 0.15*4*2*1 (critical work) - 0.05*1.1 (V2X) = 7.145."""
+    A car (60 kWh at 50 %) that may lend 5 kW is there both hours and wants 10 kWh."""
     cfg = tiny_config(60, 2, **NO_START)
     st = station(charger_kw=22, blades=4, blade_kw=0.5, blade_standby_kw=0.05)
     s = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60, soc_arrival=0.5,
-                vehicle_discharge_kw=5, min_soc=0.3)
+                vehicle_discharge_kw=5, min_soc=min_soc)
     j = Job("crit", power_kw=0.5, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
             blades=2, station_id="a")
-    p = plan(one_site(cfg, Site("s", grid_kw=50), [st], [s], [j], grid_limit_kw=[0, 50]))
+    return plan(one_site(cfg, Site("s", grid_kw=50), [st], [s], [j], grid_limit_kw=[0, 50]))
+
+
+def test_car_battery_keeps_critical_blades_running_through_an_outage():
+    """min_soc 30 %: the car lends 1.1 kWh, then takes 11.1 kWh in hour 2 so it still gets its 10 kWh:
+    0.6*10 + 0.15*4*2*1 (critical work) - 0.05*1.1 (V2X) = 7.145."""
+    p = outage_with_v2x_car(min_soc=0.3)
     assert col(p, "session_slots", "ev_kw") == pytest.approx([-1.1, 11.1])
     assert col(p, "session_slots", "state") == ["discharging", "in_progress"]
     assert p.kpis["critical_jobs_unmet"] == 0 and p.kpis["unserved_kwh"] == 0
@@ -220,13 +225,7 @@ def test_car_battery_keeps_critical_blades_running_through_an_outage():
 
 
 def test_car_never_drops_below_its_min_soc():
-    """Same outage, but min_soc = 50 % = the arrival state: the car cannot lend, the critical job misses."""
-    cfg = tiny_config(60, 2, **NO_START)
-    st = station(charger_kw=22, blades=4, blade_kw=0.5, blade_standby_kw=0.05)
-    s = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60, soc_arrival=0.5,
-                vehicle_discharge_kw=5, min_soc=0.5)
-    j = Job("crit", power_kw=0.5, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
-            blades=2, station_id="a")
-    p = plan(one_site(cfg, Site("s", grid_kw=50), [st], [s], [j], grid_limit_kw=[0, 50]))
+    """min_soc = 50 % = the arrival state: the car cannot lend, the critical job misses."""
+    p = outage_with_v2x_car(min_soc=0.5)
     assert p.kpis["critical_jobs_unmet"] == 1
     assert min(col(p, "session_slots", "ev_kw")) >= 0
