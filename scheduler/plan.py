@@ -86,6 +86,19 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
     return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config))
 
 
+def blade_inventory(inputs: Inputs) -> dict:
+    """Stations holding faulty (out-of-service) blades, and stations whose replacement stock is empty."""
+    st = inputs.stations
+    return {
+        "blades_in_service": sum(s.blades_in_service for s in st),
+        "blades_out_of_service": sum(s.blades_out_of_service for s in st),
+        "stations_with_faulty_blades": [
+            {"station_id": s.station_id, "out_of_service": s.blades_out_of_service, "spare_blades": s.spare_blades}
+            for s in st if s.blades_out_of_service > 0],
+        "stations_without_spares": [s.station_id for s in st if s.spare_blades == 0 and s.blades > 0],
+    }
+
+
 def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[SiteOutcome], config: PlanConfig) -> dict:
     """summary.json: status, objective, gap, times, hash, version, KPIs, and per-site detail."""
     results = [o.result for o in outcomes]
@@ -112,6 +125,7 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
                    "mip_rel_gap": config.solver.mip_rel_gap, "random_seed": config.solver.random_seed},
         "kpis": compute_kpis(tables, inputs),
         "critical_unmet_jobs": critical_unmet_jobs(tables),
+        "blade_inventory": blade_inventory(inputs),
         "sites": [
             {"site_id": o.site_id, "status": o.result.status, "objective": o.result.objective,
              "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),

@@ -20,9 +20,9 @@ COLUMNS = {
                    "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw", "reserve_kw",
                    "reserve_short_kw"],
     "station_slots": ["site_id", "station_id", "slot_start", "ev_kw", "blade_kw", "blades_working", "reserve_kw",
-                      "link_kw", "link_limit_kw"],
+                      "link_kw", "link_limit_kw", "load_kw"],
     "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
-                 "booked_mode", "booked_kwh"],
+                 "booked_mode", "booked_kwh", "lent_kwh", "soc_departure"],
     "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
     "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades",
              "critical_missed_h"],
@@ -95,7 +95,10 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         mode = "" if decision == "denied" else report_mode(sp, {t: ev[(r, t)] for t in sp.slots}, run_high.get(s, set()),
                                                            si.config.policies.priority_job_slows_car)
         booked = sp.session.booked_kwh if sp.session.booked_kwh is not None else req
-        sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode, booked))
+        lent = sum(_v(m.ev_discharge_kw[r, t]) for t in sp.slots) * h if sp.discharge_kw > 0 else 0.0
+        soc_out = (sp.soc_arrival * sp.battery_kwh + delivered) / sp.battery_kwh
+        sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode, booked,
+                          _clean(lent), round(soc_out, 6)))
 
     # ----- jobs
     job_rows, job_slot_rows = [], []
@@ -133,7 +136,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             load = float(si.station_load_kw[s][t])
             evk = _clean(ev_station[(s, t)])
             st_rows.append((sid, s, starts[t], evk, blade_kw, wk, float(si.reserve_kw[s][t]),
-                            _clean(evk + blade_kw + load), st.link_kw))
+                            _clean(evk + blade_kw + load), st.link_kw, _clean(load)))
 
     # ----- site
     site_rows = []

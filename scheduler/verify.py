@@ -95,6 +95,8 @@ PLAN_COLUMNS: dict[str, tuple[str, ...]] = {
 #: Extension columns read when present (evdc writes them; other planners may not).
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "site_slots": ("unserved_kw",),
+    "station_slots": ("load_kw",),
+    "sessions": ("lent_kwh",),
 }
 #: Columns read as text (everything else required is a number).
 TEXT_COLUMNS: frozenset[str] = frozenset(
@@ -813,7 +815,8 @@ def check_station_link(p: PlanView) -> list[Violation]:
     """Station link, per station and slot.
 
     ev_kw + blade_kw + station_load + reserve_kw ≤ station.link_kw; reserve_kw ≥ 0;
-    link_kw column = ev_kw + blade_kw + station_load (what the station draws).
+    link_kw column = ev_kw + blade_kw + station_load (what the station draws);
+    load_kw column (when written) = the station's other load (a home's appliances).
     """
     if not p.has("station_slots", "station_id", "ev_kw", "blade_kw"):
         return []
@@ -834,6 +837,9 @@ def check_station_link(p: PlanView) -> list[Violation]:
     if p.has("station_slots", "link_kw"):
         out += _emit("station_link", df, np.abs(df["link_kw"] - draw) > 3 * tol, where,  # link_kw, ev, blades
                      lambda r: f"link_kw column {_f(r.link_kw)}, expected ev + blades + load = {_f(r.draw_kw)}")
+    if p.has("station_slots", "load_kw"):
+        out += _emit("station_link", df, np.abs(df["load_kw"] - df["in_load_kw"]) > tol, where,
+                     lambda r: f"load_kw {_f(r.load_kw)}, the station's other load is {_f(r.in_load_kw)}")
     return out
 
 
@@ -1055,7 +1061,8 @@ def check_session_energy(p: PlanView) -> list[Violation]:
     Every reservation appears exactly once; requested_kwh = session.energy_kwh;
     planned_kwh = Σ ev_kw × slot_h; planned_kwh ≤ requested; denied ⇒ planned = 0;
     granted ⇒ planned ≥ requested·(1 − GRANTED_REL_TOL) − tol; partial ⇒ 0 < planned < requested;
-    station_slots.ev_kw = Σ session_slots.ev_kw of that station and slot.
+    station_slots.ev_kw = Σ session_slots.ev_kw of that station and slot;
+    lent_kwh (when written) = Σ max(−ev_kw, 0) × slot_h (what the car lent, V2X).
     """
     out: list[Violation] = []
     tol, slot_h, fam = p.tol_kw, p.slot_h, "session_energy"
@@ -1085,6 +1092,14 @@ def check_session_energy(p: PlanView) -> list[Violation]:
                          lambda r: f"planned_kwh {_f(r.planned_kwh)} above the {_f(r.in_kwh)} kWh requested")
             if p.has("sessions", "decision"):
                 out += _decisions(fam, df, tol, where)
+        if p.has("sessions", "lent_kwh") and have_slots:
+            ss = p.table("session_slots")
+            n_s = len(p.session_ids)
+            lent = _bincount(ss["_session"], np.clip(-ss["ev_kw"], 0, None) * slot_h, n_s)[pos]
+            sum_tol = tol * (1 + _bincount(ss["_session"], None, n_s)[pos] * slot_h)
+            df = df.with_(slot_lent=lent)
+            out += _emit(fam, df, np.abs(df["lent_kwh"] - lent) > sum_tol, where,
+                         lambda r: f"lent_kwh {_f(r.lent_kwh)}, session_slots lend {_f(r.slot_lent)} kWh")
     if have_slots and p.has("session_slots", "station_id") and p.has("station_slots", "station_id", "ev_kw"):
         ss = p.table("session_slots")
         n_st = len(p.station_ids)

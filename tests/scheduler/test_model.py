@@ -229,3 +229,50 @@ def test_car_never_drops_below_its_min_soc():
     p = outage_with_v2x_car(min_soc=0.5)
     assert p.kpis["critical_jobs_unmet"] == 1
     assert min(col(p, "session_slots", "ev_kw")) >= 0
+
+
+def test_home_shares_the_house_supply_with_its_appliances():
+    """A home on a 10 kW supply: appliances 3 kW in hour 1 and 7 kW in hour 2, 2 standby blades at 0.1 kW;
+    the car (11 kW charger) gets 10 - 3 - 0.2 = 6.8 kW, then 10 - 7 - 0.2 = 2.8 kW."""
+    cfg = tiny_config(60, 2, **NO_START)
+    st = station(station_id="home", link_kw=10, charger_kw=11, blades=2, blade_standby_kw=0.1, kind="residential")
+    s = Session("r1", "home", at(cfg, 0), at(cfg, 120), energy_kwh=30, vehicle_max_kw=11, battery_kwh=200,
+                soc_arrival=0.2)
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], [s], station_load_kw={"home": [3.0, 7.0]}))
+    assert col(p, "session_slots", "ev_kw") == pytest.approx([6.8, 2.8])
+    assert col(p, "station_slots", "load_kw") == pytest.approx([3.0, 7.0])
+    assert col(p, "station_slots", "link_kw") == pytest.approx([10.0, 10.0])
+
+
+def test_lent_energy_and_departure_soc_are_reported():
+    p = outage_with_v2x_car(min_soc=0.3)
+    assert col(p, "sessions", "lent_kwh") == pytest.approx([1.1])
+    assert col(p, "sessions", "soc_departure") == pytest.approx([(30 + 10) / 60])
+
+
+def test_summary_lists_faulty_blades_and_empty_spare_stock():
+    cfg = tiny_config(60, 1)
+    sts = [station(station_id="a", blades=8, blades_out_of_service=2, spare_blades=0),
+           station(station_id="b", blades=8, spare_blades=2)]
+    p = plan(one_site(cfg, Site("s", grid_kw=100), sts))
+    inv = p.summary["blade_inventory"]
+    assert inv["blades_in_service"] == 14 and inv["blades_out_of_service"] == 2
+    assert inv["stations_with_faulty_blades"] == [{"station_id": "a", "out_of_service": 2, "spare_blades": 0}]
+    assert inv["stations_without_spares"] == ["a"]
+
+
+def test_nested_links_hold_at_every_level():
+    """Site source -> transmitter T (25 kW) -> block B (15 kW) -> stations a, b; station c hangs off T directly.
+    Three cars want 22 kWh each in 1 h: a + b <= 15, a + b + c <= 25, so 25 kWh in all."""
+    from scheduler.inputs import Link
+
+    cfg = tiny_config(60, 1, **NO_START)
+    sts = [station(station_id="a", charger_kw=22, link_id="B"), station(station_id="b", charger_kw=22, link_id="B"),
+           station(station_id="c", charger_kw=22, link_id="T")]
+    ss = [Session(f"r{x}", x, at(cfg, 0), at(cfg, 60), energy_kwh=22, vehicle_max_kw=22, battery_kwh=200,
+                  soc_arrival=0.2) for x in "abc"]
+    links = (Link("T", "s", None, 25.0), Link("B", "s", "T", 15.0))
+    p = plan(one_site(cfg, Site("s", grid_kw=100), sts, ss, links=links))
+    kw = dict(zip(col(p, "station_slots", "station_id"), col(p, "station_slots", "ev_kw")))
+    assert kw["a"] + kw["b"] == pytest.approx(15.0)
+    assert sum(kw.values()) == pytest.approx(25.0)

@@ -334,3 +334,20 @@ def test_missing_table_is_reported() -> None:
     del tables["job_slots"]
     found = verify_tables(tables, make_inputs())
     assert any(v.check == PLAN_FORMAT and "job_slots" in v.message for v in found)
+
+
+def test_written_extension_columns_are_checked() -> None:
+    """evdc's own columns, when written, must agree with the rest: unserved_kw closes the balance,
+    load_kw is the station's other load, lent_kwh is what the car's negative slots add up to."""
+    tables = make_plan()
+    tables["site_slots"]["unserved_kw"] = 0.0
+    st = tables["station_slots"]
+    st["load_kw"] = st["link_kw"] - st["ev_kw"] - st["blade_kw"]  # link_kw is what the station draws
+    tables["sessions"]["lent_kwh"] = 0.0
+    assert verify_tables(tables, make_inputs()) == []
+    for table, column, value, family in (("site_slots", "unserved_kw", 1.0, "site_balance"),
+                                         ("station_slots", "load_kw", 9.0, "station_link"),
+                                         ("sessions", "lent_kwh", 3.0, "session_energy")):
+        broken = copy.deepcopy(tables)
+        broken[table].loc[0, column] = value
+        assert families(verify_tables(broken, make_inputs())) == {family}, (table, column)
