@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from .features import KINDS, DayGrid, calendar, day_grid, lagged, occupancy_cube
 
@@ -216,6 +217,11 @@ class OccupancyForecaster(_Base):
         self.random_state = random_state
 
     def fit(self, history: pd.DataFrame, stations) -> "OccupancyForecaster":
+        # one OpenMP thread: the models are small, and a busy second core makes spinning threads crawl
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self._fit(history, stations)
+
+    def _fit(self, history: pd.DataFrame, stations) -> "OccupancyForecaster":
         self._remember(history, stations)
         grid = self._train_grid(history)
         frame = slot_frame(history, self.stations_, grid, self.country)
@@ -253,7 +259,8 @@ class OccupancyForecaster(_Base):
         """
         frame = self._forecast_frame(history, start_utc, n_slots)
         X = frame[SLOT_FEATURES]
-        return self._slot_output(frame, _proba(self.occupancy_model_, X), _regress(self.power_model_, X))
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self._slot_output(frame, _proba(self.occupancy_model_, X), _regress(self.power_model_, X))
 
     def predict_sessions(self, sessions: pd.DataFrame) -> pd.DataFrame:
         """Per session or booking: expected_kwh, p_no_show (bookings; 0 otherwise) and expected_stay_h."""

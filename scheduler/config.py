@@ -73,6 +73,7 @@ class Weights(_Frozen):
     v2x_cost_per_kwh: float = Field(
         0.05, ge=0, description="cost of one kWh a car lends back (V2X), e.g. battery wear and the driver's fee"
     )
+    migration_cost: float = Field(0.05, ge=0, description="cost of moving a running job to another station once")
     job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"
@@ -105,6 +106,9 @@ class Policies(_Frozen):
     )
     urgent_car_preempts_blades: bool = Field(
         True, description="urgent bookings' energy outranks every non-critical job's work"
+    )
+    max_job_moves: int = Field(
+        4, ge=0, description="most times a migratable job may move to another station between two running slots"
     )
     battery_end_soc: Literal["initial", "free"] = Field(
         "initial", description="'initial': the site battery ends the horizon at least as full as it began"

@@ -48,6 +48,7 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_job_work_constraints(m, prep)
     add_job_critical_constraints(m, prep)
     add_job_contiguity_constraints(m, prep)
+    add_job_migration_constraints(m, prep)
     add_demand_peak_constraints(m, prep)
     add_objective(m, prep)
     return m
@@ -433,6 +434,26 @@ def add_job_contiguity_constraints(m, p: SitePrep) -> None:
     m.job_one_start = pyo.Constraint(m.JP, rule=lambda m, j: sum(m.job_start[j, t] for t in m.job[j].slots) <= 1)
 
 
+def add_job_migration_constraints(m, p: SitePrep) -> None:
+    """Migratable jobs with more than one candidate station, (j, s, t) with t-1 also in the window:
+    job_move_def[j, s, t]: job_move[j, s, t] >= run[j, s, t] + sum_{s' != s} run[j, s', t-1] - 1
+    job_move_limit[j]:     sum_{s, t} job_move[j, s, t] <= max_job_moves
+    A move is a change of station between two consecutive running slots; each costs migration_cost.
+    """
+    keys = [(j, s, t) for (j, s, t) in m.JST
+            if len(m.job[j].stations) > 1 and (j, t - 1) in m.JT]
+    m.JMOVE = pyo.Set(dimen=3, ordered=True, initialize=keys)
+    if not keys:
+        return
+    m.job_move = pyo.Var(m.JMOVE, within=pyo.NonNegativeReals)
+    m.job_move_def = pyo.Constraint(m.JMOVE, rule=lambda m, j, s, t: m.job_move[j, s, t] >= m.run[j, s, t] + sum(
+        m.run[j, o, t - 1] for o in m.job[j].stations if o != s) - 1)
+    limit = p.inputs.config.policies.max_job_moves
+    movers = sorted({j for j, _, _ in keys}, key=list(m.J).index)
+    m.job_move_limit = pyo.Constraint(movers, rule=lambda m, j: sum(
+        m.job_move[k] for k in m.JMOVE if k[0] == j) <= limit)
+
+
 def add_demand_peak_constraints(m, p: SitePrep) -> None:
     """demand_peak[t], t in T (only with a demand charge): peak_grid_kw >= grid_kw[t]."""
     if p.inputs.site.demand_charge_per_kw <= 0:
@@ -458,6 +479,7 @@ def add_objective(m, p: SitePrep) -> None:
         + sum(w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.RG)
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
         + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
+        + (sum(w.migration_cost * m.job_move[k] for k in m.JMOVE) if len(m.JMOVE) else 0)
         + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h

@@ -24,7 +24,8 @@ COLUMNS = {
     "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
                  "booked_mode", "booked_kwh", "lent_kwh", "soc_departure"],
     "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
-    "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades",
+    "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades", "stations",
+             "moves",
              "critical_missed_h"],
     "job_slots": ["job_id", "station_id", "slot_start", "blades", "power_kw"],
 }
@@ -95,7 +96,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         mode = "" if decision == "denied" else report_mode(sp, {t: ev[(r, t)] for t in sp.slots}, run_high.get(s, set()),
                                                            si.config.policies.priority_job_slows_car)
         booked = sp.session.booked_kwh if sp.session.booked_kwh is not None else req
-        lent = sum(_v(m.ev_discharge_kw[r, t]) for t in sp.slots) * h if sp.discharge_kw > 0 else 0.0
+        lent = sum(max(-ev[(r, t)], 0.0) for t in sp.slots) * h  # the charger carries the net power
         soc_out = (sp.soc_arrival * sp.battery_kwh + delivered) / sp.battery_kwh
         sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode, booked,
                           _clean(lent), round(soc_out, 6)))
@@ -123,8 +124,9 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         on_time = hours >= j.work_hours * (1 - DONE_RTOL)
         finish = starts[last] + pd.Timedelta(minutes=grid.slot_minutes) if on_time and last is not None else pd.NaT
         home = j.station_id or (max(set(stations_used), key=stations_used.count) if stations_used else "")
+        where_ran = ";".join(dict.fromkeys(stations_used))  # in order of first use
         job_rows.append((j.job_id, home, j.work_hours, _clean(hours), finish, bool(on_time), j.priority, j.blades,
-                         _clean(missed)))
+                         where_ran, count_moves(run, j.job_id, jp.stations, jp.slots), _clean(missed)))
 
     # ----- stations
     st_rows = []
@@ -173,6 +175,12 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         "jobs": frame("jobs", job_rows),
         "job_slots": frame("job_slots", job_slot_rows),
     }
+
+
+def count_moves(run: dict, job_id: str, stations: tuple[str, ...], slots: tuple[int, ...]) -> int:
+    """Changes of station between consecutive running slots of a job."""
+    at = {t: s for t in slots for s in stations if run.get((job_id, s, t), 0)}
+    return sum(1 for t in slots if t in at and t - 1 in at and at[t] != at[t - 1])
 
 
 def report_mode(sp: SessionPrep, ev: dict[int, float], high_slots: set[int], slow_policy: bool) -> str:

@@ -97,6 +97,7 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "site_slots": ("unserved_kw",),
     "station_slots": ("load_kw",),
     "sessions": ("lent_kwh",),
+    "jobs": ("moves",),
 }
 #: Columns read as text (everything else required is a number).
 TEXT_COLUMNS: frozenset[str] = frozenset(
@@ -1174,6 +1175,29 @@ def check_job_window(p: PlanView) -> list[Violation]:
         need = np.append(p.job_attr("blades"), np.nan)[pos]
         out += _emit(fam, df.with_(need=need), known & (np.abs(df["blades"] - need) > COUNT_TOL), where,
                      lambda r: f"blades {_f(r.blades)}, the job needs {_f(r.need)}")
+    out += _check_moves(p, runs)
+    return out
+
+
+def _check_moves(p: PlanView, runs: Cols) -> list[Violation]:
+    """Moves (a change of station between consecutive running slots) are at most
+    policies.max_job_moves per job, and jobs.csv ``moves`` (when written) counts them."""
+    moves: dict[int, int] = {}
+    at: dict[tuple[int, int], int] = {(int(j), int(t)): int(s) for j, t, s in zip(runs["_job"], runs["t"], runs["_station"])}
+    for (j, t), s in at.items():
+        prev = at.get((j, t - 1))
+        if prev is not None and prev != s:
+            moves[j] = moves.get(j, 0) + 1
+    limit = p.inputs.config.policies.max_job_moves
+    ids = p.job_ids
+    out = [Violation("job_window", p.where(job=ids[j]), f"{n} moves, at most {limit} allowed")
+           for j, n in sorted(moves.items()) if n > limit]
+    if p.has("jobs", "job_id", "moves"):
+        jobs = p.table("jobs")
+        for j, written in zip(jobs["_job"], jobs["moves"]):
+            if j >= 0 and abs(written - moves.get(int(j), 0)) > COUNT_TOL:
+                out.append(Violation("job_window", p.where(job=ids[int(j)]),
+                                     f"moves {_f(written)}, job_slots show {moves.get(int(j), 0)}"))
     return out
 
 

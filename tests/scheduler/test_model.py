@@ -276,3 +276,21 @@ def test_nested_links_hold_at_every_level():
     kw = dict(zip(col(p, "station_slots", "station_id"), col(p, "station_slots", "ev_kw")))
     assert kw["a"] + kw["b"] == pytest.approx(15.0)
     assert sum(kw.values()) == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("max_moves, objective", [(1, 2.55), (0, 1.2)])
+def test_job_migrates_within_its_move_limit(max_moves, objective):
+    """A 2-hour, 10-blade (10 kW) migratable job; other loads fill station a's link in hour 2 and b's in hour 1.
+    One move allowed: a then b, value 0.15*10*2 = 3, energy (10 job + 10 loads)*2 h*0.01 = 0.4, move 0.05 -> 2.55.
+    No move: one hour only, 1.5 - (10 + 20)*0.01 = 1.2."""
+    cfg = tiny_config(60, 2, weights={"job_late_penalty": 0.0}, policies={"max_job_moves": max_moves})
+    sts = [station(station_id="a", blades=10, blade_kw=1.0, link_kw=10.0),
+           station(station_id="b", blades=10, blade_kw=1.0, link_kw=10.0)]
+    j = Job("j", power_kw=1.0, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 120), blades=10, migratable=True,
+            station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=100), sts, jobs=[j], price_per_kwh=[0.01, 0.01],
+                      station_load_kw={"a": [0.0, 10.0], "b": [10.0, 0.0]}))
+    assert col(p, "jobs", "moves") == [max_moves]
+    assert col(p, "jobs", "planned_h") == [pytest.approx(1.0 + max_moves)]
+    assert col(p, "jobs", "stations") == ["a;b" if max_moves else col(p, "job_slots", "station_id")[0]]
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
