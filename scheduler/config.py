@@ -110,10 +110,20 @@ class Policies(_Frozen):
     max_job_moves: int = Field(
         4, ge=0, description="most times a migratable job may move to another station between two running slots"
     )
+    source_uses: dict[Source, list[Use]] = Field(
+        default_factory=dict,
+        description="dedicate a source to some uses, e.g. {pv: [blades]} (PV feeds blades only) or "
+                    "{grid: [cars, loads]}; a source not named may feed anything",
+    )
     battery_end_soc: Literal["initial", "free"] = Field(
         "initial", description="'initial': the site battery ends the horizon at least as full as it began"
     )
 
+
+Source = Literal["grid", "pv", "battery", "cars", "unserved"]
+Use = Literal["cars", "blades", "loads", "battery"]
+SOURCES: tuple[str, ...] = ("grid", "pv", "battery", "cars", "unserved")
+USES: tuple[str, ...] = ("cars", "blades", "loads", "battery")
 
 RiskSetting = Literal["none", "expected", "p80", "p90", "p95"]
 RISK_QUANTILES: dict[str, float] = {"p80": 0.80, "p90": 0.90, "p95": 0.95}

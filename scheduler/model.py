@@ -32,6 +32,7 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_sets(m, prep)
     add_variables(m, prep)
     add_site_balance_constraints(m, prep)
+    add_source_flow_constraints(m, prep)
     add_grid_limit_constraints(m, prep)
     add_site_reserve_constraints(m, prep)
     add_battery_constraints(m, prep)
@@ -181,6 +182,56 @@ def add_site_balance_constraints(m, p: SitePrep) -> None:
         return supply == demand
 
     m.site_balance = pyo.Constraint(m.T, rule=rule)
+
+
+#: (source, use) pairs that cannot carry power: a store does not feed itself, and the unserved
+#: slack stands only for fixed demand (standby blades and other loads).
+IMPOSSIBLE_FLOWS = {("battery", "battery"), ("cars", "cars"), ("unserved", "cars"), ("unserved", "battery")}
+
+
+def add_source_flow_constraints(m, p: SitePrep) -> None:
+    """Which source fed what (the seed's FIG. 3B), (src, use) in FLOWS, t in T:
+    source_supply[src, t]: sum_use flow_kw[src, use, t] = supply[src, t]
+    use_demand[use, t]:    sum_src flow_kw[src, use, t] = demand[use, t]
+    supply: grid_kw, pv_used_kw, battery_discharge_kw, sum_r ev_discharge_kw (cars lending), unserved_kw;
+    demand: sum_r ev_kw (cars charging), sum_s blade_kw, other loads, battery_charge_kw.
+    FLOWS leaves out IMPOSSIBLE_FLOWS and, with policies.source_uses, the uses a source is not dedicated to.
+    """
+    from .config import SOURCES, USES
+
+    si = p.inputs
+    dedicated = si.config.policies.source_uses
+    flows = [(a, b) for a in SOURCES for b in USES
+             if (a, b) not in IMPOSSIBLE_FLOWS and (a not in dedicated or b in dedicated[a])]
+    m.FLOWS = pyo.Set(dimen=2, ordered=True, initialize=flows)
+    m.flow_kw = pyo.Var(m.FLOWS, m.T, within=pyo.NonNegativeReals)
+    other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
+    zero = 0.0
+
+    def supply(m, src, t):
+        if src == "grid":
+            return m.grid_kw[t]
+        if src == "pv":
+            return m.pv_used_kw[t]
+        if src == "battery":
+            return m.battery_discharge_kw[t] if m.battery else zero
+        if src == "cars":
+            return sum(m.ev_discharge_kw[r, tt] for (r, tt) in m.RV if tt == t) if len(m.RV) else zero
+        return m.unserved_kw[t]
+
+    def demand(m, use, t):
+        if use == "cars":
+            return sum(m.ev_kw[r, t] for s in m.S for r in m.sessions_at.get((s, t), ()))
+        if use == "blades":
+            return sum(m.blade_kw[s, t] for s in m.S)
+        if use == "loads":
+            return other[t]
+        return m.battery_charge_kw[t] if m.battery else zero
+
+    m.source_supply = pyo.Constraint(SOURCES, m.T, rule=lambda m, a, t: sum(
+        m.flow_kw[a, b, t] for b in USES if (a, b) in m.FLOWS) == supply(m, a, t))
+    m.use_demand = pyo.Constraint(USES, m.T, rule=lambda m, b, t: sum(
+        m.flow_kw[a, b, t] for a in SOURCES if (a, b) in m.FLOWS) == demand(m, b, t))
 
 
 def add_grid_limit_constraints(m, p: SitePrep) -> None:
@@ -340,7 +391,10 @@ def add_session_taper_constraints(m, p: SitePrep) -> None:
 
 def add_session_v2x_constraints(m, p: SitePrep) -> None:
     """V2X, (r, t) in RV (cars with vehicle_discharge_kw > 0); ev_net_kw = ev_kw - ev_discharge_kw:
-    session_discharge[r, t]: ev_discharge_kw <= vehicle_discharge_kw * frac[r, t] * served[r]
+    session_discharge[r, t]: ev_discharge_kw <= vehicle_discharge_kw * frac[r, t] * lending[r, t]
+    session_lending_served[r, t]: lending[r, t] <= served[r]
+    session_lend_or_charge[r, t]: ev_kw <= max_m limit_kw[r, t, m] * (1 - lending[r, t])  (a car lends or
+                             charges in a slot, not both)
     session_min_soc[r, t]:   soc0 * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h >= min_energy_kwh
     station_no_export[s, t]: ev_station_kw + blade_kw + station_load_kw >= 0  (a car powers its own
                              station's blades, never the rest of the site)
@@ -349,8 +403,12 @@ def add_session_v2x_constraints(m, p: SitePrep) -> None:
         return
     h = p.slot_h
     si = p.inputs
+    m.lending = pyo.Var(m.RV, within=pyo.Binary)
     m.session_discharge = pyo.Constraint(m.RV, rule=lambda m, r, t: (
-        m.ev_discharge_kw[r, t] <= m.sess[r].discharge_kw * m.sess[r].frac[t] * m.served[r]))
+        m.ev_discharge_kw[r, t] <= m.sess[r].discharge_kw * m.sess[r].frac[t] * m.lending[r, t]))
+    m.session_lending_served = pyo.Constraint(m.RV, rule=lambda m, r, t: m.lending[r, t] <= m.served[r])
+    m.session_lend_or_charge = pyo.Constraint(m.RV, rule=lambda m, r, t: (
+        m.ev_kw[r, t] <= max(m.sess[r].limit_kw[(t, mo)] for mo in m.sess[r].modes) * (1 - m.lending[r, t])))
 
     def min_soc(m, r, t):
         sp = m.sess[r]

@@ -14,7 +14,7 @@ from .inputs import Inputs
 from .prepare import HIGH_PRIORITIES, SessionPrep, SitePrep
 from .units import ZERO_KW
 
-TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots")
+TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows")
 COLUMNS = {
     "site_slots": ["site_id", "slot_start", "grid_kw", "pv_kw", "pv_curtailed_kw", "battery_kw", "battery_soc_kwh",
                    "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw", "reserve_kw",
@@ -28,6 +28,7 @@ COLUMNS = {
              "moves",
              "critical_missed_h"],
     "job_slots": ["job_id", "station_id", "slot_start", "blades", "power_kw"],
+    "source_flows": ["site_id", "slot_start", "source", "use", "power_kw"],
 }
 #: Relative tolerance for calling a booking fully served or a job finished.
 DONE_RTOL = 1e-6
@@ -164,6 +165,13 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
                           _clean(sum(float(si.reserve_kw[s][t]) for s in si.station_ids)),
                           _clean(_v(m.reserve_short_kw[t])) if m.has_reserve else 0.0))
 
+    flow_rows = []
+    for (a, b) in m.FLOWS:
+        for t in T:
+            kw = _clean(_v(m.flow_kw[a, b, t]))
+            if kw > 0:
+                flow_rows.append((sid, starts[t], a, b, kw))
+
     def frame(name, rows):
         return pd.DataFrame.from_records(rows, columns=COLUMNS[name])
 
@@ -174,6 +182,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         "session_slots": frame("session_slots", sess_slot_rows),
         "jobs": frame("jobs", job_rows),
         "job_slots": frame("job_slots", job_slot_rows),
+        "source_flows": frame("source_flows", flow_rows),
     }
 
 
@@ -207,7 +216,8 @@ def combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
     out = {}
     keys = {"site_slots": ["site_id", "slot_start"], "station_slots": ["station_id", "slot_start"],
             "sessions": ["reservation_id"], "session_slots": ["reservation_id", "slot_start"],
-            "jobs": ["job_id"], "job_slots": ["job_id", "slot_start"]}
+            "jobs": ["job_id"], "job_slots": ["job_id", "slot_start"],
+            "source_flows": ["site_id", "slot_start", "source", "use"]}
     for name in TABLES:
         frames = [p[name] for p in parts if not p[name].empty]
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])

@@ -101,7 +101,8 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 #: Columns read as text (everything else required is a number).
 TEXT_COLUMNS: frozenset[str] = frozenset(
-    {"site_id", "station_id", "reservation_id", "job_id", "slot_start", "decision", "mode", "state", "finish", "on_time"}
+    {"site_id", "station_id", "reservation_id", "job_id", "slot_start", "decision", "mode", "state", "finish", "on_time",
+     "source", "use"}
 )
 #: Columns whose values may be left empty.
 OPTIONAL_VALUES: dict[str, frozenset[str]] = {
@@ -158,7 +159,7 @@ def read_plan(plan_dir: str | Path) -> dict[str, pd.DataFrame | dict]:
     """
     root = Path(plan_dir)
     out: dict[str, pd.DataFrame | dict] = {}
-    for stem in PLAN_COLUMNS:
+    for stem in (*PLAN_COLUMNS, "source_flows"):
         csv, parquet = root / f"{stem}.csv", root / f"{stem}.parquet"
         if csv.exists():
             out[stem] = pd.read_csv(csv, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
@@ -183,7 +184,56 @@ def verify_tables(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float = 1e-
     view, found = _prepare(tables, inputs, tol_kw)
     for check in CHECKS:
         found.extend(check(view))
+    if tables.get("source_flows") is not None:
+        found.extend(check_source_flows(tables, inputs, tol_kw))
     return found
+
+
+def check_source_flows(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float = 1e-4) -> list[Violation]:
+    """source_flows.csv (evdc's extension, checked when written), per site and slot:
+    Σ_use flow = supply of the source (grid_kw; pv_kw − pv_curtailed_kw; max(−battery_kw, 0);
+    Σ max(−ev_kw, 0) of the site's sessions for cars; unserved_kw) and Σ_source flow = demand of the use
+    (Σ max(ev_kw, 0) for cars; Σ blade_kw; load_kw; max(battery_kw, 0)); flows ≥ 0; a source dedicated
+    by policies.source_uses feeds only its uses."""
+    fam = "source_flows"
+    fl = pd.DataFrame(tables["source_flows"])
+    ss, st = pd.DataFrame(tables["site_slots"]), pd.DataFrame(tables["station_slots"])
+    sess = pd.DataFrame(tables.get("session_slots", pd.DataFrame(columns=["station_id", "slot_start", "ev_kw"])))
+    site_of = {s.station_id: s.site_id for s in inputs.stations}
+    key = ["site_id", "slot_start"]
+    sess = sess.assign(site_id=sess["station_id"].map(site_of), ev_kw=pd.to_numeric(sess["ev_kw"]))
+    sup = ss[key].copy()
+    sup["grid"] = ss["grid_kw"]
+    sup["pv"] = ss["pv_kw"] - ss["pv_curtailed_kw"]
+    sup["battery"] = (-ss["battery_kw"]).clip(lower=0)
+    sup["unserved"] = ss["unserved_kw"] if "unserved_kw" in ss else 0.0
+    lend = sess.assign(v=(-sess["ev_kw"]).clip(lower=0)).groupby(key)["v"].sum()
+    take = sess.assign(v=sess["ev_kw"].clip(lower=0)).groupby(key)["v"].sum()
+    sup = sup.set_index(key)
+    sup["cars"] = lend.reindex(sup.index).fillna(0.0)
+    dem = ss.set_index(key)[["load_kw"]].rename(columns={"load_kw": "loads"})
+    dem["battery"] = ss.set_index(key)["battery_kw"].clip(lower=0)
+    dem["cars"] = take.reindex(dem.index).fillna(0.0)
+    st = st.assign(site_id=st["station_id"].map(site_of))
+    dem["blades"] = st.groupby(key)["blade_kw"].sum().reindex(dem.index).fillna(0.0)
+    out: list[Violation] = []
+    neg = fl[fl["power_kw"] < -tol_kw]
+    out += [Violation(fam, f"site {r.site_id} slot {r.slot_start}", f"flow {r.source}->{r.use} is negative")
+            for r in neg.itertuples()]
+    for side, col, table in (("source", "source", sup), ("use", "use", dem)):
+        got = fl.groupby(key + [col])["power_kw"].sum().unstack(col).reindex(table.index).fillna(0.0)
+        for name in table.columns:
+            diff = (got.get(name, 0.0) - table[name]).abs()
+            for idx in diff[diff > 4 * tol_kw].index:
+                out.append(Violation(fam, f"site {idx[0]} slot {idx[1]}",
+                                     f"{side} {name}: flows add up to {float(got.get(name, 0.0)[idx]) if name in got else 0.0:.6g} kW, "
+                                     f"the plan has {float(table.at[idx, name]):.6g} kW"))
+    dedicated = inputs.config.policies.source_uses
+    for r in fl.itertuples():
+        if r.source in dedicated and r.use not in dedicated[r.source] and r.power_kw > tol_kw:
+            out.append(Violation(fam, f"site {r.site_id} slot {r.slot_start}",
+                                 f"{r.source} feeds {r.use}, but it is dedicated to {', '.join(dedicated[r.source])}"))
+    return out
 
 
 # --------------------------------------------------------------------------- a light column table

@@ -263,7 +263,7 @@ def test_summary_lists_faulty_blades_and_empty_spare_stock():
 
 def test_nested_links_hold_at_every_level():
     """Site source -> transmitter T (25 kW) -> block B (15 kW) -> stations a, b; station c hangs off T directly.
-    Three cars want 22 kWh each in 1 h: a + b <= 15, a + b + c <= 25, so 25 kWh in all."""
+    Three cars want 22 kWh each in 1 h: a + b <= 15, a + b + c <= 25, so 25 kWh in all (split not unique)."""
     from scheduler.inputs import Link
 
     cfg = tiny_config(60, 1, **NO_START)
@@ -274,7 +274,7 @@ def test_nested_links_hold_at_every_level():
     links = (Link("T", "s", None, 25.0), Link("B", "s", "T", 15.0))
     p = plan(one_site(cfg, Site("s", grid_kw=100), sts, ss, links=links))
     kw = dict(zip(col(p, "station_slots", "station_id"), col(p, "station_slots", "ev_kw")))
-    assert kw["a"] + kw["b"] == pytest.approx(15.0)
+    assert kw["a"] + kw["b"] <= 15.0 + 1e-6
     assert sum(kw.values()) == pytest.approx(25.0)
 
 
@@ -294,3 +294,34 @@ def test_job_migrates_within_its_move_limit(max_moves, objective):
     assert col(p, "jobs", "planned_h") == [pytest.approx(1.0 + max_moves)]
     assert col(p, "jobs", "stations") == ["a;b" if max_moves else col(p, "job_slots", "station_id")[0]]
     assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+
+
+@pytest.mark.parametrize("dedicated, grid_kwh", [({}, 0.0), ({"pv": ["blades"]}, 10.0)])
+def test_sources_feed_uses_and_can_be_dedicated(dedicated, grid_kwh):
+    """1 h, PV 12 kW, 4 standby blades draw 2 kW, a car takes 10 kWh.
+    Free: PV covers both (no grid). PV dedicated to blades: the car's 10 kWh come from the grid."""
+    cfg = tiny_config(60, 1, policies={"source_uses": dedicated}, weights={"job_late_penalty": 0}, **NO_START)
+    st = station(charger_kw=22, blades=4, blade_kw=0.5, blade_standby_kw=0.5)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=10, vehicle_max_kw=22, battery_kwh=200, soc_arrival=0.2)
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], [s], pv_kw=[12.0], price_per_kwh=[0.1]))
+    f = p.tables["source_flows"].set_index(["source", "use"])["power_kw"]
+    assert p.kpis["grid_kwh"] == pytest.approx(grid_kwh)
+    assert f.get(("pv", "blades"), 0) == pytest.approx(2.0)
+    assert f.get(("pv", "cars"), 0) + f.get(("grid", "cars"), 0) == pytest.approx(10.0)
+    if dedicated:
+        assert ("pv", "cars") not in f.index
+
+
+def test_verifier_checks_source_flows(tmp_path):
+    from scheduler import write_plan
+    from scheduler.verify import read_plan, verify_tables
+
+    cfg = tiny_config(60, 1, policies={"source_uses": {"pv": ["blades"]}}, **NO_START)
+    st = station(charger_kw=22, blades=4, blade_kw=0.5, blade_standby_kw=0.5)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=10, vehicle_max_kw=22, battery_kwh=200, soc_arrival=0.2)
+    inputs = one_site(cfg, Site("s", grid_kw=100), [st], [s], pv_kw=[12.0], price_per_kwh=[0.1])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "p"))
+    assert verify_tables(tables, inputs) == []
+    flows = tables["source_flows"]
+    flows.loc[flows["use"] == "blades", "source"] = "grid"  # blades now fed by the grid: pv and grid no longer add up
+    assert {v.check for v in verify_tables(tables, inputs)} == {"source_flows"}
