@@ -143,6 +143,36 @@ class ForecastSettings(_Frozen):
     max_iter: int = Field(200, ge=10, le=2000, description="boosting rounds of the forecast models")
 
 
+class ThermalSettings(_Frozen):
+    """Blade housings' thermal state (the seed's FIGS. 5A/5B), the same for every station.
+
+    The housing is one thermal mass: heated by its working and idle blades, exchanging
+    heat with the ambient air (the ``ambient`` table) or, without one, the ground,
+    cooled by a heat pump and heated by a resistor, both drawing from the station's supply.
+    """
+
+    enabled: bool = Field(
+        False, description="model the housing temperature and its cooling and heating (opt-in: see docs/formulation.md)")
+    min_c: float = Field(-40.0, description="lowest housing temperature allowed, deg C")
+    max_c: float = Field(55.0, description="highest housing temperature allowed, deg C")
+    initial_c: float | None = Field(None, description="housing temperature at the start, deg C (default: ambient)")
+    ground_c: float = Field(10.0, description="temperature the housing exchanges with when there is no ambient table")
+    heat_capacity_kwh_per_k: float = Field(0.10, gt=0, description="thermal mass of a housing, kWh per kelvin")
+    ua_kw_per_k: float = Field(0.03, ge=0, description="heat exchange with the surroundings, kW per kelvin")
+    cooling_cop: float = Field(3.0, gt=0, description="heat removed per kWh the cooling draws")
+    cooling_max_kw: float | None = Field(
+        None, ge=0, description="most heat the cooling removes, kW (default: all the blades' rated power)")
+    heating_max_kw: float = Field(0.3, ge=0, description="most heat the (resistive) heater gives, kW")
+    violation_penalty_per_kh: float = Field(
+        1000.0, ge=0, description="penalty per kelvin-hour outside [min_c, max_c] when it cannot be avoided")
+
+    @model_validator(mode="after")
+    def _range(self) -> "ThermalSettings":
+        if self.min_c >= self.max_c:
+            raise ValueError("thermal.min_c must be below thermal.max_c")
+        return self
+
+
 class Tables(_Frozen):
     """Paths of the scenario tables, relative to scenario.yaml (CSV or Parquet)."""
 
@@ -179,6 +209,7 @@ class ScenarioConfig(_Frozen):
     weights: Weights = Weights()
     policies: Policies = Policies()
     forecast: ForecastSettings = ForecastSettings()
+    thermal: ThermalSettings = ThermalSettings()
 
     @model_validator(mode="after")
     def _whole_slots(self) -> "ScenarioConfig":

@@ -117,6 +117,8 @@ class SiteInputs:
     price_per_kwh: np.ndarray | None = None
     grid_limit_kw: np.ndarray | None = None
     site_load_kw: np.ndarray | None = None
+    #: ambient air temperature, deg C per slot (None: the thermal model uses thermal.ground_c)
+    ambient_c: np.ndarray | None = None
     #: station_id -> other load on the station's link, kW per slot
     station_load_kw: Mapping[str, np.ndarray] = field(default_factory=dict)
     #: station_id -> headroom kept for forecast walk-ins, kW per slot (0 until a forecast is applied)
@@ -136,6 +138,8 @@ class SiteInputs:
             object.__setattr__(self, name, default if value is None else frozen_array(value))
             if len(getattr(self, name)) != n:
                 raise EvdcError(f"site {self.site.site_id}: {name} has {len(getattr(self, name))} values, grid has {n} slots")
+        if self.ambient_c is not None:
+            object.__setattr__(self, "ambient_c", frozen_array(self.ambient_c))
         for name in ("station_load_kw", "reserve_kw"):
             given = getattr(self, name)
             full = {s.station_id: frozen_array(given.get(s.station_id, np.zeros(n))) for s in self.stations}

@@ -464,7 +464,7 @@ def build_inputs(
             job_candidates={j: c for j, c in candidates.items() if job_site.get(j) == sid},
             links=tuple(sorted((lk for lk in links if lk.site_id == sid), key=lambda lk: lk.link_id)),
             pv_kw=series["pv"][sid], price_per_kwh=series["prices"][sid], grid_limit_kw=series["grid_limits"][sid],
-            site_load_kw=series["site_loads"][sid],
+            site_load_kw=series["site_loads"][sid], ambient_c=series["ambient"][sid],
             station_load_kw={s: series["station_loads"][s] for s in ids if s in series["station_loads"]},
         ))
     history = tables["history"].drop(columns=[ROW]) if not tables["history"].empty else None
@@ -507,7 +507,8 @@ def _check_no_overlap(res_df: pd.DataFrame, label: str) -> None:
 def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: list[str],
                     L: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
     """Carry every time series onto the slot grid, per site (or station for loads)."""
-    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("pv", "prices", "grid_limits", "site_loads", "station_loads")}
+    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("pv", "prices", "grid_limits", "site_loads",
+                                                           "station_loads", "ambient")}
 
     def carry(df: pd.DataFrame, value: str, how: str, label: str, must_cover: bool = True) -> np.ndarray | None:
         if df.empty:
@@ -532,6 +533,8 @@ def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: l
             lim = step_to_grid(own_limits["time"], own_limits["grid_kw"].to_numpy(float), grid, "min", before=base)[0]
         out["grid_limits"][sid] = lim
         out["site_loads"][sid] = carry(loads[loads["site_id"] == sid], "load_kw", "mean", L["loads"], True)
+        amb = tables["ambient"]
+        out["ambient"][sid] = carry(amb[amb["site_id"] == sid], "temp_c", "mean", L["ambient"], True)
     for stid, part in loads[loads["station_id"].notna()].groupby("station_id", sort=True):
         out["station_loads"][stid] = carry(part, "load_kw", "mean", L["loads"], True)
     return out

@@ -51,6 +51,7 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_job_contiguity_constraints(m, prep)
     add_job_migration_constraints(m, prep)
     add_demand_peak_constraints(m, prep)
+    add_thermal_constraints(m, prep)
     add_objective(m, prep)
     return m
 
@@ -154,6 +155,24 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.ev_station_kw = pyo.Expression(m.S, m.T, rule=ev_station)
     m.blades_working = pyo.Expression(m.S, m.T, rule=blades_working)
     m.blade_kw = pyo.Expression(m.S, m.T, rule=blade_kw)
+    th = si.config.thermal
+    m.thermal = th.enabled
+    if m.thermal:
+        def cool_max(m, s, t):
+            st = m.st[s]
+            return (0.0, th.cooling_max_kw if th.cooling_max_kw is not None else st.blades_in_service * st.blade_kw)
+
+        m.cooling_heat_kw = pyo.Var(m.S, m.T, within=nn, bounds=cool_max)
+        m.heater_kw = pyo.Var(m.S, m.T, within=nn, bounds=(0.0, th.heating_max_kw))
+        m.housing_c = pyo.Var(m.S, m.T, within=pyo.Reals)
+        m.housing_over_c = pyo.Var(m.S, m.T, within=nn)
+        m.housing_under_c = pyo.Var(m.S, m.T, within=nn)
+        m.thermal_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: m.cooling_heat_kw[s, t] / th.cooling_cop
+                                      + m.heater_kw[s, t])
+    else:
+        m.thermal_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: 0.0)
+    m.station_draw_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: (
+        m.ev_station_kw[s, t] + m.blade_kw[s, t] + m.thermal_kw[s, t]))
     m.delivered_kwh = pyo.Expression(m.R, rule=lambda m, r: sum(m.ev_net_kw[r, t] * p.slot_h for t in m.sess[r].slots))
     m.served = pyo.Expression(m.R, rule=lambda m, r: sum(m.mode_on[r, mo] for mo in m.sess[r].modes))
     m.job_running = pyo.Expression(m.JT, rule=lambda m, j, t: sum(m.run[j, s, t] for s in m.job[j].stations))
@@ -175,7 +194,7 @@ def add_site_balance_constraints(m, p: SitePrep) -> None:
 
     def rule(m, t):
         supply = m.grid_kw[t] + m.pv_used_kw[t] + m.unserved_kw[t]
-        demand = sum(m.ev_station_kw[s, t] + m.blade_kw[s, t] for s in m.S) + other[t]
+        demand = sum(m.station_draw_kw[s, t] for s in m.S) + other[t]
         if m.battery:
             supply += m.battery_discharge_kw[t]
             demand += m.battery_charge_kw[t]
@@ -223,7 +242,7 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
         if use == "cars":
             return sum(m.ev_kw[r, t] for s in m.S for r in m.sessions_at.get((s, t), ()))
         if use == "blades":
-            return sum(m.blade_kw[s, t] for s in m.S)
+            return sum(m.blade_kw[s, t] + m.thermal_kw[s, t] for s in m.S)
         if use == "loads":
             return other[t]
         return m.battery_charge_kw[t] if m.battery else zero
@@ -292,7 +311,7 @@ def add_station_link_constraints(m, p: SitePrep) -> None:
     """
     si = p.inputs
     m.station_link = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: (
-        m.ev_station_kw[s, t] + m.blade_kw[s, t]
+        m.station_draw_kw[s, t]
         <= m.st[s].link_kw - float(si.station_load_kw[s][t]) - float(si.reserve_kw[s][t])))
 
 
@@ -313,7 +332,7 @@ def add_link_tree_constraints(m, p: SitePrep) -> None:
     if not len(m.L):
         return
     m.link_tree = pyo.Constraint(m.L, m.T, rule=lambda m, lk, t: sum(
-        m.ev_station_kw[s, t] + m.blade_kw[s, t] + float(si.station_load_kw[s][t]) + float(si.reserve_kw[s][t])
+        m.station_draw_kw[s, t] + float(si.station_load_kw[s][t]) + float(si.reserve_kw[s][t])
         for s in below[lk]) <= cap[lk])
 
 
@@ -418,7 +437,7 @@ def add_session_v2x_constraints(m, p: SitePrep) -> None:
     m.session_min_soc = pyo.Constraint(m.RV, rule=min_soc)
     keys = sorted({(m.sess[r].station.station_id, t) for r, t in m.RV}, key=lambda k: (list(m.S).index(k[0]), k[1]))
     m.station_no_export = pyo.Constraint(keys, rule=lambda m, s, t: (
-        m.ev_station_kw[s, t] + m.blade_kw[s, t] + float(si.station_load_kw[s][t]) >= 0))
+        m.station_draw_kw[s, t] + float(si.station_load_kw[s][t]) >= 0))
 
 
 def add_fast_standby_constraints(m, p: SitePrep) -> None:
@@ -512,6 +531,44 @@ def add_job_migration_constraints(m, p: SitePrep) -> None:
         m.job_move[k] for k in m.JMOVE if k[0] == j) <= limit)
 
 
+def housing_surroundings_c(si: SiteInputs) -> "np.ndarray":
+    """What a housing exchanges heat with, deg C per slot: the ambient air, else the ground."""
+    if si.ambient_c is not None:
+        return np.asarray(si.ambient_c, dtype=float)
+    return np.full(si.grid.n_slots, si.config.thermal.ground_c)
+
+
+def housing_start_c(si: SiteInputs) -> float:
+    th = si.config.thermal
+    start = th.initial_c if th.initial_c is not None else float(housing_surroundings_c(si)[0])
+    return min(max(start, th.min_c), th.max_c)
+
+
+def add_thermal_constraints(m, p: SitePrep) -> None:
+    """Blade housings (thermal.enabled), s in S, t in T; C heat capacity, UA exchange, amb surroundings:
+    housing_heat[s, t]: C * (housing_c[t] - housing_c[t-1])
+                        = (blade_kw + heater_kw - cooling_heat_kw - UA * (housing_c[t] - amb[t])) * slot_h
+    housing_max[s, t]:  housing_c <= max_c + housing_over_c;   housing_min[s, t]: housing_c >= min_c - housing_under_c
+    The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw; housing_c[-1] = the start value.
+    """
+    if not m.thermal:
+        return
+    si = p.inputs
+    th = si.config.thermal
+    amb = housing_surroundings_c(si)
+    t0 = housing_start_c(si)
+    h, c, ua = p.slot_h, th.heat_capacity_kwh_per_k, th.ua_kw_per_k
+
+    def heat(m, s, t):
+        prev = m.housing_c[s, t - 1] if t > 0 else t0
+        return c * (m.housing_c[s, t] - prev) == (
+            m.blade_kw[s, t] + m.heater_kw[s, t] - m.cooling_heat_kw[s, t] - ua * (m.housing_c[s, t] - float(amb[t]))) * h
+
+    m.housing_heat = pyo.Constraint(m.S, m.T, rule=heat)
+    m.housing_max = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: m.housing_c[s, t] <= th.max_c + m.housing_over_c[s, t])
+    m.housing_min = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: m.housing_c[s, t] >= th.min_c - m.housing_under_c[s, t])
+
+
 def add_demand_peak_constraints(m, p: SitePrep) -> None:
     """demand_peak[t], t in T (only with a demand charge): peak_grid_kw >= grid_kw[t]."""
     if p.inputs.site.demand_charge_per_kw <= 0:
@@ -538,6 +595,8 @@ def add_objective(m, p: SitePrep) -> None:
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
         + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
         + (sum(w.migration_cost * m.job_move[k] for k in m.JMOVE) if len(m.JMOVE) else 0)
+        + (sum(si.config.thermal.violation_penalty_per_kh * (m.housing_over_c[s, t] + m.housing_under_c[s, t]) * h
+               for s in m.S for t in m.T) if m.thermal else 0)
         + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h

@@ -20,7 +20,7 @@ COLUMNS = {
                    "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw", "reserve_kw",
                    "reserve_short_kw"],
     "station_slots": ["site_id", "station_id", "slot_start", "ev_kw", "blade_kw", "blades_working", "reserve_kw",
-                      "link_kw", "link_limit_kw", "load_kw"],
+                      "link_kw", "link_limit_kw", "load_kw", "thermal_kw", "cooling_kw", "housing_c"],
     "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
                  "booked_mode", "booked_kwh", "lent_kwh", "soc_departure"],
     "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
@@ -138,8 +138,14 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (st.blades_in_service - wk))
             load = float(si.station_load_kw[s][t])
             evk = _clean(ev_station[(s, t)])
+            if m.thermal:
+                cool = _v(m.cooling_heat_kw[s, t]) / si.config.thermal.cooling_cop
+                thermal = _clean(cool + _v(m.heater_kw[s, t]))
+                cool, housing = _clean(cool), round(_v(m.housing_c[s, t]), 4)
+            else:
+                thermal, cool, housing = 0.0, 0.0, float("nan")
             st_rows.append((sid, s, starts[t], evk, blade_kw, wk, float(si.reserve_kw[s][t]),
-                            _clean(evk + blade_kw + load), st.link_kw, _clean(load)))
+                            _clean(evk + blade_kw + thermal + load), st.link_kw, _clean(load), thermal, cool, housing))
 
     # ----- site
     site_rows = []
@@ -251,6 +257,10 @@ def compute_kpis(tables: dict[str, pd.DataFrame], inputs: Inputs) -> dict[str, f
         "pv_used_kwh": round(float((ss["pv_kw"] - ss["pv_curtailed_kw"]).sum() * h), 6),
         "pv_curtailed_kwh": round(float(ss["pv_curtailed_kw"].sum() * h), 6),
         "unserved_kwh": round(float(ss["unserved_kw"].sum() * h), 6) if len(ss) else 0.0,
+        "thermal_kwh": round(float(tables["station_slots"]["thermal_kw"].sum() * h), 6),
+        "cooling_kwh": round(float(tables["station_slots"]["cooling_kw"].sum() * h), 6),
+        "housing_max_c": (round(float(tables["station_slots"]["housing_c"].max()), 4)
+                          if tables["station_slots"]["housing_c"].notna().any() else None),
     }
 
 

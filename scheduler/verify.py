@@ -95,7 +95,7 @@ PLAN_COLUMNS: dict[str, tuple[str, ...]] = {
 #: Extension columns read when present (evdc writes them; other planners may not).
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "site_slots": ("unserved_kw",),
-    "station_slots": ("load_kw",),
+    "station_slots": ("load_kw", "thermal_kw", "housing_c"),
     "sessions": ("lent_kwh",),
     "jobs": ("moves",),
 }
@@ -109,6 +109,7 @@ OPTIONAL_VALUES: dict[str, frozenset[str]] = {
     "sessions": frozenset({"mode", "station_id"}),
     "jobs": frozenset({"finish", "station_id"}),
     "session_slots": frozenset({"state"}),
+    "station_slots": frozenset({"housing_c"}),
 }
 #: Per table, the columns that identify a row (a repeat is a duplicate).
 ROW_KEYS: dict[str, tuple[str, ...]] = {
@@ -215,7 +216,8 @@ def check_source_flows(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float 
     dem["battery"] = ss.set_index(key)["battery_kw"].clip(lower=0)
     dem["cars"] = take.reindex(dem.index).fillna(0.0)
     st = st.assign(site_id=st["station_id"].map(site_of))
-    dem["blades"] = st.groupby(key)["blade_kw"].sum().reindex(dem.index).fillna(0.0)
+    blades = st["blade_kw"] + (st["thermal_kw"] if "thermal_kw" in st else 0.0)
+    dem["blades"] = blades.groupby([st[k] for k in key]).sum().reindex(dem.index).fillna(0.0)
     out: list[Violation] = []
     neg = fl[fl["power_kw"] < -tol_kw]
     out += [Violation(fam, f"site {r.site_id} slot {r.slot_start}", f"flow {r.source}->{r.use} is negative")
@@ -782,7 +784,7 @@ def check_site_balance(p: PlanView) -> list[Violation]:
         st = p.rows("station_slots", "_station")
         site_of = p.station_site[st["_station"]]
         n_sites = len(p.site_ids)
-        draw = p.dense(site_of, st["t"], st["ev_kw"] + st["blade_kw"], n_sites)[s, t]
+        draw = p.dense(site_of, st["t"], st["ev_kw"] + st["blade_kw"] + _thermal(p, st), n_sites)[s, t]
         n_written = 4 + 2 * p.dense(site_of, st["t"], None, n_sites)[s, t]  # grid, pv, curtailed, battery; ev, blades
         b = df["battery_kw"]
         supply = df["grid_kw"] + df["pv_kw"] - df["pv_curtailed_kw"] + np.clip(-b, 0, None)
@@ -862,6 +864,30 @@ def _station_rows(p: PlanView) -> Cols:
                     in_load_kw=p.station_load[i, t])
 
 
+def _thermal(p: PlanView, df: Cols) -> Any:
+    """What a station's housing cooling and heating draw (evdc's ``thermal_kw``; 0 when not written)."""
+    return df["thermal_kw"] if p.has("station_slots", "thermal_kw") else 0.0
+
+
+def check_thermal(p: PlanView) -> list[Violation]:
+    """Housing temperature (evdc's ``housing_c``, when written) within [thermal.min_c, thermal.max_c] unless the
+    summary reports the violation, and thermal_kw >= 0."""
+    out: list[Violation] = []
+    if not p.has("station_slots", "station_id", "thermal_kw"):
+        return out
+    tol = p.tol_kw
+    df = p.rows("station_slots", "_station")
+    where = lambda r: p.where(station=r.station_id, t=r.t)  # noqa: E731
+    out += _emit("thermal", df, df["thermal_kw"] < -tol, where, lambda r: f"thermal_kw {_f(r.thermal_kw)} is negative")
+    if p.has("station_slots", "housing_c"):
+        th = p.inputs.config.thermal
+        hc = df["housing_c"]
+        bad = ~np.isnan(hc) & ((hc > th.max_c + 1e-3) | (hc < th.min_c - 1e-3))
+        out += _emit("thermal", df, bad, where,
+                     lambda r: f"housing at {_f(r.housing_c)} C, outside [{th.min_c:g}, {th.max_c:g}] C")
+    return out
+
+
 def check_station_link(p: PlanView) -> list[Violation]:
     """Station link, per station and slot.
 
@@ -873,7 +899,7 @@ def check_station_link(p: PlanView) -> list[Violation]:
         return []
     tol = p.tol_kw
     df = _station_rows(p)
-    draw = df["ev_kw"] + df["blade_kw"] + df["in_load_kw"]
+    draw = df["ev_kw"] + df["blade_kw"] + _thermal(p, df) + df["in_load_kw"]
     df = df.with_(draw_kw=draw)
     where = lambda r: p.where(site=r.in_site, station=r.station_id, t=r.t)  # noqa: E731
     out: list[Violation] = []
@@ -923,7 +949,8 @@ def check_link_tree(p: PlanView) -> list[Violation]:
         return out
     df = _station_rows(p)
     n_st = len(p.station_ids)
-    total = p.dense(df["_station"], df["t"], df["ev_kw"] + df["blade_kw"] + df["in_load_kw"] + df["reserve_kw"], n_st)
+    total = p.dense(df["_station"], df["t"],
+                    df["ev_kw"] + df["blade_kw"] + _thermal(p, df) + df["in_load_kw"] + df["reserve_kw"], n_st)
     rows = p.dense(df["_station"], df["t"], None, n_st)
     nodes = list(members)
     node_of = np.concatenate([np.full(len(members[k]), i, dtype=np.int64) for i, k in enumerate(nodes)])
@@ -1464,4 +1491,5 @@ CHECKS: tuple[Callable[[PlanView], list[Violation]], ...] = (
     check_job_work,
     check_job_critical,
     check_summary_kpis,
+    check_thermal,
 )

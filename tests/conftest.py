@@ -15,7 +15,8 @@ from scheduler.timegrid import make_grid
 def tiny_config(slot_minutes: int = 60, n_slots: int = 2, **overrides) -> ScenarioConfig:
     """A scenario config for hand-solved cases; ``overrides`` are nested dicts of ScenarioConfig fields."""
     raw = {"timezone": "Europe/Amsterdam", "start": "2024-05-01T00:00", "slot_minutes": slot_minutes,
-           "horizon_hours": slot_minutes * n_slots / 60}
+           "horizon_hours": slot_minutes * n_slots / 60,
+           "thermal": {"enabled": False}}  # hand-solved cases of other families leave heat out
     raw.update(overrides)
     return ScenarioConfig.model_validate(raw)
 

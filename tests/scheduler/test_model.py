@@ -325,3 +325,33 @@ def test_verifier_checks_source_flows(tmp_path):
     flows = tables["source_flows"]
     flows.loc[flows["use"] == "blades", "source"] = "grid"  # blades now fed by the grid: pv and grid no longer add up
     assert {v.check for v in verify_tables(tables, inputs)} == {"source_flows"}
+
+
+def test_housing_is_cooled_to_its_limit():
+    """10 working blades (10 kW) heat a 1 kWh/K housing from 50 C, no exchange (UA 0): 60 C uncooled.
+    Cooling must remove 5 kWh in the hour (COP 2: 2.5 kWh drawn); price 0.1; the critical work is worth
+    1.25*0.6 per kWh (priority policy) = 7.5: objective = 7.5 - (10 + 2.5)*0.1 = 6.25."""
+    thermal = {"enabled": True, "heat_capacity_kwh_per_k": 1.0, "ua_kw_per_k": 0.0, "initial_c": 50.0,
+               "max_c": 55.0, "cooling_cop": 2.0, "heating_max_kw": 0.0}
+    cfg = tiny_config(60, 1, thermal=thermal)
+    st = station(blades=10, blade_kw=1.0, blade_standby_kw=0.0)
+    j = Job("j", power_kw=1.0, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
+            blades=10, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], jobs=[j], price_per_kwh=[0.1]))
+    assert col(p, "station_slots", "thermal_kw") == pytest.approx([2.5])
+    assert col(p, "station_slots", "housing_c") == pytest.approx([55.0])
+    assert col(p, "station_slots", "link_kw") == pytest.approx([12.5])
+    assert p.kpis["cooling_kwh"] == pytest.approx(2.5)
+    assert p.summary["objective"] == pytest.approx(6.25, abs=1e-6)
+
+
+def test_housing_is_heated_in_the_cold():
+    """Idle housing at -40 C (its minimum), ambient -50 C, UA 0.5 kW/K: holding -40 C takes
+    0.5 * 10 = 5 kW of heat for the hour; price 0.1 -> objective -0.5."""
+    thermal = {"enabled": True, "heat_capacity_kwh_per_k": 1.0, "ua_kw_per_k": 0.5, "initial_c": -40.0,
+               "heating_max_kw": 10.0}
+    cfg = tiny_config(60, 1, thermal=thermal)
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [station(blades=2)], price_per_kwh=[0.1], ambient_c=[-50.0]))
+    assert col(p, "station_slots", "thermal_kw") == pytest.approx([5.0])
+    assert col(p, "station_slots", "housing_c") == pytest.approx([-40.0])
+    assert p.summary["objective"] == pytest.approx(-0.5, abs=1e-6)
