@@ -355,3 +355,18 @@ def test_housing_is_heated_in_the_cold():
     assert col(p, "station_slots", "thermal_kw") == pytest.approx([5.0])
     assert col(p, "station_slots", "housing_c") == pytest.approx([-40.0])
     assert p.summary["objective"] == pytest.approx(-0.5, abs=1e-6)
+
+
+def test_battery_is_filled_ahead_of_a_known_outage():
+    """Hour 1: grid 10 kW, price 0.1; hour 2: outage. A critical 2-blade job (1 kW) runs in hour 2 only.
+    The empty battery (efficiency 1) takes 1 kWh in hour 1 and gives it back in hour 2:
+    objective = 0.15*4*2 (critical work, 2 blade-hours) - 0.1 = 1.1."""
+    cfg = tiny_config(60, 2, policies={"battery_end_soc": "free"})
+    site = Site("s", grid_kw=10, battery_kwh=5, battery_kw=5, battery_soc_kwh=0, battery_efficiency=1.0)
+    st = station(blades=2, blade_kw=0.5, blade_standby_kw=0.0)
+    j = Job("crit", power_kw=0.5, work_hours=1, release=at(cfg, 60), deadline=at(cfg, 120), priority="critical",
+            blades=2, station_id="a")
+    p = plan(one_site(cfg, site, [st], jobs=[j], price_per_kwh=[0.1, 0.1], grid_limit_kw=[10.0, 0.0]))
+    assert col(p, "site_slots", "battery_kw") == pytest.approx([1.0, -1.0])
+    assert p.kpis["critical_jobs_unmet"] == 0
+    assert p.summary["objective"] == pytest.approx(1.1, abs=1e-6)
