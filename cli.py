@@ -240,7 +240,7 @@ def version_cmd() -> None:
 def _reserve_line(info: dict) -> str:
     if "reserve_kwh" not in info:
         return f"none ({info.get('model', 'no forecast')})"
-    return f"{info['reserve_kwh']:.1f} kWh, risk {info['risk']} (model {info['model']})"
+    return f"{info['reserve_kwh']:.1f} kWh ({info['risk']}, {info['model']})"
 
 
 def _print_kpis(result, inputs, written: Path) -> None:
