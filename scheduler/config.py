@@ -236,6 +236,9 @@ class PlanConfig(_Frozen):
     require_solution: bool = Field(
         True, description="raise EvdcError when a site ends without a feasible solution"
     )
+    fallback: bool = Field(
+        True, description="when the MIP finds no plan in time, plan the site with the residual-power heuristic"
+    )
 
 
 def check_consistency(cfg: ScenarioConfig) -> None:

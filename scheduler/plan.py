@@ -57,8 +57,25 @@ def solve_site(site: SiteInputs, config: PlanConfig) -> tuple[SiteOutcome, dict[
     model = build_model(site)
     build_s = time.perf_counter() - t0
     res = solve_model(model, config.solver, build_seconds=build_s)
+    if not res.has_solution and config.fallback:
+        res = _fallback(model, config, res)
     outcome = SiteOutcome(site.site.site_id, res, model.nvariables(), model.nconstraints())
     return outcome, (extract_site(model) if res.has_solution else None)
+
+
+def _fallback(model, config: PlanConfig, failed: SolveResult) -> SolveResult:
+    """The residual-power heuristic's decisions with the continuous rest solved as an LP."""
+    from dataclasses import replace as dc_replace
+
+    from .heuristic import fix_decisions, residual_power_decisions
+
+    fix_decisions(model, residual_power_decisions(model))
+    res = solve_model(model, config.solver, build_seconds=failed.build_seconds)
+    if not res.has_solution:
+        return failed
+    return dc_replace(res, status="heuristic", bound=failed.bound, gap=None,
+                      solve_seconds=failed.solve_seconds + res.solve_seconds,
+                      message=f"MIP ended '{failed.status}' without a plan; residual-power heuristic used")
 
 
 def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None) -> Plan:
@@ -103,7 +120,12 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
     """summary.json: status, objective, gap, times, hash, version, KPIs, and per-site detail."""
     results = [o.result for o in outcomes]
     statuses = {r.status for r in results}
-    status = "optimal" if statuses == {"optimal"} else ("feasible" if all(r.has_solution for r in results) else "partial")
+    if statuses == {"optimal"}:
+        status = "optimal"
+    elif "heuristic" in statuses:
+        status = "heuristic"
+    else:
+        status = "feasible" if all(r.has_solution for r in results) else "partial"
     objective = sum(r.objective or 0.0 for r in results)
     bound = sum((r.bound if r.bound is not None else r.objective or 0.0) for r in results)
     gap = abs(bound - objective) / max(abs(objective), 1.0) if results else 0.0
