@@ -229,6 +229,55 @@ def generate_cmd(
     _run(run)
 
 
+@app.command("admit")
+def admit_cmd(
+    scenario: Path = typer.Argument(..., help="scenario directory"),
+    plan_dir: Path = typer.Argument(..., help="the current plan of that scenario"),
+    station: str = typer.Option(..., "--station", help="station the driver asks for"),
+    arrival: str = typer.Option(..., "--arrival", help="ISO 8601 (local to the scenario without an offset)"),
+    departure: str = typer.Option(..., "--departure", help="ISO 8601"),
+    energy_kwh: float = typer.Option(..., "--energy-kwh", help="energy asked for, kWh"),
+    mode: str = typer.Option("any", "--mode", help="fast, regular, slow or any"),
+    vehicle_max_kw: Optional[float] = typer.Option(None, "--vehicle-max-kw", help="the car's charging limit, kW"),
+    urgent: bool = typer.Option(False, "--urgent", help="an urgent request"),
+    at: Optional[str] = typer.Option(None, "--at", help="request time (default: the horizon start)"),
+    as_json: bool = typer.Option(False, "--json", help="print the answer as JSON"),
+) -> None:
+    """Answer a booking request against the current plan: granted, partial or denied, with alternatives."""
+    def run():
+        from scheduler import load_scenario
+        from scheduler.admit import BookingRequest, admit
+        from scheduler.errors import EvdcError
+        from scheduler.timegrid import parse_instant
+        from scheduler.verify import read_plan
+
+        inputs = load_scenario(scenario)
+        if mode not in ("fast", "regular", "slow", "any"):
+            raise EvdcError(f"--mode {mode!r} is not one of fast, regular, slow, any")
+        tz = inputs.grid.timezone
+        tables = read_plan(plan_dir)
+        missing = [t for t in ("sessions", "session_slots", "job_slots", "station_slots") if t not in tables]
+        if missing:
+            raise EvdcError(f"{plan_dir}: not a plan directory (no {missing[0]} table)")
+        req = BookingRequest(station, parse_instant(arrival, tz, "--arrival", None, "arrival"),
+                             parse_instant(departure, tz, "--departure", None, "departure"), energy_kwh, mode,
+                             vehicle_max_kw, "urgent" if urgent else "normal")
+        when = parse_instant(at, tz, "--at", None, "at") if at else None
+        answer = admit(inputs, tables, req, when)
+        if as_json:
+            out.print_json(json.dumps(answer.as_dict()))
+            return
+        o = answer.offer
+        out.print(f"{o.decision}: {o.planned_kwh:.1f} of {energy_kwh:.1f} kWh at {o.station_id}"
+                  f"{' in ' + o.mode + ' mode' if o.mode else ''}"
+                  f"{'; jobs that move: ' + ', '.join(o.jobs_moved) if o.jobs_moved else ''}", highlight=False)
+        for a in answer.alternatives:
+            out.print(f"  alternative: {a.station_id} gives {a.planned_kwh:.1f} kWh ({a.decision}, {a.mode})",
+                      highlight=False)
+        out.print(f"answered in {answer.seconds:.2f} s", highlight=False)
+    _run(run)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the evdc version."""

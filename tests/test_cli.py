@@ -103,3 +103,17 @@ def test_generate_then_plan_then_verify(tmp_path):
     assert ver.exit_code == 0, ver.output
     bad = runner.invoke(app, ["generate", "--sites", "0", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and bad.output.strip() == "error: sites must be at least 1, got 0"
+
+
+def test_admit_json(tmp_path):
+    scen, out = write_scenario(tmp_path / "scen"), tmp_path / "plan"
+    assert runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q"]).exit_code == 0
+    res = runner.invoke(app, ["admit", str(scen), str(out), "--station", "b", "--arrival", "2024-03-31T01:00",
+                              "--departure", "2024-03-31T03:00+02:00", "--energy-kwh", "10", "--json"])
+    assert res.exit_code == 0, res.output
+    answer = json.loads(res.output)
+    assert answer["decision"] in ("granted", "partial", "denied")
+    assert set(answer) >= {"decision", "mode", "planned_kwh", "alternatives"}
+    bad = runner.invoke(app, ["admit", str(scen), str(out), "--station", "zz", "--arrival", "2024-03-31T01:00",
+                              "--departure", "2024-03-31T03:00+02:00", "--energy-kwh", "10"])
+    assert bad.exit_code == 2 and "unknown station 'zz'" in bad.output
