@@ -278,6 +278,45 @@ def admit_cmd(
     _run(run)
 
 
+@app.command("replan")
+def replan_cmd(
+    scenario: Path = typer.Argument(..., help="scenario directory"),
+    plan_dir: Path = typer.Argument(..., help="the current plan of that scenario"),
+    at: str = typer.Option(..., "--at", help="re-plan from this time on (ISO 8601); earlier slots stay as planned"),
+    event: Path = typer.Option(..., "--event", help="events file (CSV with a type column, or a JSON list)"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="where to write the new plan (replaced whole)"),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="solver time limit per site, seconds"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no table of changes"),
+) -> None:
+    """Apply events (urgent car or job, early/late car, no-show, blade failure, grid limit) and re-plan from --at."""
+    def run():
+        from scheduler import PlanConfig, SolverConfig, load_scenario, write_plan
+        from scheduler.replan import read_events, replan
+        from scheduler.timegrid import parse_instant
+        from scheduler.verify import read_plan
+
+        inputs = load_scenario(scenario)
+        previous = read_plan(plan_dir)
+        events = read_events(event)
+        when = parse_instant(at, inputs.grid.timezone, "--at", None, "at")
+        result, _, diff = replan(inputs, previous, events, when,
+                                 PlanConfig(solver=SolverConfig(time_limit_s=time_limit)))
+
+        def add_changes(tmp: Path) -> None:
+            diff.to_csv(tmp / "changes.csv", index=False)
+
+        written = write_plan(result, out_dir, extra=add_changes)
+        if not quiet:
+            t = Table(title=f"re-planned from {when.tz_convert(inputs.grid.timezone).isoformat()}: who gave up what")
+            for c in diff.columns:
+                t.add_column(c)
+            for row in diff.itertuples(index=False):
+                t.add_row(*[str(v) for v in row])
+            out.print(t)
+            out.print(f"plan written to {written}", highlight=False, soft_wrap=True)
+    _run(run)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the evdc version."""

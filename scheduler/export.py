@@ -72,8 +72,10 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path
     return out
 
 
-def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)) -> Path:
-    """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path."""
+def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",),
+               extra: Callable[[Path], None] | None = None) -> Path:
+    """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path.
+    ``extra(tmp_dir)`` may add files of its own before the directory is put in place."""
     def fill(tmp: Path) -> None:
         for name in TABLES:
             df = _for_file(plan.tables[name])
@@ -82,6 +84,8 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
             if "parquet" in formats:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(plan.summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        if extra is not None:
+            extra(tmp)
 
     return replace_directory(out_dir, fill)
 

@@ -162,7 +162,8 @@ def fix_decisions(m: pyo.ConcreteModel, decisions: dict) -> None:
         if var is None:
             continue
         for idx, v in values.items():
-            var[idx].fix(int(v))
+            if not var[idx].fixed:  # what a re-plan keeps from the past stays as it is
+                var[idx].fix(int(v))
 
 
 def unfix_all(m: pyo.ConcreteModel) -> None:

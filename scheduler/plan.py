@@ -51,10 +51,14 @@ class Plan:
         return self.summary["kpis"]
 
 
-def solve_site(site: SiteInputs, config: PlanConfig) -> tuple[SiteOutcome, dict[str, pd.DataFrame] | None]:
-    """Build, solve and read one site; tables are None when the solve found no solution."""
+def solve_site(site: SiteInputs, config: PlanConfig,
+               before_solve: Callable | None = None) -> tuple[SiteOutcome, dict[str, pd.DataFrame] | None]:
+    """Build, solve and read one site; tables are None when the solve found no solution.
+    ``before_solve(model)`` may fix variables first (re-planning keeps the past)."""
     t0 = time.perf_counter()
     model = build_model(site)
+    if before_solve is not None:
+        before_solve(model)
     build_s = time.perf_counter() - t0
     res = solve_model(model, config.solver, build_seconds=build_s)
     if not res.has_solution and config.fallback:
@@ -78,7 +82,8 @@ def _fallback(model, config: PlanConfig, failed: SolveResult) -> SolveResult:
                       message=f"MIP ended '{failed.status}' without a plan; residual-power heuristic used")
 
 
-def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None) -> Plan:
+def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None,
+         before_solve: Callable | None = None) -> Plan:
     """Plan every site of ``inputs``; raises EvdcError when a site has no solution."""
     config = config or PlanConfig()
     outcomes, parts = [], []
@@ -86,7 +91,7 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
     for i, site in enumerate(inputs.sites):
         if progress:
             progress(site.site.site_id, i, n, None)
-        outcome, tables = solve_site(site, config)
+        outcome, tables = solve_site(site, config, before_solve)
         outcomes.append(outcome)
         if tables is None:
             if config.require_solution:
