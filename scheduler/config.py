@@ -107,6 +107,9 @@ class Policies(_Frozen):
     urgent_car_preempts_blades: bool = Field(
         True, description="urgent bookings' energy outranks every non-critical job's work"
     )
+    cross_site_jobs: bool = Field(
+        False, description="migratable jobs may be placed at another site when their home site has no room"
+    )
     max_job_moves: int = Field(
         4, ge=0, description="most times a migratable job may move to another station between two running slots"
     )

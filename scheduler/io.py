@@ -452,7 +452,7 @@ def build_inputs(
                   capacity_kw=r["capacity_kw"]) for _, r in links_df.iterrows()]
 
     series = _series_on_grid(tables, grid, sorted(site_ids), L)
-    job_site, candidates = place_jobs(jobs, stations, grid)
+    job_site, candidates = place_jobs(jobs, stations, grid, cfg.policies.cross_site_jobs)
     site_inputs = []
     for sid in sorted(site_ids):
         st = tuple(sorted((s for s in stations if s.site_id == sid), key=lambda s: s.station_id))
@@ -540,29 +540,71 @@ def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: l
     return out
 
 
-def place_jobs(jobs: list[Job], stations: list[Station], grid: TimeGrid) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-    """Decide each job's site and candidate stations (a simple fleet step).
+JOB_ORDER = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 
-    A job that is not migratable runs on its station only. A migratable job
-    stays at its home station's site and may use any station there whose blades
-    can carry it; one without a home goes to the site with the most blade power
-    (ties by site id). Stations whose ``blade_kw`` is below the job's
-    ``power_kw`` or with fewer blades in service than the job needs are not
-    candidates. Cross-site placement by an aggregate model is future work.
+
+def place_jobs(jobs: list[Job], stations: list[Station], grid: TimeGrid,
+               cross_site: bool = False) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """The fleet step: each job's site and candidate stations.
+
+    A job that is not migratable runs on its station only. A migratable job may use
+    any station of its site whose blades can carry it (``blade_kw >= power_kw`` and
+    enough blades in service). Its site is its home station's site; with
+    ``cross_site`` (policies.cross_site_jobs), or for a job without a home, it is
+    the site where it fits best: jobs are taken by priority, then deadline, and
+    each adds its average blade load (blades x work_hours / window) to its site's
+    slots; a job stays home while its home has room for it there, else it goes to
+    the site with the most room left in its window. A job runs at one site for the
+    whole horizon, so it never runs in two places at once.
     """
     by_site: dict[str, list[Station]] = {}
-    for s in sorted(stations, key=lambda s: s.station_id):
-        by_site.setdefault(s.site_id, []).append(s)
-    station_site = {s.station_id: s.site_id for s in stations}
-    capacity = {sid: sum(s.blades_in_service * s.blade_kw for s in sts) for sid, sts in by_site.items()}
-    default_site = sorted(capacity, key=lambda sid: (-capacity[sid], sid))[0]
+    for st in sorted(stations, key=lambda st: st.station_id):
+        by_site.setdefault(st.site_id, []).append(st)
+    station_site = {st.station_id: st.site_id for st in stations}
+    capacity = {sid: float(sum(st.blades_in_service for st in sts)) for sid, sts in by_site.items()}
+    load = {sid: np.zeros(grid.n_slots) for sid in by_site}
+
+    def window(j: Job) -> tuple[int, np.ndarray]:
+        first, frac = grid.overlap_fractions(j.release, j.deadline)
+        return first, frac
+
+    def add(j: Job, sid: str) -> None:
+        first, frac = window(j)
+        hours = float(frac.sum()) * grid.slot_h
+        if hours > 0:
+            load[sid][first:first + len(frac)] += j.blades * min(1.0, j.work_hours / hours) * frac
+
+    def room_after(j: Job, sid: str) -> float:
+        first, frac = window(j)
+        if capacity[sid] <= 0 or not len(frac):
+            return -np.inf
+        hours = float(frac.sum()) * grid.slot_h
+        need = j.blades * min(1.0, j.work_hours / hours) * frac
+        return float(np.min(capacity[sid] - load[sid][first:first + len(frac)] - need)) / capacity[sid]
+
+    def fits(j: Job, sid: str) -> bool:
+        return any(st.blade_kw + 1e-9 >= j.power_kw and st.blades_in_service >= j.blades for st in by_site[sid])
+
     job_site: dict[str, str] = {}
+    for j in jobs:  # jobs that cannot move first
+        if not j.migratable:
+            job_site[j.job_id] = station_site[j.station_id]
+            add(j, job_site[j.job_id])
+    movers = sorted((j for j in jobs if j.migratable), key=lambda j: (JOB_ORDER[j.priority], j.deadline, j.job_id))
+    for j in movers:
+        home = station_site[j.station_id] if j.station_id else None
+        options = sorted(by_site) if (cross_site or home is None) else [home]
+        options = [sid for sid in options if fits(j, sid)] or ([home] if home else sorted(by_site)[:1])
+        if home in options and room_after(j, home) >= 0:
+            site = home
+        else:
+            site = max(options, key=lambda sid: (room_after(j, sid), sid == home, [-ord(c) for c in sid]))
+        job_site[j.job_id] = site
+        add(j, site)
     cands: dict[str, tuple[str, ...]] = {}
     for j in jobs:
-        site = station_site[j.station_id] if j.station_id else default_site
-        pool = by_site[site] if j.migratable else [s for s in by_site[site] if s.station_id == j.station_id]
-        ok = tuple(s.station_id for s in pool
-                   if s.blade_kw + 1e-9 >= j.power_kw and s.blades_in_service >= j.blades)
-        job_site[j.job_id] = site
-        cands[j.job_id] = ok
+        site = job_site[j.job_id]
+        pool = by_site[site] if j.migratable else [st for st in by_site[site] if st.station_id == j.station_id]
+        cands[j.job_id] = tuple(st.station_id for st in pool
+                                if st.blade_kw + 1e-9 >= j.power_kw and st.blades_in_service >= j.blades)
     return job_site, cands

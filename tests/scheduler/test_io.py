@@ -127,3 +127,21 @@ def test_inputs_are_frozen(tmp_path):
     with pytest.raises(Exception):
         inputs.sites[0].site.grid_kw = 1.0  # type: ignore[misc]
     assert np.all(inputs.sites[0].reserve_kw["a"] == 0)
+
+
+def test_cross_site_placement_moves_a_job_only_when_allowed():
+    """Site h has 4 blades, all taken by a pinned job all day; a migratable 4-blade job homed at h
+    stays home (and is late) unless cross-site placement lets it go to site o."""
+    from scheduler.inputs import Job, Station
+    from scheduler.io import place_jobs
+    from tests.conftest import at, grid_of, tiny_config
+
+    cfg = tiny_config(60, 4)
+    grid = grid_of(cfg)
+    sts = [Station("h1", "h", 50, 22, 4, 0.5, 0.05), Station("o1", "o", 50, 22, 4, 0.5, 0.05)]
+    pinned = Job("pinned", 0.5, 4, at(cfg, 0), at(cfg, 240), "critical", blades=4, station_id="h1")
+    mover = Job("mover", 0.5, 2, at(cfg, 0), at(cfg, 240), "normal", blades=4, migratable=True, station_id="h1")
+    site, cands = place_jobs([pinned, mover], sts, grid, cross_site=False)
+    assert site == {"pinned": "h", "mover": "h"} and cands["mover"] == ("h1",)
+    site, cands = place_jobs([pinned, mover], sts, grid, cross_site=True)
+    assert site == {"pinned": "h", "mover": "o"} and cands["mover"] == ("o1",)
