@@ -547,7 +547,8 @@ def place_jobs(jobs: list[Job], stations: list[Station], grid: TimeGrid,
                cross_site: bool = False) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """The fleet step: each job's site and candidate stations.
 
-    A job that is not migratable runs on its station only. A migratable job may use
+    A job that is not migratable runs on its station only; a critical (time-sensitive)
+    job stays at its home site. A migratable job may use
     any station of its site whose blades can carry it (``blade_kw >= power_kw`` and
     enough blades in service). Its site is its home station's site; with
     ``cross_site`` (policies.cross_site_jobs), or for a job without a home, it is
@@ -586,11 +587,11 @@ def place_jobs(jobs: list[Job], stations: list[Station], grid: TimeGrid,
         return any(st.blade_kw + 1e-9 >= j.power_kw and st.blades_in_service >= j.blades for st in by_site[sid])
 
     job_site: dict[str, str] = {}
-    for j in jobs:  # jobs that cannot move first
-        if not j.migratable:
+    for j in jobs:  # jobs that cannot move first; critical (time-sensitive) ones stay home too
+        if not j.migratable or (j.priority == "critical" and j.station_id):
             job_site[j.job_id] = station_site[j.station_id]
             add(j, job_site[j.job_id])
-    movers = sorted((j for j in jobs if j.migratable), key=lambda j: (JOB_ORDER[j.priority], j.deadline, j.job_id))
+    movers = sorted((j for j in jobs if j.job_id not in job_site), key=lambda j: (JOB_ORDER[j.priority], j.deadline, j.job_id))
     for j in movers:
         home = station_site[j.station_id] if j.station_id else None
         options = sorted(by_site) if (cross_site or home is None) else [home]
