@@ -193,18 +193,14 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
 def changes(old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Who gave up (or gained) what: bookings' planned kWh and jobs' planned hours, old against new."""
     rows = []
-    o = old["sessions"].set_index("reservation_id")["planned_kwh"].astype(float)
-    n = new["sessions"].set_index("reservation_id")["planned_kwh"].astype(float)
-    for rid in sorted(set(o.index) | set(n.index)):
-        a, b = float(o.get(rid, 0.0)), float(n.get(rid, 0.0))
-        if abs(a - b) > 1e-3:
-            rows.append(("booking", rid, "planned_kwh", round(a, 3), round(b, 3), round(b - a, 3)))
-    o = old["jobs"].set_index("job_id")["planned_h"].astype(float)
-    n = new["jobs"].set_index("job_id")["planned_h"].astype(float)
-    for jid in sorted(set(o.index) | set(n.index)):
-        a, b = float(o.get(jid, 0.0)), float(n.get(jid, 0.0))
-        if abs(a - b) > 1e-6:
-            rows.append(("job", jid, "planned_h", round(a, 3), round(b, 3), round(b - a, 3)))
+    for kind, table, key, quantity, tol in (("booking", "sessions", "reservation_id", "planned_kwh", 1e-3),
+                                            ("job", "jobs", "job_id", "planned_h", 1e-6)):
+        o = old[table].set_index(key)[quantity].astype(float)
+        n = new[table].set_index(key)[quantity].astype(float)
+        for ident in sorted(set(o.index) | set(n.index)):
+            a, b = float(o.get(ident, 0.0)), float(n.get(ident, 0.0))
+            if abs(a - b) > tol:
+                rows.append((kind, ident, quantity, round(a, 3), round(b, 3), round(b - a, 3)))
     return pd.DataFrame(rows, columns=["kind", "id", "quantity", "before", "after", "change"])
 
 
