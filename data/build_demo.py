@@ -12,10 +12,14 @@ stations, feeders, curtailment, day and seed. Same run, byte-identical files.
 What is real and what is drawn (details in data/README.md):
   real    PV output (pv_netherlands.csv x a site kWp), day-ahead prices of the
           demo day (EUR/MWh / 1000), household loads (residential_loads,
-          same day of the year), vehicle models and their registration counts
+          same day of the year), vehicle models and their registration counts,
+          V2G-capable models with their discharge limits
+          (ev_specs_v2g_enabled2024.json)
   drawn   charging sessions (4 weeks of history and the demo day's bookings)
           from the ElaadNL arrival / connection-time / energy distributions,
-          booking behaviour after the Caltech ACN figures, and the blade jobs
+          10 % of the cars from the V2G list (vehicle_discharge_kw, min_soc
+          0.4 in reservations.csv), booking behaviour after the Caltech ACN
+          figures, the blade jobs and each station's spare_blades (0-2)
 """
 
 from __future__ import annotations

@@ -9,12 +9,14 @@ What is real and what is drawn:
 
 * real: PV output per kWp (``pv_netherlands.csv``), Dutch day-ahead prices,
   household loads (``residential_loads_6hh.csv``), EV models and their
-  registration counts (``ev_specs.json``), all of 2019;
+  registration counts (``ev_specs.json``), all of 2019; V2G-capable models
+  with their discharge limits (``ev_specs_v2g_enabled2024.json``);
 * drawn: charging sessions from the ElaadNL arrival / connection-time /
   energy distributions (history and the planning day), booking behaviour
   after the Caltech ACN figures (share booked, no-shows, cancellations,
   over-asking, late booked departures), the blade jobs of the planning day,
-  and, for generated fleets, the sites and stations themselves.
+  the spare blades held at each station, and, for generated fleets, the
+  sites and stations themselves.
 
 Randomness: one ``numpy.random.default_rng`` sub-stream per purpose and site,
 seeded by ``[seed, stream, site index]``, so the same seed gives byte-identical
@@ -79,6 +81,7 @@ STREAM_START = 1  # the default start day
 STREAM_LAYOUT = 2  # site kinds, station types, sizes
 STREAM_SESSIONS = 3  # charging sessions and bookings
 STREAM_JOBS = 4  # blade jobs
+STREAM_SPARES = 5  # spare blades held at each station
 
 TOL = 1e-9  # float tolerance of comparisons
 SOC_ROUNDING_KWH = 0.05  # a booking may exceed the free battery by this much (soc_arrival is rounded to 0.001)
@@ -133,6 +136,15 @@ DC_MODE_WEIGHTS = {"fast": 0.55, "regular": 0.25, "any": 0.20}
 DC_SLOW_CAR_MODE_WEIGHTS = {"regular": 0.75, "any": 0.25}  # cars with at most SLOW_DC_CAR_KW do not book fast
 SLOW_DC_CAR_KW = 50.0  # max DC charge power of a 'slow' DC car, kW
 AC_MODE_WEIGHTS = {"slow": 0.70, "any": 0.30}
+# ---- V2X (vehicle-to-X) cars: reservations.csv vehicle_discharge_kw / min_soc
+# The 2019 models of ev_specs.json do not discharge (the same names appear in
+# the V2G file, but as their 2024 V2G-enabled versions), so a share of all
+# cars is drawn from ev_specs_v2g_enabled2024.json instead, weighted by its
+# registrations; such a car may lend its station its max DC discharge power at
+# a fast (DC) station, its max AC discharge power elsewhere (0: not at all).
+V2G_SPECS_FILE = "ev_specs_v2g_enabled2024.json"
+P_V2X = 0.10  # share of cars (history and bookings alike) drawn from the V2G list (assumed)
+V2X_MIN_SOC = 0.40  # state of charge a lending car must keep (min_soc; assumed: enough for the trip home)
 BOOKING_GRID_MINUTES = 15  # booked arrivals and departures lie on this grid
 MIN_BOOKING_MINUTES = 15  # a reservation window shorter than this (after cutting) is dropped
 MIN_UNUSED_WINDOW_MINUTES = 5  # an unused booking's window in history is at least this long (else the drawn stay)
@@ -152,6 +164,7 @@ JOB_POWER_SHARE = (0.75, 1.0)  # job power per blade / the station's blade_kw (u
 P_MIGRATABLE = 0.5  # share of non-critical jobs that may move to another station of their site
 P_PREEMPTIBLE = 0.75  # share of non-critical jobs that may pause
 MAX_STATION_BLADE_SHARE = 0.6  # a station's jobs ask at most this share of its blade-hours
+SPARE_BLADES_RANGE = (0, 2)  # spare blades held at a station: uniform integer, inclusive (0: an empty stock)
 
 
 @dataclass(frozen=True)
@@ -369,12 +382,16 @@ class Reference:
     energy_curve: dict[str, tuple[np.ndarray, np.ndarray]]  # profile -> (percent exceeding, kWh)
     stay_factor: dict[str, np.ndarray]  # profile -> 48 time-of-day multipliers of the stay
     energy_factor: dict[str, np.ndarray]  # profile -> 48 multipliers of the energy
-    ev_names: tuple[str, ...]
-    ev_cdf: np.ndarray  # cumulative share of registrations
+    ev_names: tuple[str, ...]  # the ev_specs.json models, then the V2G models (from index ev_v2g_first)
+    ev_cdf: np.ndarray  # cumulative share of registrations (ev_specs.json models)
+    ev_v2g_first: int  # index of the first V2G model in ev_names
+    ev_v2g_cdf: np.ndarray  # cumulative share of registrations among the V2G models
     ev_battery_kwh: np.ndarray
     ev_ac_kw: np.ndarray
     ev_dc_kw: np.ndarray
     ev_dc_avg_kw: np.ndarray
+    ev_ac_discharge_kw: np.ndarray  # 0 for the ev_specs.json (2019) models
+    ev_dc_discharge_kw: np.ndarray
     pv_per_kwp: np.ndarray  # 8,760 hourly values from 2019-01-01T00:00Z, kW per kWp
     price_per_mwh: np.ndarray  # 8,760 hourly day-ahead prices from 2019-01-01T00:00Z, EUR/MWh
     households: np.ndarray  # 35,040 x 6 quarter-hour loads, kW, local clock from 1 January
@@ -461,11 +478,20 @@ def load_reference() -> Reference:
     energy = pd.read_csv(path("distribution-of-energy-demand.csv"), encoding="utf-8-sig")
     mean_demand = _read_mean_table(path("mean-demand-per-arrival.csv"))
     mean_session = _read_mean_table(path("mean-session-length-per.csv"))
-    specs = json.loads(path("ev_specs.json").read_text(encoding="utf-8"))
-    names = tuple(specs)
-    reg = np.array([specs[n]["number_of_registrations"] for n in names], dtype=float)
-    ev_cdf = np.cumsum(reg / reg.sum())
-    ev_cdf[-1] = 1.0
+    specs19 = json.loads(path("ev_specs.json").read_text(encoding="utf-8"))
+    specs_v2g = json.loads(path(V2G_SPECS_FILE).read_text(encoding="utf-8"))
+    names19, names_v2g = list(specs19), list(specs_v2g)
+    cars = [specs19[n] for n in names19] + [specs_v2g[n] for n in names_v2g]
+    names = tuple(names19 + [f"{n} (V2G)" for n in names_v2g])
+
+    def reg_cdf(group: list[dict]) -> np.ndarray:
+        reg = np.array([float(c["number_of_registrations"]) for c in group])
+        cum = np.cumsum(reg / reg.sum())
+        cum[-1] = 1.0
+        return cum
+
+    def discharge(key: str) -> np.ndarray:
+        return np.array([0.0] * len(names19) + [float(specs_v2g[n][key]) for n in names_v2g])
     pv = pd.read_csv(path("pv_netherlands.csv"))
     pr = pd.read_csv(path("Netherlands_day-ahead-2019.csv"))
     hh = pd.read_csv(path("residential_loads_6hh.csv"))
@@ -478,11 +504,15 @@ def load_reference() -> Reference:
         stay_factor={p: time_of_day_factors(mean_session, MEAN_TABLE_COLUMN[p], shares_wd[p]) for p in PROFILES},
         energy_factor={p: time_of_day_factors(mean_demand, MEAN_TABLE_COLUMN[p], shares_wd[p]) for p in PROFILES},
         ev_names=names,
-        ev_cdf=ev_cdf,
-        ev_battery_kwh=np.array([float(specs[n]["battery_capacity"]) for n in names]),
-        ev_ac_kw=np.array([float(specs[n]["max_ac_charge_power"]) for n in names]),
-        ev_dc_kw=np.array([float(specs[n]["max_dc_charge_power"]) for n in names]),
-        ev_dc_avg_kw=np.array([float(specs[n]["avg_dc_charge_power"]) for n in names]),
+        ev_cdf=reg_cdf(cars[:len(names19)]),
+        ev_v2g_first=len(names19),
+        ev_v2g_cdf=reg_cdf(cars[len(names19):]),
+        ev_battery_kwh=np.array([float(c["battery_capacity"]) for c in cars]),
+        ev_ac_kw=np.array([float(c["max_ac_charge_power"]) for c in cars]),
+        ev_dc_kw=np.array([float(c["max_dc_charge_power"]) for c in cars]),
+        ev_dc_avg_kw=np.array([float(c["avg_dc_charge_power"]) for c in cars]),
+        ev_ac_discharge_kw=discharge("max_ac_discharge_power"),
+        ev_dc_discharge_kw=discharge("max_dc_discharge_power"),
         pv_per_kwp=_hourly_2019(pv["time"], pv["electricity"], "pv_netherlands.csv"),
         price_per_mwh=_hourly_2019(pr["Datetime (UTC)"], pr["Price (EUR/MWhe)"], "Netherlands_day-ahead-2019.csv"),
         households=hh.to_numpy(float),
@@ -917,6 +947,7 @@ class Sessions:
     vehicle: np.ndarray  # index into Reference.ev_names
     battery_kwh: np.ndarray
     vehicle_max_kw: np.ndarray  # the car's limit on this kind of charger
+    discharge_kw: np.ndarray  # what the car may lend on this kind of charger (V2X), 0 when it does not discharge
     soc_arrival: np.ndarray
     max_kw: np.ndarray  # min(charger, car)
     booked: np.ndarray  # bool
@@ -937,7 +968,8 @@ COMPLETED, NO_SHOW, CANCELLED = 0, 1, 2
 # Per-candidate draws from each site's session stream, in this order (after the
 # Poisson counts): names ending in _u are uniform on [0, 1), in _z standard normal.
 _CANDIDATE_DRAWS = ("slot_u", "minute_u", "gap_u", "vehicle_u", "stay_z", "energy_z", "hub_u", "overhead_u",
-                    "soc_u", "booked_u", "status_u", "shift_z", "lag_z", "ratio_z", "mode_u", "urgent_u")
+                    "soc_u", "booked_u", "status_u", "shift_z", "lag_z", "ratio_z", "mode_u", "urgent_u",
+                    "v2x_u")  # appended last: the draws before it do not change
 
 
 @dataclass(frozen=True)
@@ -1014,7 +1046,10 @@ def draw_candidates(ref: Reference, sa: _StationArrays, days: list[date], seed: 
 def _session_basics(ref: Reference, sa: _StationArrays, c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Vehicle, energy demand and the stay before its time-of-day factor, per candidate."""
     st = c["station"]
-    veh = choice_from_cdf(ref.ev_cdf, c["vehicle_u"])
+    # a share P_V2X of the cars come from the V2G list (v2x_u / P_V2X is uniform again), the rest from ev_specs.json
+    v2x = c["v2x_u"] < P_V2X
+    veh = np.where(v2x, ref.ev_v2g_first + choice_from_cdf(ref.ev_v2g_cdf, c["v2x_u"] / P_V2X),
+                   choice_from_cdf(ref.ev_cdf, c["vehicle_u"]))
     battery = ref.ev_battery_kwh[veh]
     dc = sa.dc[st]
     charger = sa.charger_kw[st]
@@ -1100,7 +1135,7 @@ def draw_sessions(ref: Reference, spec: ScenarioSpec, sa: _StationArrays, seed: 
     day_end = localize_wall(day_naive + SECONDS_PER_DAY)
     arr0 = localize_wall(day_naive[c["day"]] + c["minute"] * SECONDS_PER_MINUTE)  # the wall-clock arrival
     b = _session_basics(ref, sa, c)
-    for k in ("slot_u", "minute_u", "vehicle_u", "stay_z", "energy_z", "hub_u", "overhead_u", "minute"):
+    for k in ("slot_u", "minute_u", "vehicle_u", "v2x_u", "stay_z", "energy_z", "hub_u", "overhead_u", "minute"):
         del c[k]  # used up; frees memory at scale
     occ = one_connector(c, b, sa, ref, arr0, day_start, day_end)
     del arr0
@@ -1124,7 +1159,8 @@ def draw_sessions(ref: Reference, spec: ScenarioSpec, sa: _StationArrays, seed: 
     soc = np.round(SOC_FLOOR + c["soc_u"] * (soc_hi - SOC_FLOOR), 3)
     s = Sessions(
         station=st, arrival=arrival, departure=departure, energy_kwh=np.round(energy, 3), vehicle=veh,
-        battery_kwh=battery, vehicle_max_kw=vehicle_max, soc_arrival=soc, max_kw=max_kw,
+        battery_kwh=battery, vehicle_max_kw=vehicle_max,
+        discharge_kw=np.where(dc, ref.ev_dc_discharge_kw[veh], ref.ev_ac_discharge_kw[veh]), soc_arrival=soc, max_kw=max_kw,
         booked=np.zeros(st.size, dtype=bool), status=np.zeros(st.size, dtype=np.int64),
         reserved_arrival=np.full(st.size, TIME_NA, dtype=np.int64),
         reserved_departure=np.full(st.size, TIME_NA, dtype=np.int64),
@@ -1206,8 +1242,22 @@ def build_sites(spec: ScenarioSpec) -> pd.DataFrame:
     })
 
 
-def build_stations(spec: ScenarioSpec) -> pd.DataFrame:
+def draw_spare_blades(spec: ScenarioSpec, seed: int) -> np.ndarray:
+    """Spare blades held at each station: uniform on SPARE_BLADES_RANGE, one STREAM_SPARES stream per site."""
+    site_ix = {s.site_id: k for k, s in enumerate(spec.sites)}
+    st_site = np.array([site_ix[s.site_id] for s in spec.stations], dtype=np.int64)
+    out = np.zeros(st_site.size, dtype=np.int64)
+    for i in np.unique(st_site):
+        sel = st_site == i
+        out[sel] = stream(seed, STREAM_SPARES, int(i)).integers(SPARE_BLADES_RANGE[0], SPARE_BLADES_RANGE[1] + 1,
+                                                                int(sel.sum()))
+    return out
+
+
+def build_stations(spec: ScenarioSpec, spare_blades: np.ndarray | None = None) -> pd.DataFrame:
+    """stations.csv; ``spare_blades`` per station (default: none held)."""
     st = spec.stations
+    spares = np.zeros(len(st), dtype=np.int64) if spare_blades is None else np.asarray(spare_blades, dtype=np.int64)
     return pd.DataFrame({
         "station_id": [s.station_id for s in st], "site_id": [s.site_id for s in st],
         "kind": [s.kind for s in st], "charger_kw": [float(s.charger_kw) for s in st],
@@ -1215,6 +1265,7 @@ def build_stations(spec: ScenarioSpec) -> pd.DataFrame:
         "link_id": [s.link_id or "" for s in st], "blades": np.array([s.blades for s in st], dtype=np.int64),
         "blade_kw": [float(s.blade_kw) for s in st], "blade_standby_kw": [float(s.blade_standby_kw) for s in st],
         "blades_out_of_service": np.array([s.blades_out_of_service for s in st], dtype=np.int64),
+        "spare_blades": spares,
     })
 
 
@@ -1349,6 +1400,9 @@ def reservation_rows(spec: ScenarioSpec, s: Sessions) -> dict[str, np.ndarray]:
         "vehicle_max_kw": s.vehicle_max_kw[sel], "battery_kwh": s.battery_kwh[sel],
         "soc_arrival": np.round(s.soc_arrival[sel] + charged / s.battery_kwh[sel], 3),
         "priority": np.where(s.urgent_u[sel] < P_URGENT, "urgent", "normal").astype(object),
+        # V2X: what the car may lend and the state of charge it keeps; empty for cars that do not discharge
+        "vehicle_discharge_kw": np.where(s.discharge_kw[sel] > 0, s.discharge_kw[sel], np.nan),
+        "min_soc": np.where(s.discharge_kw[sel] > 0, V2X_MIN_SOC, np.nan),
     }
 
 
@@ -1552,7 +1606,7 @@ def build_tables(ref: Reference, spec: ScenarioSpec, seed: int,
     history, reservations = session_tables(ref, spec, seed, progress)
     tables = {
         "sites": build_sites(spec),
-        "stations": build_stations(spec),
+        "stations": build_stations(spec, draw_spare_blades(spec, seed)),
         "reservations": reservations,
         "history": history,
         "jobs": build_jobs(spec, seed, progress),

@@ -180,3 +180,18 @@ def test_demo_build_reproduces_the_bundled_demo(tmp_path):
     spec.loader.exec_module(module)
     module.main(["--out", str(tmp_path / "demo")])
     assert files(tmp_path / "demo") == files(DATA_DIR / "demo")
+
+
+def test_some_bookings_are_v2x_and_every_station_has_a_spare_blade_stock(tmp_path):
+    path = gen.generate_scenario(tmp_path / "v2x", 3, 10, 1, seed=SEED)
+    r = pd.read_csv(path / "reservations.csv")
+    assert {"vehicle_discharge_kw", "min_soc"} <= set(r.columns)
+    v2x = r[r["vehicle_discharge_kw"].notna()]
+    assert len(v2x) > 0 and (v2x["vehicle_discharge_kw"] > 0).all()
+    assert (v2x["min_soc"] == gen.V2X_MIN_SOC).all()
+    assert r.loc[r["vehicle_discharge_kw"].isna(), "min_soc"].isna().all()  # empty where the car does not lend
+    st = pd.read_csv(path / "stations.csv")
+    assert "spare_blades" in st.columns and st["spare_blades"].notna().all()
+    assert st["spare_blades"].between(*gen.SPARE_BLADES_RANGE).all() and (st["spare_blades"] == 0).any()
+    inputs = load_scenario(path)
+    assert any(r.vehicle_discharge_kw > 0 and r.min_soc == gen.V2X_MIN_SOC for s in inputs.sites for r in s.sessions)
