@@ -73,7 +73,8 @@ class Weights(_Frozen):
     v2x_cost_per_kwh: float = Field(
         0.05, ge=0, description="cost of one kWh a car lends back (V2X), e.g. battery wear and the driver's fee"
     )
-    migration_cost: float = Field(0.05, ge=0, description="cost of moving a running job to another station once")
+    migration_cost: float = Field(
+        0.0, ge=0, description="cost of moving a running job to another station once (0: moves are free)")
     job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"
@@ -110,8 +111,10 @@ class Policies(_Frozen):
     cross_site_jobs: bool = Field(
         False, description="migratable jobs may be placed at another site when their home site has no room"
     )
-    max_job_moves: int = Field(
-        4, ge=0, description="most times a migratable job may move to another station between two running slots"
+    max_job_moves: int | None = Field(
+        None, ge=0,
+        description="most times a migratable job may move to another station between two running slots "
+                    "(None: no limit; counting moves in the model is costly, see docs/formulation.md)",
     )
     source_uses: dict[Source, list[Use]] = Field(
         default_factory=dict,

@@ -78,7 +78,8 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
         prev = last_station.get(j.job_id)
         ran_before = prev is not None and run.get((j.job_id, prev, t - 1), 0)
         if ran_before and prev != s:
-            if moves.get(j.job_id, 0) >= cfg.policies.max_job_moves:
+            limit = cfg.policies.max_job_moves
+            if limit is not None and moves.get(j.job_id, 0) >= limit:
                 return False
             moves[j.job_id] = moves.get(j.job_id, 0) + 1
         free_blades[(s, t)] -= j.blades

@@ -516,16 +516,21 @@ def add_job_migration_constraints(m, p: SitePrep) -> None:
     job_move_def[j, s, t]: job_move[j, s, t] >= run[j, s, t] + sum_{s' != s} run[j, s', t-1] - 1
     job_move_limit[j]:     sum_{s, t} job_move[j, s, t] <= max_job_moves
     A move is a change of station between two consecutive running slots; each costs migration_cost.
+    Only built when a move limit or a migration cost is set (it slows the solve several-fold).
     """
+    pol, w = p.inputs.config.policies, p.inputs.config.weights
+    counted = pol.max_job_moves is not None or w.migration_cost > 0
     keys = [(j, s, t) for (j, s, t) in m.JST
-            if len(m.job[j].stations) > 1 and (j, t - 1) in m.JT]
+            if counted and len(m.job[j].stations) > 1 and (j, t - 1) in m.JT]
     m.JMOVE = pyo.Set(dimen=3, ordered=True, initialize=keys)
     if not keys:
         return
     m.job_move = pyo.Var(m.JMOVE, within=pyo.NonNegativeReals)
     m.job_move_def = pyo.Constraint(m.JMOVE, rule=lambda m, j, s, t: m.job_move[j, s, t] >= m.run[j, s, t] + sum(
         m.run[j, o, t - 1] for o in m.job[j].stations if o != s) - 1)
-    limit = p.inputs.config.policies.max_job_moves
+    limit = pol.max_job_moves
+    if limit is None:
+        return
     movers = sorted({j for j, _, _ in keys}, key=list(m.J).index)
     m.job_move_limit = pyo.Constraint(movers, rule=lambda m, j: sum(
         m.job_move[k] for k in m.JMOVE if k[0] == j) <= limit)

@@ -1268,7 +1268,7 @@ def _check_moves(p: PlanView, runs: Cols) -> list[Violation]:
     limit = p.inputs.config.policies.max_job_moves
     ids = p.job_ids
     out = [Violation("job_window", p.where(job=ids[j]), f"{n} moves, at most {limit} allowed")
-           for j, n in sorted(moves.items()) if n > limit]
+           for j, n in sorted(moves.items()) if limit is not None and n > limit]
     if p.has("jobs", "job_id", "moves"):
         jobs = p.table("jobs")
         for j, written in zip(jobs["_job"], jobs["moves"]):

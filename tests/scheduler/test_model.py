@@ -283,7 +283,8 @@ def test_job_migrates_within_its_move_limit(max_moves, objective):
     """A 2-hour, 10-blade (10 kW) migratable job; other loads fill station a's link in hour 2 and b's in hour 1.
     One move allowed: a then b, value 0.15*10*2 = 3, energy (10 job + 10 loads)*2 h*0.01 = 0.4, move 0.05 -> 2.55.
     No move: one hour only, 1.5 - (10 + 20)*0.01 = 1.2."""
-    cfg = tiny_config(60, 2, weights={"job_late_penalty": 0.0}, policies={"max_job_moves": max_moves})
+    cfg = tiny_config(60, 2, weights={"job_late_penalty": 0.0, "migration_cost": 0.05},
+                      policies={"max_job_moves": max_moves})
     sts = [station(station_id="a", blades=10, blade_kw=1.0, link_kw=10.0),
            station(station_id="b", blades=10, blade_kw=1.0, link_kw=10.0)]
     j = Job("j", power_kw=1.0, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 120), blades=10, migratable=True,
