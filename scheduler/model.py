@@ -226,6 +226,9 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
     m.flow_kw = pyo.Var(m.FLOWS, m.T, within=pyo.NonNegativeReals)
     other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
     zero = 0.0
+    lenders: dict[int, list[str]] = {}
+    for r, t in m.RV:
+        lenders.setdefault(t, []).append(r)
 
     def supply(m, src, t):
         if src == "grid":
@@ -235,7 +238,7 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
         if src == "battery":
             return m.battery_discharge_kw[t] if m.battery else zero
         if src == "cars":
-            return sum(m.ev_discharge_kw[r, tt] for (r, tt) in m.RV if tt == t) if len(m.RV) else zero
+            return sum(m.ev_discharge_kw[r, t] for r in lenders.get(t, ())) if lenders else zero
         return m.unserved_kw[t]
 
     def demand(m, use, t):
@@ -531,9 +534,11 @@ def add_job_migration_constraints(m, p: SitePrep) -> None:
     limit = pol.max_job_moves
     if limit is None:
         return
-    movers = sorted({j for j, _, _ in keys}, key=list(m.J).index)
-    m.job_move_limit = pyo.Constraint(movers, rule=lambda m, j: sum(
-        m.job_move[k] for k in m.JMOVE if k[0] == j) <= limit)
+    by_job: dict[str, list] = {}
+    for k in keys:
+        by_job.setdefault(k[0], []).append(k)
+    movers = [j for j in m.J if j in by_job]
+    m.job_move_limit = pyo.Constraint(movers, rule=lambda m, j: sum(m.job_move[k] for k in by_job[j]) <= limit)
 
 
 def housing_surroundings_c(si: SiteInputs) -> "np.ndarray":
