@@ -119,13 +119,11 @@ def _fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], free_j
             m.mode_on[r, mo].fix(int(served and (mo == chosen or (chosen is None and mo == m.sess[r].modes[-1]))))
     js = tables["job_slots"]
     ran = {(j, s, slot.get(pd.Timestamp(t), -1)) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])}
-    movable_jobs = set()
+    # jobs that may move: the non-critical ones the plan runs at the requested station from then on
+    movable_jobs = set() if free_jobs_from is None else {
+        j for (j, s, t) in ran if s == free_station and t >= free_jobs_from and j in m.job and not m.job[j].critical}
     for (j, s, t) in m.JST:
-        movable = (free_jobs_from is not None and t >= free_jobs_from and not m.job[j].critical
-                   and free_station in m.job[j].stations)
-        if movable:
-            movable_jobs.add(j)
-        else:
+        if not (j in movable_jobs and t >= free_jobs_from):
             m.run[j, s, t].fix(int((j, s, t) in ran))
     # the rest of the plan's decisions: which jobs finish, when fixed jobs start, the battery's direction
     on_time = dict(zip(tables["jobs"]["job_id"], tables["jobs"]["on_time"].astype(str).str.lower() == "true"))
@@ -180,6 +178,19 @@ def _try(site: SiteInputs, tables, request: BookingRequest, station_id: str, sta
     if not res.has_solution:
         return None
     return _offer(m, station_id, request, tables)
+
+
+def _jobs_in_the_way(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> bool:
+    """Whether non-critical jobs run at the requested station during the stay (moving them could help)."""
+    js = tables["job_slots"]
+    js = js[js["station_id"] == request.station_id]
+    if js.empty:
+        return False
+    crit = {j.job_id for j in site.jobs if j.priority == "critical"}
+    t = pd.to_datetime(js["slot_start"], utc=True, format="ISO8601")
+    slot = pd.Timedelta(minutes=site.grid.slot_minutes)
+    inside = (t + slot > request.arrival) & (t < request.departure) & ~js["job_id"].isin(crit)
+    return bool(inside.any())
 
 
 def headroom_offer(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
@@ -251,7 +262,7 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
         raise EvdcError("the request lies outside the planned horizon")
     start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
     offer = _try(site, tables, request, request.station_id, start_slot, False, solver)
-    if offer is None or offer.decision != "granted":
+    if (offer is None or offer.decision != "granted") and _jobs_in_the_way(site, tables, request):
         moved = _try(site, tables, request, request.station_id, start_slot, True, solver)
         if moved is not None and (offer is None or moved.planned_kwh > offer.planned_kwh + 1e-6):
             offer = moved
