@@ -3,10 +3,10 @@
 The site's model is built with the new booking added. Everything the current
 plan committed is fixed: power of the bookings already planned, where and when
 jobs run, the battery's direction. Only the new booking's mode and power are
-free, which is a tiny MIP. If it cannot be fully granted, a second solve also
-frees the non-critical jobs at its station from the request time on (they may
-move in time or to another station of the site); the answer then names the jobs
-that would have to move. Other stations of the site are then sized by
+free, which is a tiny MIP. If it cannot be fully granted and non-critical jobs
+run at its station during the stay, a second solve frees those jobs from the
+request time on (they may move in time or to another station of the site); the
+answer then names the jobs that would have to move. Other stations of the site are then sized by
 arithmetic on the plan's headroom (no solve), and the best three are offered.
 """
 
