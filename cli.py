@@ -95,12 +95,14 @@ def plan_cmd(
                                             help="plan bookings for their forecast real energy"),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="where the fitted forecaster is kept "
                                              "(default SCENARIO/.evdc/forecast)"),
+    workers: int = typer.Option(1, "--workers", "-j", help="sites solved in parallel processes"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display or KPI table"),
 ) -> None:
     """Plan the next horizon of SCENARIO and write the dispatch plan to --out."""
     def run():
         from models.pipeline import forecast_inputs
         from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
+        from scheduler.errors import EvdcError
 
         path = _scenario_arg(scenario, demo)
         inputs = load_scenario(path)
@@ -109,7 +111,9 @@ def plan_cmd(
         if not quiet:
             err.print("forecasting walk-ins ...", highlight=False)
         inputs, forecast_info = forecast_inputs(inputs, settings, model_dir, log=lambda m: err.print(m, highlight=False))
-        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap))
+        if workers < 1:
+            raise EvdcError("--workers must be at least 1")
+        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
         formats = ("csv", "parquet") if fmt is OutputFormat.both else (fmt.value,)
         if quiet:
             result = plan(inputs, cfg)
@@ -121,9 +125,9 @@ def plan_cmd(
 
                 def progress(site_id, done, total, result):
                     if result is None:
-                        bar.update(task, description=f"solving site {site_id}")
+                        bar.update(task, description=f"solving {site_id}")
                     else:
-                        bar.update(task, completed=done)
+                        bar.update(task, completed=done, description=f"solved {site_id}")
 
                 result = plan(inputs, cfg, progress=progress)
         result.summary["forecast"] = forecast_info

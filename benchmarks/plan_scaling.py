@@ -8,7 +8,9 @@ scaled by the number of its stations. 96 slots of 15 minutes.
 
 Each size runs in a fresh process so peak RSS (resident memory) is its own.
 
-    python benchmarks/plan_scaling.py [--sizes 10 100 1000] [--per-site 10] [--time-limit 60]
+    python benchmarks/plan_scaling.py [--sizes 10 100 1000] [--per-site 10] [--time-limit 60] [--workers 2]
+
+Peak RSS is the parent process's; with --workers > 1 the solving happens in child processes.
 """
 
 from __future__ import annotations
@@ -63,19 +65,19 @@ def tile_inputs(base, n_stations: int, per_site: int):
     return Inputs(config=base.config, grid=base.grid, sites=tuple(sites), scenario_hash=f"tiled-{n_stations}")
 
 
-def run_one(n: int, per_site: int, time_limit: float) -> dict:
+def run_one(n: int, per_site: int, time_limit: float, workers: int = 1) -> dict:
     from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario, plan
 
     t0 = time.perf_counter()
     inputs = tile_inputs(load_scenario(demo_scenario_path()), n, per_site)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = plan(inputs, PlanConfig(solver=SolverConfig(time_limit_s=time_limit)))
+    result = plan(inputs, PlanConfig(solver=SolverConfig(time_limit_s=time_limit), workers=workers))
     wall = time.perf_counter() - t0
     s = result.summary
     gaps = [x["mip_gap"] or 0.0 for x in s["sites"]]
     return {
-        "stations": n, "sites": len(inputs.sites), "sessions": len(inputs.sessions), "jobs": len(inputs.jobs),
+        "stations": n, "workers": workers, "sites": len(inputs.sites), "sessions": len(inputs.sessions), "jobs": len(inputs.jobs),
         "variables": sum(x["variables"] for x in s["sites"]), "constraints": sum(x["constraints"] for x in s["sites"]),
         "load_s": round(load_s, 2), "build_s": s["build_seconds"], "solve_s": s["solve_seconds"],
         "wall_s": round(wall, 2), "max_site_gap": max(gaps), "status": s["status"],
@@ -88,16 +90,18 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--per-site", type=int, default=10)
     ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--workers", type=int, default=1, help="processes solving sites in parallel")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.per_site, args.time_limit)))
+        print(json.dumps(run_one(args.one, args.per_site, args.time_limit, args.workers)))
         return
     rows = []
     for n in args.sizes:
         print(f"planning {n} stations ...", file=sys.stderr, flush=True)
         out = subprocess.run([sys.executable, __file__, "--one", str(n), "--per-site", str(args.per_site),
-                              "--time-limit", str(args.time_limit)], capture_output=True, text=True, check=True)
+                              "--time-limit", str(args.time_limit), "--workers", str(args.workers)],
+                             capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")

@@ -242,6 +242,7 @@ class PlanConfig(_Frozen):
     require_solution: bool = Field(
         True, description="raise EvdcError when a site ends without a feasible solution"
     )
+    workers: int = Field(1, ge=1, description="processes solving sites in parallel (each with one HiGHS thread)")
     fallback: bool = Field(
         True, description="when the MIP finds no plan in time, plan the site with the residual-power heuristic"
     )

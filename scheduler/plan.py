@@ -84,26 +84,47 @@ def _fallback(model, config: PlanConfig, failed: SolveResult) -> SolveResult:
 
 def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None,
          before_solve: Callable | None = None) -> Plan:
-    """Plan every site of ``inputs``; raises EvdcError when a site has no solution."""
+    """Plan every site of ``inputs``; raises EvdcError when a site has no solution.
+
+    With ``config.workers > 1`` sites are solved in that many processes (one HiGHS thread each);
+    the plan is the same as with one worker.
+    """
     config = config or PlanConfig()
-    outcomes, parts = [], []
     n = len(inputs.sites)
-    for i, site in enumerate(inputs.sites):
+    results: dict[int, tuple[SiteOutcome, dict | None]] = {}
+    done = 0
+
+    def record(i: int, outcome: SiteOutcome, tables: dict | None) -> None:
+        nonlocal done
+        site = inputs.sites[i]
+        if tables is None and config.require_solution:
+            r = outcome.result
+            raise EvdcError(
+                f"site {site.site.site_id}: the solver ended '{r.status}' without a feasible plan "
+                f"after {r.solve_seconds:.1f} s{': ' + r.message if r.message else ''}; "
+                "no plan was written (try a longer --time-limit)")
+        results[i] = (outcome, tables)
+        done += 1
         if progress:
-            progress(site.site.site_id, i, n, None)
-        outcome, tables = solve_site(site, config, before_solve)
-        outcomes.append(outcome)
-        if tables is None:
-            if config.require_solution:
-                r = outcome.result
-                raise EvdcError(
-                    f"site {site.site.site_id}: the solver ended '{r.status}' without a feasible plan "
-                    f"after {r.solve_seconds:.1f} s{': ' + r.message if r.message else ''}; "
-                    "no plan was written (try a longer --time-limit)")
-            continue
-        parts.append(tables)
-        if progress:
-            progress(site.site.site_id, i + 1, n, outcome.result)
+            progress(site.site.site_id, done, n, outcome.result)
+
+    workers = min(config.workers, n)
+    if workers > 1 and before_solve is None:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(solve_site, site, config): i for i, site in enumerate(inputs.sites)}
+            if progress:
+                progress(f"{workers} workers", 0, n, None)
+            for fut in as_completed(futures):
+                record(futures[fut], *fut.result())
+    else:
+        for i, site in enumerate(inputs.sites):
+            if progress:
+                progress(site.site.site_id, done, n, None)
+            record(i, *solve_site(site, config, before_solve))
+    outcomes = [results[i][0] for i in range(n)]
+    parts = [results[i][1] for i in range(n) if results[i][1] is not None]
     tables = combine(parts)
     return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config))
 

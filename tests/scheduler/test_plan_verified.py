@@ -76,3 +76,11 @@ def test_generated_plans_verify(demo_inputs, tmp_path, seed):
     out = write_plan(result, tmp_path / f"gen{seed}")
     violations = verify_plan(out, inputs)
     assert violations == [], violations[:5]
+
+
+def test_parallel_sites_give_the_same_plan(demo_inputs):
+    inputs = generated(demo_inputs, 1)
+    one = plan(inputs, FAST)
+    two = plan(inputs, PlanConfig(solver=SolverConfig(time_limit_s=20), workers=2))
+    for name in one.tables:
+        assert one.tables[name].equals(two.tables[name]), name
