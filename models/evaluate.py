@@ -111,5 +111,3 @@ def sessions_history(path, timezone: str = "UTC", charger_kw: float = CALTECH_CH
     stations["charger_kw"] = charger_kw
     return df, stations
 
-
-caltech_history = sessions_history

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from .committed import read_committed
 from .config import SolverConfig
 from .errors import EvdcError
 from .inputs import Inputs, Session, SiteInputs
@@ -28,8 +29,6 @@ from .solve import solve_model
 #: Requests are answered quickly: a short time limit for each small solve.
 ADMIT_TIME_LIMIT_S = 5.0
 MAX_ALTERNATIVES = 3
-#: Committed powers are fixed a hair below their written (rounded) values.
-FIX_SHRINK = 1.0 - 1e-6
 
 
 @dataclass(frozen=True)
@@ -95,16 +94,13 @@ def _with_plan_reserve(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> Sit
 def _fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], free_jobs_from: int | None,
                    free_station: str | None) -> None:
     """Fix what the current plan committed; the new booking stays free."""
-    grid = m.prep.inputs.grid
-    slot = {pd.Timestamp(ts): i for i, ts in enumerate(grid.starts_local)}
-    ss = tables["session_slots"]
-    power = {(r, slot.get(pd.Timestamp(t), -1)): float(kw) for r, t, kw in
-             zip(ss["reservation_id"], ss["slot_start"], ss["ev_kw"])}
+    c = read_committed(tables, m.prep.inputs.grid)
+    slot, ran = c.slot, c.ran
     modes = dict(zip(tables["sessions"]["reservation_id"], tables["sessions"]["mode"].fillna("")))
     for (r, t) in m.RT:
         if r == "request" or r not in modes:
             continue
-        kw = power.get((r, t), 0.0) * FIX_SHRINK  # written values are rounded: stay inside every limit
+        kw = c.kw(r, t)
         m.ev_kw[r, t].fix(max(kw, 0.0))
         if (r, t) in m.RV:
             m.ev_discharge_kw[r, t].fix(max(-kw, 0.0))
@@ -117,8 +113,6 @@ def _fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], free_j
             chosen = modes[r] if modes[r] in m.sess[r].modes else None
             served = bool(modes[r])
             m.mode_on[r, mo].fix(int(served and (mo == chosen or (chosen is None and mo == m.sess[r].modes[-1]))))
-    js = tables["job_slots"]
-    ran = {(j, s, slot.get(pd.Timestamp(t), -1)) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])}
     # jobs that may move: the non-critical ones the plan runs at the requested station from then on
     movable_jobs = set() if free_jobs_from is None else {
         j for (j, s, t) in ran if s == free_station and t >= free_jobs_from and j in m.job and not m.job[j].critical}

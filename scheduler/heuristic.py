@@ -165,9 +165,3 @@ def fix_decisions(m: pyo.ConcreteModel, decisions: dict) -> None:
         for idx, v in values.items():
             if not var[idx].fixed:  # what a re-plan keeps from the past stays as it is
                 var[idx].fix(int(v))
-
-
-def unfix_all(m: pyo.ConcreteModel) -> None:
-    for var in m.component_data_objects(pyo.Var):
-        if var.is_binary() and var.fixed:
-            var.unfix()

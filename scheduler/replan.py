@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .committed import FIX_SHRINK, read_committed
 from .config import PlanConfig
 from .errors import EvdcError, InputError
-from .inputs import Inputs, Job, Session, SiteInputs
+from .inputs import Inputs, Job, Session
 from .timegrid import parse_instant
 
 EVENT_TYPES = ("urgent_car", "urgent_job", "car_arrival", "no_show", "blade_failure", "grid_limit")
@@ -160,34 +161,25 @@ def apply_events(inputs: Inputs, events: list[dict], at: pd.Timestamp | None = N
 
 def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
     """Slots before ``at_slot`` keep the previous plan: booking power, job runs, battery use."""
-    import pyomo.environ as pyo  # noqa: F401
-
-    grid = m.prep.inputs.grid
-    slot = {pd.Timestamp(ts): i for i, ts in enumerate(grid.starts_local)}
-    ss = tables["session_slots"]
-    power = {(r, slot.get(pd.Timestamp(t), -1)): float(kw) for r, t, kw in
-             zip(ss["reservation_id"], ss["slot_start"], ss["ev_kw"])}
-    known = set(tables["sessions"]["reservation_id"])
+    c = read_committed(tables, m.prep.inputs.grid)
+    slot, ran = c.slot, c.ran
     for (r, t) in m.RT:
         if t < at_slot:  # a booking new to this plan has drawn nothing yet
-            kw = power.get((r, t), 0.0) * (1 - 1e-6) if r in known else 0.0
+            kw = c.kw(r, t) if r in c.bookings else 0.0
             m.ev_kw[r, t].fix(max(kw, 0.0))
             if (r, t) in m.RV:
                 m.ev_discharge_kw[r, t].fix(max(-kw, 0.0))
-    js = tables["job_slots"]
-    ran = {(j, s, slot.get(pd.Timestamp(t), -1)) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])}
     for (j, s, t) in m.JST:
         if t < at_slot:
             m.run[j, s, t].fix(int((j, s, t) in ran))
-
     if m.battery:
         sl = tables["site_slots"]
         sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
         for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
             t = slot.get(pd.Timestamp(ts), -1)
             if 0 <= t < at_slot:
-                m.battery_charge_kw[t].fix(max(float(kw), 0.0) * (1 - 1e-6))
-                m.battery_discharge_kw[t].fix(max(-float(kw), 0.0) * (1 - 1e-6))
+                m.battery_charge_kw[t].fix(max(float(kw), 0.0) * FIX_SHRINK)
+                m.battery_discharge_kw[t].fix(max(-float(kw), 0.0) * FIX_SHRINK)
 
 
 def changes(old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -269,7 +269,3 @@ def critical_unmet_jobs(tables: dict[str, pd.DataFrame]) -> list[str]:
     if jb.empty:
         return []
     return sorted(jb.loc[(jb["priority"] == "critical") & (jb["critical_missed_h"] > 0), "job_id"].tolist())
-
-
-def empty_tables() -> dict[str, pd.DataFrame]:
-    return {name: pd.DataFrame(columns=COLUMNS[name]) for name in TABLES}

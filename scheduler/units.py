@@ -9,9 +9,6 @@ from __future__ import annotations
 
 MINUTES_PER_HOUR = 60.0
 SECONDS_PER_HOUR = 3600.0
-KWH_PER_MWH = 1000.0
-#: Relative tolerance used when comparing solver values to limits.
-FEAS_TOL_KW = 1e-5
 #: Values below this many kW / kWh are written as zero.
 ZERO_KW = 1e-7
 
@@ -19,16 +16,6 @@ ZERO_KW = 1e-7
 def slot_hours(slot_minutes: float) -> float:
     """Length of one slot in hours."""
     return slot_minutes / MINUTES_PER_HOUR
-
-
-def energy_kwh(power_kw: float, hours: float) -> float:
-    """Energy of a constant power over a duration."""
-    return power_kw * hours
-
-
-def price_per_kwh_from_per_mwh(price_per_mwh: float) -> float:
-    """Convert a market price per MWh to the price per kWh used internally."""
-    return price_per_mwh / KWH_PER_MWH
 
 
 def one_way_efficiency(round_trip: float) -> float:

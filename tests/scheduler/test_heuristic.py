@@ -33,7 +33,6 @@ def test_heuristic_plan_is_valid_and_below_the_mip(demo, seed, tmp_path):
 
 def test_fallback_plan_when_the_mip_has_no_time(demo, tmp_path, monkeypatch):
     """A solve that returns no incumbent falls back to the heuristic, marked as such, and verifies."""
-    from scheduler import plan as plan_module
     import importlib
 
     from scheduler.solve import SolveResult
