@@ -1,13 +1,23 @@
 """Booking admission (the seed's FIGS. 7/8): can a new booking be taken, and where else if not?
 
-The site's model is built with the new booking added. Everything the current
-plan committed is fixed: power of the bookings already planned, where and when
-jobs run, the battery's direction. Only the new booking's mode and power are
-free, which is a tiny MIP. If it cannot be fully granted and non-critical jobs
-run at its station during the stay, a second solve frees those jobs from the
-request time on (they may move in time or to another station of the site); the
-answer then names the jobs that would have to move. Other stations of the site are then sized by
-arithmetic on the plan's headroom (no solve), and the best three are offered.
+Everything the current plan committed is fixed: power of the bookings already
+planned, where and when jobs run, the battery's direction. Only the new
+booking's mode and power are free, with the site's grid import, PV use and
+battery power around it. Stations that cannot change are *frozen*: their
+planned draw becomes a fixed load on their link (no sessions, jobs or blades of
+their own), so the model holds only the requested station and its neighbours
+in the power tree; its size does not grow with the site. If the booking cannot
+be fully granted and non-critical jobs run at its station during the stay, a
+second solve frees those jobs from the request time on: they may move in time,
+or to one of the ``MOVE_CANDIDATES`` stations of the site with the most free
+blades during the stay; the answer then names the jobs that would have to move.
+Other stations of the site are then sized by arithmetic on the plan's headroom
+(no solve), and the best three are offered.
+
+Freezing loses one freedom of the full site model: a frozen station's cooling
+cannot shift in time to make room. Scenarios that dedicate a source to a use
+(``policies.source_uses``) are solved on the full site, since a frozen draw
+would change which use a source feeds.
 """
 
 from __future__ import annotations
@@ -29,6 +39,13 @@ from .solve import solve_model
 #: Requests are answered quickly: a short time limit for each small solve.
 ADMIT_TIME_LIMIT_S = 5.0
 MAX_ALTERNATIVES = 3
+#: stations (besides the requested one) the second solve lets displaced jobs move to
+MOVE_CANDIDATES = 3
+#: Cost of each (job, station, slot) the second solve changes against the plan, so that among equally good
+#: answers the one that moves the fewest jobs wins (currency per job-slot; far below any value in the objective).
+DISTURBANCE_COST = 1e-3
+#: Admission models are small: solve them close to optimal, so the disturbance cost takes effect.
+ADMIT_MIP_GAP = 1e-5
 
 
 @dataclass(frozen=True)
@@ -77,22 +94,138 @@ def _site_of(inputs: Inputs, station_id: str) -> SiteInputs:
     raise EvdcError(f"unknown station {station_id!r}")
 
 
-def _with_plan_reserve(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SiteInputs:
-    st = tables["station_slots"]
-    slot = {ts: i for i, ts in enumerate(site.grid.starts_local)}
-    reserve = {}
-    for s in site.station_ids:
-        part = st[st["station_id"] == s]
-        arr = np.zeros(site.grid.n_slots)
-        idx = part["slot_start"].map(lambda x: slot.get(pd.Timestamp(x), -1)).to_numpy()
-        ok = idx >= 0
-        arr[idx[ok]] = part["reserve_kw"].to_numpy(float)[ok]
-        reserve[s] = arr
-    return site.with_reserve(reserve)
+@dataclass(frozen=True)
+class SitePlan:
+    """One site's written plan as arrays per station and slot (read once per request)."""
+
+    draw_kw: dict[str, np.ndarray]  # station_slots.link_kw: what each station draws
+    ev_kw: dict[str, np.ndarray]  # station_slots.ev_kw: its cars, net
+    reserve_kw: dict[str, np.ndarray]
+    site_room_kw: np.ndarray  # grid limit - import + curtailed PV - every station's reserve, >= 0
 
 
-def _fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], free_jobs_from: int | None,
-                   free_station: str | None) -> None:
+def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
+    grid = site.grid
+    n = grid.n_slots
+    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
+    ids = set(site.station_ids)
+    ss = tables["station_slots"]
+    ss = ss[ss["station_id"].isin(ids)]
+    t = np.array([slot.get(pd.Timestamp(x), -1) for x in ss["slot_start"]], dtype=int)
+    out = {name: {sid: np.zeros(n) for sid in site.station_ids} for name in ("link_kw", "ev_kw", "reserve_kw")}
+    sid_col = ss["station_id"].to_numpy()
+    for name, arrays in out.items():
+        vals = ss[name].to_numpy(float)
+        for sid in site.station_ids:
+            sel = (sid_col == sid) & (t >= 0)
+            arrays[sid][t[sel]] = vals[sel]
+    sl = tables["site_slots"]
+    sl = sl[sl["site_id"] == site.site.site_id]
+    ts = np.array([slot.get(pd.Timestamp(x), -1) for x in sl["slot_start"]], dtype=int)
+    ok = ts >= 0
+    room = np.zeros(n)
+    room[ts[ok]] = (sl["grid_limit_kw"].to_numpy(float) - sl["grid_kw"].to_numpy(float)
+                    + sl["pv_curtailed_kw"].to_numpy(float))[ok]
+    room = np.maximum(room - sum(out["reserve_kw"].values()), 0.0)
+    return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room)
+
+
+def _with_plan_reserve(site: SiteInputs, sp: SitePlan) -> SiteInputs:
+    return site.with_reserve(sp.reserve_kw)
+
+
+def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, whole: set[str],
+                movable: frozenset[str] = frozenset(), free_from: int = 0) -> SiteInputs:
+    """The site reduced around the ``whole`` stations; every other station is frozen at its plan.
+
+    A frozen station keeps its charger only when a car there lent power (so its fixed load stays
+    non-negative); its planned draw, less its cars when kept, becomes fixed load on its link and its
+    blades leave the model. Jobs keep only whole stations as candidates. A job's runs at frozen
+    stations stay in their load, and its work there counts as done (it is then modelled as
+    preemptible: those runs are fixed anyway), except for the ``movable`` jobs: their runs from
+    ``free_from`` on leave the frozen load (the blades fall back to standby) and they may redo that
+    work on the whole stations, so the answer moves them off the frozen stations. ``_movable`` keeps
+    a job that must run in one stretch out of ``movable`` when it ran at a frozen station before
+    ``free_from``.
+    """
+    if site.config.policies.source_uses:
+        return site
+    whole = set(whole)
+    if whole >= set(site.station_ids):
+        return site
+    grid = site.grid
+    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
+    draw = {sid: d.copy() for sid, d in sp.draw_kw.items()}
+    ev = sp.ev_kw
+    standby = {st.station_id: st.blade_standby_kw for st in site.stations}
+    js = tables["job_slots"]
+    away_slots: dict[str, int] = {}  # job -> slots it keeps running at frozen stations
+    ran_whole: set[str] = set()
+    for j, sid, ts, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
+        t = slot.get(pd.Timestamp(ts), -1)
+        if sid in whole:
+            ran_whole.add(j)
+        elif j in movable and t >= free_from:
+            draw[sid][t] -= float(kw) - float(blades) * standby[sid]  # released: its blades idle on standby
+        else:
+            away_slots[j] = away_slots.get(j, 0) + 1
+    chargers = whole | {sid for sid, d in draw.items() if np.any(d < 0)}
+    stations, loads = [], {}
+    for st in site.stations:
+        sid = st.station_id
+        if sid in whole:
+            stations.append(st)
+            loads[sid] = site.station_load_kw[sid]
+            continue
+        stations.append(replace(st, blades=0, blades_out_of_service=0, spare_blades=0))
+        fixed = draw[sid] - (ev[sid] if sid in chargers else 0.0)
+        loads[sid] = np.clip(fixed, 0.0, np.maximum(st.link_kw - site.reserve_kw[sid], 0.0))
+    jobs, cands = [], {}
+    for j in site.jobs:
+        c = tuple(s for s in site.job_candidates.get(j.job_id, ()) if s in whole)
+        away = away_slots.get(j.job_id, 0)
+        if not c or (j.job_id not in ran_whole and j.job_id not in movable):
+            continue  # fixed, and none of it at a whole station: its runs are in the frozen loads
+        if away:
+            j = replace(j, work_hours=max(j.work_hours - away * grid.slot_h, 0.0), preemptible=True)
+        jobs.append(j)
+        cands[j.job_id] = c
+    return replace(site, stations=tuple(stations),
+                   sessions=tuple(r for r in site.sessions if r.station_id in chargers),
+                   jobs=tuple(jobs), job_candidates=cands, station_load_kw=loads)
+
+
+def _move_candidates(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> set[str]:
+    """The requested station and the MOVE_CANDIDATES stations with the most free blade-slots during the stay."""
+    js = tables["job_slots"]
+    t = pd.to_datetime(js["slot_start"], utc=True, format="ISO8601")
+    slot = pd.Timedelta(minutes=site.grid.slot_minutes)
+    inside = js[(t + slot > request.arrival) & (t < request.departure)]
+    busy = inside.groupby("station_id")["blades"].sum()
+    _, frac = site.grid.overlap_fractions(request.arrival, request.departure)
+    free = {st.station_id: st.blades_in_service * len(frac) - float(busy.get(st.station_id, 0.0))
+            for st in site.stations if st.station_id != request.station_id and st.blades_in_service > 0}
+    best = sorted(free, key=lambda s: (-free[s], s))[:MOVE_CANDIDATES]
+    return {request.station_id, *best}
+
+
+def _movable(site: SiteInputs, tables: dict[str, pd.DataFrame], station_id: str, start_slot: int,
+             whole: set[str]) -> frozenset[str]:
+    """Jobs the second solve frees: the non-critical ones the plan runs at the station from ``start_slot`` on.
+
+    A job that must run in one stretch and ran outside the ``whole`` stations before ``start_slot`` stays
+    put: its stretch could not be continued in the reduced model.
+    """
+    c = read_committed(tables, site.grid)
+    critical = {j.job_id for j in site.jobs if j.priority == "critical"}
+    one_stretch = {j.job_id for j in site.jobs if not j.preemptible}
+    cand = {j for (j, s, t) in c.ran if s == station_id and t >= start_slot and j not in critical}
+    away_before = {j for (j, s, t) in c.ran if s not in whole and t < start_slot}
+    return frozenset(j for j in cand if not (j in one_stretch and j in away_before))
+
+
+def _fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable_jobs: frozenset[str],
+                   free_jobs_from: int) -> None:
     """Fix what the current plan committed; the new booking stays free."""
     c = read_committed(tables, m.prep.inputs.grid)
     slot, ran = c.slot, c.ran
@@ -113,9 +246,7 @@ def _fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], free_j
             chosen = modes[r] if modes[r] in m.sess[r].modes else None
             served = bool(modes[r])
             m.mode_on[r, mo].fix(int(served and (mo == chosen or (chosen is None and mo == m.sess[r].modes[-1]))))
-    # jobs that may move: the non-critical ones the plan runs at the requested station from then on
-    movable_jobs = set() if free_jobs_from is None else {
-        j for (j, s, t) in ran if s == free_station and t >= free_jobs_from and j in m.job and not m.job[j].critical}
+    # jobs that may move (``_movable``) are free from ``free_jobs_from`` on
     for (j, s, t) in m.JST:
         if not (j in movable_jobs and t >= free_jobs_from):
             m.run[j, s, t].fix(int((j, s, t) in ran))
@@ -140,6 +271,17 @@ def _fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], free_j
                 m.battery_charging[t].fix(int(float(kw) > 0))
 
 
+def _penalise_disturbance(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame]) -> None:
+    """Objective less DISTURBANCE_COST per free run decision that differs from the plan."""
+    ran = read_committed(tables, m.prep.inputs.grid).ran
+    free = [(k, k in ran) for k in m.JST if not m.run[k].fixed]
+    if not free:
+        return
+    change = sum((1 - m.run[k]) if planned else m.run[k] for k, planned in free)
+    m.objective.deactivate()
+    m.admit_objective = pyo.Objective(expr=m.objective.expr - DISTURBANCE_COST * change, sense=pyo.maximize)
+
+
 def _offer(m: pyo.ConcreteModel, station_id: str, request: BookingRequest, tables) -> Offer:
     h = m.prep.slot_h
     got = sum(pyo.value(m.ev_net_kw["request", t]) for t in m.sess["request"].slots) * h
@@ -154,20 +296,27 @@ def _offer(m: pyo.ConcreteModel, station_id: str, request: BookingRequest, table
     before = {(j, s, t) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])}
     starts = m.prep.inputs.grid.starts_local
     after = {(j, s, starts[t].isoformat()) for (j, s, t) in m.JST if pyo.value(m.run[j, s, t]) > 0.5}
-    before_iso = {(j, s, pd.Timestamp(t).isoformat()) for (j, s, t) in before}
-    site_jobs = {jp.job.job_id for jp in m.prep.jobs}
-    moved = sorted({j for (j, _, _) in (before_iso ^ after) if j in site_jobs})
+    # only where the model could move a job: its stations in this (possibly reduced) model
+    where = {(jp.job.job_id, s) for jp in m.prep.jobs for s in jp.stations}
+    before_iso = {(j, s, pd.Timestamp(t).isoformat()) for (j, s, t) in before if (j, s) in where}
+    moved = sorted({j for (j, _, _) in (before_iso ^ after)})
     return Offer(station_id, decision, chosen[0] if chosen and decision != "denied" else "", max(got, 0.0), tuple(moved))
 
 
-def _try(site: SiteInputs, tables, request: BookingRequest, station_id: str, start_slot: int,
-         move_jobs: bool, solver: SolverConfig) -> Offer | None:
+def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, station_id: str, start_slot: int,
+         move_jobs: bool, solver: SolverConfig, reduce: bool = True) -> Offer | None:
     st = site.station(station_id)
     sess = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
                    mode=request.mode if request.mode in st.modes or request.mode == "any" else "any",
                    vehicle_max_kw=request.vehicle_max_kw, priority=request.priority)
-    m = build_model(replace(site, sessions=site.sessions + (sess,)))
-    _fix_committed(m, tables, start_slot if move_jobs else None, station_id)
+    whole = ((_move_candidates(site, tables, request) if move_jobs else {station_id}) if reduce
+             else set(site.station_ids))
+    movable = _movable(site, tables, station_id, start_slot, whole) if move_jobs else frozenset()
+    reduced = frozen_site(site, tables, sp, whole, movable, start_slot)
+    m = build_model(replace(reduced, sessions=reduced.sessions + (sess,)))
+    _fix_committed(m, tables, movable, start_slot)
+    if move_jobs:
+        _penalise_disturbance(m, tables)
     res = solve_model(m, solver)
     if not res.has_solution:
         return None
@@ -187,38 +336,22 @@ def _jobs_in_the_way(site: SiteInputs, tables: dict[str, pd.DataFrame], request:
     return bool(inside.any())
 
 
-def headroom_offer(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
-                   station_id: str) -> Offer:
+def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, station_id: str) -> Offer:
     """What a station could give the request with the plan left as it is: per slot the least of the
     mode's ceiling, the link's room (link limit - draw - reserve), the site's room (grid limit - import +
-    curtailed PV) and the power tree's room, filled until the request is met. Arithmetic only."""
+    curtailed PV - reserves) and the power tree's room, filled until the request is met. Arithmetic only."""
     from .prepare import session_modes
 
     st = site.station(station_id)
     grid = site.grid
     h = grid.slot_h
-    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
-    n = grid.n_slots
-    ss = tables["station_slots"]
-    draw = {sid: np.zeros(n) for sid in site.station_ids}
-    res = {sid: np.zeros(n) for sid in site.station_ids}
-    for sid, ts, kw, rk in zip(ss["station_id"], ss["slot_start"], ss["link_kw"], ss["reserve_kw"]):
-        t = slot.get(pd.Timestamp(ts), -1)
-        if sid in draw and t >= 0:
-            draw[sid][t], res[sid][t] = float(kw), float(rk)
-    sl = tables["site_slots"]
-    sl = sl[sl["site_id"] == site.site.site_id]
-    site_room = np.zeros(n)
-    for ts, lim, g, cur in zip(sl["slot_start"], sl["grid_limit_kw"], sl["grid_kw"], sl["pv_curtailed_kw"]):
-        t = slot.get(pd.Timestamp(ts), -1)
-        if t >= 0:
-            site_room[t] = max(0.0, float(lim) - float(g) + float(cur) - sum(res[s][t] for s in site.station_ids))
-    room = np.minimum(np.maximum(st.link_kw - draw[station_id] - res[station_id], 0.0), site_room)
+    room = np.minimum(np.maximum(st.link_kw - sp.draw_kw[station_id] - sp.reserve_kw[station_id], 0.0),
+                      sp.site_room_kw)
     parent = {lk.link_id: lk for lk in site.links}
     node = st.link_id
     while node is not None:
         below = [s.station_id for s in site.stations if _under(s.link_id, node, parent)]
-        used = sum(draw[s] + res[s] for s in below)
+        used = sum(sp.draw_kw[s] + sp.reserve_kw[s] for s in below)
         room = np.minimum(room, np.maximum(parent[node].capacity_kw - used, 0.0))
         node = parent[node].parent_id
     probe = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
@@ -242,22 +375,30 @@ def _under(link_id: str | None, node: str, parent: dict) -> bool:
 
 
 def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
-          at: pd.Timestamp | None = None, solver: SolverConfig | None = None) -> Admission:
-    """Answer a booking request against the current plan (``tables``, as read by ``verify.read_plan``)."""
+          at: pd.Timestamp | None = None, solver: SolverConfig | None = None, reduce: bool = True,
+          move_jobs: bool = True) -> Admission:
+    """Answer a booking request against the current plan (``tables``, as read by ``verify.read_plan``).
+
+    ``reduce=False`` solves on the whole site instead of the frozen one (slower; every job at the
+    requested station may then move to any station of the site). ``move_jobs=False`` skips the
+    second solve: the answer then leaves every job where the plan has it.
+    """
     t0 = time.perf_counter()
-    solver = solver or SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S)
+    solver = solver or SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP)
     if request.departure <= request.arrival:
         raise EvdcError("the request's departure is not after its arrival")
     if request.energy_kwh <= 0:
         raise EvdcError("the request's energy_kwh must be positive")
-    site = _with_plan_reserve(_site_of(inputs, request.station_id), tables)
+    site = _site_of(inputs, request.station_id)
+    sp = site_plan(site, tables)
+    site = _with_plan_reserve(site, sp)
     grid = site.grid
     if request.departure <= grid.start_utc or request.arrival >= grid.end_utc:
         raise EvdcError("the request lies outside the planned horizon")
     start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
-    offer = _try(site, tables, request, request.station_id, start_slot, False, solver)
-    if (offer is None or offer.decision != "granted") and _jobs_in_the_way(site, tables, request):
-        moved = _try(site, tables, request, request.station_id, start_slot, True, solver)
+    offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce)
+    if move_jobs and (offer is None or offer.decision != "granted") and _jobs_in_the_way(site, tables, request):
+        moved = _try(site, tables, sp, request, request.station_id, start_slot, True, solver, reduce)
         if moved is not None and (offer is None or moved.planned_kwh > offer.planned_kwh + 1e-6):
             offer = moved
     offer = offer or Offer(request.station_id, "denied", "", 0.0)
@@ -266,7 +407,7 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
         for other in site.stations:
             if other.station_id == request.station_id:
                 continue
-            alt = headroom_offer(site, tables, request, other.station_id)
+            alt = headroom_offer(site, sp, request, other.station_id)
             if alt.planned_kwh > offer.planned_kwh + 1e-6:
                 alternatives.append(alt)
         alternatives.sort(key=lambda a: (-a.planned_kwh, a.station_id))

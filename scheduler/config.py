@@ -233,6 +233,11 @@ class SolverConfig(_Frozen):
     threads: int = Field(1, ge=1, description="HiGHS threads per model; parallelism goes across sites")
     random_seed: int = Field(0, ge=0, description="HiGHS random seed, fixed for repeatable plans")
     log_to_console: bool = Field(False, description="show HiGHS's own log")
+    warm_start: bool = Field(
+        True, description="start HiGHS from the values already on the model (re-planning sets the previous plan's)")
+    interface: Literal["matrix", "pyomo"] = Field(
+        "matrix", description="how the model reaches HiGHS: compiled sparse arrays passed to highspy (fast), "
+        "or Pyomo's persistent HiGHS interface (the reference the matrix path is tested against)")
 
 
 class PlanConfig(_Frozen):

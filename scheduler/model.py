@@ -157,20 +157,20 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.blade_kw = pyo.Expression(m.S, m.T, rule=blade_kw)
     th = si.config.thermal
     m.thermal = th.enabled
+    # blade housings: only stations with blades have one
+    m.SH = pyo.Set(initialize=[s.station_id for s in si.stations if s.blades > 0] if m.thermal else [], ordered=True)
     if m.thermal:
         def cool_max(m, s, t):
             st = m.st[s]
             return (0.0, th.cooling_max_kw if th.cooling_max_kw is not None else st.blades_in_service * st.blade_kw)
 
-        m.cooling_heat_kw = pyo.Var(m.S, m.T, within=nn, bounds=cool_max)
-        m.heater_kw = pyo.Var(m.S, m.T, within=nn, bounds=(0.0, th.heating_max_kw))
-        m.housing_c = pyo.Var(m.S, m.T, within=pyo.Reals)
-        m.housing_over_c = pyo.Var(m.S, m.T, within=nn)
-        m.housing_under_c = pyo.Var(m.S, m.T, within=nn)
-        m.thermal_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: m.cooling_heat_kw[s, t] / th.cooling_cop
-                                      + m.heater_kw[s, t])
-    else:
-        m.thermal_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: 0.0)
+        m.cooling_heat_kw = pyo.Var(m.SH, m.T, within=nn, bounds=cool_max)
+        m.heater_kw = pyo.Var(m.SH, m.T, within=nn, bounds=(0.0, th.heating_max_kw))
+        m.housing_c = pyo.Var(m.SH, m.T, within=pyo.Reals)
+        m.housing_over_c = pyo.Var(m.SH, m.T, within=nn)
+        m.housing_under_c = pyo.Var(m.SH, m.T, within=nn)
+    m.thermal_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: (
+        m.cooling_heat_kw[s, t] / th.cooling_cop + m.heater_kw[s, t] if s in m.SH else 0.0))
     m.station_draw_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: (
         m.ev_station_kw[s, t] + m.blade_kw[s, t] + m.thermal_kw[s, t]))
     m.delivered_kwh = pyo.Expression(m.R, rule=lambda m, r: sum(m.ev_net_kw[r, t] * p.slot_h for t in m.sess[r].slots))
@@ -555,13 +555,13 @@ def housing_start_c(si: SiteInputs) -> float:
 
 
 def add_thermal_constraints(m, p: SitePrep) -> None:
-    """Blade housings (thermal.enabled), s in S, t in T; C heat capacity, UA exchange, amb surroundings:
+    """Blade housings (thermal.enabled), s in SH (stations with blades), t in T; C heat capacity, UA exchange, amb surroundings:
     housing_heat[s, t]: C * (housing_c[t] - housing_c[t-1])
                         = (blade_kw + heater_kw - cooling_heat_kw - UA * (housing_c[t] - amb[t])) * slot_h
     housing_max[s, t]:  housing_c <= max_c + housing_over_c;   housing_min[s, t]: housing_c >= min_c - housing_under_c
     The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw; housing_c[-1] = the start value.
     """
-    if not m.thermal:
+    if not m.thermal or not len(m.SH):
         return
     si = p.inputs
     th = si.config.thermal
@@ -574,9 +574,9 @@ def add_thermal_constraints(m, p: SitePrep) -> None:
         return c * (m.housing_c[s, t] - prev) == (
             m.blade_kw[s, t] + m.heater_kw[s, t] - m.cooling_heat_kw[s, t] - ua * (m.housing_c[s, t] - float(amb[t]))) * h
 
-    m.housing_heat = pyo.Constraint(m.S, m.T, rule=heat)
-    m.housing_max = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: m.housing_c[s, t] <= th.max_c + m.housing_over_c[s, t])
-    m.housing_min = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: m.housing_c[s, t] >= th.min_c - m.housing_under_c[s, t])
+    m.housing_heat = pyo.Constraint(m.SH, m.T, rule=heat)
+    m.housing_max = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] <= th.max_c + m.housing_over_c[s, t])
+    m.housing_min = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] >= th.min_c - m.housing_under_c[s, t])
 
 
 def add_demand_peak_constraints(m, p: SitePrep) -> None:
@@ -606,7 +606,7 @@ def add_objective(m, p: SitePrep) -> None:
         + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
         + (sum(w.migration_cost * m.job_move[k] for k in m.JMOVE) if len(m.JMOVE) else 0)
         + (sum(si.config.thermal.violation_penalty_per_kh * (m.housing_over_c[s, t] + m.housing_under_c[s, t]) * h
-               for s in m.S for t in m.T) if m.thermal else 0)
+               for s in m.SH for t in m.T) if m.thermal else 0)
         + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h

@@ -11,8 +11,9 @@ Events (a CSV or JSON list, one event a row) and their fields:
 | blade_failure | station_id, count | that many blades are lost from ``at`` on (held by a critical placeholder job ``failed-blades-...`` that draws nothing) |
 | grid_limit | site_id, grid_kw, start, end | the import limit changes in [start, end) |
 
-Slots before ``at`` keep the previous plan's power, job runs and battery use. The result
-lists who gave up what against the previous plan (``changes``).
+Slots before ``at`` keep the previous plan's power, job runs and battery use; from ``at`` on, the
+previous plan is HiGHS's starting point (``SolverConfig.warm_start``). The result lists who gave up
+what against the previous plan (``changes``).
 """
 
 from __future__ import annotations
@@ -182,6 +183,43 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
                 m.battery_discharge_kw[t].fix(max(-float(kw), 0.0) * FIX_SHRINK)
 
 
+def seed_from_plan(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
+    """The previous plan's decisions from ``at_slot`` on as starting values (a warm start, nothing fixed).
+
+    Bookings keep their mode and power, jobs their runs, finishing and starts, the battery its use;
+    HiGHS repairs what the events made infeasible.
+    """
+    c = read_committed(tables, m.prep.inputs.grid)
+    slot, ran = c.slot, c.ran
+    for (r, t) in m.RT:
+        if t >= at_slot and not m.ev_kw[r, t].fixed:
+            kw = c.kw(r, t) if r in c.bookings else 0.0
+            m.ev_kw[r, t].set_value(max(kw, 0.0), skip_validation=True)
+            if (r, t) in m.RV:
+                m.ev_discharge_kw[r, t].set_value(max(-kw, 0.0), skip_validation=True)
+                m.lending[r, t].set_value(int(kw < 0), skip_validation=True)
+    modes = dict(zip(tables["sessions"]["reservation_id"], tables["sessions"]["mode"].fillna("")))
+    for (r, mo) in m.RM:
+        if r in modes and not m.mode_on[r, mo].fixed:
+            m.mode_on[r, mo].set_value(int(modes[r] == mo), skip_validation=True)
+    for (j, s, t) in m.JST:
+        if t >= at_slot and not m.run[j, s, t].fixed:
+            m.run[j, s, t].set_value(int((j, s, t) in ran), skip_validation=True)
+    on_time = dict(zip(tables["jobs"]["job_id"], tables["jobs"]["on_time"].astype(str).str.lower() == "true"))
+    for j in m.JN:
+        if j in on_time:
+            m.job_done[j].set_value(int(on_time[j]), skip_validation=True)
+    if m.battery:
+        sl = tables["site_slots"]
+        sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
+        for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
+            t = slot.get(pd.Timestamp(ts), -1)
+            if t >= at_slot and not m.battery_charge_kw[t].fixed:
+                m.battery_charge_kw[t].set_value(max(float(kw), 0.0) * FIX_SHRINK, skip_validation=True)
+                m.battery_discharge_kw[t].set_value(max(-float(kw), 0.0) * FIX_SHRINK, skip_validation=True)
+                m.battery_charging[t].set_value(int(float(kw) > 0), skip_validation=True)
+
+
 def changes(old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Who gave up (or gained) what: bookings' planned kWh and jobs' planned hours, old against new."""
     rows = []
@@ -204,7 +242,12 @@ def replan(inputs: Inputs, previous: dict[str, pd.DataFrame], events: list[dict]
     config = config or PlanConfig()
     new_inputs = apply_events(inputs, events, at)
     at_slot = max(0, int(np.floor(new_inputs.grid.slot_position(at) + 1e-9)))
-    result = plan(new_inputs, config, before_solve=lambda m: fix_past(m, previous, at_slot))
+
+    def prepare(m) -> None:
+        fix_past(m, previous, at_slot)
+        seed_from_plan(m, previous, at_slot)
+
+    result = plan(new_inputs, config, before_solve=prepare)
     diff = changes(previous, result.tables)
     result.summary["replan"] = {"at": at.tz_convert(inputs.grid.timezone).isoformat(), "events": len(events),
                                 "changes": int(len(diff))}

@@ -138,7 +138,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (st.blades_in_service - wk))
             load = float(si.station_load_kw[s][t])
             evk = _clean(ev_station[(s, t)])
-            if m.thermal:
+            if m.thermal and s in m.SH:
                 cool = _v(m.cooling_heat_kw[s, t]) / si.config.thermal.cooling_cop
                 thermal = _clean(cool + _v(m.heater_kw[s, t]))
                 cool, housing = _clean(cool), round(_v(m.housing_c[s, t]), 4)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from scheduler import plan, write_plan
+from scheduler import SolverConfig, demo_scenario_path, load_scenario, plan, write_plan
 from scheduler.admit import BookingRequest, admit
-from scheduler.inputs import Session, Site, Station
+from scheduler.inputs import Job, Session, Site, Station
 from scheduler.verify import read_plan
 from tests.conftest import at, one_site, tiny_config
 
@@ -50,3 +52,55 @@ def test_request_outside_the_horizon_is_an_error(tmp_path):
     cfg, inputs, tables = site_with_one_booking(tmp_path)
     with pytest.raises(EvdcError, match="outside the planned horizon"):
         admit(inputs, tables, BookingRequest("a", at(cfg, 200), at(cfg, 260), energy_kwh=5))
+
+
+def busy_fast_station(tmp_path):
+    """Stations a and b (300 kW chargers, one 5 kW blade each; a's blade idles at 1 kW, b's at 0.2 kW).
+    Job j (migratable, 1 blade, 2 h in its 2 h window) adds 5 - 1 = 4 kW at a but 5 - 0.2 = 4.8 kW at b;
+    at 0.01 per kWh it is worth running (0.30 of value against 0.08 of energy) and the plan puts it at a."""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0, "default_battery_kwh": 400})
+    sts = [Station("a", "s", link_kw=400, charger_kw=300, blades=1, blade_kw=5, blade_standby_kw=1.0),
+           Station("b", "s", link_kw=400, charger_kw=300, blades=1, blade_kw=5, blade_standby_kw=0.2)]
+    job = Job("j", power_kw=5, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 120), migratable=True,
+              station_id="a")
+    inputs = one_site(cfg, Site("s", grid_kw=1000), sts, jobs=[job], price_per_kwh=[0.01, 0.01])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    assert set(tables["job_slots"]["station_id"]) == {"a"}
+    return cfg, inputs, tables
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+def test_fast_charging_at_a_busy_station_moves_the_job(tmp_path, reduce):
+    """Fast charging puts a's blade on standby (policy), so a fast request at a gets no more than the
+    regular ceiling (150 kW) while j runs there: 150 of 200 kWh in the first try (the 400 kWh battery,
+    from 20 % to 70 %, never reaches the taper). Moving j to b frees fast charging: 200 kWh, granted,
+    and the answer names j."""
+    cfg, inputs, tables = busy_fast_station(tmp_path)
+    req = BookingRequest("a", at(cfg, 0), at(cfg, 60), energy_kwh=200, mode="fast")
+    first = admit(inputs, tables, req, reduce=reduce, move_jobs=False).offer
+    assert (first.decision, first.planned_kwh) == ("partial", pytest.approx(150.0, abs=1e-3))
+    ans = admit(inputs, tables, req, reduce=reduce)
+    assert (ans.offer.decision, ans.offer.mode) == ("granted", "fast")
+    assert ans.offer.planned_kwh == pytest.approx(200.0, abs=1e-3)
+    assert ans.offer.jobs_moved == ("j",)
+
+
+def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
+    """Freezing the other stations changes the model's size, not the answer to the first question (power
+    for the booking with everything else fixed). The demo has heat on, where a frozen station's cooling
+    cannot shift: the frozen answer may then be lower, never higher."""
+    inputs = load_scenario(demo_scenario_path())
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    rng = np.random.default_rng(3)
+    ids = [s.station_id for s in inputs.stations]
+    same = 0
+    for _ in range(6):
+        start = inputs.grid.start_utc + pd.Timedelta(minutes=15 * int(rng.integers(24, 72)))
+        req = BookingRequest(ids[int(rng.integers(len(ids)))], start, start + pd.Timedelta(hours=2),
+                             energy_kwh=float(rng.uniform(10, 40)))
+        solver = SolverConfig(time_limit_s=20, mip_rel_gap=1e-6)
+        full = admit(inputs, tables, req, solver=solver, reduce=False, move_jobs=False).offer
+        small = admit(inputs, tables, req, solver=solver, reduce=True, move_jobs=False).offer
+        assert small.planned_kwh <= full.planned_kwh + 1e-3
+        same += abs(small.planned_kwh - full.planned_kwh) <= 1e-3
+    assert same >= 4
