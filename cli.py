@@ -321,6 +321,67 @@ def replan_cmd(
     _run(run)
 
 
+@app.command("backtest")
+def backtest_cmd(
+    scenario: Optional[Path] = typer.Argument(None, help="scenario directory with a history table"),
+    start: str = typer.Option(..., "--from", help="first day replayed (YYYY-MM-DD, local to the scenario)"),
+    days: int = typer.Option(1, "--days", min=1, help="days replayed"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="directory for results.csv (replaced whole)"),
+    caps: Optional[str] = typer.Option(None, "--cap-kw", help="comma-separated grid limits replacing every "
+                                       "site's, one run each (default: the scenario's own)"),
+    no_blades: bool = typer.Option(False, "--no-blades", help="plan cars only (no blades, no jobs)"),
+    algorithms: Optional[str] = typer.Option(None, "--algorithms", help="comma-separated subset of "
+                                             "evdc, uncontrolled, residual, edf, llf, clairvoyant (default: all)"),
+    replan_every: int = typer.Option(4, "--replan-every", min=1, help="evdc re-plans at least every N slots"),
+    time_limit: float = typer.Option(20.0, "--time-limit", min=0.1, help="solver time limit per evdc plan, seconds"),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="caps replayed in parallel processes"),
+    demo: bool = typer.Option(False, "--demo", help="replay the bundled demo scenario's history"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines or result table"),
+) -> None:
+    """Replay SCENARIO's history day by day: evdc against the baselines and the clairvoyant optimum."""
+    def run():
+        import pandas as pd
+
+        from scheduler import SolverConfig
+        from scheduler.backtest import ALGORITHMS, BacktestSettings, backtest, read_scenario_tables
+        from scheduler.errors import EvdcError
+        from scheduler.export import replace_directory
+
+        sc = read_scenario_tables(_scenario_arg(scenario, demo))
+        try:
+            day = pd.Timestamp(start)
+        except ValueError:
+            raise EvdcError(f"--from {start!r}: not a date (YYYY-MM-DD)") from None
+        day = (day.tz_convert(sc.config.timezone) if day.tzinfo else day.tz_localize(sc.config.timezone)).normalize()
+        try:
+            cap_list = tuple(float(x) for x in caps.split(",")) if caps else (None,)
+        except ValueError:
+            raise EvdcError(f"--cap-kw {caps!r}: give numbers separated by commas") from None
+        if any(c is not None and c < 0 for c in cap_list):
+            raise EvdcError("--cap-kw: limits must not be negative")
+        algos = tuple(a.strip() for a in algorithms.split(",")) if algorithms else ALGORITHMS
+        settings = BacktestSettings(start=day, days=days, caps_kw=cap_list, blades=not no_blades, algorithms=algos,
+                                    replan_every_slots=replan_every,
+                                    solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=0.002))
+        say = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
+        df, _ = backtest(sc, settings, progress=say, workers=workers)
+        written = replace_directory(out_dir, lambda tmp: df.to_csv(tmp / "results.csv", index=False))
+        if not quiet:
+            table = Table(title=f"backtest {day.date()} + {days} days → {written / 'results.csv'}")
+            for col in ("algorithm", "cap_kw", "energy_delivered_ratio", "sessions_fully_served",
+                        "blade_work_done_h", "critical_violations", "energy_cost", "budget_violations",
+                        "objective_share"):
+                table.add_column(col, justify="left" if col == "algorithm" else "right")
+            for r in df.itertuples(index=False):
+                table.add_row(r.algorithm, "scenario" if pd.isna(r.cap_kw) else f"{r.cap_kw:g}",
+                              f"{r.energy_delivered_ratio:.3f}", str(int(r.sessions_fully_served)),
+                              f"{r.blade_work_done_h:.1f}", f"{r.critical_violations:.2f}", f"{r.energy_cost:.2f}",
+                              str(int(r.budget_violations)),
+                              "" if pd.isna(r.objective_share) else f"{r.objective_share:.4f}")
+            out.print(table)
+    _run(run)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the evdc version."""

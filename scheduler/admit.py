@@ -36,8 +36,9 @@ from .inputs import Inputs, Session, SiteInputs
 from .model import build_model
 from .solve import solve_model
 
-#: Requests are answered quickly: a short time limit for each small solve.
-ADMIT_TIME_LIMIT_S = 5.0
+#: Requests are answered quickly: each of the (at most two) solves stops after this long with the best
+#: answer HiGHS has found (its incumbent), which is feasible but may leave some energy unoffered.
+ADMIT_TIME_LIMIT_S = 0.8
 MAX_ALTERNATIVES = 3
 #: stations (besides the requested one) the second solve lets displaced jobs move to
 MOVE_CANDIDATES = 3
@@ -45,7 +46,7 @@ MOVE_CANDIDATES = 3
 #: answers the one that moves the fewest jobs wins (currency per job-slot; far below any value in the objective).
 DISTURBANCE_COST = 1e-3
 #: Admission models are small: solve them close to optimal, so the disturbance cost takes effect.
-ADMIT_MIP_GAP = 1e-5
+ADMIT_MIP_GAP = 1e-4
 
 
 @dataclass(frozen=True)

@@ -595,6 +595,9 @@ def add_objective(m, p: SitePrep) -> None:
     w = si.config.weights
     h = p.slot_h
     value_ev = sum(m.sess[r].value_per_kwh * m.delivered_kwh[r] for r in m.R)
+    if w.early_charging_per_kwh > 0:
+        n = len(p.T)
+        value_ev += sum(w.early_charging_per_kwh * (1.0 - t / n) * m.ev_net_kw[r, t] * h for (r, t) in m.RT)
     value_jobs = sum(
         m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h for (j, s, t) in m.JST)
     energy_cost = sum(float(si.price_per_kwh[t]) * m.grid_kw[t] * h for t in m.T)
