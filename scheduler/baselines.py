@@ -64,13 +64,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .inputs import Job, SiteInputs, Station
+from .placement import JOB_ORDER
 from .replay import Car, DayState, Decision, JobProgress
 from .units import one_way_efficiency
 
 #: Slack when checking that a job's power fits what is left, kW (far below the replay's LIMIT_TOL_KW).
 FIT_TOL_KW = 1e-9
 #: Non-critical job priorities, highest first.
-JOB_ORDER = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 
 
 # ----------------------------------------------------------------------------- shared pieces

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from .config import JOB_PRIORITIES, MODE_NAMES, ScenarioConfig, check_consistency
 from .errors import EvdcError, InputError
 from .inputs import Inputs, Job, Link, Session, Site, SiteInputs, Station
+from .placement import place_sites
 from .timegrid import TimeGrid, make_grid, parse_times, step_to_grid
 
 SCENARIO_FILE = "scenario.yaml"
@@ -540,68 +541,30 @@ def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: l
     return out
 
 
-JOB_ORDER = {"critical": 0, "high": 1, "normal": 2, "low": 3}
-
-
 def place_jobs(jobs: list[Job], stations: list[Station], grid: TimeGrid,
                cross_site: bool = False) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """The fleet step: each job's site and candidate stations.
 
     A job that is not migratable runs on its station only; a critical (time-sensitive)
-    job stays at its home site. A migratable job may use
-    any station of its site whose blades can carry it (``blade_kw >= power_kw`` and
-    enough blades in service). Its site is its home station's site; with
-    ``cross_site`` (policies.cross_site_jobs), or for a job without a home, it is
-    the site where it fits best: jobs are taken by priority, then deadline, and
-    each adds its average blade load (blades x work_hours / window) to its site's
-    slots; a job stays home while its home has room for it there, else it goes to
-    the site with the most room left in its window. A job runs at one site for the
-    whole horizon, so it never runs in two places at once.
+    job stays at its home site. A migratable job may use any station of its site
+    whose blades can carry it (``blade_kw >= power_kw`` and enough blades in
+    service). Its site is its home station's site; with ``cross_site``
+    (policies.cross_site_jobs), or for a job without a home, it may be any site with
+    such a station, and one placement model for the whole fleet
+    (:func:`scheduler.placement.place_sites`, solved by HiGHS) chooses: each job adds
+    its average blade load (blades x min(1, work_hours / window)) to its site's slots,
+    and the model minimises the blade load above each site's blades in service
+    (weighted by the priority of the jobs it falls on), then the number of jobs placed
+    away from home, then the highest utilisation share of any site. A job leaves home
+    only when that lowers the overflow. It weighs blades only, not power. When HiGHS
+    finds no placement the greedy rule (:func:`scheduler.placement.greedy_placement`)
+    is used. A job runs at one site for the whole horizon, so it never runs in two
+    places at once.
     """
+    job_site = place_sites(jobs, stations, grid, cross_site).job_site
     by_site: dict[str, list[Station]] = {}
     for st in sorted(stations, key=lambda st: st.station_id):
         by_site.setdefault(st.site_id, []).append(st)
-    station_site = {st.station_id: st.site_id for st in stations}
-    capacity = {sid: float(sum(st.blades_in_service for st in sts)) for sid, sts in by_site.items()}
-    load = {sid: np.zeros(grid.n_slots) for sid in by_site}
-
-    def window(j: Job) -> tuple[int, np.ndarray]:
-        first, frac = grid.overlap_fractions(j.release, j.deadline)
-        return first, frac
-
-    def add(j: Job, sid: str) -> None:
-        first, frac = window(j)
-        hours = float(frac.sum()) * grid.slot_h
-        if hours > 0:
-            load[sid][first:first + len(frac)] += j.blades * min(1.0, j.work_hours / hours) * frac
-
-    def room_after(j: Job, sid: str) -> float:
-        first, frac = window(j)
-        if capacity[sid] <= 0 or not len(frac):
-            return -np.inf
-        hours = float(frac.sum()) * grid.slot_h
-        need = j.blades * min(1.0, j.work_hours / hours) * frac
-        return float(np.min(capacity[sid] - load[sid][first:first + len(frac)] - need)) / capacity[sid]
-
-    def fits(j: Job, sid: str) -> bool:
-        return any(st.blade_kw + 1e-9 >= j.power_kw and st.blades_in_service >= j.blades for st in by_site[sid])
-
-    job_site: dict[str, str] = {}
-    for j in jobs:  # jobs that cannot move first; critical (time-sensitive) ones stay home too
-        if not j.migratable or (j.priority == "critical" and j.station_id):
-            job_site[j.job_id] = station_site[j.station_id]
-            add(j, job_site[j.job_id])
-    movers = sorted((j for j in jobs if j.job_id not in job_site), key=lambda j: (JOB_ORDER[j.priority], j.deadline, j.job_id))
-    for j in movers:
-        home = station_site[j.station_id] if j.station_id else None
-        options = sorted(by_site) if (cross_site or home is None) else [home]
-        options = [sid for sid in options if fits(j, sid)] or ([home] if home else sorted(by_site)[:1])
-        if home in options and room_after(j, home) >= 0:
-            site = home
-        else:
-            site = max(options, key=lambda sid: (room_after(j, sid), sid == home, [-ord(c) for c in sid]))
-        job_site[j.job_id] = site
-        add(j, site)
     cands: dict[str, tuple[str, ...]] = {}
     for j in jobs:
         site = job_site[j.job_id]
