@@ -20,14 +20,23 @@ What is real and what is drawn (details in data/README.md):
           10 % of the cars from the V2G list (vehicle_discharge_kw, min_soc
           0.4 in reservations.csv), booking behaviour after the Caltech ACN
           figures, the blade jobs and each station's spare_blades (0-2)
+  event   an operator-announced grid outage at the hub, 19:30-21:00 (grid_limits.csv
+          grid_kw 0; a scenario event, not measured data), and the booking connected
+          longest through it taken to be the V2G-capable (2024) version of its model
+  model   the blade housings' heat (scenario.yaml thermal, default parameters; no
+          ambient table, so the housings exchange with the ground, thermal.ground_c)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run from a clone without installing: import the repository's scheduler
@@ -36,13 +45,18 @@ if str(HERE.parent) not in sys.path:  # run from a clone without installing: imp
 from scheduler.generate import (  # noqa: E402
     AC_MODES,
     DC_MODES,
+    V2X_MIN_SOC,
     Curtailment,
     JobSettings,
     LinkSpec,
+    Reference,
+    ScenarioCheckError,
     ScenarioSpec,
     SiteSpec,
     StationSpec,
+    build_grid_limits,
     build_tables,
+    curtailment_window,
     day_naive_s,
     load_reference,
     localize_wall,
@@ -100,6 +114,33 @@ LINKS = (
 # import limit for two hours, then it returns to the site's grid_kw (the six
 # households draw at most 12.7 kW then, plus 1.9 kW of standby blades).
 CURTAILMENTS = (Curtailment("home", "17:00", "19:00", 18.0),)
+
+# Outage ride-through (grid_limits.csv): the grid operator has announced that the
+# hub's connection is switched off 19:30-21:00 for maintenance (a scenario event,
+# not measured data). It covers the hub's critical job (hub-02, 20:00-21:00) at the
+# evening price peak; the site battery (75 kW) and lending cars (V2X) carry the
+# hub through it. Written after the drawing: the generator's own check keeps every
+# curtailment above the fixed load, which an outage is not (check_outage below).
+OUTAGE = Curtailment("hub", "19:30", "21:00", 0.0)
+# With the generator's 10 % of V2G cars no V2G car is booked at the hub during the
+# outage. Every model of the V2G list (ev_specs_v2g_enabled2024.json) is also in
+# ev_specs.json with the same battery and charge limits, so the demo takes the
+# booking at the outage site connected longest during the outage whose model has
+# a V2G version (ties: the earlier arrival) to be that V2G version: it gets the
+# model's discharge limit (DC at a fast station, AC elsewhere) and min_soc
+# V2X_MIN_SOC. No random draw: the choice follows from the seeded bookings (the
+# demo: r-050 at hub-05, 19:30-21:15, a Skoda Enyaq, 58 kWh / 124 kW, 11 kW).
+OUTAGE_V2X_CARS = 1
+
+# Blade housings' heat (scenario.yaml thermal, docs/formulation.md): on, with the
+# default parameters of scheduler/config.py ThermalSettings. There are no real
+# temperatures for these sites (no ambient table), so the housings exchange heat
+# with the ground at thermal.ground_c (default 10 C, about the yearly mean soil
+# temperature in the Netherlands).
+THERMAL_YAML = (
+    "thermal:  # blade housings' heat, default parameters; no ambient table: they exchange with the ground (ground_c)\n"
+    "  enabled: true\n"
+)
 
 
 def hub(sid: str, charger_kw: float, blades: int, blade_kw: float, standby_kw: float, link_kw: float, feeder: str,
@@ -159,6 +200,7 @@ STATIONS = (
 HEADER = (
     "# evdc demo scenario: written by data/build_demo.py from data/reference/ (do not edit by hand;\n"
     "# change the script and rerun it). See data/README.md for what is real and what is drawn.\n"
+    "# grid_limits.csv holds an announced outage at the hub, 19:30-21:00 (a scenario event, not measured data).\n"
 )
 
 
@@ -169,13 +211,76 @@ def demo_spec() -> ScenarioSpec:
                         stations=STATIONS, links=LINKS, curtailments=CURTAILMENTS, jobs=JOBS, header=HEADER)
 
 
+def add_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment) -> pd.DataFrame:
+    """grid_limits.csv with the outage's steps (the site's grid_kw, 0, grid_kw again) after the curtailments."""
+    rows = build_grid_limits(replace(spec, curtailments=(outage,)))
+    return pd.concat([tables["grid_limits"], rows], ignore_index=True)
+
+
+def v2x_through_outage(ref: Reference, spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment,
+                       n_cars: int) -> pd.DataFrame:
+    """reservations.csv with the ``n_cars`` bookings connected longest during the outage, among those whose model
+    has a V2G version (same battery and charge limit on the V2G list), made that V2G version."""
+    r = tables["reservations"].copy()
+    a, b = curtailment_window(spec.start_s, spec.end_s, outage.begin_local, outage.end_local)
+    station = {s.station_id: s for s in spec.stations}
+    dc = r["station_id"].map(lambda sid: station[sid].charging == "dc").to_numpy(bool)
+    v2g = np.arange(ref.ev_v2g_first, len(ref.ev_names))
+    charge_kw = np.where(dc[:, None], ref.ev_dc_kw[v2g][None, :], ref.ev_ac_kw[v2g][None, :])
+    twin = ((r["battery_kwh"].to_numpy()[:, None] == ref.ev_battery_kwh[v2g][None, :])
+            & (r["vehicle_max_kw"].to_numpy()[:, None] == charge_kw))
+    overlap = (np.minimum(r["departure"].to_numpy(), b) - np.maximum(r["arrival"].to_numpy(), a))
+    site = r["station_id"].map(lambda sid: station[sid].site_id).to_numpy(object)
+    ok = (site == outage.site_id) & (overlap > 0) & twin.any(axis=1) & ~(r["vehicle_discharge_kw"] > 0).to_numpy()
+    order = np.lexsort((r["arrival"].to_numpy(), -overlap))  # longest overlap first, then the earlier arrival
+    chosen = [i for i in order if ok[i]][:n_cars]
+    for i in chosen:
+        model = v2g[int(np.argmax(twin[i]))]  # the first V2G model with these specs (Tesla Model 3 / Y: both 11 kW)
+        discharge = ref.ev_dc_discharge_kw[model] if dc[i] else ref.ev_ac_discharge_kw[model]
+        r.loc[r.index[i], ["vehicle_discharge_kw", "min_soc"]] = [float(discharge), V2X_MIN_SOC]
+    if len(chosen) < n_cars:
+        raise ScenarioCheckError(f"scenario check failed: fewer than {n_cars} V2G-capable bookings at "
+                                 f"{outage.site_id} during its outage")
+    return r
+
+
+def check_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment) -> None:
+    """The outage makes the demo's point: a critical job runs in it, a V2G car is connected, and the site battery
+    alone could carry the standby blades and the critical jobs (so the plan needs no unserved energy)."""
+    def fail(msg: str) -> None:
+        raise ScenarioCheckError(f"scenario check failed: outage at {outage.site_id}: {msg}")
+
+    a, b = curtailment_window(spec.start_s, spec.end_s, outage.begin_local, outage.end_local)
+    site = next(s for s in spec.sites if s.site_id == outage.site_id)
+    stations = {s.station_id: s for s in spec.stations if s.site_id == outage.site_id}
+    j = tables["jobs"]
+    crit = j[(j["priority"] == "critical") & j["station_id"].isin(list(stations))
+             & (j["release"] < b) & (j["deadline"] > a)]
+    if crit.empty:
+        fail("no critical job runs in it")
+    r = tables["reservations"]
+    if not ((r["vehicle_discharge_kw"] > 0) & r["station_id"].isin(list(stations))
+            & (r["arrival"] < b) & (r["departure"] > a)).any():
+        fail("no V2G car is connected in it")
+    standby_kw = sum(s.blades * s.blade_standby_kw for s in stations.values())
+    critical_kw = float((crit["blades"] * crit["power_kw"]).sum())
+    need_kwh = (standby_kw + critical_kw) * (b - a) / 3600.0
+    usable_kwh = site.battery_kwh * np.sqrt(site.battery_efficiency or 1.0)  # full, discharged at its efficiency
+    if site.battery_kw < standby_kw + critical_kw or usable_kwh < need_kwh:
+        fail("the site battery cannot carry its standby blades and critical jobs")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Build the evdc demo scenario from data/reference/.")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="scenario directory to write (default data/demo)")
     args = ap.parse_args(argv)
     spec = demo_spec()
-    tables = build_tables(load_reference(), spec, SEED)
-    path = write_scenario(args.out, tables, scenario_yaml(spec))
+    ref = load_reference()
+    tables = build_tables(ref, spec, SEED)
+    tables["grid_limits"] = add_outage(spec, tables, OUTAGE)
+    tables["reservations"] = v2x_through_outage(ref, spec, tables, OUTAGE, OUTAGE_V2X_CARS)
+    check_outage(spec, tables, OUTAGE)
+    path = write_scenario(args.out, tables, scenario_yaml(spec) + THERMAL_YAML)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in tables.items())
     print(f"wrote {path}: {sizes} rows")
 

@@ -34,7 +34,7 @@ def tariff_prices(path: Path, start: str, days: int, timezone: str) -> pd.DataFr
     rows = []
     for ts in hours:
         md = ts.strftime("%m-%d")
-        weekend = ts.dayofweek >= 5
+        weekend = ts.day_of_week >= 5
         for sch in spec["schedule"]:
             lo, hi = sch["effective_start"], sch["effective_end"]
             in_season = lo <= md <= hi if lo <= hi else (md >= lo or md <= hi)

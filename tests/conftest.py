@@ -45,3 +45,12 @@ def demo_dir() -> Path:
     from scheduler import demo_scenario_path
 
     return demo_scenario_path()
+
+
+def without_heat(inputs: Inputs) -> Inputs:
+    """The same scenario with the housings' thermal model off: tests of other families stay fast
+    (heat makes the demo's MIP about four times slower; test_demo_plan_verifies keeps it on)."""
+    from dataclasses import replace
+
+    cfg = inputs.config.model_copy(update={"thermal": inputs.config.thermal.model_copy(update={"enabled": False})})
+    return replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))

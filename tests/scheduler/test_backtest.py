@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from scheduler.backtest import (
-    RESULT_COLUMNS, BacktestSettings, Clairvoyant, EvdcRolling, backtest, read_scenario_tables, score,
+    RESULT_COLUMNS,
+    BacktestSettings,
+    Clairvoyant,
+    EvdcRolling,
+    backtest,
+    read_scenario_tables,
+    score,
 )
 from scheduler.config import SolverConfig
 from scheduler.inputs import Site, Station

@@ -9,6 +9,7 @@ from scheduler.heuristic import fix_decisions, residual_power_decisions
 from scheduler.model import build_model
 from scheduler.solve import solve_model
 from scheduler.verify import verify_plan
+from tests.conftest import without_heat
 from tests.scheduler.test_plan_verified import generated
 
 
@@ -16,7 +17,7 @@ from tests.scheduler.test_plan_verified import generated
 def demo():
     from scheduler import demo_scenario_path
 
-    return load_scenario(demo_scenario_path())
+    return without_heat(load_scenario(demo_scenario_path()))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -9,12 +9,12 @@ from scheduler import SolverConfig, build_model, demo_scenario_path, load_scenar
 from scheduler.highs_matrix import compile_lp
 from scheduler.inputs import Site, Station
 from scheduler.solve import solve_model
-from tests.conftest import one_site, tiny_config
+from tests.conftest import one_site, tiny_config, without_heat
 
 
 @pytest.fixture(scope="module")
 def demo_inputs():
-    return load_scenario(demo_scenario_path())
+    return without_heat(load_scenario(demo_scenario_path()))
 
 
 def _solve(site, interface: str, **kw):

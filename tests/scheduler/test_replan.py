@@ -11,7 +11,7 @@ from scheduler.errors import InputError
 from scheduler.inputs import Session, Site, Station
 from scheduler.replan import read_events, replan
 from scheduler.verify import read_plan, verify_plan
-from tests.conftest import at, one_site, tiny_config
+from tests.conftest import at, one_site, tiny_config, without_heat
 
 
 def small(tmp_path):
@@ -60,7 +60,7 @@ def test_no_show_and_bad_events(tmp_path):
 def test_demo_replan_with_every_event_verifies(tmp_path):
     from scheduler import demo_scenario_path
 
-    inputs = load_scenario(demo_scenario_path())
+    inputs = without_heat(load_scenario(demo_scenario_path()))
     previous = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
     ev = tmp_path / "events.csv"
     ev.write_text(
