@@ -36,6 +36,15 @@ def test_demo_plan_verifies(demo_inputs, tmp_path):
     assert result.summary["mip_gap"] <= 0.005 + 1e-9 or result.summary["status"] == "feasible"
     assert k["critical_jobs_unmet"] == 0
     assert 0 < k["ev_planned_kwh"] <= k["ev_requested_kwh"]
+    # the demo's heat: housings are cooled and stay within the limits
+    th = demo_inputs.config.thermal
+    assert th.enabled and k["thermal_kwh"] > 0
+    assert th.min_c - 1e-3 <= k["housing_max_c"] <= th.max_c + 1e-3
+    # the demo's announced outage at the hub (grid 0 from 19:30 to 21:00): the battery carries the site
+    sl = result.tables["site_slots"]
+    hub = sl[(sl["site_id"] == "hub") & (sl["grid_limit_kw"] == 0)]
+    assert len(hub) == 6 and (hub["grid_kw"] <= 1e-6).all() and (hub["battery_kw"] < 0).all()
+    assert float(sl["unserved_kw"].sum()) <= 1e-6
 
 
 def generated(demo: Inputs, seed: int) -> Inputs:
