@@ -348,13 +348,11 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
     h = grid.slot_h
     room = np.minimum(np.maximum(st.link_kw - sp.draw_kw[station_id] - sp.reserve_kw[station_id], 0.0),
                       sp.site_room_kw)
-    parent = {lk.link_id: lk for lk in site.links}
-    node = st.link_id
-    while node is not None:
-        below = [s.station_id for s in site.stations if _under(s.link_id, node, parent)]
-        used = sum(sp.draw_kw[s] + sp.reserve_kw[s] for s in below)
-        room = np.minimum(room, np.maximum(parent[node].capacity_kw - used, 0.0))
-        node = parent[node].parent_id
+    cap = {lk.link_id: lk.capacity_kw for lk in site.links}
+    below = site.stations_below()
+    for node in site.link_path(station_id):
+        used = sum(sp.draw_kw[s] + sp.reserve_kw[s] for s in below[node])
+        room = np.minimum(room, np.maximum(cap[node] - used, 0.0))
     probe = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
                     mode=request.mode if request.mode in st.modes else "any", vehicle_max_kw=request.vehicle_max_kw)
     mode = session_modes(probe, st)[0]
@@ -365,14 +363,6 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
         got += min(cap * f, room[first + i], (request.energy_kwh - got) / h) * h
     decision = "denied" if got <= 1e-6 else ("granted" if got >= request.energy_kwh * (1 - 1e-6) else "partial")
     return Offer(station_id, decision, mode if got > 1e-6 else "", got)
-
-
-def _under(link_id: str | None, node: str, parent: dict) -> bool:
-    while link_id is not None:
-        if link_id == node:
-            return True
-        link_id = parent[link_id].parent_id
-    return False
 
 
 def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest,

@@ -95,7 +95,6 @@ class _Room:
             self._backup_kw = min(short, most)
             self.site_kw = max(most - short, 0.0)  # what critical jobs may add, from the battery
         self._site_kw0 = self.site_kw
-        parent = {lk.link_id: lk.parent_id for lk in si.links}
         self.node = {lk.link_id: float(lk.capacity_kw) for lk in si.links}
         self.link: dict[str, float] = {}
         self.path: dict[str, tuple[str, ...]] = {}
@@ -104,10 +103,7 @@ class _Room:
             s = st.station_id
             fixed = float(si.station_load_kw[s][t]) + st.blade_standby_kw * st.blades_in_service
             self.link[s] = st.link_kw - fixed
-            chain, node = [], st.link_id
-            while node is not None:
-                chain.append(node)
-                node = parent[node]
+            chain = list(si.link_path(s))
             self.path[s] = tuple(chain)
             for n in chain:
                 self.node[n] -= fixed

@@ -38,19 +38,14 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
             room_site[t] -= fixed[t] + float(si.reserve_kw[s][t])
     free_blades = {(st.station_id, t): st.blades_in_service for st in si.stations for t in T}
     # the power tree: each station draws through its link and every link above it
-    parent = {lk.link_id: lk.parent_id for lk in si.links}
     room_node = {lk.link_id: [lk.capacity_kw] * len(T) for lk in si.links}
     path: dict[str, list[str]] = {}
     for st in si.stations:
-        node, chain = st.link_id, []
-        while node is not None:
-            chain.append(node)
-            node = parent[node]
-        path[st.station_id] = chain
+        path[st.station_id] = list(si.link_path(st.station_id))
         for t in T:
             fixed = st.blade_standby_kw * st.blades_in_service + float(si.station_load_kw[st.station_id][t]) \
                 + float(si.reserve_kw[st.station_id][t])
-            for node in chain:
+            for node in path[st.station_id]:
                 room_node[node][t] -= fixed
 
     def room(s: str, t: int) -> float:

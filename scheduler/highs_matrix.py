@@ -74,19 +74,24 @@ def compile_lp(model: pyo.ConcreteModel) -> tuple[highspy.HighsLp, list, float]:
     sense = np.fromiter((r.bound_type for r in info.rows), dtype=np.int8, count=n_rows)
     lp.row_lower_ = np.where(sense == 1, -INF, rhs)
     lp.row_upper_ = np.where(sense == -1, INF, rhs)
-    A = info.A.tocsc()
-    A.sort_indices()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n_cols
-    lp.a_matrix_.num_row_ = n_rows
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
+    set_matrix(lp, info.A)
     integer = [v.is_integer() for v in cols]
     if any(integer):
         lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                            for i in integer]
     return lp, cols, sign
+
+
+def set_matrix(lp: highspy.HighsLp, A) -> None:
+    """Give ``lp`` the constraint matrix ``A`` (any scipy sparse matrix), column-wise as HiGHS takes it."""
+    A = A.tocsc()
+    A.sort_indices()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = A.shape[1]
+    lp.a_matrix_.num_row_ = A.shape[0]
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data.astype(float)
 
 
 def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: float, threads: int,

@@ -155,6 +155,23 @@ class SiteInputs:
                 return s
         raise KeyError(station_id)
 
+    def link_path(self, station_id: str) -> tuple[str, ...]:
+        """The links a station draws through, from its own up to the site's source (empty without one)."""
+        parent = {lk.link_id: lk.parent_id for lk in self.links}
+        chain, node = [], self.station(station_id).link_id
+        while node is not None:
+            chain.append(node)
+            node = parent[node]
+        return tuple(chain)
+
+    def stations_below(self) -> dict[str, tuple[str, ...]]:
+        """link_id -> the stations drawing through it (directly or through links below it)."""
+        below: dict[str, list[str]] = {lk.link_id: [] for lk in self.links}
+        for st in self.stations:
+            for node in self.link_path(st.station_id):
+                below[node].append(st.station_id)
+        return {k: tuple(v) for k, v in below.items()}
+
     def with_reserve(self, reserve_kw: Mapping[str, np.ndarray]) -> "SiteInputs":
         return replace(self, reserve_kw=reserve_kw)
 

@@ -323,13 +323,7 @@ def add_link_tree_constraints(m, p: SitePrep) -> None:
     si = p.inputs
     if not si.links:
         return
-    parent = {lk.link_id: lk.parent_id for lk in si.links}
-    below: dict[str, list[str]] = {lk.link_id: [] for lk in si.links}
-    for st in si.stations:
-        node = st.link_id
-        while node is not None:
-            below[node].append(st.station_id)
-            node = parent[node]
+    below = si.stations_below()
     cap = {lk.link_id: lk.capacity_kw for lk in si.links}
     m.L = pyo.Set(initialize=[lk.link_id for lk in si.links if below[lk.link_id]], ordered=True)
     if not len(m.L):

@@ -48,7 +48,7 @@ import highspy
 import numpy as np
 from scipy import sparse
 
-from .highs_matrix import _STATUS, _new_highs
+from .highs_matrix import _STATUS, INF, _new_highs, set_matrix
 from .inputs import Job, Station
 from .timegrid import TimeGrid
 
@@ -78,7 +78,7 @@ MIP_ABS_GAP = 1e-5
 #: most rounds of row generation (each one HiGHS solve); the last placement is kept when they run out
 MAX_ROUNDS = 50
 
-_INF = highspy.kHighsInf
+_INF = INF
 _FEASIBLE = 2  # HiGHS primal_solution_status "feasible"
 _TOL = 1e-9
 
@@ -319,7 +319,6 @@ def _lp(fl: _Fleet, col: np.ndarray, over: list[tuple[int, int, int]]) -> highsp
     n_rows, n_cols = n_j + n_o, n_x + n_o
     A = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(n_rows, n_cols))
-    A.sort_indices()
     lp = highspy.HighsLp()
     lp.num_col_ = n_cols
     lp.num_row_ = n_rows
@@ -328,12 +327,7 @@ def _lp(fl: _Fleet, col: np.ndarray, over: list[tuple[int, int, int]]) -> highsp
     lp.col_upper_ = np.concatenate([np.ones(n_x), np.full(n_o, _INF)])
     lp.row_lower_ = np.concatenate([np.ones(n_j), np.full(n_o, -_INF)])
     lp.row_upper_ = np.concatenate([np.ones(n_j), upper])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n_cols
-    lp.a_matrix_.num_row_ = n_rows
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
+    set_matrix(lp, A)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * n_x + [highspy.HighsVarType.kContinuous] * n_o
     return lp
 

@@ -220,6 +220,7 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
             due_no_show.setdefault(min(max(t, 0), n - 1), []).append(rs.session_id)
     stations = {s.station_id: s for s in site.stations}
     parent = {lk.link_id: lk for lk in site.links}
+    below_node = site.stations_below()
     eta = one_way_efficiency(site.site.battery_efficiency) if site.site.has_battery else 1.0
     for t in range(n):
         new = arrivals.get(t, [])
@@ -272,7 +273,7 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
                 broke = True
                 notes.append(f"slot {t}: station {s} draws {draw[s]:.3f} kW above its link {st.link_kw:g} kW")
         for node, lk in parent.items():
-            below = sum(draw[s] for s, st in stations.items() if _under(st.link_id, node, parent))
+            below = sum(draw[s] for s in below_node[node])
             if below > lk.capacity_kw + LIMIT_TOL_KW:
                 broke = True
                 notes.append(f"slot {t}: link {node} carries {below:.3f} kW above {lk.capacity_kw:g} kW")
@@ -303,10 +304,3 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
     record.replans = int(getattr(policy, "replans", 0))
     return record
 
-
-def _under(link_id: str | None, node: str, parent: dict) -> bool:
-    while link_id is not None:
-        if link_id == node:
-            return True
-        link_id = parent[link_id].parent_id
-    return False
