@@ -95,7 +95,9 @@ def plan_cmd(
                                             help="plan bookings for their forecast real energy"),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="where the fitted forecaster is kept "
                                              "(default SCENARIO/.evdc/forecast)"),
-    workers: int = typer.Option(1, "--workers", "-j", help="sites solved in parallel processes"),
+    workers: int = typer.Option(1, "--workers", "-j", help="sites solved in parallel processes (a local Dask cluster)"),
+    scheduler_address: Optional[str] = typer.Option(None, "--scheduler", help="solve sites on an existing Dask "
+                                                    "scheduler, e.g. tcp://host:8786"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display or KPI table"),
 ) -> None:
     """Plan the next horizon of SCENARIO and write the dispatch plan to --out."""
@@ -113,7 +115,8 @@ def plan_cmd(
         inputs, forecast_info = forecast_inputs(inputs, settings, model_dir, log=lambda m: err.print(m, highlight=False))
         if workers < 1:
             raise EvdcError("--workers must be at least 1")
-        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
+        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers,
+                         scheduler_address=scheduler_address)
         formats = ("csv", "parquet") if fmt is OutputFormat.both else (fmt.value,)
         if quiet:
             result = plan(inputs, cfg)

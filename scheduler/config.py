@@ -251,7 +251,10 @@ class PlanConfig(_Frozen):
     require_solution: bool = Field(
         True, description="raise EvdcError when a site ends without a feasible solution"
     )
-    workers: int = Field(1, ge=1, description="processes solving sites in parallel (each with one HiGHS thread)")
+    workers: int = Field(1, ge=1, description="processes solving sites in parallel on a local Dask cluster "
+                         "(each with one HiGHS thread); 1 solves in this process")
+    scheduler_address: str | None = Field(
+        None, description="an existing Dask scheduler (tcp://host:port) to solve sites on instead")
     fallback: bool = Field(
         True, description="when the MIP finds no plan in time, plan the site with the residual-power heuristic"
     )

@@ -1,20 +1,21 @@
 """One planning run: each site's model built, solved and read, then combined.
 
 Sites share nothing once jobs are placed (``scheduler.io.place_jobs``), so each
-is its own MIP; they are solved one after another here, and a later engine can
-spread them over processes without changing this contract.
+is its own MIP, solved on the engine of ``scheduler.engine``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import Callable
 
 import pandas as pd
 
 from . import __version__
 from .config import PlanConfig
+from .engine import EngineSpec, TaskFailed, run_tasks
 from .errors import EvdcError
 from .inputs import Inputs, SiteInputs
 from .model import build_model
@@ -67,10 +68,28 @@ def solve_site(site: SiteInputs, config: PlanConfig,
     return outcome, (extract_site(model) if res.has_solution else None)
 
 
+def fallback_site(site: SiteInputs, config: PlanConfig, before_solve: Callable | None,
+                  exc: BaseException) -> tuple[SiteOutcome, dict[str, pd.DataFrame] | None]:
+    """A site whose solve task failed: the residual-power plan, flagged with what went wrong."""
+    t0 = time.perf_counter()
+    failed = SolveResult("error", False, None, None, None, 0.0, 0.0,
+                         f"the solve task failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+    try:
+        model = build_model(site)
+        if before_solve is not None:
+            before_solve(model)
+        failed = dc_replace(failed, build_seconds=time.perf_counter() - t0)
+        res = _fallback(model, config, failed) if config.fallback else failed
+    except Exception as again:  # noqa: BLE001 - the site has no plan; plan() decides whether that is fatal
+        return SiteOutcome(site.site.site_id, dc_replace(failed, message=f"{failed.message}; fallback failed: "
+                                                         f"{again}"), 0, 0), None
+    res = dc_replace(res, message=f"{failed.message}; {res.message}" if res.message else failed.message)
+    return (SiteOutcome(site.site.site_id, res, model.nvariables(), model.nconstraints()),
+            extract_site(model) if res.has_solution else None)
+
+
 def _fallback(model, config: PlanConfig, failed: SolveResult) -> SolveResult:
     """The residual-power heuristic's decisions with the continuous rest solved as an LP."""
-    from dataclasses import replace as dc_replace
-
     from .heuristic import fix_decisions, residual_power_decisions
 
     fix_decisions(model, residual_power_decisions(model))
@@ -86,8 +105,10 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
          before_solve: Callable | None = None) -> Plan:
     """Plan every site of ``inputs``; raises EvdcError when a site has no solution.
 
-    With ``config.workers > 1`` sites are solved in that many processes (one HiGHS thread each);
-    the plan is the same as with one worker.
+    Sites run on the engine ``config`` chooses (``scheduler.engine``): in this process, a local Dask
+    cluster of ``config.workers`` processes (one HiGHS thread each), or the Dask scheduler at
+    ``config.scheduler_address``; the plan is the same on every engine. A site whose task fails gets
+    the residual-power plan, flagged in its status message.
     """
     config = config or PlanConfig()
     n = len(inputs.sites)
@@ -108,21 +129,16 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
         if progress:
             progress(site.site.site_id, done, n, outcome.result)
 
-    workers = min(config.workers, n)
-    if workers > 1 and before_solve is None:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+    spec = EngineSpec(workers=min(config.workers, max(n, 1)), address=config.scheduler_address)
+    if progress:
+        progress(f"on {spec.kind}", 0, n, None)
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(solve_site, site, config): i for i, site in enumerate(inputs.sites)}
-            if progress:
-                progress(f"{workers} workers", 0, n, None)
-            for fut in as_completed(futures):
-                record(futures[fut], *fut.result())
-    else:
-        for i, site in enumerate(inputs.sites):
-            if progress:
-                progress(site.site.site_id, done, n, None)
-            record(i, *solve_site(site, config, before_solve))
+    def finished(i: int, got) -> None:
+        if isinstance(got, TaskFailed):  # the task itself failed (a bug, a lost worker): a flagged fallback plan
+            got = fallback_site(inputs.sites[i], config, before_solve, got.exc)
+        record(i, *got)
+
+    run_tasks(solve_site, [(site, config, before_solve) for site in inputs.sites], spec, finished)
     outcomes = [results[i][0] for i in range(n)]
     parts = [results[i][1] for i in range(n) if results[i][1] is not None]
     tables = combine(parts)
@@ -169,6 +185,7 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
         "horizon_start": inputs.grid.starts_local[0].isoformat(),
         "slot_minutes": inputs.grid.slot_minutes,
         "n_slots": inputs.grid.n_slots,
+        "engine": EngineSpec(config.workers, config.scheduler_address).kind,
         "solver": {"name": "highs", "time_limit_s": config.solver.time_limit_s,
                    "mip_rel_gap": config.solver.mip_rel_gap, "random_seed": config.solver.random_seed},
         "kpis": compute_kpis(tables, inputs),
@@ -177,8 +194,9 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
         "sites": [
             {"site_id": o.site_id, "status": o.result.status, "objective": o.result.objective,
              "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),
-             "solve_seconds": round(o.result.solve_seconds, 3), "variables": o.n_vars,
-             "constraints": o.n_constraints}
+             "solve_seconds": round(o.result.solve_seconds, 3),
+             "handoff_seconds": round(o.result.handoff_seconds, 3), "variables": o.n_vars,
+             "constraints": o.n_constraints, **({"message": o.result.message} if o.result.message else {})}
             for o in outcomes
         ],
     }
