@@ -421,7 +421,8 @@ def backtest(scenario: str | Path | ScenarioTables, settings: BacktestSettings,
              progress: ProgressFn | None = None, workers: int = 1) -> tuple[pd.DataFrame, list[DayRecord]]:
     """Run every algorithm at every cap over the days; one result row per (algorithm, cap).
 
-    With ``workers`` > 1 the caps run in that many processes (each cap's result is the same as alone).
+    With ``workers`` > 1 the caps run on a local Dask cluster of that many processes (``scheduler.engine``);
+    each cap's result is the same as alone.
     """
     sc = scenario if isinstance(scenario, ScenarioTables) else read_scenario_tables(scenario)
     for a in settings.algorithms:
@@ -432,15 +433,18 @@ def backtest(scenario: str | Path | ScenarioTables, settings: BacktestSettings,
     say = progress or (lambda msg: None)
     rows, records = [], []
     if workers > 1 and len(settings.caps_kw) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from .engine import EngineSpec, TaskFailed, run_tasks
 
-        with ProcessPoolExecutor(max_workers=min(workers, len(settings.caps_kw))) as pool:
-            futures = [pool.submit(run_cap, sc, settings, cap) for cap in settings.caps_kw]
-            for cap, fut in zip(settings.caps_kw, futures):
-                r, rec = fut.result()
-                say(f"cap {cap if cap is not None else 'scenario'}: {settings.days} days done")
-                rows += r
-                records += rec
+        def done(i: int, got) -> None:
+            cap = settings.caps_kw[i]
+            if isinstance(got, TaskFailed):
+                raise EvdcError(f"cap {cap}: the backtest failed ({got.exc})") from got.exc
+            say(f"cap {cap if cap is not None else 'scenario'}: {settings.days} days done")
+
+        for r, rec in run_tasks(run_cap, [(sc, settings, cap) for cap in settings.caps_kw],
+                                EngineSpec(workers=workers), done):
+            rows += r
+            records += rec
     else:
         for cap in settings.caps_kw:
             r, rec = run_cap(sc, settings, cap, say)
