@@ -77,8 +77,8 @@ class Weights(_Frozen):
         0.0, ge=0, description="cost of moving a running job to another station once (0: moves are free)")
     early_charging_per_kwh: float = Field(
         0.0, ge=0,
-        description="extra value of a kWh delivered at the start of the horizon, falling linearly to 0 at its end: "
-                    "charging a car now rather than later pays when later arrivals are uncertain (rolling plans)")
+        description="extra value of a kWh delivered early in its car's stay, more for a car that cannot wait "
+                    "(docs/formulation.md): pays in rolling plans, where later arrivals are uncertain")
     job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"

@@ -583,6 +583,17 @@ def add_demand_peak_constraints(m, p: SitePrep) -> None:
 # ----------------------------------------------------------------------------- objective
 
 
+def early_weight(sp, k: int, slot_h: float) -> float:
+    """Share of ``early_charging_per_kwh`` a kWh earns in the k-th slot of a car's stay:
+    (1 - k / (n + 1)) + 1 / (laxity + 1), with n the slots of the stay and laxity the slots the car
+    could wait and still get its energy at full power. The sooner in the stay the better, and a car
+    that cannot wait outranks those that can, as least-laxity-first orders cars."""
+    n = len(sp.slots)
+    need_slots = sp.energy_cap_kwh / max(sp.phys_kw * slot_h, 1e-9)
+    laxity = max(n - need_slots, 0.0)
+    return (1.0 - k / (n + 1.0)) + 1.0 / (laxity + 1.0)
+
+
 def add_objective(m, p: SitePrep) -> None:
     """Maximise value - cost - penalties (docs/formulation.md, "Objective")."""
     si = p.inputs
@@ -590,8 +601,8 @@ def add_objective(m, p: SitePrep) -> None:
     h = p.slot_h
     value_ev = sum(m.sess[r].value_per_kwh * m.delivered_kwh[r] for r in m.R)
     if w.early_charging_per_kwh > 0:
-        n = len(p.T)
-        value_ev += sum(w.early_charging_per_kwh * (1.0 - t / n) * m.ev_net_kw[r, t] * h for (r, t) in m.RT)
+        value_ev += sum(w.early_charging_per_kwh * early_weight(m.sess[r], k, h) * m.ev_net_kw[r, t] * h
+                        for r in m.R for k, t in enumerate(m.sess[r].slots))
     value_jobs = sum(
         m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h for (j, s, t) in m.JST)
     energy_cost = sum(float(si.price_per_kwh[t]) * m.grid_kw[t] * h for t in m.T)
