@@ -371,3 +371,22 @@ def test_battery_is_filled_ahead_of_a_known_outage():
     assert col(p, "site_slots", "battery_kw") == pytest.approx([1.0, -1.0])
     assert p.kpis["critical_jobs_unmet"] == 0
     assert p.summary["objective"] == pytest.approx(1.1, abs=1e-6)
+
+
+def test_early_charging_serves_the_car_that_cannot_wait_first():
+    """3 one-hour slots, 7 kW of grid, two 7 kW cars needing 7 kWh each: A stays all 3 slots (laxity 2),
+    B the first 2 (laxity 1). Energy alone has many optima. With early_charging_per_kwh the weights are
+    (1 - k/(n+1)) + 1/(laxity+1): slot 0: A 1.333, B 1.5, so B takes slot 0 (7 kWh, done); slot 1: A 1.083
+    beats its slot 2 (0.833), so A takes slot 1. Without it, the same energy may come in any order."""
+    cfg = tiny_config(60, 3, charging={"start_minutes": 0, "default_battery_kwh": 1000},
+                      weights={"early_charging_per_kwh": 0.05})
+    sts = [station(station_id=x, charger_kw=7, link_kw=7, modes=("slow",)) for x in ("a", "b")]
+    cars = [Session("A", "a", at(cfg, 0), at(cfg, 180), 7.0), Session("B", "b", at(cfg, 0), at(cfg, 120), 7.0)]
+    p = plan(one_site(cfg, Site("s", grid_kw=7), sts, cars), PlanConfig())
+    def by_slot(r):  # session_slots lists the slots a car draws in
+        return dict(zip(col(p, "session_slots", "slot_start", reservation_id=r),
+                        col(p, "session_slots", "ev_kw", reservation_id=r)))
+
+    starts = p.tables["site_slots"]["slot_start"].tolist()
+    assert by_slot("B") == {starts[0]: pytest.approx(7.0, abs=1e-6)}
+    assert by_slot("A") == {starts[1]: pytest.approx(7.0, abs=1e-6)}
