@@ -119,19 +119,27 @@ def day_inputs(sc: ScenarioTables, day: pd.Timestamp, cap_kw: float | None = Non
         else pd.Timestamp(cfg.start).tz_localize(cfg.timezone).normalize()
     shift = pd.Timedelta(days=(day_local.tz_localize(None) - scen_day.tz_localize(None)).days)
     t = dict(sc.tables)
+    tz = cfg.timezone
+
+    def shifted(col: pd.Series) -> pd.Series:  # by whole days of local wall time (clock changes kept)
+        local = col.dt.tz_convert(tz).dt.tz_localize(None) + shift
+        return local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
+
     for name in TIME_SERIES:
         df = t[name]
         if df.empty:
             continue
         covered = ((df["time"] >= grid.start_utc) & (df["time"] < grid.end_utc)).any()
         if not covered:
-            t[name] = df.assign(time=df["time"] + shift)
+            df = df.assign(time=shifted(df["time"]))
+            t[name] = df[df["time"].notna()]
     jobs = t["jobs"]
     if not blades:
         t["jobs"] = jobs.iloc[0:0]
         t["stations"] = t["stations"].assign(blades=0, blades_out_of_service=0, spare_blades=0)
     elif not jobs.empty:
-        t["jobs"] = jobs.assign(release=jobs["release"] + shift, deadline=jobs["deadline"] + shift)
+        jobs = jobs.assign(release=shifted(jobs["release"]), deadline=shifted(jobs["deadline"]))
+        t["jobs"] = jobs[jobs["release"].notna() & jobs["deadline"].notna()]
     if cap_kw is not None:
         t["sites"] = t["sites"].assign(grid_kw=float(cap_kw))
         t["grid_limits"] = t["grid_limits"].iloc[0:0]
@@ -282,7 +290,8 @@ class EvdcRolling:
 def rolling_inputs(site: SiteInputs, state: DayState, gone: set[str]) -> SiteInputs:
     """The site from slot ``state.t`` to the end of the day, with what is known then: cars present
     (their real departure and remaining need), bookings still to come, jobs' remaining work, the
-    battery's state of charge."""
+    battery's state of charge. The walk-in reserve of the nightly plan is dropped: during the day a
+    walk-in triggers a re-plan the moment it arrives, so no headroom needs to wait for it."""
     from .replay import car_max_kw
 
     grid = site.grid
@@ -310,9 +319,9 @@ def rolling_inputs(site: SiteInputs, state: DayState, gone: set[str]) -> SiteInp
             jobs.append(replace(j, release=max(j.release, now), work_hours=jp.remaining_h))
     s = site.site
     new_site = replace(s, battery_soc_kwh=min(state.battery_soc_kwh, s.battery_kwh)) if s.has_battery else s
-    # without a battery or a walk-in reserve, nothing happens after the last departure or deadline
+    # without a battery, nothing happens after the last departure or deadline
     end = grid.n_slots
-    if not s.has_battery and not any(np.any(np.asarray(v)[t:] > 0) for v in site.reserve_kw.values()):
+    if not s.has_battery:
         last = max([x.departure for x in sessions] + [j.deadline for j in jobs], default=now)
         end = min(grid.n_slots, t + max(int(np.ceil(g.slot_position(last) - 1e-9)), 1))
     g = replace(g, n_slots=end - t)
@@ -322,7 +331,7 @@ def rolling_inputs(site: SiteInputs, state: DayState, gone: set[str]) -> SiteInp
                      pv_kw=cut(site.pv_kw), price_per_kwh=cut(site.price_per_kwh),
                      grid_limit_kw=cut(site.grid_limit_kw), site_load_kw=cut(site.site_load_kw),
                      ambient_c=cut(site.ambient_c), station_load_kw={k: cut(v) for k, v in site.station_load_kw.items()},
-                     reserve_kw={k: cut(v) for k, v in site.reserve_kw.items()})
+                     reserve_kw={})
     return without_idle_stations(rolled)
 
 
@@ -369,7 +378,7 @@ def score(records: list[DayRecord], sites: dict[str, SiteInputs]) -> dict[str, f
             out["sessions"] += 1
             out["sessions_fully_served"] += int(car.delivered_kwh >= FULL_SHARE * car.need_kwh)
             value += w.ev_value_per_kwh * car.delivered_kwh
-            if car.delivered_kwh <= 1e-6:
+            if car.need_kwh > 1e-6 and car.delivered_kwh <= 1e-6:
                 value -= w.denial_penalty
         for jp in rec.jobs.values():
             j = jp.job
@@ -462,7 +471,10 @@ def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
     from models.store import load_or_fit
 
     model, fitted_at = None, None
-    days = [pd.Timestamp(settings.start) + pd.Timedelta(days=i) for i in range(settings.days)]
+    first = pd.Timestamp(settings.start)
+    if first.tzinfo is not None:  # calendar days: 24 h steps would repeat a day across a clock change
+        first = first.tz_convert(sc.config.timezone).tz_localize(None)
+    days = [first.normalize() + pd.Timedelta(days=i) for i in range(settings.days)]
     per_algo: dict[str, list[DayRecord]] = {a: [] for a in settings.algorithms}
     seconds = {a: 0.0 for a in settings.algorithms}
     sites_of_day: dict[str, SiteInputs] = {}
