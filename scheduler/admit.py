@@ -103,6 +103,8 @@ class SitePlan:
     ev_kw: dict[str, np.ndarray]  # station_slots.ev_kw: its cars, net
     reserve_kw: dict[str, np.ndarray]
     site_room_kw: np.ndarray  # grid limit - import + curtailed PV - every station's reserve, >= 0
+    #: (station, slot) -> [(job_id, kW its blades would stop drawing if it moved away)], non-critical jobs
+    movable_kw: dict[tuple[str, int], list[tuple[str, float]]] = field(default_factory=dict)
 
 
 def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
@@ -128,7 +130,21 @@ def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
     room[ts[ok]] = (sl["grid_limit_kw"].to_numpy(float) - sl["grid_kw"].to_numpy(float)
                     + sl["pv_curtailed_kw"].to_numpy(float))[ok]
     room = np.maximum(room - sum(out["reserve_kw"].values()), 0.0)
-    return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room)
+    movable: dict[tuple[str, int], list[tuple[str, float]]] = {}
+
+    def can_move(j) -> bool:  # to another station, or to other slots of its window
+        window_h = (min(j.deadline, grid.end_utc) - max(j.release, grid.start_utc)).total_seconds() / 3600.0
+        return len(site.job_candidates.get(j.job_id, ())) > 1 or window_h > j.work_hours + 1e-9
+
+    critical = {j.job_id for j in site.jobs if j.priority == "critical" or not can_move(j)}
+    standby = {st.station_id: st.blade_standby_kw for st in site.stations}
+    js = tables["job_slots"]
+    js = js[js["station_id"].isin(ids) & ~js["job_id"].isin(critical)]
+    for j, sid, x, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
+        t = slot.get(pd.Timestamp(x), -1)
+        if t >= 0:
+            movable.setdefault((sid, t), []).append((str(j), max(float(kw) - float(blades) * standby[sid], 0.0)))
+    return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room, movable)
 
 
 def _with_plan_reserve(site: SiteInputs, sp: SitePlan) -> SiteInputs:
@@ -338,31 +354,45 @@ def _jobs_in_the_way(site: SiteInputs, tables: dict[str, pd.DataFrame], request:
 
 
 def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, station_id: str) -> Offer:
-    """What a station could give the request with the plan left as it is: per slot the least of the
-    mode's ceiling, the link's room (link limit - draw - reserve), the site's room (grid limit - import +
-    curtailed PV - reserves) and the power tree's room, filled until the request is met. Arithmetic only."""
+    """What a station could give the request by arithmetic on the plan's headroom: per slot the least
+    of the mode's ceiling, the link's room (link limit - draw - reserve), the site's room (grid limit -
+    import + curtailed PV - reserves) and the power tree's room, filled until the request is met. Where
+    that falls short, the non-critical jobs running at the station in a slot may move to other stations:
+    their blades' power (less standby) is added to the link's and the tree's room of that slot (not the
+    site's: they still run there), and the offer names them."""
     from .prepare import session_modes
 
     st = site.station(station_id)
     grid = site.grid
     h = grid.slot_h
-    room = np.minimum(np.maximum(st.link_kw - sp.draw_kw[station_id] - sp.reserve_kw[station_id], 0.0),
-                      sp.site_room_kw)
-    cap = {lk.link_id: lk.capacity_kw for lk in site.links}
+    local = st.link_kw - sp.draw_kw[station_id] - sp.reserve_kw[station_id]  # the link and the tree above it
+    cap_kw = {lk.link_id: lk.capacity_kw for lk in site.links}
     below = site.stations_below()
     for node in site.link_path(station_id):
         used = sum(sp.draw_kw[s] + sp.reserve_kw[s] for s in below[node])
-        room = np.minimum(room, np.maximum(cap[node] - used, 0.0))
+        local = np.minimum(local, cap_kw[node] - used)
+    room = np.minimum(np.maximum(local, 0.0), sp.site_room_kw)
     probe = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
                     mode=request.mode if request.mode in st.modes else "any", vehicle_max_kw=request.vehicle_max_kw)
     mode = session_modes(probe, st)[0]
     cap = min(site.config.modes.kw(mode), st.charger_kw, request.vehicle_max_kw or np.inf)
     first, frac = grid.overlap_fractions(request.arrival, request.departure)
+    give = [min(cap * f, room[first + i]) for i, f in enumerate(frac)]
+    moved: set[str] = set()
+    if sum(give) * h < request.energy_kwh * (1 - 1e-6):
+        for i, f in enumerate(frac):
+            t = first + i
+            jobs = sp.movable_kw.get((station_id, t), [])
+            freed = sum(kw for _, kw in jobs)  # the jobs go elsewhere at the site: only local rooms grow
+            more = min(cap * f, max(local[t] + freed, 0.0), sp.site_room_kw[t])
+            if more > give[i] + 1e-9 and sum(give) * h < request.energy_kwh:
+                give[i] = more
+                moved |= {j for j, _ in jobs}
     got = 0.0
-    for i, f in enumerate(frac):
-        got += min(cap * f, room[first + i], (request.energy_kwh - got) / h) * h
+    for g in give:
+        got += min(g, (request.energy_kwh - got) / h) * h
     decision = "denied" if got <= 1e-6 else ("granted" if got >= request.energy_kwh * (1 - 1e-6) else "partial")
-    return Offer(station_id, decision, mode if got > 1e-6 else "", got)
+    return Offer(station_id, decision, mode if got > 1e-6 else "", got, tuple(sorted(moved)) if got > 1e-6 else ())
 
 
 def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
@@ -401,5 +431,5 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
             alt = headroom_offer(site, sp, request, other.station_id)
             if alt.planned_kwh > offer.planned_kwh + 1e-6:
                 alternatives.append(alt)
-        alternatives.sort(key=lambda a: (-a.planned_kwh, a.station_id))
+        alternatives.sort(key=lambda a: (-round(a.planned_kwh, 6), len(a.jobs_moved), a.station_id))
     return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0)

@@ -102,3 +102,26 @@ def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
         small = admit(inputs, tables, req, solver=solver, reduce=True, move_jobs=False).offer
         assert small.planned_kwh == pytest.approx(full.planned_kwh, abs=1e-3)
         assert small.decision == full.decision
+
+
+def test_an_alternative_counts_the_jobs_that_would_have_to_move(tmp_path):
+    """Stations a and b: 10 kW links and chargers, one 5 kW blade each (no standby). a is full (a booking
+    takes 10 kW for both hours); job j runs at b in both hours (5 kW). A 20 kWh request at a gets nothing;
+    at b the link leaves 5 kW an hour (10 kWh), and with j moved to a's idle blade, 10 kW an hour: 20 kWh,
+    naming j. (a's blade can take j: the site has 100 kW.)"""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0, "default_battery_kwh": 400})
+    sts = [Station(x, "s", link_kw=10, charger_kw=10, blades=1, blade_kw=5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b")]
+    booked = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=20)
+    for migratable, expect in ((True, ("granted", 20.0, ("j",))), (False, ("partial", 10.0, ()))):
+        # a job that can go nowhere else (its own station, no slack in its window) does not count
+        job = Job("j", power_kw=5, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 120), station_id="b",
+                  migratable=migratable)
+        inputs = one_site(cfg, Site("s", grid_kw=100), sts, [booked], jobs=[job])
+        tables = read_plan(write_plan(plan(inputs), tmp_path / f"plan{migratable}"))
+        assert set(tables["job_slots"]["station_id"]) == {"b"}  # a's link is full with the booking
+        ans = admit(inputs, tables, BookingRequest("a", at(cfg, 0), at(cfg, 120), energy_kwh=20))
+        assert ans.offer.decision == "denied"
+        (alt,) = ans.alternatives
+        assert (alt.station_id, alt.decision, alt.planned_kwh, alt.jobs_moved) == (
+            "b", expect[0], pytest.approx(expect[1], abs=1e-6), expect[2])
