@@ -174,14 +174,11 @@ def known_bookings(history: pd.DataFrame, grid: TimeGrid, row_col: str, template
         "station_id": h["station_id"].astype(str).to_numpy(), "arrival": h["_ra"].to_numpy(),
         "departure": h["_rd"].clip(upper=grid.end_utc).to_numpy(),
         "energy_kwh": energy.to_numpy(float)})
+    defaults = {"mode": "any", "priority": "normal", "vehicle_discharge_kw": 0.0}
     for col in template.columns:
         if col not in out:
-            out[col] = template[col].iloc[0:0].reindex(range(len(out))).to_numpy() if len(template) else np.nan
-    defaults = {"mode": "any", "priority": "normal", "vehicle_discharge_kw": 0.0}
-    for col, v in defaults.items():
-        if col in out:
-            out[col] = out[col].where(out[col].notna(), v) if len(out) else out[col]
-    return out[[c for c in template.columns]] if len(template.columns) else out
+            out[col] = defaults.get(col, np.nan)
+    return out[list(template.columns)]
 
 
 # ----------------------------------------------------------------------------- evdc and the clairvoyant
@@ -195,7 +192,10 @@ class PlanFollower:
         self.runs: dict[pd.Timestamp, dict[str, str]] = {}
         self.battery: dict[pd.Timestamp, float] = {}
 
-    def take(self, tables: dict[str, pd.DataFrame]) -> None:
+    def take(self, tables: dict[str, pd.DataFrame] | None) -> None:
+        """Follow ``tables`` from now on; a solve that found no plan (None) leaves the current plan."""
+        if tables is None:
+            return
         ss, js, sl = tables["session_slots"], tables["job_slots"], tables["site_slots"]
         self.ev = {(r, pd.Timestamp(t)): float(kw) for r, t, kw in zip(ss["reservation_id"], ss["slot_start"],
                                                                        ss["ev_kw"])}
@@ -237,10 +237,8 @@ class Clairvoyant:
         cfg = site.config.model_copy(update={"weights": site.config.weights.model_copy(
             update={"early_charging_per_kwh": 0.0})})  # nothing is uncertain: optimise the score itself
         known = without_idle_stations(replace(site, config=cfg, sessions=sessions, reserve_kw={}))
-        tables = _solve_tables(known, self.solver)
         self.follow = PlanFollower()
-        if tables is not None:
-            self.follow.take(tables)
+        self.follow.take(_solve_tables(known, self.solver))
         self.replans = 1
 
     def decide(self, state: DayState) -> Decision:
@@ -262,29 +260,23 @@ class EvdcRolling:
 
     def start_day(self, site: SiteInputs, history: pd.DataFrame | None) -> None:
         self.site = site
-        self.replans = 0
         self.gone = set()
         self.follow = PlanFollower()
-        tables = _solve_tables(site, self.solver)
-        if tables is not None:
-            self.follow.take(tables)
+        self.follow.take(_solve_tables(site, self.solver))
         self.replans = 1
         self.last = 0
 
     def decide(self, state: DayState) -> Decision:
         self.gone |= set(state.no_shows_now)
         due = state.t - self.last >= self.every
-        if state.t > 0 and (state.arrived_now or state.no_shows_now or due) or (state.t == 0 and state.arrived_now):
+        if state.arrived_now or (state.t > 0 and (state.no_shows_now or due)):
             self._replan(state)
         return self.follow.decision(state)
 
     def _replan(self, state: DayState) -> None:
-        site = rolling_inputs(self.site, state, self.gone)
-        tables = _solve_tables(site, self.solver)
+        self.follow.take(_solve_tables(rolling_inputs(self.site, state, self.gone), self.solver))
         self.replans += 1
         self.last = state.t
-        if tables is not None:
-            self.follow.take(tables)
 
 
 def rolling_inputs(site: SiteInputs, state: DayState, gone: set[str]) -> SiteInputs:
