@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -118,26 +119,49 @@ def plan_cmd(
         cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers,
                          scheduler_address=scheduler_address)
         formats = ("csv", "parquet") if fmt is OutputFormat.both else (fmt.value,)
-        if quiet:
-            result = plan(inputs, cfg)
+        with _spool_beside(out_dir) as spool:
+            # CSV plans stream each site's large tables to disk as it finishes (bounded memory)
+            spool = spool if formats == ("csv",) else None
+            if quiet:
+                result = plan(inputs, cfg, spool=spool)
+            else:
+                with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                              TextColumn("{task.completed}/{task.total} sites"), TimeElapsedColumn(),
+                              console=err, transient=True) as bar:
+                    task = bar.add_task("solving", total=len(inputs.sites))
+
+                    def progress(site_id, done, total, result):
+                        if result is None:
+                            bar.update(task, description=f"solving {site_id}")
+                        else:
+                            bar.update(task, completed=done, description=f"solved {site_id}")
+
+                    result = plan(inputs, cfg, progress=progress, spool=spool)
             result.summary["forecast"] = forecast_info
-        else:
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} sites"),
-                          TimeElapsedColumn(), console=err, transient=True) as bar:
-                task = bar.add_task("solving", total=len(inputs.sites))
-
-                def progress(site_id, done, total, result):
-                    if result is None:
-                        bar.update(task, description=f"solving {site_id}")
-                    else:
-                        bar.update(task, completed=done, description=f"solved {site_id}")
-
-                result = plan(inputs, cfg, progress=progress)
-        result.summary["forecast"] = forecast_info
-        written = write_plan(result, out_dir, formats)
+            written = write_plan(result, out_dir, formats)
         if not quiet:
             _print_kpis(result, inputs, written)
     _run(run)
+
+
+@contextmanager
+def _spool_beside(out_dir: Path):
+    """A hidden scratch directory beside the plan directory, removed afterwards whatever happens."""
+    import shutil
+    import tempfile
+
+    from scheduler.errors import EvdcError
+
+    parent = out_dir.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        spool = tempfile.mkdtemp(prefix=f".{out_dir.name}.spool-", dir=parent)
+    except OSError as exc:
+        raise EvdcError(f"{parent}: cannot create the output folder ({exc.strerror})") from None
+    try:
+        yield spool
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 @app.command("verify")

@@ -51,8 +51,13 @@ class TaskFailed:
 
 
 def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], spec: EngineSpec,
-              on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
-    """``fn(*a)`` for every ``a`` in ``args``; results (or ``TaskFailed``) in the order of ``args``."""
+              on_result: Callable[[int, Any], None] | None = None,
+              sizes: Sequence[float] | None = None) -> list[Any]:
+    """``fn(*a)`` for every ``a`` in ``args``; results (or ``TaskFailed``) in the order of ``args``.
+
+    ``sizes`` (optional, one per task) are expected costs: on a cluster the largest tasks start
+    first, so a big site does not start last and keep one worker busy while the others idle.
+    Results do not depend on the order tasks run in."""
     n = len(args)
     out: list[Any] = [None] * n
     note = on_result or (lambda i, r: None)
@@ -75,7 +80,9 @@ def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], spec: EngineSpec,
         client = Client(cluster)
     try:
         run_id = uuid.uuid4().hex[:12]  # keys stay unique on a scheduler other runs share
-        futures = [client.submit(fn, *a, pure=False, key=f"evdc-{run_id}-{i}") for i, a in enumerate(args)]
+        rank = _priorities(sizes, n)
+        futures = [client.submit(fn, *a, pure=False, key=f"evdc-{run_id}-{i}", priority=rank[i])
+                   for i, a in enumerate(args)]
         index = {f.key: i for i, f in enumerate(futures)}
         for fut in as_completed(futures):
             i = index[fut.key]
@@ -90,3 +97,14 @@ def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], spec: EngineSpec,
         if cluster is not None:
             cluster.close()
     return out
+
+
+def _priorities(sizes: Sequence[float] | None, n: int) -> list[int]:
+    """Dask priorities (higher runs first): the rank of each task's size, ties in task order."""
+    if sizes is None:
+        return [0] * n
+    order = sorted(range(n), key=lambda i: (sizes[i], -i))
+    rank = [0] * n
+    for r, i in enumerate(order):
+        rank[i] = r
+    return rank

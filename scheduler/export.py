@@ -17,7 +17,7 @@ from typing import Callable, Literal
 import pandas as pd
 
 from .errors import EvdcError
-from .results import TABLES
+from .results import COLUMNS, TABLES
 
 Format = Literal["csv", "parquet"]
 
@@ -32,7 +32,7 @@ def iso_with_offset(s: pd.Series) -> pd.Series:
     return text.fillna("")
 
 
-def _for_file(df: pd.DataFrame) -> pd.DataFrame:
+def for_file(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.DatetimeTZDtype) or c in ("slot_start", "finish"):
@@ -76,9 +76,16 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
                extra: Callable[[Path], None] | None = None) -> Path:
     """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path.
     ``extra(tmp_dir)`` may add files of its own before the directory is put in place."""
+    spool = getattr(plan, "spool", None)
+    if spool is not None and "parquet" in formats:
+        raise EvdcError("a plan streamed to disk is written as CSV only; plan in memory for Parquet")
+
     def fill(tmp: Path) -> None:
         for name in TABLES:
-            df = _for_file(plan.tables[name])
+            if spool is not None and name not in plan.tables:
+                _join_parts(tmp / f"{name}.csv", COLUMNS[name], spool.parts(name, len(plan.sites)))
+                continue
+            df = for_file(plan.tables[name])
             if "csv" in formats:
                 df.to_csv(tmp / f"{name}.csv", index=False)
             if "parquet" in formats:
@@ -88,6 +95,15 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
             extra(tmp)
 
     return replace_directory(out_dir, fill)
+
+
+def _join_parts(target: Path, columns: list[str], parts: list[Path]) -> None:
+    """One CSV file from a header and header-less part files, copied in order without loading them."""
+    with open(target, "wb") as out:
+        out.write(pd.DataFrame(columns=columns).to_csv(index=False).encode("utf-8"))
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out, length=1 << 20)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -6,7 +6,10 @@ is its own MIP, solved on the engine of ``scheduler.engine``.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from typing import Callable
@@ -19,7 +22,7 @@ from .engine import EngineSpec, TaskFailed, run_tasks
 from .errors import EvdcError
 from .inputs import Inputs, SiteInputs
 from .model import build_model
-from .results import combine, compute_kpis, critical_unmet_jobs, extract_site
+from .results import COLUMNS, TABLES, combine, compute_kpis, critical_unmet_jobs, extract_site, sort_site_table
 from .solve import SolveResult, solve_model
 
 ProgressFn = Callable[[str, int, int, "SolveResult | None"], None]
@@ -31,20 +34,79 @@ class SiteOutcome:
     result: SolveResult
     n_vars: int
     n_constraints: int
+    peak_rss_mb: float | None = None  # the solving process's peak resident memory so far
+    pid: int | None = None  # the solving process
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MiB (None where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+#: Tables a streamed plan keeps in memory (one row per site slot, booking or job); the others,
+#: one row per station, booking or job *and slot*, go to disk site by site.
+KEPT_TABLES = ("site_slots", "sessions", "jobs")
+#: The per-station-slot columns the summary's KPIs need; a streamed plan keeps only these of station_slots.
+KPI_STATION_COLUMNS = ("thermal_kw", "cooling_kw", "housing_c")
+
+
+class SpoolSink:
+    """Streams each site's large tables to CSV part files in ``directory`` as the site finishes.
+
+    Part ``<table>/<index>.csv`` holds site ``index``'s rows, already in file format and in row
+    order, without a header; ``write_plan`` joins the parts in site order into the final file,
+    which is then the same, byte for byte, as the one written from the whole table in memory.
+    Only ``KEPT_TABLES`` and the KPI columns of station_slots stay in memory, so a night of
+    thousands of stations needs no more memory for its results than its sites' summaries.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        for name in TABLES:
+            (self.directory / name).mkdir(parents=True, exist_ok=True)
+
+    def part(self, name: str, index: int) -> Path:
+        return self.directory / name / f"{index:06d}.csv"
+
+    def keep(self, index: int, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Write site ``index``'s large tables; return what stays in memory."""
+        from .export import for_file
+
+        for name in TABLES:
+            if name not in KEPT_TABLES and not tables[name].empty:
+                for_file(sort_site_table(name, tables[name])).to_csv(self.part(name, index), index=False,
+                                                                     header=False)
+        kept = {name: tables[name] for name in KEPT_TABLES}
+        kept["station_slots"] = tables["station_slots"].loc[:, list(KPI_STATION_COLUMNS)]
+        return kept
+
+    def parts(self, name: str, n_sites: int) -> list[Path]:
+        return [p for p in (self.part(name, i) for i in range(n_sites)) if p.exists()]
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A dispatch plan: the contract tables, per-site solve outcomes and the summary."""
+    """A dispatch plan: the contract tables, per-site solve outcomes and the summary.
+
+    A plan streamed to disk (``plan(..., spool=...)``) holds only ``KEPT_TABLES`` in ``tables``;
+    ``write_plan`` reads the rest from ``spool``."""
 
     tables: dict[str, pd.DataFrame]
     sites: tuple[SiteOutcome, ...]
     summary: dict = field(default_factory=dict)
+    spool: SpoolSink | None = None
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         tables = self.__dict__.get("tables", {})
         if name in tables:
             return tables[name]
+        if name in TABLES:
+            raise AttributeError(f"{name}: this plan was streamed to disk; read it from the written plan")
         raise AttributeError(name)
 
     @property
@@ -64,8 +126,9 @@ def solve_site(site: SiteInputs, config: PlanConfig,
     res = solve_model(model, config.solver, build_seconds=build_s)
     if not res.has_solution and config.fallback:
         res = _fallback(model, config, res)
-    outcome = SiteOutcome(site.site.site_id, res, model.nvariables(), model.nconstraints())
-    return outcome, (extract_site(model) if res.has_solution else None)
+    tables = extract_site(model) if res.has_solution else None
+    outcome = SiteOutcome(site.site.site_id, res, model.nvariables(), model.nconstraints(), peak_rss_mb(), os.getpid())
+    return outcome, tables
 
 
 def fallback_site(site: SiteInputs, config: PlanConfig, before_solve: Callable | None,
@@ -102,15 +165,19 @@ def _fallback(model, config: PlanConfig, failed: SolveResult) -> SolveResult:
 
 
 def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None,
-         before_solve: Callable | None = None) -> Plan:
+         before_solve: Callable | None = None, spool: str | Path | None = None) -> Plan:
     """Plan every site of ``inputs``; raises EvdcError when a site has no solution.
 
     Sites run on the engine ``config`` chooses (``scheduler.engine``): in this process, a local Dask
     cluster of ``config.workers`` processes (one HiGHS thread each), or the Dask scheduler at
     ``config.scheduler_address``; the plan is the same on every engine. A site whose task fails gets
     the residual-power plan, flagged in its status message.
+
+    With ``spool`` (a directory the caller owns), each site's large tables are written there as the
+    site finishes instead of being held (``SpoolSink``); ``write_plan`` then streams them into place.
     """
     config = config or PlanConfig()
+    sink = SpoolSink(spool) if spool is not None else None
     n = len(inputs.sites)
     results: dict[int, tuple[SiteOutcome, dict | None]] = {}
     done = 0
@@ -124,6 +191,8 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
                 f"site {site.site.site_id}: the solver ended '{r.status}' without a feasible plan "
                 f"after {r.solve_seconds:.1f} s{': ' + r.message if r.message else ''}; "
                 "no plan was written (try a longer --time-limit)")
+        if sink is not None and tables is not None:
+            tables = sink.keep(i, tables)
         results[i] = (outcome, tables)
         done += 1
         if progress:
@@ -138,11 +207,36 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
             got = fallback_site(inputs.sites[i], config, before_solve, got.exc)
         record(i, *got)
 
-    run_tasks(solve_site, [(site, config, before_solve) for site in inputs.sites], spec, finished)
+    run_tasks(solve_site, [(site, config, before_solve) for site in inputs.sites], spec, finished,
+              sizes=[site_size(site) for site in inputs.sites])
     outcomes = [results[i][0] for i in range(n)]
     parts = [results[i][1] for i in range(n) if results[i][1] is not None]
-    tables = combine(parts)
-    return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config))
+    if sink is None:
+        tables = combine(parts)
+        return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config))
+    kept = {name: (pd.concat([p[name] for p in parts], ignore_index=True) if parts else
+                   pd.DataFrame(columns=list(KPI_STATION_COLUMNS) if name == "station_slots" else COLUMNS[name]))
+            for name in (*KEPT_TABLES, "station_slots")}
+    summary = summarize(inputs, kept, outcomes, config)
+    kept.pop("station_slots")
+    return Plan(tables=combine_kept(parts), sites=tuple(outcomes), summary=summary, spool=sink)
+
+
+def combine_kept(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """The kept tables of a streamed plan, in the order ``combine`` gives."""
+    out = {}
+    for name in KEPT_TABLES:
+        frames = [sort_site_table(name, p[name]) for p in parts if not p[name].empty]
+        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
+    return out
+
+
+def site_size(site: SiteInputs) -> float:
+    """A rough count of a site's decision variables, to start large sites first: its slots, each
+    booking's slots (up to the horizon) and each job's candidate stations x window slots."""
+    n_slots = site.grid.n_slots
+    return (n_slots * (1 + len(site.stations)) + n_slots * len(site.sessions)
+            + sum(len(site.job_candidates.get(j.job_id, ())) * n_slots for j in site.jobs))
 
 
 def blade_inventory(inputs: Inputs) -> dict:
@@ -196,7 +290,9 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
              "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),
              "solve_seconds": round(o.result.solve_seconds, 3),
              "handoff_seconds": round(o.result.handoff_seconds, 3), "variables": o.n_vars,
-             "constraints": o.n_constraints, **({"message": o.result.message} if o.result.message else {})}
+             "constraints": o.n_constraints,
+             **({"peak_rss_mb": round(o.peak_rss_mb, 1)} if o.peak_rss_mb is not None else {}),
+             **({"message": o.result.message} if o.result.message else {})}
             for o in outcomes
         ],
     }

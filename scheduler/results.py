@@ -217,17 +217,27 @@ def report_mode(sp: SessionPrep, ev: dict[int, float], high_slots: set[int], slo
     return sp.session.mode
 
 
-def combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
-    """Concatenate per-site tables in a stable order."""
-    out = {}
-    keys = {"site_slots": ["site_id", "slot_start"], "station_slots": ["station_id", "slot_start"],
+#: Row order of each table within a site; sites follow each other in input order.
+ROW_KEYS = {"site_slots": ["slot_start"], "station_slots": ["station_id", "slot_start"],
             "sessions": ["reservation_id"], "session_slots": ["reservation_id", "slot_start"],
             "jobs": ["job_id"], "job_slots": ["job_id", "slot_start"],
-            "source_flows": ["site_id", "slot_start", "source", "use"]}
+            "source_flows": ["slot_start", "source", "use"]}
+
+
+def sort_site_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """One site's table in its stable row order (``ROW_KEYS``)."""
+    return df.sort_values(ROW_KEYS[name], kind="stable").reset_index(drop=True)
+
+
+def combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Concatenate per-site tables: site by site in the order given, each in its ``ROW_KEYS`` order.
+
+    The order is the one a plan streamed to disk site by site has too (``scheduler.plan.SpoolSink``)."""
+    out = {}
     for name in TABLES:
-        frames = [p[name] for p in parts if not p[name].empty]
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
-        out[name] = df.sort_values(keys[name], kind="stable").reset_index(drop=True)
+        frames = [sort_site_table(name, p[name]) for p in parts if not p[name].empty]
+        out[name] = (pd.concat(frames, ignore_index=True) if frames
+                     else pd.DataFrame(columns=COLUMNS[name]))
     return out
 
 

@@ -61,3 +61,10 @@ def test_a_site_whose_task_fails_gets_a_flagged_fallback_plan(small, tmp_path, m
     assert work["status"] == "heuristic" and "MemoryError" in work["message"]
     assert result.summary["status"] == "heuristic"
     assert verify_plan(write_plan(result, tmp_path / "p"), small) == []
+
+
+def test_larger_tasks_get_higher_dask_priority_and_ties_keep_task_order():
+    from scheduler.engine import _priorities
+
+    assert _priorities(None, 3) == [0, 0, 0]
+    assert _priorities([5.0, 9.0, 5.0, 1.0], 4) == [2, 3, 1, 0]

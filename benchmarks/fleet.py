@@ -1,0 +1,175 @@
+"""Fleet scale: a nightly plan of 100, 1,000 and 10,000 stations on 1 and 2 Dask workers.
+
+Fleets come from ``scheduler.generate`` (10-station sites of the home / work /
+hub kinds, real 2019 Dutch prices, PV and household loads, ElaadNL-drawn
+bookings, blades and blade jobs; heat off, as generated scenarios have no
+ambient temperatures), 96 slots of 15 minutes. Each (size, workers) run is a
+fresh process that loads the scenario, plans it (job placement, then one MIP
+per site on the engine) with every site's large tables streamed to disk, and
+writes the plan directory. Walk-in forecasting is not part of the run: the
+plan covers bookings and jobs.
+
+Reported per run: wall seconds of plan + write; the sums over sites of Pyomo
+build, hand-off to HiGHS and HiGHS seconds; the peak resident memory of the
+main process and of each worker process (as each worker saw it after its
+last site); the fleet's objective and gap, and the worst site gap.
+
+    python benchmarks/fleet.py [--sizes 100 1000 10000] [--workers 1 2] [--seed 1]
+                               [--time-limit 60] [--gap 0.005] [--out benchmarks/out/fleet]
+
+Writes ``results.csv`` and ``results.md`` (the table and the targets of issue 6) to --out.
+With 1 worker the sites are solved in the main process, which is then the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STATIONS_PER_SITE = 10
+
+
+def scenario_for(n_stations: int, seed: int, cache: Path) -> Path:
+    """The generated fleet of ``n_stations`` (cached: the same arguments give the same files)."""
+    from scheduler.generate import generate_scenario
+
+    path = cache / f"fleet-{n_stations}-seed{seed}"
+    if not (path / "scenario.yaml").exists():
+        generate_scenario(path, n_stations // STATIONS_PER_SITE, STATIONS_PER_SITE, days=0, seed=seed)
+    return path
+
+
+def run_one(scenario: Path, workers: int, time_limit: float, gap: float) -> dict:
+    """Load, plan (streamed) and write one fleet in this process; the measured figures."""
+    from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
+    from scheduler.plan import peak_rss_mb
+
+    t0 = time.perf_counter()
+    inputs = load_scenario(scenario)
+    load_s = time.perf_counter() - t0
+    cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
+    n_sites = len(inputs.sites)
+    step = max(1, n_sites // 10)
+
+    def progress(site_id, done, total, result):
+        if result is not None and (done % step == 0 or done == total):
+            print(f"  {done}/{total} sites  {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="evdc-fleet-") as tmp:
+        t0 = time.perf_counter()
+        result = plan(inputs, cfg, progress=progress, spool=Path(tmp) / "spool")
+        plan_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        write_plan(result, Path(tmp) / "plan")
+        write_s = time.perf_counter() - t1
+    sites = result.summary["sites"]
+    per_worker: dict[int, float] = {}
+    for o in result.sites:
+        if o.pid is not None and o.peak_rss_mb is not None:
+            per_worker[o.pid] = max(per_worker.get(o.pid, 0.0), o.peak_rss_mb)
+    highs = sum(s["solve_seconds"] - s["handoff_seconds"] for s in sites)
+    return {
+        "stations": len(inputs.stations), "sites": n_sites, "workers": workers,
+        "load_s": round(load_s, 2), "plan_s": round(plan_s, 2), "write_s": round(write_s, 2),
+        "wall_s": round(plan_s + write_s, 2),
+        "build_s": round(sum(s["build_seconds"] for s in sites), 2),
+        "handoff_s": round(sum(s["handoff_seconds"] for s in sites), 2),
+        "highs_s": round(highs, 2),
+        "main_peak_mb": round(peak_rss_mb() or 0.0, 1),
+        "worker_peak_mb": round(max(per_worker.values(), default=0.0), 1),
+        "worker_processes": len(per_worker),
+        "objective": result.summary["objective"], "gap": result.summary["mip_gap"],
+        "max_site_gap": max((s["mip_gap"] or 0.0) for s in sites),
+        "statuses": {k: sum(1 for s in sites if s["status"] == k) for k in sorted({s["status"] for s in sites})},
+        "time_limit_s": time_limit, "mip_rel_gap": gap,
+    }
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """Issue 6's targets, each with the figures it was judged on."""
+    at = {(r["stations"], r["workers"]): r for r in rows}
+    lines = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        lines.append(f"- {'met' if ok else 'MISSED'}: {name} ({detail})")
+
+    for (n, w), r in sorted(at.items()):
+        if n == 1000:
+            limit = 1.25 * r["highs_s"] / w
+            check(f"1,000 stations, {w} worker(s): wall <= 1.25 x HiGHS s / workers", r["wall_s"] <= limit,
+                  f"{r['wall_s']:.1f} s vs {limit:.1f} s")
+    for n in sorted({n for n, _ in at}):
+        if (n, 1) in at and (n, 2) in at:
+            speed = at[n, 1]["wall_s"] / at[n, 2]["wall_s"]
+            check(f"{n:,} stations: 2 workers >= 1.8 x faster than 1", speed >= 1.8, f"{speed:.2f} x")
+    for w in sorted({w for _, w in at}):
+        if (1000, w) in at and (10000, w) in at:
+            ratio = at[10000, w]["wall_s"] / at[1000, w]["wall_s"]
+            check(f"{w} worker(s): t(10,000) / t(1,000) <= 11", ratio <= 11, f"{ratio:.2f}")
+    for (n, w), r in sorted(at.items()):
+        check(f"{n:,} stations, {w} worker(s): peak memory per worker <= 1 GiB", r["worker_peak_mb"] <= 1024,
+              f"{r['worker_peak_mb']:.0f} MiB")
+        share = (r["build_s"] + r["handoff_s"]) / max(r["highs_s"], 1e-9)
+        check(f"{n:,} stations, {w} worker(s): build + hand-off <= 25 % of HiGHS time", share <= 0.25,
+              f"{100 * share:.1f} %")
+    return lines
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| stations | workers | wall s | build s | hand-off s | HiGHS s | worker peak MiB | main peak MiB "
+            "| objective | gap | worst site gap |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    body = "".join(
+        f"| {r['stations']:,} | {r['workers']} | {r['wall_s']:.1f} | {r['build_s']:.1f} | {r['handoff_s']:.1f} "
+        f"| {r['highs_s']:.1f} | {r['worker_peak_mb']:.0f} | {r['main_peak_mb']:.0f} | {r['objective']:.2f} "
+        f"| {100 * r['gap']:.3f} % | {100 * r['max_site_gap']:.2f} % |\n" for r in rows)
+    return head + body + "\n" + "\n".join(targets(rows)) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--time-limit", type=float, default=60.0, help="per site, seconds")
+    ap.add_argument("--gap", type=float, default=0.005, help="relative MIP gap per site")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "fleet")
+    ap.add_argument("--one", nargs=2, metavar=("SCENARIO", "WORKERS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(Path(args.one[0]), int(args.one[1]), args.time_limit, args.gap)))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    import pandas as pd
+
+    previous = args.out / "results.csv"
+    kept = previous.with_suffix(".jsonl")  # runs of other sizes or worker counts stay in the table
+    rows = [json.loads(line) for line in kept.read_text().splitlines() if line.strip()] if kept.exists() else []
+    for n in args.sizes:
+        if n % STATIONS_PER_SITE:
+            ap.error(f"--sizes: {n} is not a multiple of {STATIONS_PER_SITE}")
+        scenario = scenario_for(n, args.seed, args.out / "scenarios")
+        for w in args.workers:
+            print(f"{n} stations, {w} worker(s) ...", file=sys.stderr, flush=True)
+            done = subprocess.run([sys.executable, __file__, "--one", str(scenario), str(w),
+                                   "--time-limit", str(args.time_limit), "--gap", str(args.gap)],
+                                  check=True, stdout=subprocess.PIPE, text=True)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows = sorted([r for r in rows if (r["stations"], r["workers"]) != (n, w)] + [row],
+                          key=lambda r: (r["stations"], r["workers"]))
+            pd.DataFrame(rows).to_csv(previous, index=False)
+            kept.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            (args.out / "results.md").write_text(markdown(rows), encoding="utf-8")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
