@@ -28,7 +28,7 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     cfg = si.config
     reg = cfg.modes.regular
     T = list(p.T)
-    room_site = [float(si.grid_limit_kw[t]) + float(si.pv_kw[t]) - float(si.site_load_kw[t]) for t in T]
+    room_site = [float(pyo.value(m.grid_limit_kw[t])) + float(si.pv_kw[t]) - float(si.site_load_kw[t]) for t in T]
     room_link = {}
     for st in si.stations:
         s = st.station_id

@@ -55,8 +55,18 @@ class MatrixOutcome:
     n_rows: int
 
 
-def compile_lp(model: pyo.ConcreteModel) -> tuple[highspy.HighsLp, list, float]:
-    """The model as a HighsLp (column-wise), its Pyomo columns, and the objective's sign (+1 min, -1 max)."""
+@dataclass(frozen=True)
+class Compiled:
+    """A model in HiGHS's terms: the LP, its Pyomo columns and rows, and the objective's sign."""
+
+    lp: highspy.HighsLp
+    cols: list  # Pyomo variable of each column
+    rows: list  # Pyomo constraint of each row
+    sign: float  # +1 minimise, -1 maximise (HiGHS always minimises sign * objective)
+
+
+def compile_model(model: pyo.ConcreteModel) -> Compiled:
+    """The model as a HighsLp (column-wise), with its columns, rows and objective sign."""
     info = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
     obj = info.objectives[0]
     sign = 1.0 if obj.sense == pyo.minimize else -1.0
@@ -79,7 +89,13 @@ def compile_lp(model: pyo.ConcreteModel) -> tuple[highspy.HighsLp, list, float]:
     if any(integer):
         lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                            for i in integer]
-    return lp, cols, sign
+    return Compiled(lp, cols, [r.constraint for r in info.rows], sign)
+
+
+def compile_lp(model: pyo.ConcreteModel) -> tuple[highspy.HighsLp, list, float]:
+    """The model as a HighsLp (column-wise), its Pyomo columns, and the objective's sign (+1 min, -1 max)."""
+    c = compile_model(model)
+    return c.lp, c.cols, c.sign
 
 
 def set_matrix(lp: highspy.HighsLp, A) -> None:
@@ -103,14 +119,30 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
     """
     t0 = time.perf_counter()
-    lp, cols, sign = compile_lp(model)
+    compiled = compile_model(model)
+    h = new_solver(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, threads=threads, random_seed=random_seed,
+                   log_to_console=log_to_console)
+    h.passModel(compiled.lp)
+    return run_and_load(h, model, compiled, warm_start, handoff_started=t0)
+
+
+def new_solver(*, time_limit_s: float, mip_rel_gap: float, threads: int, random_seed: int,
+               log_to_console: bool) -> highspy.Highs:
+    """A HiGHS instance with evdc's options (one thread and a fixed seed make re-runs repeat)."""
     h = _new_highs()
     h.setOptionValue("output_flag", bool(log_to_console))
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("random_seed", int(random_seed))
-    h.passModel(lp)
+    return h
+
+
+def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled, warm_start: bool,
+                 handoff_started: float) -> MatrixOutcome:
+    """Run HiGHS on the model it holds and load a feasible point into the Pyomo columns (the only
+    place solver values reach the model); ``handoff_started`` is when compiling began."""
+    cols, sign = compiled.cols, compiled.sign
     if warm_start:
         start = [(i, float(v.value)) for i, v in enumerate(cols) if v.value is not None]
         if start:
@@ -131,15 +163,16 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
                 val = float(round(val))
             v.set_value(float(val), skip_validation=True)
         _settle_unused(model)
-        objective = sign * (float(info.objective_function_value) if cols else lp.offset_)
-        integer = lp.integrality_ is not None and len(lp.integrality_) > 0
+        objective = sign * (float(info.objective_function_value) if cols else compiled.lp.offset_)
+        integer = compiled.lp.integrality_ is not None and len(compiled.lp.integrality_) > 0
         raw = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
         if not integer and status != "optimal":
             raw = math.nan
         bound = sign * raw if math.isfinite(raw) else None
         if status == "optimal" and bound is None:
             bound = objective
-    return MatrixOutcome(status, has, objective, bound, t1 - t0, t2 - t1, len(cols), lp.num_row_)
+    return MatrixOutcome(status, has, objective, bound, t1 - handoff_started, t2 - t1, len(cols),
+                         compiled.lp.num_row_)
 
 
 _banner_shown = False

@@ -30,6 +30,7 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     m = pyo.ConcreteModel(name=f"evdc_{inputs.site.site_id}")
     m.prep = prep  # plain Python data the results module reads alongside the solution
     add_sets(m, prep)
+    add_parameters(m, prep)
     add_variables(m, prep)
     add_site_balance_constraints(m, prep)
     add_source_flow_constraints(m, prep)
@@ -101,6 +102,22 @@ def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
     for j, s, t in m.JST:
         jobs_at.setdefault((s, t), []).append(j)
     m.jobs_at = jobs_at
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def add_parameters(m: pyo.ConcreteModel, p: SitePrep) -> None:
+    """Mutable parameters: what a re-plan may change without rebuilding the model
+    (``scheduler.persistent.PersistentSite``). Every other input is a constant of the build.
+
+    grid_limit_kw[t], t in T: the site's import limit;  price_per_kwh[t], t in T: the energy price.
+    """
+    si = p.inputs
+    m.grid_limit_kw = pyo.Param(m.T, mutable=True, within=pyo.Reals,
+                                initialize={t: float(si.grid_limit_kw[t]) for t in p.T})
+    m.price_per_kwh = pyo.Param(m.T, mutable=True, within=pyo.Reals,
+                                initialize={t: float(si.price_per_kwh[t]) for t in p.T})
 
 
 def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
@@ -258,8 +275,7 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
 
 def add_grid_limit_constraints(m, p: SitePrep) -> None:
     """grid_limit[t], t in T: grid_kw <= grid_limit_kw[t]  (0 in an outage)."""
-    lim = p.inputs.grid_limit_kw
-    m.grid_limit = pyo.Constraint(m.T, rule=lambda m, t: m.grid_kw[t] <= float(lim[t]))
+    m.grid_limit = pyo.Constraint(m.T, rule=lambda m, t: m.grid_kw[t] <= m.grid_limit_kw[t])
 
 
 def add_site_reserve_constraints(m, p: SitePrep) -> None:
@@ -274,7 +290,7 @@ def add_site_reserve_constraints(m, p: SitePrep) -> None:
     total = [sum(float(si.reserve_kw[s][t]) for s in si.station_ids) for t in p.T]
     m.site_reserve = pyo.Constraint(m.T, rule=lambda m, t: (
         m.grid_kw[t] + total[t] - (float(si.pv_kw[t]) - m.pv_used_kw[t]) - m.reserve_short_kw[t]
-        <= float(si.grid_limit_kw[t])))
+        <= m.grid_limit_kw[t]))
 
 
 def add_battery_constraints(m, p: SitePrep) -> None:
@@ -605,7 +621,7 @@ def add_objective(m, p: SitePrep) -> None:
                         for r in m.R for k, t in enumerate(m.sess[r].slots))
     value_jobs = sum(
         m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h for (j, s, t) in m.JST)
-    energy_cost = sum(float(si.price_per_kwh[t]) * m.grid_kw[t] * h for t in m.T)
+    energy_cost = sum(m.price_per_kwh[t] * m.grid_kw[t] * h for t in m.T)
     demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0
     penalties = (
         sum(w.denial_penalty * (1 - m.served[r]) for r in m.R)

@@ -164,10 +164,10 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         else:
             bkw, avail = 0.0, 0.0
         load = float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids)
-        limit = float(si.grid_limit_kw[t])
+        limit = float(pyo.value(m.grid_limit_kw[t]))  # the model's parameters: a re-plan may change them
         site_rows.append((sid, starts[t], _clean(_v(m.grid_kw[t])), pv, _clean(pv - used), bkw,
                           eta_soc if m.battery else 0.0, _clean(load), _clean(limit + pv + avail), limit,
-                          float(si.price_per_kwh[t]), _clean(_v(m.unserved_kw[t])),
+                          float(pyo.value(m.price_per_kwh[t])), _clean(_v(m.unserved_kw[t])),
                           _clean(sum(float(si.reserve_kw[s][t]) for s in si.station_ids)),
                           _clean(_v(m.reserve_short_kw[t])) if m.has_reserve else 0.0))
 
