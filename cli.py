@@ -409,6 +409,84 @@ def backtest_cmd(
     _run(run)
 
 
+@app.command("whatif")
+def whatif_cmd(
+    scenario: Optional[Path] = typer.Argument(None, help="scenario directory"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="study folder (kept: a re-run skips finished cases)"),
+    vary: Optional[list[str]] = typer.Option(None, "--vary", help="parameter=v1,v2,... (repeat for a cross "
+                                             "product); values 80% (scale), +20 (add) or 120 (set); parameters: "
+                                             "grid_kw, battery_kwh, battery_kw, blades, charger_kw, pv, prices, "
+                                             "ambient_c"),
+    sweep: Optional[Path] = typer.Option(None, "--sweep", help="CSV of cases instead: a column per parameter, "
+                                         "a row per case"),
+    backtest: bool = typer.Option(False, "--backtest", help="replay each case over --days of history "
+                                  "instead of planning the next horizon"),
+    days: int = typer.Option(1, "--days", min=1, help="days replayed per case (with --backtest)"),
+    start: Optional[str] = typer.Option(None, "--from", help="first day replayed (YYYY-MM-DD; default: "
+                                        "--days before the scenario's start)"),
+    time_limit: float = typer.Option(60.0, "--time-limit", min=0.1, help="solver time limit per site, seconds"),
+    gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="cases run in parallel processes"),
+    scheduler_address: Optional[str] = typer.Option(None, "--scheduler", help="run cases on this Dask "
+                                                    "scheduler, e.g. tcp://host:8786"),
+    demo: bool = typer.Option(False, "--demo", help="study the bundled demo scenario"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+) -> None:
+    """Plan (or backtest) SCENARIO under every combination of edits; results.csv, charts and report.html."""
+    def run():
+        import pandas as pd
+
+        from scheduler.errors import EvdcError
+        from scheduler.io import read_scenario_files
+        from scheduler.whatif import StudySettings, parse_vary, read_sweep, run_study
+
+        if bool(vary) == bool(sweep):
+            raise EvdcError("give --vary parameter=values (one or more) or --sweep FILE, not both")
+        if not backtest and (days != 1 or start is not None):
+            raise EvdcError("--days and --from choose the days of a --backtest; a plan covers the scenario's horizon")
+        cases = parse_vary(list(vary)) if vary else read_sweep(sweep)
+        files = read_scenario_files(_scenario_arg(scenario, demo))
+        first = None
+        if start is not None:
+            try:
+                first = pd.Timestamp(start)
+            except ValueError:
+                raise EvdcError(f"--from {start!r}: not a date (YYYY-MM-DD)") from None
+            tz = files.config.timezone
+            first = (first.tz_convert(tz) if first.tzinfo else first.tz_localize(tz)).normalize()
+        settings = StudySettings(backtest=backtest, days=days, start=first, time_limit_s=time_limit, mip_rel_gap=gap)
+        if quiet:
+            df = run_study(files, cases, settings, out_dir, workers, scheduler_address)
+        else:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total} cases"), TimeElapsedColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("cases", total=len(cases))
+
+                def progress(msg, done, total):
+                    bar.update(task, completed=done, description=msg)
+
+                df = run_study(files, cases, settings, out_dir, workers, scheduler_address, progress)
+            err.print(f"{len(df)} cases → {out_dir / 'results.csv'}, {out_dir / 'report.html'}", highlight=False)
+    _run(run)
+
+
+@app.command("report")
+def report_cmd(
+    plan_dir: Path = typer.Argument(..., help="plan directory written by 'evdc plan'"),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write "
+                                            "(default: PLAN_DIR/report.html)"),
+    max_sites: int = typer.Option(30, "--max-sites", min=1, help="sites drawn at most (the others are listed)"),
+) -> None:
+    """Render a plan as one self-contained HTML page: power per site against its budget, sessions and jobs."""
+    def run():
+        from scheduler.report import write_plan_report
+
+        written = write_plan_report(plan_dir, out_file, max_sites)
+        err.print(f"wrote {written}", highlight=False)
+    _run(run)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the evdc version."""

@@ -307,14 +307,32 @@ def check_order(df: pd.DataFrame, first: str, second: str, label: str) -> None:
 # --------------------------------------------------------------------------- scenario
 
 
-def load_scenario(path: str | Path) -> Inputs:
-    """Load a scenario directory (or its scenario.yaml) into validated, frozen Inputs."""
+@dataclass(frozen=True)
+class ScenarioFiles:
+    """A scenario directory read and type-checked, before its tables become Inputs."""
+
+    directory: Path
+    config: ScenarioConfig
+    tables: dict[str, pd.DataFrame]
+    scenario_hash: str
+
+    def inputs(self, config: ScenarioConfig | None = None, tables: dict[str, pd.DataFrame] | None = None,
+               scenario_hash: str | None = None) -> Inputs:
+        """Validated, frozen Inputs; ``config`` and ``tables`` replace the files' own (what-if edits)."""
+        cfg = config or self.config
+        grid = make_grid(cfg.start, cfg.timezone, cfg.horizon_hours, cfg.slot_minutes)
+        return build_inputs(cfg, grid, tables if tables is not None else self.tables,
+                            labels={n: getattr(cfg.tables, n) or n for n in SPECS},
+                            scenario_hash=scenario_hash or self.scenario_hash, source=str(self.directory))
+
+
+def read_scenario_files(path: str | Path) -> ScenarioFiles:
+    """Read a scenario directory (or its scenario.yaml): settings and every table, type-checked."""
     path = Path(path)
     scenario_dir = path.parent if path.is_file() else path
     if not scenario_dir.is_dir():
         raise EvdcError(f"{scenario_dir}: no such scenario directory")
     cfg = read_config(scenario_dir)
-    grid = make_grid(cfg.start, cfg.timezone, cfg.horizon_hours, cfg.slot_minutes)
     tables: dict[str, pd.DataFrame] = {}
     digest = hashlib.sha256((scenario_dir / SCENARIO_FILE).read_bytes())
     for name, spec in SPECS.items():
@@ -327,8 +345,12 @@ def load_scenario(path: str | Path) -> Inputs:
             continue
         digest.update(name.encode() + b"\0" + file.read_bytes())
         tables[name] = read_table(file, spec, cfg.timezone, label=rel)
-    return build_inputs(cfg, grid, tables, labels={n: getattr(cfg.tables, n) or n for n in SPECS},
-                        scenario_hash=digest.hexdigest()[:16], source=str(scenario_dir))
+    return ScenarioFiles(scenario_dir, cfg, tables, digest.hexdigest()[:16])
+
+
+def load_scenario(path: str | Path) -> Inputs:
+    """Load a scenario directory (or its scenario.yaml) into validated, frozen Inputs."""
+    return read_scenario_files(path).inputs()
 
 
 def read_empty(spec: dict[str, Col]) -> pd.DataFrame:

@@ -117,3 +117,30 @@ def test_admit_json(tmp_path):
     bad = runner.invoke(app, ["admit", str(scen), str(out), "--station", "zz", "--arrival", "2024-03-31T01:00",
                               "--departure", "2024-03-31T03:00+02:00", "--energy-kwh", "10"])
     assert bad.exit_code == 2 and "unknown station 'zz'" in bad.output
+
+
+def test_whatif_and_report_from_the_command_line(tmp_path):
+    scen = write_scenario(tmp_path / "scen")
+    study = tmp_path / "study"
+    res = runner.invoke(app, ["whatif", str(scen), "--vary", "grid_kw=50%,100%", "--out", str(study), "-q",
+                              "--time-limit", "10"])
+    assert res.exit_code == 0, res.output
+    rows = (study / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("grid_kw=50pct,50%,")
+    page = tmp_path / "plan.html"
+    res = runner.invoke(app, ["report", str(study / "cases" / "grid_kw=50pct" / "plan"), "--out", str(page)])
+    assert res.exit_code == 0, res.output
+    assert page.read_text().count("data:image/png") >= 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vary", "grid_kw=80%", "--sweep", "x.csv"], "not both"),
+    (["--vary", "wind=2"], "unknown parameter 'wind'"),
+    (["--vary", "grid_kw=80%", "--days", "3"], "choose the days of a --backtest"),
+])
+def test_whatif_bad_options_exit_2_in_one_line_and_write_nothing(tmp_path, args, message):
+    scen = write_scenario(tmp_path / "scen")
+    res = runner.invoke(app, ["whatif", str(scen), "--out", str(tmp_path / "study"), *args])
+    assert res.exit_code == 2
+    assert message in res.output and len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "study").exists()
