@@ -38,6 +38,15 @@ class OutputFormat(str, Enum):
     both = "both"
 
 
+def _add_subcommands() -> None:
+    from scheduler.exports.cli import export_app
+
+    app.add_typer(export_app, name="export")
+
+
+_add_subcommands()
+
+
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="show full tracebacks on errors")) -> None:
     _state["debug"] = debug
@@ -100,6 +109,13 @@ def plan_cmd(
     scheduler_address: Optional[str] = typer.Option(None, "--scheduler", help="solve sites on an existing Dask "
                                                     "scheduler, e.g. tcp://host:8786"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display or KPI table"),
+    sign: Optional[Path] = typer.Option(None, "--sign", help="Ed25519 private key (PEM, from 'evdc keygen'): "
+                                        "sign the plan's manifest"),
+    db_url: Optional[str] = typer.Option(None, "--db", help="also store the plan in this database (SQLAlchemy URL; "
+                                         "a bare path is a SQLite file), versioned per night"),
+    db_inputs: bool = typer.Option(False, "--db-inputs", help="read history, reservations and jobs from --db "
+                                   "instead of the scenario's files"),
+    db_prefix: str = typer.Option("", "--db-prefix", help="prefix of the database's table names"),
 ) -> None:
     """Plan the next horizon of SCENARIO and write the dispatch plan to --out."""
     def run():
@@ -108,7 +124,19 @@ def plan_cmd(
         from scheduler.errors import EvdcError
 
         path = _scenario_arg(scenario, demo)
-        inputs = load_scenario(path)
+        if sign is not None:
+            from scheduler.trust import load_private_key
+
+            load_private_key(sign)  # a bad key fails before hours of solving
+        if db_inputs and not db_url:
+            raise EvdcError("--db-inputs needs --db URL")
+        if db_inputs:
+            from scheduler.db import scenario_inputs
+            from scheduler.io import read_scenario_files
+
+            inputs = scenario_inputs(read_scenario_files(path), db_url, prefix=db_prefix)
+        else:
+            inputs = load_scenario(path)
         settings = inputs.config.forecast.model_copy(update={
             k: v for k, v in (("risk", risk.value if risk else None), ("discount_bookings", discount)) if v is not None})
         if not quiet:
@@ -138,7 +166,13 @@ def plan_cmd(
 
                     result = plan(inputs, cfg, progress=progress, spool=spool)
             result.summary["forecast"] = forecast_info
-            written = write_plan(result, out_dir, formats)
+            written = write_plan(result, out_dir, formats, signing_key=sign)
+            if db_url:
+                from scheduler.db import write_plan_db
+
+                plan_id = write_plan_db(db_url, result, prefix=db_prefix)
+                if not quiet:
+                    err.print(f"stored as plan {plan_id} in the database", highlight=False)
         if not quiet:
             _print_kpis(result, inputs, written)
     _run(run)
@@ -169,23 +203,57 @@ def verify_cmd(
     plan_dir: Path = typer.Argument(..., help="plan directory written by 'evdc plan'"),
     scenario: Optional[Path] = typer.Option(None, "--scenario", "-s", help="the scenario it was planned from"),
     demo: bool = typer.Option(False, "--demo", help="the plan is of the bundled demo scenario"),
+    key: Optional[Path] = typer.Option(None, "--key", help="the planner's Ed25519 public key (PEM): check the "
+                                       "manifest's signature too"),
     as_json: bool = typer.Option(False, "--json", help="print violations as JSON"),
 ) -> None:
-    """Recompute every contract invariant from the files of PLAN_DIR; exit 1 on a violation."""
+    """Check PLAN_DIR: its manifest (every file as written, signed with --key), and with a scenario every
+    contract invariant recomputed from its files; exit 1 on any problem."""
     def run():
         from scheduler import load_scenario
+        from scheduler.errors import EvdcError
+        from scheduler.trust import MANIFEST_FILE, verify_manifest
         from scheduler.verify import verify_plan
 
-        inputs = load_scenario(_scenario_arg(scenario, demo))
-        violations = verify_plan(plan_dir, inputs)
+        if not plan_dir.is_dir():
+            raise EvdcError(f"{plan_dir}: no such plan directory")
+        has_manifest = (plan_dir / MANIFEST_FILE).exists()
+        if scenario is None and not demo and key is None and not has_manifest:
+            raise EvdcError(f"{plan_dir}: has no manifest; give --scenario (or --demo) to check its invariants")
+        integrity = verify_manifest(plan_dir, key) if (key is not None or has_manifest) else []
+        violations = []
+        if scenario is not None or demo:
+            violations = verify_plan(plan_dir, load_scenario(_scenario_arg(scenario, demo)))
         if as_json:
-            out.print_json(json.dumps([v.__dict__ for v in violations]))
+            out.print_json(json.dumps([{"check": "integrity", "where": str(plan_dir), "message": p} for p in integrity]
+                                      + [v.__dict__ for v in violations]))
         else:
+            for p in integrity:
+                out.print(f"integrity: {p}", highlight=False, soft_wrap=True)
             for v in violations[:50]:
                 out.print(f"{v.check}: {v.where}: {v.message}", highlight=False, soft_wrap=True)
-            out.print(f"{len(violations)} violation(s)" if violations else "plan verified: every invariant holds")
-        if violations:
+            if scenario is not None or demo:
+                out.print(f"{len(violations)} violation(s)" if violations else "plan verified: every invariant holds")
+            if has_manifest or key is not None:
+                out.print(f"{len(integrity)} integrity problem(s)" if integrity else
+                          f"manifest {'and signature ' if key is not None else ''}verified: every file as written")
+        if violations or integrity:
             raise typer.Exit(1)
+    _run(run)
+
+
+@app.command("keygen")
+def keygen_cmd(
+    prefix: Path = typer.Option(..., "--out", "-o", help="writes PREFIX.key (private, mode 0600) and PREFIX.pub"),
+) -> None:
+    """Make an Ed25519 key pair for signing plans (evdc plan --sign) and checking them (evdc verify --key)."""
+    def run():
+        from scheduler.trust import generate_keypair
+
+        private, public = generate_keypair(prefix.with_name(prefix.name + ".key"),
+                                           prefix.with_name(prefix.name + ".pub"))
+        out.print(f"wrote {private} (keep it private) and {public} (give it to station controllers)",
+                  highlight=False)
     _run(run)
 
 

@@ -73,9 +73,16 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path
 
 
 def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",),
-               extra: Callable[[Path], None] | None = None) -> Path:
+               extra: Callable[[Path], None] | None = None, signing_key: str | Path | None = None) -> Path:
     """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path.
-    ``extra(tmp_dir)`` may add files of its own before the directory is put in place."""
+
+    ``extra(tmp_dir)`` may add files of its own before the directory is put in place. Last comes
+    ``manifest.json``, the SHA-256 of every file (``scheduler.trust``), signed with the Ed25519
+    private key ``signing_key`` when one is given (``manifest.sig``)."""
+    from .trust import load_private_key, write_manifest
+
+    if signing_key is not None:
+        load_private_key(signing_key)  # a bad key fails before anything is written
     spool = getattr(plan, "spool", None)
     if spool is not None and "parquet" in formats:
         raise EvdcError("a plan streamed to disk is written as CSV only; plan in memory for Parquet")
@@ -93,6 +100,7 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
         (tmp / "summary.json").write_text(json.dumps(plan.summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         if extra is not None:
             extra(tmp)
+        write_manifest(tmp, signing_key)
 
     return replace_directory(out_dir, fill)
 

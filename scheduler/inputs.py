@@ -53,6 +53,8 @@ class Station:
     link_id: str | None = None
     blades_out_of_service: int = 0
     spare_blades: int = 0
+    phases: int = 3  # evdc extension: supply phases of the charger (1 or 3)
+    voltage_v: float = 230.0  # evdc extension: phase-to-neutral voltage of the charger supply
 
     @property
     def blades_in_service(self) -> int:

@@ -68,6 +68,8 @@ SPECS: dict[str, dict[str, Col]] = {
         Col("link_id", "str"),
         Col("blades_out_of_service", "int", min=0, default=0),
         Col("spare_blades", "int", min=0, default=0),
+        Col("phases", "int", min=1, max=3, default=3),  # evdc extension: charger supply phases (1 or 3)
+        Col("voltage_v", "float", min=0, strict_min=True, default=230.0),  # evdc extension: phase-to-neutral volts
     ),
     "reservations": _spec(
         Col("reservation_id", "str", True),
@@ -333,6 +335,7 @@ def read_scenario_files(path: str | Path) -> ScenarioFiles:
     if not scenario_dir.is_dir():
         raise EvdcError(f"{scenario_dir}: no such scenario directory")
     cfg = read_config(scenario_dir)
+    make_grid(cfg.start, cfg.timezone, cfg.horizon_hours, cfg.slot_minutes)  # a bad zone or horizon fails first
     tables: dict[str, pd.DataFrame] = {}
     digest = hashlib.sha256((scenario_dir / SCENARIO_FILE).read_bytes())
     for name, spec in SPECS.items():
@@ -344,7 +347,12 @@ def read_scenario_files(path: str | Path) -> ScenarioFiles:
             tables[name] = read_empty(spec)
             continue
         digest.update(name.encode() + b"\0" + file.read_bytes())
-        tables[name] = read_table(file, spec, cfg.timezone, label=rel)
+        if name == "grid_limits" and file.suffix.lower() == ".json":  # an OpenADR 3 event file
+            from .openadr import grid_limits_from_openadr
+
+            tables[name] = grid_limits_from_openadr(file, cfg.timezone, tables["sites"], label=rel)
+        else:
+            tables[name] = read_table(file, spec, cfg.timezone, label=rel)
     return ScenarioFiles(scenario_dir, cfg, tables, digest.hexdigest()[:16])
 
 
@@ -385,6 +393,9 @@ def build_inputs(
 
     check_unique(st_df, ["station_id"], L["stations"])
     check_known(st_df, "site_id", site_ids, L["stations"], "site")
+    two_phase = st_df["phases"] == 2
+    if two_phase.any():
+        raise InputError(L["stations"], "phases must be 1 or 3", _first(two_phase, st_df), "phases")
     oos = st_df["blades_out_of_service"] > st_df["blades"]
     if oos.any():
         raise InputError(L["stations"], "more blades out of service than blades", _first(oos, st_df), "blades_out_of_service")
@@ -457,6 +468,7 @@ def build_inputs(
         blades=int(r["blades"]), blade_kw=r["blade_kw"], blade_standby_kw=r["blade_standby_kw"], kind=r["kind"],
         modes=station_modes[r["station_id"]], link_id=r["link_id"] if isinstance(r["link_id"], str) else None,
         blades_out_of_service=int(r["blades_out_of_service"]), spare_blades=int(r["spare_blades"]),
+        phases=int(r["phases"]), voltage_v=float(r["voltage_v"]),
     ) for _, r in st_df.iterrows()]
     sessions = [Session(
         reservation_id=r["reservation_id"], station_id=r["station_id"], arrival=r["arrival"],

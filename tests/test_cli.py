@@ -144,3 +144,46 @@ def test_whatif_bad_options_exit_2_in_one_line_and_write_nothing(tmp_path, args,
     assert res.exit_code == 2
     assert message in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "study").exists()
+
+
+def test_signed_plans_verify_and_an_altered_or_foreign_one_is_refused(tmp_path):
+    scen = write_scenario(tmp_path / "scen")
+    assert runner.invoke(app, ["keygen", "--out", str(tmp_path / "planner")]).exit_code == 0
+    assert runner.invoke(app, ["keygen", "--out", str(tmp_path / "other")]).exit_code == 0
+    out = tmp_path / "plan"
+    res = runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q", "--sign", str(tmp_path / "planner.key")])
+    assert res.exit_code == 0, res.output
+    assert (out / "manifest.json").is_file() and (out / "manifest.sig").is_file()
+    ok = runner.invoke(app, ["verify", str(out), "--key", str(tmp_path / "planner.pub"), "--scenario", str(scen)])
+    assert ok.exit_code == 0, ok.output
+    foreign = runner.invoke(app, ["verify", str(out), "--key", str(tmp_path / "other.pub")])
+    assert foreign.exit_code == 1 and "signed by another key" in foreign.output
+    with open(out / "site_slots.csv", "a") as f:
+        f.write("\n")
+    altered = runner.invoke(app, ["verify", str(out), "--key", str(tmp_path / "planner.pub")])
+    assert altered.exit_code == 1 and "site_slots.csv: changed" in altered.output
+    # a public key cannot sign: one line, exit 2, nothing written
+    res = runner.invoke(app, ["plan", str(scen), "--out", str(tmp_path / "p2"), "--sign", str(tmp_path / "planner.pub")])
+    assert res.exit_code == 2 and not (tmp_path / "p2").exists()
+
+
+def test_plan_into_a_database_and_exports_for_chargers_servers_and_the_grid(tmp_path):
+    from scheduler.db import read_plan_db
+    from scheduler.verify import read_plan
+
+    scen = write_scenario(tmp_path / "scen")
+    out, db = tmp_path / "plan", tmp_path / "plans.db"
+    for _ in range(2):  # the same night twice: one stored plan, replaced
+        res = runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q", "--db", str(db)])
+        assert res.exit_code == 0, res.output
+    stored = read_plan_db(str(db))
+    on_disk = read_plan(out)
+    assert len(stored.tables["station_slots"]) == len(on_disk["station_slots"])
+    assert stored.summary["objective"] == on_disk["summary"]["objective"]
+    for kind, extra in (("ocpp", ["--scenario", str(scen), "--version", "2.0.1"]),
+                        ("redfish", ["--scenario", str(scen)]), ("openadr", [])):
+        res = runner.invoke(app, ["export", kind, str(out), "--out", str(tmp_path / kind), *extra])
+        assert res.exit_code == 0, res.output
+        assert any((tmp_path / kind).iterdir())
+    res = runner.invoke(app, ["plan", str(scen), "--out", str(tmp_path / "p2"), "--db-inputs"])
+    assert res.exit_code == 2 and "--db-inputs needs --db" in res.output
