@@ -55,8 +55,10 @@ def main(debug: bool = typer.Option(False, "--debug", help="show full tracebacks
 def _fail(exc: BaseException, code: int) -> None:
     if _state["debug"]:
         raise exc
+    from rich.markup import escape
+
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -75,7 +77,10 @@ def _run(fn):
     except Exception as exc:  # a bug: say so in one line, point at --debug
         if _state["debug"]:
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+        from rich.markup import escape
+
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (run with --debug for the "
+                  "traceback)",
                   highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
@@ -97,7 +102,8 @@ def plan_cmd(
     out_dir: Path = typer.Option(..., "--out", "-o", help="plan directory to write (replaced whole)"),
     demo: bool = typer.Option(False, "--demo", help="plan the bundled demo scenario"),
     fmt: OutputFormat = typer.Option(OutputFormat.csv, "--format", help="file format of the tables"),
-    time_limit: float = typer.Option(60.0, "--time-limit", min=0.1, help="solver time limit per site, seconds"),
+    time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, help="solver time limit per site, seconds "
+                                     "(a site without a solution by then gets the residual-power plan)"),
     gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
     risk: Optional[Risk] = typer.Option(None, "--risk", help="walk-in headroom: none, expected, p80, p90, p95 "
                                         "(default: scenario.yaml forecast.risk, else expected)"),
@@ -116,8 +122,13 @@ def plan_cmd(
     db_inputs: bool = typer.Option(False, "--db-inputs", help="read history, reservations and jobs from --db "
                                    "instead of the scenario's files"),
     db_prefix: str = typer.Option("", "--db-prefix", help="prefix of the database's table names"),
+    strict: bool = typer.Option(False, "--strict", help="exit 3 when a hard limit cannot hold (the plan, the "
+                                "best possible, is still written)"),
 ) -> None:
-    """Plan the next horizon of SCENARIO and write the dispatch plan to --out."""
+    """Plan the next horizon of SCENARIO and write the dispatch plan to --out.
+
+    Exit codes: 0 planned (a hard limit that cannot hold is a warning), 2 an input or option error,
+    3 with --strict when a hard limit cannot hold in some slot, 1 an internal error."""
     def run():
         from models.pipeline import forecast_inputs
         from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
@@ -175,21 +186,45 @@ def plan_cmd(
                     err.print(f"stored as plan {plan_id} in the database", highlight=False)
         if not quiet:
             _print_kpis(result, inputs, written)
+        _report_breaches(result.summary.get("hard_limit_breaches", []), strict)
     _run(run)
+
+
+#: Exit code of ``evdc plan --strict`` when a hard limit cannot hold.
+EXIT_HARD_LIMIT = 3
+
+
+def _report_breaches(breaches: list[dict], strict: bool) -> None:
+    """One line per hard limit the plan could not hold: a warning, or with ``strict`` an error and exit 3."""
+    label = "[bold red]error:[/]" if strict else "[bold yellow]warning:[/]"
+    for b in breaches:
+        err.print(f"{label} {_breach_line(b)}", highlight=False, soft_wrap=True)
+    if breaches and strict:
+        raise typer.Exit(EXIT_HARD_LIMIT)
+
+
+def _breach_line(b: dict) -> str:
+    """A hard-limit breach of summary.json in one line: site, constraint, slots, amount."""
+    what = b["constraint"] + (f" {b['job_id']}" if b.get("job_id") else "")
+    n = b["n_slots"]
+    when = b["first_slot"] if n == 1 else f"{b['first_slot']} .. {b['last_slot']}"
+    return (f"hard limit not held at site {b['site_id']}: {what} in {n} slot{'s' if n != 1 else ''} ({when}), "
+            f"{b['amount']:g} {b['unit']} short")
 
 
 @contextmanager
 def _spool_beside(out_dir: Path):
     """A hidden scratch directory beside the plan directory, removed afterwards whatever happens."""
     import shutil
-    import tempfile
 
     from scheduler.errors import EvdcError
+    from scheduler.export import remove_leftovers, scratch_dir
 
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        spool = tempfile.mkdtemp(prefix=f".{out_dir.name}.spool-", dir=parent)
+        remove_leftovers(out_dir)  # what a killed run left beside the same plan
+        spool = scratch_dir(out_dir.resolve(), "spool")
     except OSError as exc:
         raise EvdcError(f"{parent}: cannot create the output folder ({exc.strerror})") from None
     try:
@@ -200,21 +235,26 @@ def _spool_beside(out_dir: Path):
 
 @app.command("verify")
 def verify_cmd(
-    plan_dir: Path = typer.Argument(..., help="plan directory written by 'evdc plan'"),
-    scenario: Optional[Path] = typer.Option(None, "--scenario", "-s", help="the scenario it was planned from"),
+    first: Path = typer.Argument(..., metavar="SCENARIO", help="the scenario the plan was made from, "
+                                 "followed by PLAN_DIR (alone: the plan directory)"),
+    second: Optional[Path] = typer.Argument(None, metavar="PLAN_DIR", show_default=False,
+                                            help="plan directory written by 'evdc plan'"),
+    scenario_opt: Optional[Path] = typer.Option(None, "--scenario", "-s", help="the scenario it was planned from"),
     demo: bool = typer.Option(False, "--demo", help="the plan is of the bundled demo scenario"),
     key: Optional[Path] = typer.Option(None, "--key", help="the planner's Ed25519 public key (PEM): check the "
                                        "manifest's signature too"),
     as_json: bool = typer.Option(False, "--json", help="print violations as JSON"),
 ) -> None:
-    """Check PLAN_DIR: its manifest (every file as written, signed with --key), and with a scenario every
-    contract invariant recomputed from its files; exit 1 on any problem."""
+    """Check PLAN_DIR: its manifest (every file as written, signed with --key), and with a scenario
+    (evdc verify SCENARIO PLAN_DIR, or --scenario) every contract invariant recomputed from its files;
+    print each problem and exit 1 on any."""
     def run():
         from scheduler import load_scenario
         from scheduler.errors import EvdcError
         from scheduler.trust import MANIFEST_FILE, verify_manifest
         from scheduler.verify import verify_plan
 
+        plan_dir, scenario = _verify_paths(first, second, scenario_opt)
         if not plan_dir.is_dir():
             raise EvdcError(f"{plan_dir}: no such plan directory")
         has_manifest = (plan_dir / MANIFEST_FILE).exists()
@@ -230,7 +270,7 @@ def verify_cmd(
         else:
             for p in integrity:
                 out.print(f"integrity: {p}", highlight=False, soft_wrap=True)
-            for v in violations[:50]:
+            for v in violations:
                 out.print(f"{v.check}: {v.where}: {v.message}", highlight=False, soft_wrap=True)
             if scenario is not None or demo:
                 out.print(f"{len(violations)} violation(s)" if violations else "plan verified: every invariant holds")
@@ -240,6 +280,17 @@ def verify_cmd(
         if violations or integrity:
             raise typer.Exit(1)
     _run(run)
+
+
+def _verify_paths(first: Path, second: Optional[Path], scenario: Optional[Path]) -> tuple[Path, Optional[Path]]:
+    """(plan directory, scenario) of ``evdc verify``: PLAN_DIR [--scenario S], or SCENARIO PLAN_DIR."""
+    from scheduler.errors import EvdcError
+
+    if second is None:
+        return first, scenario
+    if scenario is not None:
+        raise EvdcError("give the scenario once: evdc verify SCENARIO PLAN_DIR, or evdc verify PLAN_DIR --scenario S")
+    return second, first
 
 
 @app.command("keygen")
@@ -578,7 +629,8 @@ def _print_kpis(result, inputs, written: Path) -> None:
     t.add_column("KPI")
     t.add_column("value", justify="right")
     rows = [
-        ("status", f"{s['status']} (gap {s['mip_gap']:.3%})"),
+        ("status", f"{s['status']} (gap {s['mip_gap']:.3%})" if s["mip_gap"] is not None
+         else f"{s['status']} (gap unknown)"),
         ("sites / stations", f"{len(inputs.sites)} / {len(inputs.stations)}"),
         ("EV energy planned / requested", f"{k['ev_planned_kwh']:.1f} / {k['ev_requested_kwh']:.1f} kWh ({k['ev_served_ratio']:.1%})"),
         ("bookings granted / partial / denied", f"{k['sessions_granted']} / {k['sessions_partial']} / {k['sessions_denied']}"),

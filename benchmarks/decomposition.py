@@ -57,7 +57,8 @@ def compare(path: Path, gap: float, site_limit: float, combined_limit: float) ->
     c, bound = res.objective, res.bound
     return {
         "stations": len(inputs.stations), "sites": len(inputs.sites), "movers": len(model.M),
-        "decomposed_objective": round(d, 4), "decomposed_bound": round(decomposed.summary["bound"], 4),
+        "decomposed_objective": round(d, 4), "decomposed_bound": (None if decomposed.summary["bound"] is None
+                             else round(decomposed.summary["bound"], 4)),
         "decomposed_s": round(dec_s, 1),
         "combined_status": res.status, "combined_objective": None if c is None else round(c, 4),
         "combined_bound": None if bound is None else round(bound, 4), "combined_gap": res.gap,

@@ -21,8 +21,17 @@ from .occupancy import OccupancyForecaster, history_hash
 
 MODEL_FILE = "forecaster.skops"
 META_FILE = "forecaster.json"
-#: Module prefixes whose types a stored model may contain.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "pandas.", "models.occupancy.", "builtins.", "scipy.", "collections.")
+#: The types, beyond those skops trusts itself, that a forecaster fitted by evdc may hold; exact names,
+#: never whole modules: a type a file names is called with arguments from the file, so trusting a
+#: module (``builtins``, ``pandas``) would let a crafted file call any of its functions.
+TRUSTED_TYPES = frozenset({
+    "models.occupancy.OccupancyForecaster",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.isotonic.IsotonicRegression",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+})
 
 
 class StoreError(Exception):
@@ -65,7 +74,7 @@ def load_forecaster(folder: str | Path) -> tuple[OccupancyForecaster, dict]:
     try:
         meta = json.loads(meta_path.read_text())
         untrusted = sio.get_untrusted_types(file=path)
-        bad = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        bad = [t for t in untrusted if t not in TRUSTED_TYPES]
         if bad:
             raise StoreError(f"{path}: refuses to load untrusted type {bad[0]}")
         model = sio.load(path, trusted=untrusted)

@@ -82,18 +82,11 @@ class ScenarioTables:
 
 
 def read_scenario_tables(path: str | Path) -> ScenarioTables:
-    from .io import SPECS, read_config, read_empty, read_table
+    """The scenario read and type-checked once (``scheduler.io.read_scenario_files``), for a backtest."""
+    from .io import read_scenario_files
 
-    scenario_dir = Path(path)
-    if not scenario_dir.is_dir():
-        raise EvdcError(f"{scenario_dir}: no such scenario directory")
-    cfg = read_config(scenario_dir)
-    tables = {}
-    for name, spec in SPECS.items():
-        rel = getattr(cfg.tables, name)
-        file = scenario_dir / rel if rel else None
-        tables[name] = read_table(file, spec, cfg.timezone, label=rel) if file is not None and file.is_file() \
-            else read_empty(spec)
+    files = read_scenario_files(path)
+    scenario_dir, cfg, tables = files.directory, files.config, files.tables
     if tables["history"].empty:
         raise EvdcError(f"{scenario_dir}: a backtest needs a history table")
     return ScenarioTables(cfg, tables, str(scenario_dir))

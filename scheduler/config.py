@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import EvdcError
 
@@ -21,10 +21,18 @@ JOB_PRIORITIES: tuple[JobPriority, ...] = ("critical", "high", "normal", "low")
 
 
 class _Frozen(BaseModel):
+    """Settings models: frozen, unknown keys refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModeLimits(_Frozen):
+class _Setting(_Frozen):
+    """What scenario.yaml holds: also no infinite or NaN numbers (YAML's .inf and .nan)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class ModeLimits(_Setting):
     """Power ceiling of each charging mode, kW (defaults in the spirit of the seed)."""
 
     fast: float = Field(350.0, gt=0, description="fast (DC) charging ceiling, kW")
@@ -41,7 +49,7 @@ class ModeLimits(_Frozen):
         return float(getattr(self, mode))
 
 
-class ChargingProfile(_Frozen):
+class ChargingProfile(_Setting):
     """Shape of a charging session: starting state, in progress, finishing taper."""
 
     start_minutes: float = Field(5.0, ge=0, description="length of the starting state after arrival, minutes")
@@ -55,7 +63,7 @@ class ChargingProfile(_Frozen):
     )
 
 
-class Weights(_Frozen):
+class Weights(_Setting):
     """Objective weights, in the scenario currency (``currency``)."""
 
     ev_value_per_kwh: float = Field(0.60, ge=0, description="value of one kWh delivered to a normal booking")
@@ -99,7 +107,7 @@ class Weights(_Frozen):
         return float(getattr(self, f"job_weight_{priority}"))
 
 
-class Policies(_Frozen):
+class Policies(_Setting):
     """The seed's coupling rules between charging and blades, each a switch."""
 
     fast_charge_blade_standby: bool = Field(
@@ -139,7 +147,7 @@ RiskSetting = Literal["none", "expected", "p80", "p90", "p95"]
 RISK_QUANTILES: dict[str, float] = {"p80": 0.80, "p90": 0.90, "p95": 0.95}
 
 
-class ForecastSettings(_Frozen):
+class ForecastSettings(_Setting):
     """How the occupancy forecast enters the plan (docs/formulation.md, "Walk-in reserve")."""
 
     risk: RiskSetting = Field(
@@ -153,7 +161,7 @@ class ForecastSettings(_Frozen):
     max_iter: int = Field(200, ge=10, le=2000, description="boosting rounds of the forecast models")
 
 
-class ThermalSettings(_Frozen):
+class ThermalSettings(_Setting):
     """Blade housings' thermal state (the seed's FIGS. 5A/5B), the same for every station.
 
     The housing is one thermal mass: heated by its working and idle blades, exchanging
@@ -183,7 +191,7 @@ class ThermalSettings(_Frozen):
         return self
 
 
-class Tables(_Frozen):
+class Tables(_Setting):
     """Paths of the scenario tables, relative to scenario.yaml (CSV or Parquet)."""
 
     sites: str = "sites.csv"
@@ -199,7 +207,7 @@ class Tables(_Frozen):
     links: str | None = "links.csv"
 
 
-class ScenarioConfig(_Frozen):
+class ScenarioConfig(_Setting):
     """Contents of ``scenario.yaml``.
 
     A table whose file does not exist is treated as empty, except ``sites`` and
@@ -210,7 +218,7 @@ class ScenarioConfig(_Frozen):
     timezone: str = Field(..., description="IANA time zone of the scenario, e.g. Europe/Amsterdam")
     start: str = Field(..., description="first slot, ISO 8601; local to timezone when it has no offset")
     horizon_hours: float = Field(24.0, gt=0, le=168)
-    slot_minutes: Literal[5, 10, 15, 30, 60] = 15
+    slot_minutes: Literal[5, 10, 15, 30, 60] = Field(15, validate_default=True)
     currency: str = "EUR"
     country: str | None = Field(None, description="ISO country code for public holidays (forecast)")
     tables: Tables = Tables()
@@ -221,12 +229,17 @@ class ScenarioConfig(_Frozen):
     forecast: ForecastSettings = ForecastSettings()
     thermal: ThermalSettings = ThermalSettings()
 
-    @model_validator(mode="after")
-    def _whole_slots(self) -> "ScenarioConfig":
-        minutes = self.horizon_hours * 60.0
-        if abs(minutes / self.slot_minutes - round(minutes / self.slot_minutes)) > 1e-9:
-            raise ValueError("horizon_hours must be a whole number of slots")
-        return self
+    @field_validator("slot_minutes")
+    @classmethod
+    def _whole_slots(cls, slot_minutes: int, info: ValidationInfo) -> int:
+        """The horizon (validated before this field) must be a whole number of slots."""
+        hours = info.data.get("horizon_hours")
+        if hours is not None:
+            slots = hours * 60.0 / slot_minutes
+            if abs(slots - round(slots)) > 1e-9:
+                raise ValueError(f"{slot_minutes}-minute slots do not divide horizon_hours {hours:g} "
+                                 "(the horizon must be a whole number of slots)")
+        return slot_minutes
 
 
 class SolverConfig(_Frozen):

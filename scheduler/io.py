@@ -1,20 +1,31 @@
 """Read and validate a scenario directory into frozen :class:`Inputs`.
 
 This is the only module of ``scheduler`` that reads files. Every problem found
-is raised as one :class:`InputError` naming file, row and column. Tables are
-CSV or Parquet (by extension); see CONTRACT.md for their columns.
+is raised as one :class:`InputError` naming file, row and column (or, for
+scenario.yaml, line and field). Tables are CSV (UTF-8, a byte-order mark
+allowed) or Parquet (by extension); see CONTRACT.md for their columns, and the
+``*_MAX`` constants below for the largest values each accepts.
+
+Inputs are untrusted: scenario.yaml is loaded with the safe loader (no tags that
+build Python objects), and a table path in it, or a symbolic link, that leads
+outside the scenario directory is refused (:func:`table_path`).
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
+import io
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .config import JOB_PRIORITIES, MODE_NAMES, ScenarioConfig, check_consistency
 from .errors import EvdcError, InputError
@@ -25,6 +36,34 @@ from .timegrid import TimeGrid, make_grid, parse_times, step_to_grid
 SCENARIO_FILE = "scenario.yaml"
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
+
+# Largest plausible values: anything above is a typo or a unit slip (W for kW), refused
+# before it reaches the solver. Each is generous, far above any real site.
+SITE_KW_MAX = 1e6  # 1 GW: grid connection, site battery, PV, other loads, links, grid limits
+SITE_KWH_MAX = 1e7  # 10 GWh: a site battery
+STATION_KW_MAX = 1e4  # 10 MW: one charger or its supply link (megawatt truck chargers are below 4 MW)
+VEHICLE_KW_MAX = 1e4  # 10 MW: what one vehicle can take or give back
+VEHICLE_KWH_MAX = 1e5  # 100 MWh: energy of one booking or one vehicle's battery
+BLADE_KW_MAX = 100.0  # one server blade, working or standing by (a job's power is per blade)
+BLADES_MAX = 100_000  # blades of one station, or of one job
+JOB_WORK_H_MAX = 24.0 * 366  # work of one job: a year
+PRICE_PER_KWH_MAX = 1e4  # energy price magnitude, scenario currency per kWh (prices may be negative)
+DEMAND_CHARGE_PER_KW_MAX = 1e6  # scenario currency per kW of peak import
+TEMP_C_MIN, TEMP_C_MAX = -100.0, 100.0  # ambient air, degrees Celsius
+VOLTAGE_V_MAX = 1e5  # phase-to-neutral supply voltage, volts
+ID_MAX_CHARS = 200  # length of an id or other text cell
+_TEXT_SEPARATOR = "\ufffe"  # a Unicode noncharacter: joins a column's cells for one scan
+#: Characters refused in ids and other text cells: control characters (Unicode category Cc), line and
+#: paragraph separators, and the bidirectional formatting characters that make an id display as another.
+_BAD_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: First bytes of files that are often handed in as a table by mistake, and what they are.
+_FILE_SIGNATURES = (
+    (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel or Office file"), (b"PAR1", "a Parquet file (name it .parquet)"),
+    (b"\xff\xfe", "UTF-16 text"), (b"\xfe\xff", "UTF-16 text"), (b"\x1f\x8b", "a gzip archive"),
+)
+_FIELD_COUNT_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 @dataclass(frozen=True)
@@ -48,41 +87,41 @@ def _spec(*cols: Col) -> dict[str, Col]:
 SPECS: dict[str, dict[str, Col]] = {
     "sites": _spec(
         Col("site_id", "str", True),
-        Col("grid_kw", "float", True, min=0),
-        Col("battery_kwh", "float", min=0, default=0.0),
-        Col("battery_kw", "float", min=0, default=0.0),
-        Col("battery_soc_kwh", "float", min=0, default=0.0),
+        Col("grid_kw", "float", True, min=0, max=SITE_KW_MAX),
+        Col("battery_kwh", "float", min=0, max=SITE_KWH_MAX, default=0.0),
+        Col("battery_kw", "float", min=0, max=SITE_KW_MAX, default=0.0),
+        Col("battery_soc_kwh", "float", min=0, max=SITE_KWH_MAX, default=0.0),
         Col("battery_efficiency", "float", min=0, max=1, strict_min=True, default=0.9),
-        Col("demand_charge_per_kw", "float", min=0, default=0.0),
+        Col("demand_charge_per_kw", "float", min=0, max=DEMAND_CHARGE_PER_KW_MAX, default=0.0),
     ),
     "stations": _spec(
         Col("station_id", "str", True),
         Col("site_id", "str", True),
-        Col("link_kw", "float", True, min=0),
-        Col("charger_kw", "float", True, min=0),
-        Col("blades", "int", True, min=0),
-        Col("blade_kw", "float", True, min=0),
-        Col("blade_standby_kw", "float", True, min=0),
+        Col("link_kw", "float", True, min=0, max=STATION_KW_MAX),
+        Col("charger_kw", "float", True, min=0, max=STATION_KW_MAX),
+        Col("blades", "int", True, min=0, max=BLADES_MAX),
+        Col("blade_kw", "float", True, min=0, max=BLADE_KW_MAX),
+        Col("blade_standby_kw", "float", True, min=0, max=BLADE_KW_MAX),
         Col("kind", "enum", choices=("commercial", "residential"), default="commercial"),
         Col("modes", "str", default="fast;regular;slow"),
         Col("link_id", "str"),
-        Col("blades_out_of_service", "int", min=0, default=0),
-        Col("spare_blades", "int", min=0, default=0),
+        Col("blades_out_of_service", "int", min=0, max=BLADES_MAX, default=0),
+        Col("spare_blades", "int", min=0, max=BLADES_MAX, default=0),
         Col("phases", "int", min=1, max=3, default=3),  # evdc extension: charger supply phases (1 or 3)
-        Col("voltage_v", "float", min=0, strict_min=True, default=230.0),  # evdc extension: phase-to-neutral volts
+        Col("voltage_v", "float", min=0, max=VOLTAGE_V_MAX, strict_min=True, default=230.0),  # evdc extension: phase-to-neutral volts
     ),
     "reservations": _spec(
         Col("reservation_id", "str", True),
         Col("station_id", "str", True),
         Col("arrival", "time", True),
         Col("departure", "time", True),
-        Col("energy_kwh", "float", True, min=0, strict_min=True),
+        Col("energy_kwh", "float", True, min=0, max=VEHICLE_KWH_MAX, strict_min=True),
         Col("mode", "enum", choices=(*MODE_NAMES, "any"), default="any"),
-        Col("vehicle_max_kw", "float", min=0, strict_min=True),
-        Col("battery_kwh", "float", min=0, strict_min=True),
+        Col("vehicle_max_kw", "float", min=0, max=VEHICLE_KW_MAX, strict_min=True),
+        Col("battery_kwh", "float", min=0, max=VEHICLE_KWH_MAX, strict_min=True),
         Col("soc_arrival", "float", min=0, max=1),
         Col("priority", "enum", choices=("normal", "urgent"), default="normal"),
-        Col("vehicle_discharge_kw", "float", min=0, default=0.0),
+        Col("vehicle_discharge_kw", "float", min=0, max=VEHICLE_KW_MAX, default=0.0),
         Col("min_soc", "float", min=0, max=1),
     ),
     "history": _spec(
@@ -90,37 +129,43 @@ SPECS: dict[str, dict[str, Col]] = {
         Col("station_id", "str", True),
         Col("arrival", "time", True),
         Col("departure", "time", True),
-        Col("energy_kwh", "float", True, min=0),
+        Col("energy_kwh", "float", True, min=0, max=VEHICLE_KWH_MAX),
         Col("booked", "bool", default=False),
         Col("status", "enum", choices=("completed", "no_show", "cancelled"), default="completed"),
         Col("reserved_arrival", "time"),
         Col("reserved_departure", "time"),
-        Col("requested_kwh", "float", min=0),
+        Col("requested_kwh", "float", min=0, max=VEHICLE_KWH_MAX),
     ),
     "jobs": _spec(
         Col("job_id", "str", True),
-        Col("power_kw", "float", True, min=0),
-        Col("work_hours", "float", True, min=0, strict_min=True),
+        Col("power_kw", "float", True, min=0, max=BLADE_KW_MAX),
+        Col("work_hours", "float", True, min=0, max=JOB_WORK_H_MAX, strict_min=True),
         Col("release", "time", True),
         Col("deadline", "time", True),
         Col("priority", "enum", True, choices=JOB_PRIORITIES),
-        Col("blades", "int", min=1, default=1),
+        Col("blades", "int", min=1, max=BLADES_MAX, default=1),
         Col("migratable", "bool", default=False),
         Col("station_id", "str"),
         Col("preemptible", "bool", default=True),
     ),
-    "pv": _spec(Col("site_id", "str", True), Col("time", "time", True), Col("pv_kw", "float", True, min=0)),
-    "prices": _spec(Col("time", "time", True), Col("price_per_kwh", "float", True), Col("site_id", "str")),
+    "pv": _spec(Col("site_id", "str", True), Col("time", "time", True),
+                Col("pv_kw", "float", True, min=0, max=SITE_KW_MAX)),
+    "prices": _spec(Col("time", "time", True),
+                    Col("price_per_kwh", "float", True, min=-PRICE_PER_KWH_MAX, max=PRICE_PER_KWH_MAX),
+                    Col("site_id", "str")),
     "loads": _spec(
-        Col("time", "time", True), Col("load_kw", "float", True, min=0), Col("site_id", "str"), Col("station_id", "str")
+        Col("time", "time", True), Col("load_kw", "float", True, min=0, max=SITE_KW_MAX), Col("site_id", "str"),
+        Col("station_id", "str")
     ),
-    "ambient": _spec(Col("site_id", "str", True), Col("time", "time", True), Col("temp_c", "float", True)),
-    "grid_limits": _spec(Col("site_id", "str", True), Col("time", "time", True), Col("grid_kw", "float", True, min=0)),
+    "ambient": _spec(Col("site_id", "str", True), Col("time", "time", True),
+                     Col("temp_c", "float", True, min=TEMP_C_MIN, max=TEMP_C_MAX)),
+    "grid_limits": _spec(Col("site_id", "str", True), Col("time", "time", True),
+                         Col("grid_kw", "float", True, min=0, max=SITE_KW_MAX)),
     "links": _spec(
         Col("link_id", "str", True),
         Col("site_id", "str", True),
         Col("parent_id", "str"),
-        Col("capacity_kw", "float", True, min=0),
+        Col("capacity_kw", "float", True, min=0, max=SITE_KW_MAX),
     ),
 }
 
@@ -131,17 +176,23 @@ ROW = "_row"  # spreadsheet row of each record, kept for error messages
 
 
 def read_config(scenario_dir: Path) -> ScenarioConfig:
+    """Read and validate ``scenario.yaml``: safe YAML only, every error one line with its line and field."""
     path = scenario_dir / SCENARIO_FILE
     if not path.is_file():
         raise EvdcError(f"{path}: no such file (a scenario directory holds {SCENARIO_FILE})")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = _decode(path.read_bytes(), str(path))
+    except InputError as exc:
+        raise EvdcError(f"{path}, line {exc.row}: {exc.detail}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: nothing is constructed yet
+        _check_duplicate_keys(node, path)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        raise EvdcError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise EvdcError(_yaml_problem(path, exc)) from None
     if not isinstance(raw, dict):
-        raise EvdcError(f"{path}: expected a mapping of settings")
+        kind = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise EvdcError(f"{path}: expected a mapping of settings (key: value lines), found {kind}")
     for key in ("start",):  # YAML turns bare timestamps into datetimes; keep the text
         if key in raw and not isinstance(raw[key], str):
             raw[key] = raw[key].isoformat() if hasattr(raw[key], "isoformat") else str(raw[key])
@@ -149,40 +200,187 @@ def read_config(scenario_dir: Path) -> ScenarioConfig:
         cfg = ScenarioConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise EvdcError(f"{path}: field {loc}: {err['msg']}") from None
+        raise EvdcError(_config_problem(path, node, err)) from None
     check_consistency(cfg)
     return cfg
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error or a refused tag (safe loading constructs plain values only)."""
+    mark = getattr(exc, "problem_mark", None)
+    line = f", line {mark.line + 1}" if mark is not None else ""
+    problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+        tag = re.search(r"'([^']*)'", problem)
+        shown = tag.group(1).replace("tag:yaml.org,2002:", "!!") if tag else "a tag"
+        return f"{path}{line}: YAML tag {shown} is not allowed (a scenario holds plain values only)"
+    return f"{path}{line}: not valid YAML ({problem})"
+
+
+def _check_duplicate_keys(node, path: Path, seen_nodes: set[int] | None = None) -> None:
+    """Refuse a key given twice in one mapping (YAML loaders silently keep the last).
+
+    Each node is visited once, so aliases nested on aliases ("billion laughs") cost no more than their text.
+    """
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in keys:
+                raise EvdcError(f"{path}, line {key.start_mark.line + 1}, field {name}: given twice")
+            keys.add(name)
+            _check_duplicate_keys(value, path, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(item, path, seen_nodes)
+
+
+def _yaml_line(node, loc: tuple) -> int | None:
+    """Line (1-based) of the deepest key of ``loc`` found in the composed YAML ``node``."""
+    line = None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return line
+
+
+def _known_keys(loc: tuple) -> list[str] | None:
+    """The settings the model at ``loc`` (without its last part) accepts, or None when it is not a model."""
+    model: type[BaseModel] = ScenarioConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return list(model.model_fields)
+
+
+def _config_problem(path: Path, node, err: dict) -> str:
+    """One line for the first validation error of scenario.yaml: file, line, field and what is wrong."""
+    loc = tuple(err["loc"])
+    line = _yaml_line(node, loc)
+    where = f"{path}" + (f", line {line}" if line is not None else "")
+    if loc:
+        where += ", field " + ".".join(str(p) for p in loc)
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(loc[:-1]) or []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        msg = "unknown setting" + (f"; did you mean {close[0]}?" if close else
+                                   (f" (known here: {', '.join(known)})" if known else ""))
+    return f"{where}: {msg}"
+
+
+def _decode(data: bytes, label: str) -> str:
+    """The text of a file that must be UTF-8 (a byte-order mark is allowed); one-line errors otherwise."""
+    nul = data.find(b"\0")
+    try:
+        text = data.decode("utf-8-sig")
+        bad_at = None
+    except UnicodeDecodeError as exc:
+        bad_at = exc.start
+    if bad_at is None and nul < 0:
+        return text
+    for magic, what in _FILE_SIGNATURES:  # not text: say what it is when that is easy to tell
+        if data.startswith(magic):
+            raise InputError(label, f"is {what}, not UTF-8 text", 1)
+    if nul >= 0 and (bad_at is None or nul < bad_at):
+        raise InputError(label, "holds a NUL byte: a binary file, not UTF-8 text", data.count(b"\n", 0, nul) + 1)
+    raise InputError(label, f"byte 0x{data[bad_at]:02x} is not UTF-8 text (save the file as UTF-8)",
+                     data.count(b"\n", 0, bad_at) + 1)
+
+
+def _check_header(text: str, label: str) -> None:
+    """Refuse a column named twice, and a first row longer than the header (pandas would take it as an index)."""
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    try:
+        header = next(reader, [])
+        names = [h.strip() for h in header]
+        twice = next((h for i, h in enumerate(names) if h and h in names[:i]), None)
+        if twice is not None:
+            raise InputError(label, "column appears twice in the header", 1, twice)
+        first = next((r for r in reader if r), None)
+    except csv.Error as exc:
+        raise InputError(label, f"not a readable CSV table ({exc})", reader.line_num) from None
+    if first is not None and len(first) > len(header):
+        raise InputError(label, f"{len(first)} fields where the header has {len(header)}", reader.line_num)
+
+
+def _read_csv(path: Path, label: str) -> pd.DataFrame:
+    """A CSV table as text cells; blank lines are skipped but count as rows, so row numbers match the file."""
+    text = _decode(path.read_bytes(), label)
+    if not text.strip():
+        raise InputError(label, "the file is empty (a table starts with a header row naming its columns)")
+    if not text.splitlines()[0].strip():
+        raise InputError(label, "the first line is blank (a table starts with a header row naming its columns)", 1)
+    _check_header(text, label)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True,
+                         skip_blank_lines=False)
+    except pd.errors.ParserError as exc:
+        counts = _FIELD_COUNT_RE.search(str(exc))
+        if counts:
+            expected, line, saw = (int(g) for g in counts.groups())
+            raise InputError(label, f"{saw} fields where the header has {expected}", line) from None
+        raise EvdcError(f"{label}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    except (pd.errors.EmptyDataError, csv.Error, ValueError) as exc:
+        raise EvdcError(f"{label}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    df.index = pd.RangeIndex(2, len(df) + 2)  # spreadsheet rows: the header is row 1
+    return _without_empty_rows(df)
+
+
+def _without_empty_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop blank lines and rows of empty cells (",,,", as spreadsheets export), keeping the row numbers."""
+    def empty(col: pd.Series) -> pd.Series:
+        return col.isna() | (col.astype("string").str.strip() == "").fillna(True)
+
+    first = df.iloc[:, 0]
+    maybe = first.isna() | first.eq("")  # only rows whose first cell is empty can be empty rows
+    if not maybe.any():
+        return df
+    part = df[maybe]
+    gone = part.apply(empty).all(axis=1)
+    return df.drop(index=gone[gone].index)
 
 
 def read_table(path: Path, spec: dict[str, Col], timezone: str, label: str | None = None) -> pd.DataFrame:
     """Read one table and convert each known column to its kind, with row-precise errors."""
     label = label or path.name
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
+    if suffix == ".csv":
+        df = _read_csv(path, label)
+        rows = pd.Series(df.index, index=df.index)
+        header_row: int | None = 1
+    elif suffix == ".parquet":
+        try:
             df = pd.read_parquet(path)
-            first_row = 1
-        elif suffix == ".csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True)
-            first_row = 2
-        else:
-            raise EvdcError(f"{label}: unsupported file type {suffix!r} (use .csv or .parquet)")
-    except EvdcError:
-        raise
-    except Exception as exc:  # parser errors from pandas / pyarrow
-        raise EvdcError(f"{label}: cannot be read ({str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # pyarrow's errors: not a Parquet file, truncated, ...
+            raise EvdcError(f"{label}: cannot be read as Parquet ({str(exc).splitlines()[0]})") from None
+        df = df.reset_index(drop=True)
+        rows = pd.Series(np.arange(len(df)) + 1, index=df.index)
+        header_row = None
+    else:
+        raise EvdcError(f"{label}: unsupported file type {suffix!r} (use .csv or .parquet)")
     df.columns = [str(c).strip() for c in df.columns]
     dup = [c for c in df.columns if list(df.columns).count(c) > 1]
     if dup:
-        raise InputError(label, "column appears twice", 1, dup[0])
+        raise InputError(label, "column appears twice", header_row, dup[0])
     df = df.reset_index(drop=True)
-    rows = pd.Series(np.arange(len(df)) + first_row, index=df.index)
+    rows = rows.reset_index(drop=True)
     out = pd.DataFrame({ROW: rows})
     for name, col in spec.items():
         if name not in df.columns:
             if col.required:
-                raise InputError(label, "required column is missing", None, name)
+                raise InputError(label, "required column is missing from the header", header_row, name)
             out[name] = _default_column(col, len(df))
             continue
         out[name] = _convert(df[name], col, label, rows, timezone)
@@ -215,6 +413,8 @@ def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str)
     if col.kind in ("str", "enum"):
         vals = s.astype("string").str.strip().astype(object)
         vals[blank] = col.default
+        if col.kind == "str":
+            _check_text(vals[~blank], col, label, rows)
         if col.kind == "enum":
             v = vals[~blank]
             bad = ~v.isin(col.choices)
@@ -224,10 +424,14 @@ def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str)
         return vals
     if col.kind in ("float", "int"):
         num = pd.to_numeric(s.where(~blank), errors="coerce").astype(float)
-        bad = num.isna() & ~blank | ~np.isfinite(num.fillna(0.0))
+        bad = num.isna() & ~blank
         if bad.any():
             i = bad[bad].index[0]
             raise InputError(label, f"{s[i]!r} is not a number", int(rows[i]), col.name)
+        endless = ~np.isfinite(num.fillna(0.0))  # inf, -inf, or a number too large for a float
+        if endless.any():
+            i = endless[endless].index[0]
+            raise InputError(label, f"{_shown(s[i])} is not a finite number", int(rows[i]), col.name)
         if col.kind == "int":
             frac = (num % 1 != 0) & ~blank
             if frac.any():
@@ -258,6 +462,29 @@ def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str)
     raise ValueError(col.kind)  # pragma: no cover
 
 
+def _shown(value: object) -> str:
+    """A cell as quoted in a message: its repr, cut short when it is long."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}...' ({len(str(value))} characters)"
+
+
+def _check_text(vals: pd.Series, col: Col, label: str, rows: pd.Series) -> None:
+    """Ids and other text may hold any printable Unicode, but no control characters and nothing endless."""
+    if vals.empty:
+        return
+    texts = [str(v) for v in vals.tolist()]
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    if lengths.max() > ID_MAX_CHARS:
+        i = vals.index[int(np.argmax(lengths > ID_MAX_CHARS))]
+        raise InputError(label, f"{_shown(vals[i])} is longer than {ID_MAX_CHARS} characters", int(rows[i]), col.name)
+    joined = _TEXT_SEPARATOR.join(texts)  # one regex scan over the column instead of one per cell
+    found = _BAD_TEXT.search(joined)
+    if found is not None:
+        i = vals.index[joined.count(_TEXT_SEPARATOR, 0, found.start())]
+        raise InputError(label, f"{_shown(vals[i])} holds the control character U+{ord(found.group()):04X}",
+                         int(rows[i]), col.name)
+
+
 def _check_bounds(num: pd.Series, col: Col, label: str, rows: pd.Series) -> None:
     if col.min is not None:
         bad = num <= col.min if col.strict_min else num < col.min
@@ -284,7 +511,12 @@ def check_unique(df: pd.DataFrame, cols: list[str], label: str) -> None:
     if dup.any():
         i = dup[dup].index[0]
         key = ", ".join(f"{c}={df.at[i, c]}" for c in cols)
-        raise InputError(label, f"duplicate row ({key})", int(df.at[i, ROW]), cols[-1])
+        same = pd.Series(True, index=df.index)
+        for c in cols:
+            value = df.at[i, c]
+            same &= df[c].isna() if pd.isna(value) else df[c].eq(value)
+        first = int(df.loc[same, ROW].iloc[0])
+        raise InputError(label, f"duplicate row ({key}; first given on row {first})", int(df.at[i, ROW]), cols[-1])
 
 
 def check_known(df: pd.DataFrame, col: str, known: set[str], label: str, what: str) -> None:
@@ -331,19 +563,27 @@ class ScenarioFiles:
 def read_scenario_files(path: str | Path) -> ScenarioFiles:
     """Read a scenario directory (or its scenario.yaml): settings and every table, type-checked."""
     path = Path(path)
+    if path.is_file() and path.name != SCENARIO_FILE:
+        raise EvdcError(f"{path}: not a scenario (give the directory holding {SCENARIO_FILE}, or that file)")
     scenario_dir = path.parent if path.is_file() else path
     if not scenario_dir.is_dir():
         raise EvdcError(f"{scenario_dir}: no such scenario directory")
     cfg = read_config(scenario_dir)
-    make_grid(cfg.start, cfg.timezone, cfg.horizon_hours, cfg.slot_minutes)  # a bad zone or horizon fails first
+    try:  # a bad zone or start fails before any table is read
+        make_grid(cfg.start, cfg.timezone, cfg.horizon_hours, cfg.slot_minutes)
+    except InputError as exc:  # the start: name its line and field in scenario.yaml
+        raise EvdcError(f"{_setting_where(scenario_dir, (exc.column,))}: {exc.detail}") from None
     tables: dict[str, pd.DataFrame] = {}
     digest = hashlib.sha256((scenario_dir / SCENARIO_FILE).read_bytes())
     for name, spec in SPECS.items():
         rel = getattr(cfg.tables, name)
-        file = scenario_dir / rel if rel else None
+        file = table_path(scenario_dir, cfg, name)
         if file is None or not file.is_file():
             if name in ("sites", "stations"):
                 raise EvdcError(f"{scenario_dir / (rel or name)}: required table is missing")
+            if rel and name in cfg.tables.model_fields_set:  # named in scenario.yaml: a typo, not "no such data"
+                raise EvdcError(f"{_setting_where(scenario_dir, ('tables', name))}: {rel!r} is not a file "
+                                "in the scenario directory")
             tables[name] = read_empty(spec)
             continue
         digest.update(name.encode() + b"\0" + file.read_bytes())
@@ -354,6 +594,39 @@ def read_scenario_files(path: str | Path) -> ScenarioFiles:
         else:
             tables[name] = read_table(file, spec, cfg.timezone, label=rel)
     return ScenarioFiles(scenario_dir, cfg, tables, digest.hexdigest()[:16])
+
+
+def table_path(scenario_dir: Path, cfg: ScenarioConfig, name: str) -> Path | None:
+    """The file of table ``name``, confined to the scenario directory (None when the table is switched off).
+
+    A path in scenario.yaml is relative to the scenario directory. One that leads
+    outside it, by ``..``, as an absolute path or through a symbolic link, is an
+    error: a scenario handed in cannot make evdc read other files.
+    """
+    rel = getattr(cfg.tables, name)
+    if not rel:
+        return None
+    root = Path(os.path.abspath(scenario_dir))
+    lexical = Path(os.path.normpath(root / rel))  # ".." resolved, links not followed
+    real_root = root.resolve()
+    if not lexical.is_relative_to(root):
+        raise EvdcError(f"{_setting_where(scenario_dir, ('tables', name))}: {rel!r} leads outside the scenario "
+                        "directory (give a path inside it)")
+    if not lexical.resolve().is_relative_to(real_root):
+        where = _setting_where(scenario_dir, ("tables", name)) if name in cfg.tables.model_fields_set else rel
+        raise EvdcError(f"{where}: {rel!r} is a symbolic link to a file outside the scenario directory "
+                        "(copy the file in instead)")
+    return lexical
+
+
+def _setting_where(scenario_dir: Path, loc: tuple) -> str:
+    """'<dir>/scenario.yaml, line N, field a.b' for a setting, the line found when the file parses."""
+    path = scenario_dir / SCENARIO_FILE
+    try:
+        line = _yaml_line(yaml.compose(path.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader), loc)
+    except (OSError, UnicodeError, yaml.YAMLError):
+        line = None
+    return f"{path}" + (f", line {line}" if line is not None else "") + ", field " + ".".join(loc)
 
 
 def load_scenario(path: str | Path) -> Inputs:
@@ -384,7 +657,9 @@ def build_inputs(
     L = labels
     sites_df, st_df = tables["sites"], tables["stations"]
     if sites_df.empty:
-        raise EvdcError(f"{L['sites']}: at least one site is required")
+        raise EvdcError(f"{L['sites']}: the table has no rows; at least one site is required")
+    if st_df.empty:
+        raise EvdcError(f"{L['stations']}: the table has no rows; at least one station is required")
     check_unique(sites_df, ["site_id"], L["sites"])
     over = sites_df["battery_soc_kwh"] > sites_df["battery_kwh"] + 1e-9
     if over.any():
@@ -534,9 +809,10 @@ def _check_no_overlap(res_df: pd.DataFrame, label: str) -> None:
     same = df["station_id"].eq(df["station_id"].shift())
     clash = same & (df["arrival"] < df["departure"].shift())
     if clash.any():
-        i = clash[clash].index[0]
-        raise InputError(label, f"booking overlaps the previous booking of station {df.at[i, 'station_id']}",
-                         int(df.at[i, ROW]), "arrival")
+        pos = int(np.argmax(clash.to_numpy()))
+        this, before = df.iloc[pos], df.iloc[pos - 1]
+        raise InputError(label, f"booking overlaps booking {before['reservation_id']} (row {int(before[ROW])}) "
+                         f"at station {this['station_id']}", int(this[ROW]), "arrival")
 
 
 def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: list[str],

@@ -151,12 +151,20 @@ def fallback_site(site: SiteInputs, config: PlanConfig, before_solve: Callable |
             extract_site(model) if res.has_solution else None)
 
 
+#: Least time the fallback's LP gets, seconds: a night whose MIP ran out of a tiny time limit
+#: still needs its residual-power plan (the LP with every decision fixed takes a moment).
+FALLBACK_MIN_TIME_S = 30.0
+
+
 def _fallback(model, config: PlanConfig, failed: SolveResult) -> SolveResult:
     """The residual-power heuristic's decisions with the continuous rest solved as an LP."""
     from .heuristic import fix_decisions, residual_power_decisions
 
     fix_decisions(model, residual_power_decisions(model))
-    res = solve_model(model, config.solver, build_seconds=failed.build_seconds)
+    solver = config.solver
+    if solver.time_limit_s < FALLBACK_MIN_TIME_S:
+        solver = solver.model_copy(update={"time_limit_s": FALLBACK_MIN_TIME_S})
+    res = solve_model(model, solver, build_seconds=failed.build_seconds)
     if not res.has_solution:
         return failed
     return dc_replace(res, status="heuristic", bound=failed.bound, gap=None,
@@ -180,6 +188,7 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
     sink = SpoolSink(spool) if spool is not None else None
     n = len(inputs.sites)
     results: dict[int, tuple[SiteOutcome, dict | None]] = {}
+    breaches: dict[int, list[dict]] = {}
     done = 0
 
     def record(i: int, outcome: SiteOutcome, tables: dict | None) -> None:
@@ -191,6 +200,7 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
                 f"site {site.site.site_id}: the solver ended '{r.status}' without a feasible plan "
                 f"after {r.solve_seconds:.1f} s{': ' + r.message if r.message else ''}; "
                 "no plan was written (try a longer --time-limit)")
+        breaches[i] = site_breaches(site, tables) if tables is not None else []
         if sink is not None and tables is not None:
             tables = sink.keep(i, tables)
         results[i] = (outcome, tables)
@@ -211,13 +221,14 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
               sizes=[site_size(site) for site in inputs.sites])
     outcomes = [results[i][0] for i in range(n)]
     parts = [results[i][1] for i in range(n) if results[i][1] is not None]
+    found = [b for i in range(n) for b in breaches[i]]
     if sink is None:
         tables = combine(parts)
-        return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config))
+        return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config, found))
     kept = {name: (pd.concat([p[name] for p in parts], ignore_index=True) if parts else
                    pd.DataFrame(columns=list(KPI_STATION_COLUMNS) if name == "station_slots" else COLUMNS[name]))
             for name in (*KEPT_TABLES, "station_slots")}
-    summary = summarize(inputs, kept, outcomes, config)
+    summary = summarize(inputs, kept, outcomes, config, found)
     kept.pop("station_slots")
     return Plan(tables=combine_kept(parts), sites=tuple(outcomes), summary=summary, spool=sink)
 
@@ -252,8 +263,111 @@ def blade_inventory(inputs: Inputs) -> dict:
     }
 
 
-def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[SiteOutcome], config: PlanConfig) -> dict:
-    """summary.json: status, objective, gap, times, hash, version, KPIs, and per-site detail."""
+#: A slot counts as missed by a critical job when the plan leaves at least this share of it unrun,
+#: and as short of fixed demand when at least this much power goes unserved, kW.
+BREACH_TOL = 1e-6
+#: A slot fully inside a job's window overlaps it by at least this share (as in ``scheduler.prepare``).
+FULL_SLOT = 1.0 - 1e-9
+
+
+def site_breaches(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """The hard limits one site's plan could not hold: each critical job left unrun in slots of its
+    window (``critical_job``, amount in blade-hours) and the slots whose fixed demand went unserved
+    (``fixed_demand``, amount in kWh). Read from the site's full tables (jobs, job_slots, site_slots)."""
+    sid = site.site.site_id
+    starts = site.grid.starts_local
+    h = site.grid.slot_h
+    out = []
+    jobs, runs = tables["jobs"], tables["job_slots"]
+    if not jobs.empty:
+        unmet = jobs[(jobs["priority"] == "critical") & (jobs["critical_missed_h"] > BREACH_TOL)]
+        by_id = {j.job_id: j for j in site.jobs}
+        for job_id in sorted(unmet["job_id"]):
+            job = by_id[job_id]
+            first, frac = site.grid.overlap_fractions(job.release, job.deadline)
+            window = [first + k for k, f in enumerate(frac) if f >= FULL_SLOT]
+            ran = set(starts.get_indexer(pd.DatetimeIndex(runs.loc[runs["job_id"] == job_id, "slot_start"]))
+                      if not runs.empty else ())
+            missed = [t for t in window if t not in ran]
+            if missed:
+                need_kw = job.blades * job.power_kw
+                out.append(_breach(sid, "critical_job", [starts[t] for t in missed], job.blades * len(missed) * h,
+                                   "blade_h", f"critical job {job_id} ({job.blades} blade(s), {need_kw:g} kW) does "
+                                   f"not run in {len(missed)} of the {len(window)} slots of its window",
+                                   job_id=job_id))
+    ss = tables["site_slots"]
+    short = ss[ss["unserved_kw"] > BREACH_TOL] if not ss.empty else ss
+    if len(short):
+        kwh = float(short["unserved_kw"].sum()) * h
+        out.append(_breach(sid, "fixed_demand", list(short["slot_start"]), kwh, "kWh",
+                           f"fixed demand (standby blades, other loads) above what grid, PV and battery can give: "
+                           f"{kwh:.3f} kWh unserved, at most {float(short['unserved_kw'].max()):g} kW"))
+    return out
+
+
+def _breach(site_id: str, constraint: str, slots: list[pd.Timestamp], amount: float, unit: str, detail: str,
+            **extra: str) -> dict:
+    """One entry of summary.json ``hard_limit_breaches``."""
+    text = [pd.Timestamp(t).isoformat() for t in slots]
+    return {"site_id": site_id, "constraint": constraint, **extra, "slots": text, "first_slot": text[0],
+            "last_slot": text[-1], "n_slots": len(text), "amount": round(amount, 6), "unit": unit, "detail": detail}
+
+
+#: summary.json fields that measure the run rather than describe the plan. ``build_seconds`` and
+#: ``solve_seconds`` are contract fields and stay in summary.json (they are copied to run.json);
+#: the others are written to run.json only (``split_summary``).
+CONTRACT_RUN_FIELDS = ("build_seconds", "solve_seconds")
+RUN_ONLY_FIELDS = ("engine",)
+#: Per-site fields that measure the run (in run.json ``sites``).
+SITE_RUN_FIELDS = ("build_seconds", "solve_seconds", "handoff_seconds", "peak_rss_mb")
+#: ``forecast`` field saying whether the forecaster was fitted or loaded: a fact of the run.
+FORECAST_RUN_FIELD = "model"
+
+
+def split_summary(summary: dict) -> tuple[dict, dict]:
+    """(summary.json, run.json) of a plan's summary.
+
+    summary.json is the plan's own description: re-planning the same night with the same inputs and
+    settings gives the same bytes, on any engine and worker count, except its two contract timings
+    ``build_seconds`` and ``solve_seconds``. run.json holds every measure of the run (those two again,
+    the engine, per-site times and peak memory, whether the forecaster was fitted or stored)."""
+    plan_part = {k: v for k, v in summary.items() if k not in RUN_ONLY_FIELDS}
+    run: dict = {k: summary[k] for k in (*CONTRACT_RUN_FIELDS, *RUN_ONLY_FIELDS) if k in summary}
+    forecast = summary.get("forecast")
+    if isinstance(forecast, dict) and FORECAST_RUN_FIELD in forecast:
+        run["forecast_model"] = forecast[FORECAST_RUN_FIELD]
+        plan_part["forecast"] = {k: v for k, v in forecast.items() if k != FORECAST_RUN_FIELD}
+    if isinstance(summary.get("sites"), list):
+        plan_part["sites"] = [{k: v for k, v in s.items() if k not in SITE_RUN_FIELDS} for s in summary["sites"]]
+        run["sites"] = [{"site_id": s.get("site_id"), **{k: s[k] for k in SITE_RUN_FIELDS if k in s}}
+                        for s in summary["sites"]]
+    return plan_part, run
+
+
+def plan_bound(results: list[SolveResult]) -> float | None:
+    """The sum of the sites' objective bounds; None (unknown) when a site stopped with a plan but no
+    bound (HiGHS at its time limit before the root LP, or a heuristic plan after such a stop). An optimal
+    site without a reported bound counts its objective, a site without a plan its bound or 0."""
+    total = 0.0
+    for r in results:
+        if r.bound is not None:
+            total += r.bound
+        elif r.status == "optimal" or not r.has_solution:
+            total += r.objective or 0.0
+        else:
+            return None
+    return total
+
+
+def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[SiteOutcome], config: PlanConfig,
+              breaches: list[dict] | None = None) -> dict:
+    """summary.json: status, objective, gap, times, hash, version, KPIs, hard-limit breaches and per-site detail.
+
+    ``bound`` and ``mip_gap`` are null when a site's bound is unknown (see ``plan_bound``): a plan
+    cut short at the time limit says so rather than claim a gap of 0.
+
+    ``breaches`` are the sites' ``site_breaches`` in site order (computed from the full tables
+    before a streamed plan drops them); without them they are read from ``tables``."""
     results = [o.result for o in outcomes]
     statuses = {r.status for r in results}
     if statuses == {"optimal"}:
@@ -263,13 +377,15 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
     else:
         status = "feasible" if all(r.has_solution for r in results) else "partial"
     objective = sum(r.objective or 0.0 for r in results)
-    bound = sum((r.bound if r.bound is not None else r.objective or 0.0) for r in results)
-    gap = abs(bound - objective) / max(abs(objective), 1.0) if results else 0.0
+    bound = plan_bound(results)
+    gap = abs(bound - objective) / max(abs(objective), 1.0) if bound is not None else None
+    if breaches is None:
+        breaches = _breaches_from(inputs, tables)
     return {
         "status": status,
         "objective": round(objective, 6),
-        "bound": round(bound, 6),
-        "mip_gap": round(gap, 8),
+        "bound": round(bound, 6) if bound is not None else None,
+        "mip_gap": round(gap, 8) if gap is not None else None,
         "build_seconds": round(sum(r.build_seconds for r in results), 3),
         "solve_seconds": round(sum(r.solve_seconds for r in results), 3),
         "scenario_hash": inputs.scenario_hash,
@@ -284,6 +400,7 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
                    "mip_rel_gap": config.solver.mip_rel_gap, "random_seed": config.solver.random_seed},
         "kpis": compute_kpis(tables, inputs),
         "critical_unmet_jobs": critical_unmet_jobs(tables),
+        "hard_limit_breaches": breaches,
         "blade_inventory": blade_inventory(inputs),
         "sites": [
             {"site_id": o.site_id, "status": o.result.status, "objective": o.result.objective,
@@ -296,3 +413,17 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
             for o in outcomes
         ],
     }
+
+
+def _breaches_from(inputs: Inputs, tables: dict[str, pd.DataFrame]) -> list[dict]:
+    """Every site's ``site_breaches`` from combined tables (all of them in memory)."""
+    if "job_slots" not in tables:
+        return []
+    out = []
+    for site in inputs.sites:
+        sid = site.site.site_id
+        ids = {j.job_id for j in site.jobs}
+        own = {name: tables[name][tables[name]["job_id"].isin(ids)] for name in ("jobs", "job_slots")}
+        own["site_slots"] = tables["site_slots"][tables["site_slots"]["site_id"] == sid]
+        out.extend(site_breaches(site, own))
+    return out

@@ -17,18 +17,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from .errors import EvdcError, InputError
+from .errors import InputError
 from .units import MINUTES_PER_HOUR, SECONDS_PER_HOUR, slot_hours
 
 _OFFSET_RE = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+#: Earliest and latest instants a scenario may name (UTC): far outside them is a typo, and pandas'
+#: nanosecond timestamps end in 2262.
+TIME_MIN_UTC = pd.Timestamp("1900-01-01T00:00:00Z")
+TIME_MAX_UTC = pd.Timestamp("2200-01-01T00:00:00Z")
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone called ``name``, or a one-line EvdcError."""
+    """The IANA zone called ``name``, or a one-line InputError naming scenario.yaml's timezone field."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise EvdcError(f"scenario.yaml: timezone {name!r} is not an IANA time zone name") from None
+        raise InputError("scenario.yaml", f"{name!r} is not an IANA time zone name (e.g. Europe/Amsterdam)",
+                         None, "timezone") from None
 
 
 @dataclass(frozen=True)
@@ -127,13 +132,24 @@ def parse_times(values: pd.Series, timezone: str, file: str, column: str, rows: 
         part = text[has_offset]
         parsed = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
         _raise_unparsed(parsed, part, rows, file, column)
-        out[has_offset] = parsed
+        _raise_out_of_range(parsed, part, rows, file, column)
+        out[has_offset] = parsed.astype("datetime64[ns, UTC]")
     if (~has_offset).any():
         part = text[~has_offset]
         parsed = pd.to_datetime(part, errors="coerce", format="ISO8601")
         _raise_unparsed(parsed, part, rows, file, column)
-        out[~has_offset] = _localize(parsed, timezone, file, column, rows)
+        _raise_out_of_range(parsed.dt.tz_localize("UTC"), part, rows, file, column)
+        out[~has_offset] = _localize(parsed.astype("datetime64[ns]"), timezone, file, column, rows)
     return out
+
+
+def _raise_out_of_range(parsed: pd.Series, text: pd.Series, rows: pd.Series, file: str, column: str) -> None:
+    """Refuse instants before TIME_MIN_UTC or after TIME_MAX_UTC (a typo in the year, most likely)."""
+    bad = (parsed < TIME_MIN_UTC) | (parsed > TIME_MAX_UTC)
+    if bad.any():
+        i = bad[bad].index[0]
+        raise InputError(file, f"{text[i]!r} is outside the years {TIME_MIN_UTC.year} to {TIME_MAX_UTC.year - 1}",
+                         rows[i], column)
 
 
 def _raise_unparsed(parsed: pd.Series, text: pd.Series, rows: pd.Series, file: str, column: str) -> None:
@@ -150,17 +166,23 @@ def _localize(naive: pd.Series, timezone: str, file: str, column: str, rows: pd.
         pass
     # find the first offending value for the message
     for i, v in naive.items():
+        stamp = pd.Timestamp(v)
         try:
-            pd.Timestamp(v).tz_localize(timezone, ambiguous="raise", nonexistent="raise")
+            stamp.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
         except Exception:
-            raise InputError(
-                file,
-                f"local time {pd.Timestamp(v).isoformat()} is ambiguous or does not exist in {timezone} "
-                "(DST change); give it with a UTC offset",
-                rows[i],
-                column,
-            ) from None
+            raise InputError(file, _dst_problem(stamp, timezone), rows[i], column) from None
     raise InputError(file, f"times could not be placed in {timezone}", None, column)  # pragma: no cover
+
+
+def _dst_problem(stamp: pd.Timestamp, timezone: str) -> str:
+    """Why a local time without offset cannot be placed: it happens twice, or never, at a DST change."""
+    try:
+        stamp.tz_localize(timezone, ambiguous=True, nonexistent="raise")
+    except Exception:
+        return (f"local time {stamp.isoformat()} does not exist in {timezone} (the clocks skip it at the DST "
+                "change); give it with a UTC offset")
+    return (f"local time {stamp.isoformat()} is ambiguous in {timezone} (it happens twice when the clocks go "
+            "back); give it with a UTC offset")
 
 
 def step_to_grid(times_utc: pd.Series, values: np.ndarray, grid: TimeGrid, how: str,

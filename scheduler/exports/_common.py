@@ -170,3 +170,16 @@ def read_plan_and_scenario(plan_dir: str | Path, scenario_dir: str | Path) -> tu
 def dump_json(obj: Any) -> str:
     """JSON text that is the same for the same object: fields in the order built, two-space indent."""
     return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def plan_stations(tables: Mapping[str, Any], inputs: Inputs) -> tuple[SlotGrid, dict[str, Station], pd.DataFrame,
+                                                                       list[str]]:
+    """What every device export starts from: the plan's slot grid, the scenario's stations by id, the
+    plan's station_slots and its station ids (sorted), each checked against the other."""
+    check_plan_tables(tables)
+    grid = slot_grid(tables["summary"])
+    stations = stations_by_id(inputs)
+    st_slots = tables["station_slots"]
+    ids = sorted(set(st_slots["station_id"].astype(str)))
+    check_known_stations(ids, stations)
+    return grid, stations, st_slots, ids

@@ -63,8 +63,8 @@ import pandas as pd
 from ..errors import EvdcError
 from ..export import replace_directory
 from ..inputs import Inputs, Session, Station
-from ._common import (W_PER_KW, SlotGrid, check_known_stations, check_plan_tables, dump_json, read_plan_and_scenario,
-                      slot_grid, stations_by_id, unique_stems, utc_text, utc_times)
+from ._common import W_PER_KW, SlotGrid, dump_json, plan_stations, read_plan_and_scenario, unique_stems, utc_text, \
+    utc_times
 
 VERSION_16 = "1.6"
 VERSION_201 = "2.0.1"
@@ -333,12 +333,7 @@ def ocpp_messages(tables: Mapping[str, Any], inputs: Inputs, version: str, unit:
     ``tables`` is :func:`scheduler.verify.read_plan`'s dict; ``inputs`` the scenario the plan was made from.
     """
     check_options(version, unit, max_periods, on_excess)
-    check_plan_tables(tables)
-    grid = slot_grid(tables["summary"])
-    stations = stations_by_id(inputs)
-    st_slots = tables["station_slots"]
-    plan_station_ids = sorted(set(st_slots["station_id"].astype(str)))
-    check_known_stations(plan_station_ids, stations)
+    grid, stations, st_slots, plan_station_ids = plan_stations(tables, inputs)
     served = _served_sessions(tables, {s.reservation_id: s for s in inputs.sessions})
     ss = tables["session_slots"]
     out: dict[str, list[dict]] = {}

@@ -41,8 +41,8 @@ import pandas as pd
 from ..errors import EvdcError
 from ..export import replace_directory
 from ..inputs import Inputs, Station
-from ._common import (W_PER_KW, check_known_stations, check_plan_tables, dump_json, local_text,
-                      read_plan_and_scenario, slot_grid, stations_by_id, time_text, unique_stems, utc_times)
+from ._common import (W_PER_KW, check_plan_tables, dump_json, local_text, plan_stations,
+                      read_plan_and_scenario, slot_grid, time_text, unique_stems, utc_times)
 
 #: Watts are written with this many decimals (milliwatts), which keeps float noise out.
 WATT_DECIMALS = 3
@@ -133,12 +133,7 @@ def transitions(entries: list[dict], group: int) -> list[dict]:
 
 def redfish_schedules(tables: Mapping[str, Any], inputs: Inputs) -> dict[str, dict]:
     """station_id -> its blade group document (schedule of caps and blade counts, and transitions)."""
-    check_plan_tables(tables)
-    grid = slot_grid(tables["summary"])
-    stations = stations_by_id(inputs)
-    st_slots = tables["station_slots"]
-    ids = sorted(set(st_slots["station_id"].astype(str)))
-    check_known_stations(ids, stations)
+    grid, stations, st_slots, ids = plan_stations(tables, inputs)
     end = local_text(grid.end, grid.timezone)
     out = {}
     for sid in ids:

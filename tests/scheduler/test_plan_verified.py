@@ -33,7 +33,7 @@ def test_demo_plan_verifies(demo_inputs, tmp_path):
     assert verify_plan(out, demo_inputs) == []
     k = result.kpis
     assert result.summary["status"] in ("optimal", "feasible")
-    assert result.summary["mip_gap"] <= 0.005 + 1e-9 or result.summary["status"] == "feasible"
+    assert result.summary["status"] == "feasible" or result.summary["mip_gap"] <= 0.005 + 1e-9
     assert k["critical_jobs_unmet"] == 0
     assert 0 < k["ev_planned_kwh"] <= k["ev_requested_kwh"]
     # the demo's heat: housings are cooled and stay within the limits
