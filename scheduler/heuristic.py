@@ -91,8 +91,12 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     # critical jobs first, every slot of their window
     for jp in p.jobs:
         if jp.critical:
+            ran = False
             for t in jp.slots:
-                next((s for s in stations_for(jp, t) if take_job(jp, s, t)), None)
+                if next((s for s in stations_for(jp, t) if take_job(jp, s, t)), None) is not None:
+                    ran = True
+                elif ran and not jp.job.preemptible:
+                    break  # one stretch only (job_contiguity): the rest of the window is missed
     # cars in order of arrival
     for sp in sorted(p.sessions, key=lambda sp: (sp.session.arrival, sp.session.reservation_id)):
         r, s = sp.session.reservation_id, sp.station.station_id
@@ -126,7 +130,8 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     # other jobs by priority, then deadline
     order = {"high": 0, "normal": 1, "low": 2}
     for jp in sorted((jp for jp in p.jobs if not jp.critical), key=lambda jp: (order[jp.job.priority], jp.job.deadline)):
-        need_slots = int(round(jp.job.work_hours / h + 0.4999))
+        # whole slots only up to work_hours: the model's job_work forbids running longer
+        need_slots = int(jp.job.work_hours / h + 1e-9)
         done = 0
         for t in jp.slots:
             if done >= need_slots:

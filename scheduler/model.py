@@ -75,7 +75,8 @@ def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
         (jp.job.job_id, t) for jp in p.jobs if jp.stations for t in jp.slots])
     m.JC = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if jp.critical], ordered=True)
     m.JN = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.critical], ordered=True)
-    m.JP = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.job.preemptible and jp.stations], ordered=True)
+    m.JP = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.job.preemptible and jp.stations and jp.slots],
+                   ordered=True)  # a window without a whole slot: nothing to keep in one stretch
     # fast-in-progress candidates: sessions whose fast ceiling exceeds the regular one
     pol = si.config.policies
     fast = []
