@@ -127,7 +127,13 @@ def test_killed_at_any_moment_leaves_one_whole_plan(nights, previous, delay_s):
 # --------------------------------------------------------------------------- the swap itself
 
 
-def test_replacing_swaps_in_one_step_and_leaves_nothing_beside(tmp_path):
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "rename-aside"])
+def test_replacing_leaves_the_new_directory_and_nothing_beside(tmp_path, monkeypatch, exchange):
+    """One-step exchange where the system has it; without it the old plan is renamed aside first."""
+    from scheduler import export
+
+    if not exchange:
+        monkeypatch.setattr(export, "_exchange", lambda a, b: False)
     target = tmp_path / "out"
     replace_directory(target, lambda d: (d / "a.txt").write_text("one"))
     replace_directory(target, lambda d: (d / "b.txt").write_text("two"))
@@ -146,17 +152,6 @@ def test_exchange_swaps_two_directories_on_linux(tmp_path):
     if not _exchange(a, b):
         pytest.skip("this system cannot exchange two paths (renameat2 RENAME_EXCHANGE)")
     assert [p.name for p in a.iterdir()] == ["from_b"] and [p.name for p in b.iterdir()] == ["from_a"]
-
-
-def test_without_the_exchange_the_old_plan_is_renamed_aside(tmp_path, monkeypatch):
-    from scheduler import export
-
-    monkeypatch.setattr(export, "_exchange", lambda a, b: False)
-    target = tmp_path / "out"
-    replace_directory(target, lambda d: (d / "a.txt").write_text("one"))
-    replace_directory(target, lambda d: (d / "b.txt").write_text("two"))
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_leftovers_of_dead_runs_go_those_of_live_ones_stay(tmp_path):
