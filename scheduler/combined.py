@@ -22,6 +22,7 @@ in every site's block) and meant for fleets of up to a few hundred stations.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import pyomo.environ as pyo
@@ -71,7 +72,7 @@ def build_combined_model(inputs: Inputs) -> pyo.ConcreteModel:
     m.job_at_site = pyo.Var(m.MB, within=pyo.Binary)
     add_job_site_constraints(m, blocks)
     w = inputs.config.weights
-    copies = {j: sum(1 for jj, _ in pairs if jj == j) for j in m.M}
+    copies = Counter(j for j, _ in pairs)
     first = {j: blocks[b].job[j].job for j, b in pairs}
     correction = sum(w.job_late_penalty * w.job_weight(first[j].priority) * (copies[j] - 1) for j in m.M)
     m.objective = pyo.Objective(expr=sum(blk.objective.expr for blk in blocks.values()) + correction,

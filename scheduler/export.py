@@ -253,6 +253,13 @@ def _split(summary: dict) -> tuple[dict, dict]:
     return split_summary(summary)
 
 
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a hidden file beside it, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _write_json(path: Path, doc: dict) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 

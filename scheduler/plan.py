@@ -22,7 +22,7 @@ from .engine import EngineSpec, TaskFailed, run_tasks
 from .errors import EvdcError
 from .inputs import Inputs, SiteInputs
 from .model import build_model
-from .results import COLUMNS, TABLES, combine, compute_kpis, critical_unmet_jobs, extract_site, sort_site_table
+from .results import TABLES, combine, compute_kpis, critical_unmet_jobs, extract_site, sort_site_table
 from .solve import SolveResult, solve_model
 
 ProgressFn = Callable[[str, int, int, "SolveResult | None"], None]
@@ -225,21 +225,11 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
     if sink is None:
         tables = combine(parts)
         return Plan(tables=tables, sites=tuple(outcomes), summary=summarize(inputs, tables, outcomes, config, found))
-    kept = {name: (pd.concat([p[name] for p in parts], ignore_index=True) if parts else
-                   pd.DataFrame(columns=list(KPI_STATION_COLUMNS) if name == "station_slots" else COLUMNS[name]))
-            for name in (*KEPT_TABLES, "station_slots")}
-    summary = summarize(inputs, kept, outcomes, config, found)
-    kept.pop("station_slots")
-    return Plan(tables=combine_kept(parts), sites=tuple(outcomes), summary=summary, spool=sink)
-
-
-def combine_kept(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
-    """The kept tables of a streamed plan, in the order ``combine`` gives."""
-    out = {}
-    for name in KEPT_TABLES:
-        frames = [sort_site_table(name, p[name]) for p in parts if not p[name].empty]
-        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
-    return out
+    tables = combine(parts, KEPT_TABLES)
+    station_kpis = (pd.concat([p["station_slots"] for p in parts], ignore_index=True) if parts
+                    else pd.DataFrame(columns=list(KPI_STATION_COLUMNS)))
+    summary = summarize(inputs, {**tables, "station_slots": station_kpis}, outcomes, config, found)
+    return Plan(tables=tables, sites=tuple(outcomes), summary=summary, spool=sink)
 
 
 def site_size(site: SiteInputs) -> float:

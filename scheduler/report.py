@@ -20,13 +20,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import EvdcError
+from .export import write_file_atomic
 
 #: Colours of the uses of power, the same on every chart.
 USE_COLOURS = {"cars": "#1f77b4", "blades": "#ff7f0e", "cooling": "#d62728", "battery charging": "#9467bd",
@@ -70,12 +70,6 @@ def _img(png: bytes, alt: str) -> str:
 def _page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -138,7 +132,7 @@ def write_study_report(df: pd.DataFrame, cases, settings, out: Path, title: str)
     out = Path(out)
     buf = io.StringIO()
     df.to_csv(buf, index=False)
-    _write_atomic(out / "results.csv", buf.getvalue().encode("utf-8"))
+    write_file_atomic(out / "results.csv", buf.getvalue().encode("utf-8"))
     kpis = tuple(k for k in (BACKTEST_KPIS if settings.backtest else PLAN_KPIS) if k in df.columns)
     energy, work = ("energy_delivered_kwh", "blade_work_done_h") if settings.backtest else \
         ("ev_planned_kwh", "blade_work_planned_h")
@@ -146,18 +140,18 @@ def write_study_report(df: pd.DataFrame, cases, settings, out: Path, title: str)
     sections = []
     for p in varied:
         png = kpi_chart(df, p, [o for o in varied if o != p], kpis)
-        _write_atomic(out / f"chart_{p}.png", png)
+        write_file_atomic(out / f"chart_{p}.png", png)
         sections.append(f"<h2>KPIs against {html.escape(p)}</h2>{_img(png, f'KPIs against {p}')}")
     if energy in df.columns and work in df.columns:
         png = tradeoff_chart(df, energy, work)
-        _write_atomic(out / "tradeoff.png", png)
+        write_file_atomic(out / "tradeoff.png", png)
         sections.append(f"<h2>Cars against blades</h2>{_img(png, 'trade-off of energy against blade work')}")
     mode = (f"backtested over {settings.days} day(s)" if settings.backtest else "planned (nightly plan)")
     head = (f'<p class="note">{len(df)} cases, each {mode}; solver limit {settings.time_limit_s:g} s, gap '
             f"{settings.mip_rel_gap:g}. One row per case below; the same table is in results.csv.</p>")
     body = head + "".join(sections) + "<h2>All cases</h2>" + _table(df)
     page = out / "report.html"
-    _write_atomic(page, _page(title, body).encode("utf-8"))
+    write_file_atomic(page, _page(title, body).encode("utf-8"))
     return page
 
 
@@ -281,7 +275,7 @@ def write_plan_report(plan_dir: str | Path, out_file: str | Path | None = None, 
     title = f"plan {summary.get('scenario') or plan_dir.name} from {summary.get('horizon_start', '?')}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out, _page(title, "\n".join(body)).encode("utf-8"))
+        write_file_atomic(out, _page(title, "\n".join(body)).encode("utf-8"))
     except OSError as exc:
         raise EvdcError(f"{out}: cannot write the report ({exc.strerror})") from None
     return out

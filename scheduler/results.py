@@ -229,12 +229,12 @@ def sort_site_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(ROW_KEYS[name], kind="stable").reset_index(drop=True)
 
 
-def combine(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+def combine(parts: list[dict[str, pd.DataFrame]], names: tuple[str, ...] = TABLES) -> dict[str, pd.DataFrame]:
     """Concatenate per-site tables: site by site in the order given, each in its ``ROW_KEYS`` order.
 
     The order is the one a plan streamed to disk site by site has too (``scheduler.plan.SpoolSink``)."""
     out = {}
-    for name in TABLES:
+    for name in names:
         frames = [sort_site_table(name, p[name]) for p in parts if not p[name].empty]
         out[name] = (pd.concat(frames, ignore_index=True) if frames
                      else pd.DataFrame(columns=COLUMNS[name]))

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -306,7 +305,7 @@ def run_study(files: ScenarioFiles, cases: list[Case], settings: StudySettings, 
 
     Returns the results table (one row per case, in case order)."""
     from .engine import EngineSpec, TaskFailed, run_tasks
-    from .export import write_plan
+    from .export import write_file_atomic, write_plan
 
     out = Path(out_dir)
     key = settings.key(files)
@@ -345,8 +344,8 @@ def run_study(files: ScenarioFiles, cases: list[Case], settings: StudySettings, 
         folder.mkdir(parents=True, exist_ok=True)
         if got["plan"] is not None:
             write_plan(got["plan"], folder / "plan")
-        _write_atomic(folder / "result.json", json.dumps({"study_key": key, "row": got["row"]}, indent=2,
-                                                          default=_json_default) + "\n")
+        write_file_atomic(folder / "result.json", (json.dumps({"study_key": key, "row": got["row"]}, indent=2,
+                                                              default=_json_default) + "\n").encode("utf-8"))
         done_rows[case.case_id] = got["row"]
         say(f"done {case.case_id}", len(done_rows) + len(failures), len(cases))
 
@@ -371,12 +370,6 @@ def _finished(out: Path, case: Case, key: str) -> dict | None:
     except (OSError, json.JSONDecodeError):
         return None  # a damaged marker: run the case again
     return saved.get("row") if saved.get("study_key") == key else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _json_default(x):
