@@ -99,10 +99,10 @@ def sessions_history(path, timezone: str = "UTC", charger_kw: float = CALTECH_CH
     Naive times are read in ``timezone``. The Caltech ACN month is such a file: all walk-ins, 6.6 kW."""
     from pathlib import Path
 
-    from scheduler.io import ROW, SPECS, check_order, check_unique, read_table
+    from scheduler.io import ROW, SPECS, TABLE_ROWS_MAX, check_order, check_unique, read_table
 
     path = Path(path)
-    df = read_table(path, SPECS["history"], timezone, label=str(path))
+    df = read_table(path, SPECS["history"], timezone, label=str(path), max_rows=TABLE_ROWS_MAX["history"])
     check_unique(df, ["session_id"], str(path))
     check_order(df, "arrival", "departure", str(path))
     df = df.drop(columns=[ROW])

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from scheduler.config import ForecastSettings
+from scheduler.errors import EvdcError
 from scheduler.inputs import Inputs
 
 from .reserve import apply_forecast
@@ -16,7 +17,15 @@ MODEL_SUBDIR = Path(".evdc") / "forecast"
 
 
 def default_model_dir(inputs: Inputs) -> Path | None:
-    return Path(inputs.source) / MODEL_SUBDIR if inputs.source else None
+    """SCENARIO/.evdc/forecast; refused when a symbolic link on the way leads outside the scenario directory."""
+    if not inputs.source:
+        return None
+    root = Path(inputs.source)
+    folder = root / MODEL_SUBDIR
+    if not folder.resolve().is_relative_to(root.resolve()):
+        raise EvdcError(f"{root / MODEL_SUBDIR.parts[0]}: a symbolic link leading outside the scenario directory; "
+                        "evdc keeps its forecaster inside the scenario (remove the link, or give --model-dir)")
+    return folder
 
 
 def forecaster_params(inputs: Inputs, settings: ForecastSettings) -> dict:
@@ -45,3 +54,21 @@ def forecast_inputs(inputs: Inputs, settings: ForecastSettings | None = None, mo
     info.update({"model": how, "train_start": model.train_start_, "train_end": model.train_end_,
                  "history_hash": model.history_hash_, "reserve_kwh": round(reserve_kwh, 3)})
     return out, info
+
+
+def planned_inputs(inputs: Inputs, plan_dir: str | Path, model_dir: str | Path | None = None) -> Inputs:
+    """The inputs a written plan was made from, as far as its checks depend on them: a plan made with
+    ``discount_bookings`` (summary.json ``forecast``) planned each booking for its forecast energy, so the
+    same forecaster (the stored one when current, else the same deterministic fit) is applied again."""
+    import json
+
+    summary_path = Path(plan_dir) / "summary.json"
+    try:
+        forecast = json.loads(summary_path.read_text(encoding="utf-8")).get("forecast") or {}
+    except (OSError, ValueError, AttributeError):
+        return inputs  # the verifier reports an unreadable summary itself
+    if not isinstance(forecast, dict) or forecast.get("discount_bookings") is not True:
+        return inputs
+    risk = forecast.get("risk") if forecast.get("risk") in ("none", "expected", "p80", "p90", "p95") else "expected"
+    settings = inputs.config.forecast.model_copy(update={"risk": risk, "discount_bookings": True})
+    return forecast_inputs(inputs, settings, model_dir)[0]

@@ -20,6 +20,7 @@ import sklearn
 from .occupancy import OccupancyForecaster, history_hash
 
 MODEL_FILE = "forecaster.skops"
+META_BYTES_MAX = 2**20
 META_FILE = "forecaster.json"
 #: The types, beyond those skops trusts itself, that a forecaster fitted by evdc may hold; exact names,
 #: never whole modules: a type a file names is called with arguments from the file, so trusting a
@@ -34,8 +35,35 @@ TRUSTED_TYPES = frozenset({
 })
 
 
+#: Largest stored forecaster evdc loads, on disk and unpacked (a fitted one is ~4 MiB and ~14 MiB for the
+#: demo: its trees do not grow with the fleet). Larger is an input error, not something to unpack.
+STORED_MODEL_BYTES_MAX = 64 * 2**20
+STORED_MODEL_UNPACKED_BYTES_MAX = 128 * 2**20
+
+
 class StoreError(Exception):
     """A stored model could not be read or is not trusted."""
+
+
+def _check_size(path: Path) -> None:
+    """Refuse a stored model too large on disk or unpacked, before skops reads it (an EvdcError: exit 2)."""
+    import zipfile
+
+    from scheduler.errors import EvdcError
+
+    size = path.stat().st_size
+    if size > STORED_MODEL_BYTES_MAX:
+        raise EvdcError(f"{path}: {size / 2**20:,.0f} MiB, more than the {STORED_MODEL_BYTES_MAX // 2**20} MiB a "
+                        "stored forecaster may hold (delete it to refit)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            unpacked = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise StoreError(f"{path}: cannot be read ({exc})") from None
+    if unpacked > STORED_MODEL_UNPACKED_BYTES_MAX:
+        raise EvdcError(f"{path}: {unpacked / 2**20:,.0f} MiB unpacked, more than the "
+                        f"{STORED_MODEL_UNPACKED_BYTES_MAX // 2**20} MiB a stored forecaster may hold "
+                        "(delete it to refit)")
 
 
 def save_forecaster(model: OccupancyForecaster, folder: str | Path) -> Path:
@@ -71,6 +99,9 @@ def load_forecaster(folder: str | Path) -> tuple[OccupancyForecaster, dict]:
     path, meta_path = folder / MODEL_FILE, folder / META_FILE
     if not path.is_file() or not meta_path.is_file():
         raise StoreError(f"{folder}: no stored forecaster")
+    _check_size(path)
+    if meta_path.stat().st_size > META_BYTES_MAX:
+        raise StoreError(f"{meta_path}: larger than a forecaster's metadata")
     try:
         meta = json.loads(meta_path.read_text())
         untrusted = sio.get_untrusted_types(file=path)

@@ -4,7 +4,7 @@ Pipeline: ``load_scenario(dir)`` -> :class:`Inputs` -> ``plan(inputs, PlanConfig
 -> :class:`Plan` (tidy DataFrames + summary) -> ``write_plan(plan, out_dir)``.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 from .config import PlanConfig, ScenarioConfig, SolverConfig  # noqa: E402
 from .errors import EvdcError, InputError  # noqa: E402

@@ -31,7 +31,7 @@ import pyomo.environ as pyo
 
 from .committed import read_committed
 from .config import SolverConfig
-from .errors import EvdcError
+from .errors import EvdcError, InputError
 from .inputs import Inputs, Session, SiteInputs
 from .model import build_model
 from .solve import solve_model
@@ -86,6 +86,69 @@ class Admission:
                               "mode": a.mode, "jobs_moved": list(a.jobs_moved)} for a in self.alternatives],
             "seconds": round(self.seconds, 3),
         }
+
+
+#: The option of ``evdc admit`` that gives each request field (named in its error messages).
+REQUEST_OPTIONS = {"station_id": "--station", "arrival": "--arrival", "departure": "--departure",
+                   "energy_kwh": "--energy-kwh", "vehicle_max_kw": "--vehicle-max-kw", "mode": "--mode",
+                   "priority": "--urgent", "at": "--at"}
+
+
+def check_request(inputs: Inputs, request: BookingRequest, at: pd.Timestamp | None = None,
+                  labels: dict[str, str] | None = None) -> BookingRequest:
+    """The request checked with the loader's rules for a booking (reservations.csv: a known station
+    offering the mode, energy and vehicle limit finite and within bounds, departure after arrival) and
+    against the plan: the stay overlaps the horizon, ``at`` lies in it and before the departure.
+
+    Returns the request with its station id NFC-normalised. An error is an InputError naming the
+    field: with ``labels`` (``REQUEST_OPTIONS`` for the CLI) as the option, else as ``request, column F``."""
+    from .io import SPECS
+    from .replan import check_at, field_value
+
+    spec = SPECS["reservations"]
+    grid = inputs.grid
+    tz = grid.timezone
+
+    def where(name: str) -> tuple[str, str | None]:
+        return (labels[name], None) if labels and name in labels else ("request", name)
+
+    def value(name: str, raw):
+        file, column = where(name)
+        try:
+            return field_value(raw, spec[name], file, None, tz)
+        except InputError as exc:
+            raise InputError(file, exc.detail, None, column) from None
+
+    def fail(name: str, message: str):
+        file, column = where(name)
+        raise InputError(file, message, None, column)
+
+    def local(ts: pd.Timestamp) -> str:
+        return ts.tz_convert(tz).isoformat()
+
+    station_id = value("station_id", request.station_id)
+    try:
+        site = _site_of(inputs, station_id)
+    except EvdcError:
+        fail("station_id", f"unknown station {station_id!r}")
+    energy = value("energy_kwh", request.energy_kwh)
+    vmax = value("vehicle_max_kw", request.vehicle_max_kw) if request.vehicle_max_kw is not None else None
+    mode = value("mode", request.mode)
+    priority = value("priority", request.priority)
+    st = site.station(station_id)
+    if mode != "any" and mode not in st.modes:
+        fail("mode", f"station {station_id} does not offer mode {mode} (it offers {', '.join(st.modes)})")
+    if request.departure <= request.arrival:
+        fail("departure", f"departure {local(request.departure)} is not after arrival {local(request.arrival)}")
+    if request.departure <= grid.start_utc or request.arrival >= grid.end_utc:
+        fail("arrival", f"the stay {local(request.arrival)} to {local(request.departure)} lies outside the planned "
+             f"horizon ({local(grid.start_utc)} to {local(grid.end_utc)})")
+    if at is not None:
+        check_at(at, inputs, where("at")[0] if labels else "request at")
+        if request.departure <= at:
+            fail("departure", f"departure {local(request.departure)} is not after the request time {local(at)}")
+    return replace(request, station_id=station_id, energy_kwh=energy, vehicle_max_kw=vmax, mode=mode,
+                   priority=priority)
 
 
 def _site_of(inputs: Inputs, station_id: str) -> SiteInputs:
@@ -406,16 +469,11 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     """
     t0 = time.perf_counter()
     solver = solver or SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP)
-    if request.departure <= request.arrival:
-        raise EvdcError("the request's departure is not after its arrival")
-    if request.energy_kwh <= 0:
-        raise EvdcError("the request's energy_kwh must be positive")
+    request = check_request(inputs, request, at)
     site = _site_of(inputs, request.station_id)
     sp = site_plan(site, tables)
     site = _with_plan_reserve(site, sp)
     grid = site.grid
-    if request.departure <= grid.start_utc or request.arrival >= grid.end_utc:
-        raise EvdcError("the request lies outside the planned horizon")
     start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
     offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce)
     if move_jobs and (offer is None or offer.decision != "granted") and _jobs_in_the_way(site, tables, request):

@@ -7,9 +7,10 @@ default; ``docs/formulation.md`` names where each weight enters the objective.
 
 from __future__ import annotations
 
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import EvdcError
 
@@ -18,6 +19,38 @@ MODE_NAMES: tuple[ModeName, ...] = ("fast", "regular", "slow")
 SessionPriority = Literal["normal", "urgent"]
 JobPriority = Literal["critical", "high", "normal", "low"]
 JOB_PRIORITIES: tuple[JobPriority, ...] = ("critical", "high", "normal", "low")
+
+
+#: Largest value of any objective weight or penalty, in the scenario currency: far above any real price
+#: of energy or work, and small enough that HiGHS can still tell a kWh of difference next to it.
+WEIGHT_MAX = 1e6
+#: Largest mode ceiling or charging power a setting may name, kW (the station tables' own limit).
+SETTING_KW_MAX = 1e4
+TEXT_SETTING_MAX_CHARS = 200
+
+
+def _plain_text(value: str) -> str:
+    """Refuse text a terminal or a file name would act on: control and invisible format characters."""
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"holds the control character U+{ord(bad):04X} (plain text only)")
+    if len(value) > TEXT_SETTING_MAX_CHARS:
+        raise ValueError(f"is longer than {TEXT_SETTING_MAX_CHARS} characters")
+    return value
+
+
+def _table_file(value: str | None) -> str | None:
+    """A table's path: plain text, not empty (null switches a table off)."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError("is empty; give a file name, or null to plan without this table")
+    return _plain_text(value)
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+TableFile = Annotated[str, AfterValidator(_table_file)]
+Weight = Annotated[float, Field(ge=0, le=WEIGHT_MAX)]
 
 
 class _Frozen(BaseModel):
@@ -35,9 +68,9 @@ class _Setting(_Frozen):
 class ModeLimits(_Setting):
     """Power ceiling of each charging mode, kW (defaults in the spirit of the seed)."""
 
-    fast: float = Field(350.0, gt=0, description="fast (DC) charging ceiling, kW")
-    regular: float = Field(150.0, gt=0, description="regular charging ceiling, kW")
-    slow: float = Field(22.0, gt=0, description="slow charging ceiling, kW")
+    fast: float = Field(350.0, ge=1, le=SETTING_KW_MAX, description="fast (DC) charging ceiling, kW")
+    regular: float = Field(150.0, ge=1, le=SETTING_KW_MAX, description="regular charging ceiling, kW")
+    slow: float = Field(22.0, ge=1, le=SETTING_KW_MAX, description="slow charging ceiling, kW")
 
     @model_validator(mode="after")
     def _ordered(self) -> "ModeLimits":
@@ -52,11 +85,11 @@ class ModeLimits(_Setting):
 class ChargingProfile(_Setting):
     """Shape of a charging session: starting state, in progress, finishing taper."""
 
-    start_minutes: float = Field(5.0, ge=0, description="length of the starting state after arrival, minutes")
-    start_kw: float = Field(20.0, gt=0, description="power ceiling during the starting state, kW")
-    finish_soc: float = Field(0.8, gt=0, lt=1, description="state of charge where the finishing taper begins")
+    start_minutes: float = Field(5.0, ge=0, le=24 * 60, description="length of the starting state after arrival, minutes")
+    start_kw: float = Field(20.0, ge=0.1, le=SETTING_KW_MAX, description="power ceiling during the starting state, kW")
+    finish_soc: float = Field(0.8, ge=0.05, le=0.99, description="state of charge where the finishing taper begins")
     default_battery_kwh: float = Field(
-        60.0, gt=0, description="battery size assumed when a booking gives none, kWh"
+        60.0, ge=1, le=1e5, description="battery size assumed when a booking gives none, kWh"
     )
     default_soc_arrival: float = Field(
         0.2, ge=0, lt=1, description="state of charge at arrival assumed when a booking gives none"
@@ -66,38 +99,38 @@ class ChargingProfile(_Setting):
 class Weights(_Setting):
     """Objective weights, in the scenario currency (``currency``)."""
 
-    ev_value_per_kwh: float = Field(0.60, ge=0, description="value of one kWh delivered to a normal booking")
-    urgent_weight: float = Field(2.0, ge=1, description="multiplier of ev_value_per_kwh for urgent bookings")
-    blade_value_per_h: float = Field(0.15, ge=0, description="value of one blade working one hour on a normal job")
-    job_weight_critical: float = Field(4.0, ge=0, description="multiplier of blade_value_per_h for critical jobs")
-    job_weight_high: float = Field(2.0, ge=0, description="multiplier for high-priority jobs")
-    job_weight_normal: float = Field(1.0, ge=0, description="multiplier for normal jobs")
-    job_weight_low: float = Field(0.5, ge=0, description="multiplier for low-priority jobs")
-    denial_penalty: float = Field(10.0, ge=0, description="penalty per booking denied outright")
+    ev_value_per_kwh: float = Field(0.60, ge=0, le=WEIGHT_MAX, description="value of one kWh delivered to a normal booking")
+    urgent_weight: float = Field(2.0, ge=1, le=WEIGHT_MAX, description="multiplier of ev_value_per_kwh for urgent bookings")
+    blade_value_per_h: float = Field(0.15, ge=0, le=WEIGHT_MAX, description="value of one blade working one hour on a normal job")
+    job_weight_critical: float = Field(4.0, ge=0, le=WEIGHT_MAX, description="multiplier of blade_value_per_h for critical jobs")
+    job_weight_high: float = Field(2.0, ge=0, le=WEIGHT_MAX, description="multiplier for high-priority jobs")
+    job_weight_normal: float = Field(1.0, ge=0, le=WEIGHT_MAX, description="multiplier for normal jobs")
+    job_weight_low: float = Field(0.5, ge=0, le=WEIGHT_MAX, description="multiplier for low-priority jobs")
+    denial_penalty: float = Field(10.0, ge=0, le=WEIGHT_MAX, description="penalty per booking denied outright")
     partial_penalty: float = Field(
-        0.0, ge=0,
+        0.0, ge=0, le=WEIGHT_MAX,
         description="penalty per booking served only in part (adds a binary per booking; see docs/formulation.md)",
     )
     v2x_cost_per_kwh: float = Field(
-        0.05, ge=0, description="cost of one kWh a car lends back (V2X), e.g. battery wear and the driver's fee"
+        0.05, ge=0, le=WEIGHT_MAX, description="cost of one kWh a car lends back (V2X), e.g. battery wear and the driver's fee"
     )
     migration_cost: float = Field(
-        0.0, ge=0, description="cost of moving a running job to another station once (0: moves are free)")
+        0.0, ge=0, le=WEIGHT_MAX, description="cost of moving a running job to another station once (0: moves are free)")
     early_charging_per_kwh: float = Field(
-        0.0, ge=0,
+        0.0, ge=0, le=WEIGHT_MAX,
         description="extra value of a kWh delivered early in its car's stay, more for a car that cannot wait "
                     "(docs/formulation.md): pays in rolling plans, where later arrivals are uncertain")
-    job_late_penalty: float = Field(2.0, ge=0, description="penalty per job whose work is not done by its deadline")
+    job_late_penalty: float = Field(2.0, ge=0, le=WEIGHT_MAX, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
-        1000.0, ge=0, description="penalty per hour a critical job is not running inside its window"
+        1000.0, ge=0, le=WEIGHT_MAX, description="penalty per hour a critical job is not running inside its window"
     )
     reserve_short_penalty_per_kwh: float = Field(
-        0.45, ge=0,
+        0.45, ge=0, le=WEIGHT_MAX,
         description="penalty per kWh of walk-in reserve the site cannot keep free: below a normal booking's "
                     "value (bookings come first), above a normal job's value per kWh (blades get what is left)"
     )
     unserved_penalty_per_kwh: float = Field(
-        10000.0, ge=0, description="penalty per kWh of fixed demand (standby blades, other loads) the site cannot supply"
+        10000.0, ge=0, le=WEIGHT_MAX, description="penalty per kWh of fixed demand (standby blades, other loads) the site cannot supply"
     )
     partial_min_fraction: float = Field(
         0.05, ge=0, le=1, description="a served booking gets at least this share of the energy it asked for"
@@ -171,18 +204,20 @@ class ThermalSettings(_Setting):
 
     enabled: bool = Field(
         False, description="model the housing temperature and its cooling and heating (opt-in: see docs/formulation.md)")
-    min_c: float = Field(-40.0, description="lowest housing temperature allowed, deg C")
-    max_c: float = Field(55.0, description="highest housing temperature allowed, deg C")
-    initial_c: float | None = Field(None, description="housing temperature at the start, deg C (default: ambient)")
-    ground_c: float = Field(10.0, description="temperature the housing exchanges with when there is no ambient table")
-    heat_capacity_kwh_per_k: float = Field(0.10, gt=0, description="thermal mass of a housing, kWh per kelvin")
-    ua_kw_per_k: float = Field(0.03, ge=0, description="heat exchange with the surroundings, kW per kelvin")
-    cooling_cop: float = Field(3.0, gt=0, description="heat removed per kWh the cooling draws")
+    min_c: float = Field(-40.0, ge=-100, le=100, description="lowest housing temperature allowed, deg C")
+    max_c: float = Field(55.0, ge=-100, le=100, description="highest housing temperature allowed, deg C")
+    initial_c: float | None = Field(None, ge=-100, le=100,
+                                    description="housing temperature at the start, deg C (default: ambient)")
+    ground_c: float = Field(10.0, ge=-100, le=100,
+                            description="temperature the housing exchanges with when there is no ambient table")
+    heat_capacity_kwh_per_k: float = Field(0.10, ge=1e-3, le=1e3, description="thermal mass of a housing, kWh per kelvin")
+    ua_kw_per_k: float = Field(0.03, ge=0, le=1e2, description="heat exchange with the surroundings, kW per kelvin")
+    cooling_cop: float = Field(3.0, ge=0.1, le=20, description="heat removed per kWh the cooling draws")
     cooling_max_kw: float | None = Field(
-        None, ge=0, description="most heat the cooling removes, kW (default: all the blades' rated power)")
-    heating_max_kw: float = Field(0.3, ge=0, description="most heat the (resistive) heater gives, kW")
+        None, ge=0, le=SETTING_KW_MAX, description="most heat the cooling removes, kW (default: all the blades' rated power)")
+    heating_max_kw: float = Field(0.3, ge=0, le=SETTING_KW_MAX, description="most heat the (resistive) heater gives, kW")
     violation_penalty_per_kh: float = Field(
-        1000.0, ge=0, description="penalty per kelvin-hour outside [min_c, max_c] when it cannot be avoided")
+        1000.0, ge=0, le=WEIGHT_MAX, description="penalty per kelvin-hour outside [min_c, max_c] when it cannot be avoided")
 
     @model_validator(mode="after")
     def _range(self) -> "ThermalSettings":
@@ -194,17 +229,17 @@ class ThermalSettings(_Setting):
 class Tables(_Setting):
     """Paths of the scenario tables, relative to scenario.yaml (CSV or Parquet)."""
 
-    sites: str = "sites.csv"
-    stations: str = "stations.csv"
-    reservations: str | None = "reservations.csv"
-    history: str | None = "history.csv"
-    jobs: str | None = "jobs.csv"
-    pv: str | None = "pv.csv"
-    prices: str | None = "prices.csv"
-    loads: str | None = "loads.csv"
-    ambient: str | None = "ambient.csv"
-    grid_limits: str | None = "grid_limits.csv"
-    links: str | None = "links.csv"
+    sites: TableFile = "sites.csv"
+    stations: TableFile = "stations.csv"
+    reservations: TableFile | None = "reservations.csv"
+    history: TableFile | None = "history.csv"
+    jobs: TableFile | None = "jobs.csv"
+    pv: TableFile | None = "pv.csv"
+    prices: TableFile | None = "prices.csv"
+    loads: TableFile | None = "loads.csv"
+    ambient: TableFile | None = "ambient.csv"
+    grid_limits: TableFile | None = "grid_limits.csv"
+    links: TableFile | None = "links.csv"
 
 
 class ScenarioConfig(_Setting):
@@ -214,13 +249,13 @@ class ScenarioConfig(_Setting):
     ``stations``, which are required.
     """
 
-    name: str = Field("scenario", min_length=1)
+    name: PlainText = Field("scenario", min_length=1)
     timezone: str = Field(..., description="IANA time zone of the scenario, e.g. Europe/Amsterdam")
     start: str = Field(..., description="first slot, ISO 8601; local to timezone when it has no offset")
     horizon_hours: float = Field(24.0, gt=0, le=168)
     slot_minutes: Literal[5, 10, 15, 30, 60] = Field(15, validate_default=True)
-    currency: str = "EUR"
-    country: str | None = Field(None, description="ISO country code for public holidays (forecast)")
+    currency: PlainText = "EUR"
+    country: PlainText | None = Field(None, description="ISO country code for public holidays (forecast)")
     tables: Tables = Tables()
     modes: ModeLimits = ModeLimits()
     charging: ChargingProfile = ChargingProfile()

@@ -1,8 +1,14 @@
-"""Write a plan directory whole or not at all.
+"""Write a plan directory whole or not at all, and only where evdc may write.
 
 Files are written to a temporary directory beside the target, flushed, and
 swapped into place in one step; an interrupted or killed run leaves the previous
 plan intact (``replace_directory``).
+
+Only what evdc wrote is ever replaced (``check_output_dir``): every directory
+``replace_directory`` writes holds ``manifest.json`` (``scheduler.trust``) whose
+``kind`` says what it is (``OUTPUT_KINDS``), and an existing directory is replaced
+only when it is empty or an output of the same kind holding nothing its manifest
+does not list. No output is written over, into or around a command's inputs.
 
 A plan directory is deterministic: planning the same night with the same inputs and
 settings gives the same bytes in every table file and in ``summary.json`` except its
@@ -25,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Mapping
 
 import pandas as pd
 
@@ -121,9 +127,173 @@ def _owner_alive(name: str, prefix: str) -> bool:
     return True
 
 
-def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
+#: What ``replace_directory`` writes, recorded as ``kind`` in the directory's manifest.json, and how
+#: messages name it. An existing output is replaced only by one of the same kind.
+OUTPUT_KINDS = {
+    "plan": "a plan (evdc plan, replan)",
+    "scenario": "a scenario (evdc generate)",
+    "ocpp": "OCPP charging profiles (evdc export ocpp)",
+    "redfish": "Redfish schedules (evdc export redfish)",
+    "openadr": "OpenADR reports (evdc export openadr)",
+    "backtest": "backtest results (evdc backtest)",
+}
+#: A manifest without a kind is a plan's: plans were the only outputs with a manifest before kinds.
+UNKINDED_MANIFEST_KIND = "plan"
+#: Outputs written into rather than replaced: a what-if study folder (kept and resumed) and a report file.
+STUDY_KIND = "whatif"
+REPORT_KIND = "report"
+#: A what-if study folder's marker file and its format.
+STUDY_FILE = "study.json"
+STUDY_FORMAT = "evdc-study/1"
+#: What a study folder holds besides its marker: a folder of these (with ``cases/``) written before the
+#: marker existed is a study too.
+STUDY_ENTRIES = ("cases", "forecast-model", "results.csv", "report.html", "tradeoff.png")
+STUDY_CHART_PREFIX = "chart_"
+#: evdc's own cache inside a directory (the fitted forecaster in ``SCENARIO/.evdc``): replaced with it.
+CACHE_DIR = ".evdc"
+#: Unlisted files named in a refusal at most.
+NAMED_AT_MOST = 3
+
+
+def check_output_dir(out: str | Path, kind: str, inputs: Mapping[str, str | Path | None] | None = None) -> Path:
+    """Refuse, with an EvdcError naming ``out`` and why, to write output ``kind`` at ``out``; returns its
+    resolved path (symbolic links resolved) when it may.
+
+    ``inputs`` are what the command reads, by name (``{"scenario": path}``; None values are skipped):
+    ``out`` may not be one of them, hold one or lie inside one. Nor may it lie inside an evdc output
+    (a directory with an evdc ``manifest.json``: a file added there fails ``evdc verify``). Then, by
+    ``kind``:
+
+    - one of ``OUTPUT_KINDS`` (replaced whole): ``out`` is new, empty, or an output of the same kind
+      whose files are all listed in its manifest (``.evdc/``, evdc's cache, aside);
+    - ``STUDY_KIND`` (written into, kept): new, empty, or a what-if study folder;
+    - ``REPORT_KIND`` (a file): not a directory.
+
+    Nothing is written or removed."""
+    from .trust import MANIFEST_FORMAT
+
+    target = Path(out).resolve()
+    for name, path in (inputs or {}).items():
+        if path is None:
+            continue
+        source = Path(path).resolve()
+        if target == source:
+            raise EvdcError(f"{target}: is the {name} this command reads; evdc never writes over its inputs; "
+                            "choose another output")
+        if source.is_relative_to(target):
+            raise EvdcError(f"{target}: holds the {name} this command reads ({source}); choose an output "
+                            "outside it")
+        if target.is_relative_to(source):
+            raise EvdcError(f"{target}: is inside the {name} this command reads ({source}); choose an output "
+                            "outside it")
+    for parent in target.parents:
+        doc = _manifest_doc(parent)
+        if doc is not None and doc.get("format") == MANIFEST_FORMAT:
+            raise EvdcError(f"{target}: is inside {_kind_name(doc)} at {parent}; a file added there fails "
+                            "evdc verify; choose an output outside it")
+    if kind == REPORT_KIND:
+        if target.is_dir():
+            raise EvdcError(f"{target}: is a directory; give the report's file name")
+        return target
+    if kind != STUDY_KIND and kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}")
+    if not target.exists():
+        return target
+    if not target.is_dir():
+        raise EvdcError(f"{target}: exists and is not a directory")
+    try:
+        empty = next(target.iterdir(), None) is None
+    except OSError as exc:
+        raise EvdcError(f"{target}: cannot be read ({exc.strerror or exc})") from None
+    if empty:
+        return target
+    if kind == STUDY_KIND:
+        _check_study(target)
+    else:
+        _check_replaceable(target, kind)
+    return target
+
+
+def _manifest_doc(directory: Path) -> dict | None:
+    """The JSON object in ``directory/manifest.json``; None without one, {} when it cannot be read as one."""
+    from .trust import MANIFEST_FILE
+
+    path = directory / MANIFEST_FILE
+    try:
+        if not path.is_file():
+            return None
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _kind_name(doc: dict) -> str:
+    kind = doc.get("kind", UNKINDED_MANIFEST_KIND)
+    return OUTPUT_KINDS.get(kind, f"an evdc output of kind {kind!r}")
+
+
+def _check_replaceable(target: Path, kind: str) -> None:
+    """Refuse to replace a non-empty ``target`` unless it is an evdc output of ``kind`` and nothing more."""
+    from .trust import MANIFEST_FILE, MANIFEST_FORMAT, _listed_files
+
+    doc = _manifest_doc(target)
+    if doc is None:
+        raise EvdcError(f"{target}: exists and is not an evdc output (no {MANIFEST_FILE}); choose an empty or "
+                        "new directory")
+    if doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("files"), list):
+        raise EvdcError(f"{target}: its {MANIFEST_FILE} is not an evdc manifest; choose an empty or new directory")
+    if doc.get("kind", UNKINDED_MANIFEST_KIND) != kind:
+        raise EvdcError(f"{target}: holds {_kind_name(doc)}, not {OUTPUT_KINDS[kind]}; an output is replaced "
+                        "only by one of its kind; choose another directory")
+    listed = {e.get("path") for e in doc["files"] if isinstance(e, dict)}
+    try:
+        files, odd = _listed_files(target)
+    except OSError as exc:
+        raise EvdcError(f"{target}: cannot be read ({exc.strerror or exc})") from None
+    extra = [rel for rel in sorted(files + odd) if rel not in listed and rel.split("/")[0] != CACHE_DIR]
+    if extra:
+        more = f" and {len(extra) - NAMED_AT_MOST} more" if len(extra) > NAMED_AT_MOST else ""
+        raise EvdcError(f"{target}: holds {', '.join(extra[:NAMED_AT_MOST])}{more}, not listed in its "
+                        f"{MANIFEST_FILE}; move {'it' if len(extra) == 1 else 'them'} away or choose another "
+                        "directory")
+
+
+def _check_study(target: Path) -> None:
+    """Refuse a non-empty ``target`` that is not a what-if study folder."""
+    marker = target / STUDY_FILE
+    if marker.is_file():
+        try:
+            doc = json.loads(marker.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            doc = None
+        if isinstance(doc, dict) and doc.get("format") == STUDY_FORMAT:
+            return
+        raise EvdcError(f"{target}: its {STUDY_FILE} is not an evdc study marker; choose an empty or new folder")
+    names = [p.name for p in target.iterdir()]
+    earlier_study = (target / "cases").is_dir() and all(
+        n in STUDY_ENTRIES or n.startswith(".") or (n.startswith(STUDY_CHART_PREFIX) and n.endswith(".png"))
+        for n in names)
+    if not earlier_study:
+        raise EvdcError(f"{target}: exists and is not an evdc what-if study (no {STUDY_FILE}); choose an empty "
+                        "or new folder, or an earlier study's to resume it")
+
+
+def study_marker_bytes() -> bytes:
+    """The bytes of a what-if study folder's ``STUDY_FILE`` (the same for every study)."""
+    return (json.dumps({"format": STUDY_FORMAT, "kind": STUDY_KIND}, sort_keys=True) + "\n").encode("ascii")
+
+
+def replace_directory(out_dir: str | Path, fill: Callable[[Path], None], *, kind: str,
+                      inputs: Mapping[str, str | Path | None] | None = None) -> Path:
     """Make ``out_dir`` whole or not at all: ``fill`` writes into a temporary directory beside it,
     which then takes the place of any existing ``out_dir``. Returns the resolved path.
+
+    ``out_dir`` must pass ``check_output_dir(out_dir, kind, inputs)`` first (``kind`` one of
+    ``OUTPUT_KINDS``): nothing else is ever replaced. Unless ``fill`` wrote one, ``manifest.json``
+    recording ``kind`` is added last.
 
     The files are flushed to disk first; an existing ``out_dir`` is then swapped with the new one in
     one step (``renameat2`` with ``RENAME_EXCHANGE``), the parent directory flushed, and the old tree
@@ -131,19 +301,23 @@ def replace_directory(out_dir: str | Path, fill: Callable[[Path], None]) -> Path
     ``out_dir``; its scratch directories are removed by the next run (``remove_leftovers``). Where the
     exchange is not available (other systems, old kernels), the old directory is renamed aside
     first, which leaves a moment without ``out_dir``."""
-    out = Path(out_dir).resolve()
+    from .trust import MANIFEST_FILE, write_manifest
+
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}")
+    out = check_output_dir(out_dir, kind, inputs)
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EvdcError(f"{parent}: cannot create the output folder ({exc.strerror})") from None
-    if out.exists() and not out.is_dir():
-        raise EvdcError(f"{out}: exists and is not a directory")
     remove_leftovers(out)
     tmp = scratch_dir(out, "tmp")
     try:
         try:
             fill(tmp)
+            if not (tmp / MANIFEST_FILE).exists():
+                write_manifest(tmp, kind=kind)
             _fsync_dir(tmp)
             os.chmod(tmp, 0o755)
         except OSError as exc:
@@ -202,12 +376,14 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",),
-               extra: Callable[[Path], None] | None = None, signing_key: str | Path | None = None) -> Path:
+               extra: Callable[[Path], None] | None = None, signing_key: str | Path | None = None,
+               inputs: Mapping[str, str | Path | None] | None = None) -> Path:
     """Write every contract file of ``plan`` to ``out_dir`` atomically; returns the final path.
 
     ``extra(tmp_dir)`` may add files of its own before the directory is put in place. Last comes
-    ``manifest.json``, the SHA-256 of every file (``scheduler.trust``), signed with the Ed25519
-    private key ``signing_key`` when one is given (``manifest.sig``)."""
+    ``manifest.json``, the SHA-256 of every file (``scheduler.trust``) and the kind ``plan``, signed
+    with the Ed25519 private key ``signing_key`` when one is given (``manifest.sig``). ``out_dir``
+    must be new, empty or a plan, and not one of the paths ``inputs`` names (``check_output_dir``)."""
     from .trust import load_private_key, write_manifest
 
     if signing_key is not None:
@@ -233,9 +409,9 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
         _write_json(tmp / RUN_FILE, run)
         if extra is not None:
             extra(tmp)
-        write_manifest(tmp, signing_key)
+        write_manifest(tmp, signing_key, kind="plan")
 
-    return replace_directory(out_dir, fill)
+    return replace_directory(out_dir, fill, kind="plan", inputs=inputs)
 
 
 def _join_parts(target: Path, columns: list[str], parts: list[Path]) -> None:

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import EvdcError
-from .export import replace_directory
+from .export import check_output_dir, replace_directory
 from .sample import reference_path
 
 Progress = Callable[[str], None] | None
@@ -1754,7 +1754,7 @@ def write_scenario(out: str | Path, tables: dict[str, pd.DataFrame], yaml_text: 
                 progress(f"writing {TABLE_FILES[name]} ({len(df)} rows)")
             write_table(tmp / TABLE_FILES[name], df, TIME_COLUMNS.get(name, ()))
 
-    return replace_directory(out, fill)
+    return replace_directory(out, fill, kind="scenario")
 
 
 # =========================================================================== entry point
@@ -1785,6 +1785,7 @@ def generate_scenario(out: str | Path, sites: int, stations_per_site: int, days:
     days = _check_count("days", days, 0)
     seed = _check_count("seed", seed, 0)
     start_s = parse_start(start) if start is not None else default_start(seed)
+    check_output_dir(out, "scenario")  # before the work: a folder that is not an evdc scenario is refused
     ref = load_reference()
     if progress is not None:
         progress(f"layout of {sites} sites x {stations_per_site} stations")

@@ -189,6 +189,9 @@ class Inputs:
     ambient: pd.DataFrame | None = None
     scenario_hash: str = ""
     source: str = ""
+    #: What loading left out or found odd, one line each (bookings outside the horizon, jobs already
+    #: past their deadline): printed as warnings and kept in summary.json ``input_warnings``.
+    notices: tuple[str, ...] = ()
 
     @property
     def stations(self) -> tuple[Station, ...]:

@@ -19,7 +19,9 @@ import hashlib
 import io
 import os
 import re
-from dataclasses import dataclass
+import sys
+import unicodedata
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +54,32 @@ DEMAND_CHARGE_PER_KW_MAX = 1e6  # scenario currency per kW of peak import
 TEMP_C_MIN, TEMP_C_MAX = -100.0, 100.0  # ambient air, degrees Celsius
 VOLTAGE_V_MAX = 1e5  # phase-to-neutral supply voltage, volts
 ID_MAX_CHARS = 200  # length of an id or other text cell
+#: Smallest non-zero power, energy, duration or efficiency accepted: 1 W, 1 Wh, 3.6 s. Anything smaller is
+#: a unit slip or noise, and coefficients that small next to kilowatts make the model ill-conditioned.
+TINY_QUANTITY = 1e-3
+BATTERY_EFFICIENCY_MIN = 0.5  # one-way charge or discharge efficiency; real Li-ion packs are 0.9-0.98
+
+# Budgets: the largest input evdc takes, so that a small file cannot cost unbounded time or memory.
+# Each is far above a real night (10,000 stations, a year of history) and each is an input error.
+TABLE_BYTES_MAX = 512 * 2**20  # one table file (CSV or Parquet)
+SCENARIO_YAML_BYTES_MAX = 2**20  # scenario.yaml
+#: Rows one table may hold.
+TABLE_ROWS_MAX: dict[str, int] = {
+    "sites": 20_000, "stations": 200_000, "reservations": 200_000, "history": 2_000_000, "jobs": 200_000,
+    "pv": 2_000_000, "prices": 2_000_000, "loads": 2_000_000, "ambient": 2_000_000, "grid_limits": 2_000_000,
+    "links": 200_000,
+}
+#: Longest time the history may cover, first arrival to last departure: the forecaster's training
+#: frame grows with stations x days x slots.
+HISTORY_SPAN_DAYS_MAX = 400
 _TEXT_SEPARATOR = "\ufffe"  # a Unicode noncharacter: joins a column's cells for one scan
 #: Characters refused in ids and other text cells: control characters (Unicode category Cc), line and
 #: paragraph separators, and the bidirectional formatting characters that make an id display as another.
 _BAD_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: Invisible characters refused in ids, so that two ids that look the same are the same: every Unicode
+#: format character (category Cf: zero-width space and joiners, byte-order mark, soft hyphen, ...).
+_INVISIBLE = re.compile("[" + "".join(re.escape(chr(c)) for c in range(sys.maxunicode + 1)
+                                      if unicodedata.category(chr(c)) == "Cf") + "]")
 #: First bytes of files that are often handed in as a table by mistake, and what they are.
 _FILE_SIGNATURES = (
     (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
@@ -78,6 +102,12 @@ class Col:
     strict_min: bool = False
     choices: tuple[str, ...] = ()
     default: object = None
+    series: bool = False  # a measured value (time series, history): any small value is data, not a slip
+
+    @property
+    def quantity(self) -> bool:
+        """A power, energy or duration parameter: zero, or at least TINY_QUANTITY."""
+        return self.kind == "float" and not self.series and self.name.endswith(("_kw", "_kwh", "_hours"))
 
 
 def _spec(*cols: Col) -> dict[str, Col]:
@@ -91,7 +121,7 @@ SPECS: dict[str, dict[str, Col]] = {
         Col("battery_kwh", "float", min=0, max=SITE_KWH_MAX, default=0.0),
         Col("battery_kw", "float", min=0, max=SITE_KW_MAX, default=0.0),
         Col("battery_soc_kwh", "float", min=0, max=SITE_KWH_MAX, default=0.0),
-        Col("battery_efficiency", "float", min=0, max=1, strict_min=True, default=0.9),
+        Col("battery_efficiency", "float", min=BATTERY_EFFICIENCY_MIN, max=1, default=0.9),
         Col("demand_charge_per_kw", "float", min=0, max=DEMAND_CHARGE_PER_KW_MAX, default=0.0),
     ),
     "stations": _spec(
@@ -169,6 +199,11 @@ SPECS: dict[str, dict[str, Col]] = {
     ),
 }
 
+#: Tables of measured values: a tiny PV output or a session of a few watt-hours is data.
+MEASURED_TABLES = ("history", "pv", "prices", "loads", "ambient", "grid_limits")
+for _name in MEASURED_TABLES:
+    SPECS[_name] = {k: replace(c, series=True) for k, c in SPECS[_name].items()}
+
 ROW = "_row"  # spreadsheet row of each record, kept for error messages
 
 
@@ -180,6 +215,10 @@ def read_config(scenario_dir: Path) -> ScenarioConfig:
     path = scenario_dir / SCENARIO_FILE
     if not path.is_file():
         raise EvdcError(f"{path}: no such file (a scenario directory holds {SCENARIO_FILE})")
+    if not path.resolve().is_relative_to(scenario_dir.resolve()):
+        raise EvdcError(f"{path}: a symbolic link to a file outside the scenario directory (copy the file in instead)")
+    if path.stat().st_size > SCENARIO_YAML_BYTES_MAX:
+        raise EvdcError(f"{path}: more than the {SCENARIO_YAML_BYTES_MAX // 1024} KiB scenario.yaml may hold")
     try:
         text = _decode(path.read_bytes(), str(path))
     except InputError as exc:
@@ -315,9 +354,33 @@ def _check_header(text: str, label: str) -> None:
         raise InputError(label, f"{len(first)} fields where the header has {len(header)}", reader.line_num)
 
 
-def _read_csv(path: Path, label: str) -> pd.DataFrame:
+def _too_many_rows(label: str, n: int, max_rows: int) -> EvdcError:
+    return EvdcError(f"{label}: {n:,} rows, more than the {max_rows:,} this table may hold (README, 'Limits')")
+
+
+def _check_parquet_rows(path: Path, label: str, max_rows: int | None) -> None:
+    """Refuse a Parquet file with too many rows from its footer, before reading it."""
+    if max_rows is None:
+        return
+    import pyarrow.parquet as pq
+
+    try:
+        n = pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # pyarrow's errors: not a Parquet file, truncated, ...
+        raise EvdcError(f"{label}: cannot be read as Parquet ({str(exc).splitlines()[0]})") from None
+    if n > max_rows:
+        raise _too_many_rows(label, n, max_rows)
+
+
+def _read_csv(path: Path, label: str, max_rows: int | None = None) -> pd.DataFrame:
     """A CSV table as text cells; blank lines are skipped but count as rows, so row numbers match the file."""
-    text = _decode(path.read_bytes(), label)
+    data = path.read_bytes()
+    if max_rows is not None:  # counted on the bytes, before decoding and parsing (a quoted newline counts too)
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
+        if lines > max_rows:
+            raise _too_many_rows(label, lines, max_rows)
+    text = _decode(data, label)
+    del data
     if not text.strip():
         raise InputError(label, "the file is empty (a table starts with a header row naming its columns)")
     if not text.splitlines()[0].strip():
@@ -352,15 +415,25 @@ def _without_empty_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(index=gone[gone].index)
 
 
-def read_table(path: Path, spec: dict[str, Col], timezone: str, label: str | None = None) -> pd.DataFrame:
-    """Read one table and convert each known column to its kind, with row-precise errors."""
+def read_table(path: Path, spec: dict[str, Col], timezone: str, label: str | None = None,
+               max_rows: int | None = None) -> pd.DataFrame:
+    """Read one table and convert each known column to its kind, with row-precise errors.
+
+    A file over TABLE_BYTES_MAX, or with more than ``max_rows`` rows, is refused before it is parsed."""
     label = label or path.name
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise EvdcError(f"{label}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    size = path.stat().st_size
+    if size > TABLE_BYTES_MAX:
+        raise EvdcError(f"{label}: the file is {size / 2**20:,.0f} MiB, more than the {TABLE_BYTES_MAX // 2**20} MiB "
+                        "a table may hold")
     if suffix == ".csv":
-        df = _read_csv(path, label)
+        df = _read_csv(path, label, max_rows)
         rows = pd.Series(df.index, index=df.index)
         header_row: int | None = 1
-    elif suffix == ".parquet":
+    else:
+        _check_parquet_rows(path, label, max_rows)
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow's errors: not a Parquet file, truncated, ...
@@ -368,8 +441,6 @@ def read_table(path: Path, spec: dict[str, Col], timezone: str, label: str | Non
         df = df.reset_index(drop=True)
         rows = pd.Series(np.arange(len(df)) + 1, index=df.index)
         header_row = None
-    else:
-        raise EvdcError(f"{label}: unsupported file type {suffix!r} (use .csv or .parquet)")
     df.columns = [str(c).strip() for c in df.columns]
     dup = [c for c in df.columns if list(df.columns).count(c) > 1]
     if dup:
@@ -415,6 +486,7 @@ def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str)
         vals[blank] = col.default
         if col.kind == "str":
             _check_text(vals[~blank], col, label, rows)
+            vals[~blank] = [unicodedata.normalize("NFC", v) for v in vals[~blank]]  # one spelling of each id
         if col.kind == "enum":
             v = vals[~blank]
             bad = ~v.isin(col.choices)
@@ -483,9 +555,22 @@ def _check_text(vals: pd.Series, col: Col, label: str, rows: pd.Series) -> None:
         i = vals.index[joined.count(_TEXT_SEPARATOR, 0, found.start())]
         raise InputError(label, f"{_shown(vals[i])} holds the control character U+{ord(found.group()):04X}",
                          int(rows[i]), col.name)
+    found = _INVISIBLE.search(joined.replace(_TEXT_SEPARATOR, ""))  # U+FFFE is not a format character
+    if found is not None:
+        found = _INVISIBLE.search(joined)
+        i = vals.index[joined.count(_TEXT_SEPARATOR, 0, found.start())]
+        name = unicodedata.name(found.group(), "a format character").lower()
+        raise InputError(label, f"{_shown(vals[i])} holds the invisible character U+{ord(found.group()):04X} "
+                         f"({name}), which would make it look like another id", int(rows[i]), col.name)
 
 
 def _check_bounds(num: pd.Series, col: Col, label: str, rows: pd.Series) -> None:
+    if col.quantity:
+        tiny = (num.abs() < TINY_QUANTITY) & (num != 0)
+        if tiny.any():
+            i = tiny[tiny].index[0]
+            raise InputError(label, f"{num[i]:g} is too small to mean anything (give 0 or at least "
+                             f"{TINY_QUANTITY:g})", int(rows[i]), col.name)
     if col.min is not None:
         bad = num <= col.min if col.strict_min else num < col.min
         if bad.any():
@@ -586,13 +671,15 @@ def read_scenario_files(path: str | Path) -> ScenarioFiles:
                                 "in the scenario directory")
             tables[name] = read_empty(spec)
             continue
-        digest.update(name.encode() + b"\0" + file.read_bytes())
         if name == "grid_limits" and file.suffix.lower() == ".json":  # an OpenADR 3 event file
             from .openadr import grid_limits_from_openadr
 
+            if file.stat().st_size > TABLE_BYTES_MAX:
+                raise EvdcError(f"{rel}: the file is more than the {TABLE_BYTES_MAX // 2**20} MiB a table may hold")
             tables[name] = grid_limits_from_openadr(file, cfg.timezone, tables["sites"], label=rel)
         else:
-            tables[name] = read_table(file, spec, cfg.timezone, label=rel)
+            tables[name] = read_table(file, spec, cfg.timezone, label=rel, max_rows=TABLE_ROWS_MAX[name])
+        digest.update(name.encode() + b"\0" + file.read_bytes())
     return ScenarioFiles(scenario_dir, cfg, tables, digest.hexdigest()[:16])
 
 
@@ -674,6 +761,7 @@ def build_inputs(
     oos = st_df["blades_out_of_service"] > st_df["blades"]
     if oos.any():
         raise InputError(L["stations"], "more blades out of service than blades", _first(oos, st_df), "blades_out_of_service")
+    _check_standby(st_df, L["stations"])
     station_modes: dict[str, tuple[str, ...]] = {}
     for i, r in st_df.iterrows():
         modes = tuple(m.strip() for m in str(r["modes"]).split(";") if m.strip())
@@ -695,6 +783,7 @@ def build_inputs(
     wrong = st_df["link_id"].notna() & (st_df["link_id"].map(link_site) != st_df["site_id"])
     if wrong.any():
         raise InputError(L["stations"], "link belongs to another site", _first(wrong, st_df), "link_id")
+    _check_link_standby(links_df, st_df, L["links"])
 
     res_df = tables["reservations"]
     check_unique(res_df, ["reservation_id"], L["reservations"])
@@ -711,6 +800,7 @@ def build_inputs(
     check_known(hist_df, "station_id", station_ids, L["history"], "station")
     check_order(hist_df, "arrival", "departure", L["history"])
     check_order(hist_df, "reserved_arrival", "reserved_departure", L["history"])
+    _check_history_span(hist_df, L["history"])
 
     jobs_df = tables["jobs"]
     check_unique(jobs_df, ["job_id"], L["jobs"])
@@ -761,6 +851,9 @@ def build_inputs(
                   parent_id=r["parent_id"] if isinstance(r["parent_id"], str) else None,
                   capacity_kw=r["capacity_kw"]) for _, r in links_df.iterrows()]
 
+    notices: list[str] = []
+    sessions = _in_horizon(sessions, res_df, grid, L["reservations"], notices)
+    _note_past_jobs(jobs, jobs_df, grid, L["jobs"], notices)
     series = _series_on_grid(tables, grid, sorted(site_ids), L)
     job_site, candidates = place_jobs(jobs, stations, grid, cfg.policies.cross_site_jobs)
     site_inputs = []
@@ -780,7 +873,81 @@ def build_inputs(
     history = tables["history"].drop(columns=[ROW]) if not tables["history"].empty else None
     ambient = tables["ambient"].drop(columns=[ROW]) if not tables["ambient"].empty else None
     return Inputs(config=cfg, grid=grid, sites=tuple(site_inputs), history=history, ambient=ambient,
-                  scenario_hash=scenario_hash, source=source)
+                  scenario_hash=scenario_hash, source=source, notices=tuple(notices))
+
+
+def _check_standby(st_df: pd.DataFrame, label: str) -> None:
+    """A station's link must carry its blades standing by, and a working blade draws at least its standby."""
+    above = st_df["blade_standby_kw"] > st_df["blade_kw"] + 1e-9
+    if above.any():
+        raise InputError(label, "blade_standby_kw is above blade_kw (a blade at work draws at least its standby "
+                         "power)", _first(above, st_df), "blade_standby_kw")
+    in_service = (st_df["blades"] - st_df["blades_out_of_service"]).clip(lower=0)
+    standby = in_service * st_df["blade_standby_kw"]
+    short = standby > st_df["link_kw"] + 1e-9
+    if short.any():
+        i = short[short].index[0]
+        raise InputError(label, f"link_kw {st_df.at[i, 'link_kw']:g} is below the standby draw of its "
+                         f"{int(in_service[i])} blades in service ({standby[i]:g} kW); the station could not keep "
+                         "them powered", int(st_df.at[i, ROW]), "link_kw")
+
+
+def _check_link_standby(links_df: pd.DataFrame, st_df: pd.DataFrame, label: str) -> None:
+    """Each link of the power tree must carry the standby draw of every station below it."""
+    if links_df.empty:
+        return
+    parent = {r["link_id"]: (r["parent_id"] if isinstance(r["parent_id"], str) else None)
+              for _, r in links_df.iterrows()}
+    load = dict.fromkeys(parent, 0.0)
+    standby = ((st_df["blades"] - st_df["blades_out_of_service"]).clip(lower=0) * st_df["blade_standby_kw"])
+    for link, kw in zip(st_df["link_id"], standby):
+        node = link if isinstance(link, str) else None
+        while node is not None:
+            load[node] += float(kw)
+            node = parent[node]
+    for _, r in links_df.iterrows():
+        if load[r["link_id"]] > r["capacity_kw"] + 1e-9:
+            raise InputError(label, f"capacity_kw {r['capacity_kw']:g} is below the standby draw of the blades "
+                             f"below this link ({load[r['link_id']]:g} kW)", int(r[ROW]), "capacity_kw")
+
+
+def _check_history_span(hist_df: pd.DataFrame, label: str) -> None:
+    """History may cover at most HISTORY_SPAN_DAYS_MAX days (the forecaster's frame grows with the span)."""
+    if hist_df.empty:
+        return
+    first = hist_df["arrival"].min()
+    span = hist_df["departure"].max() - first
+    if span > pd.Timedelta(days=HISTORY_SPAN_DAYS_MAX):
+        i = hist_df["arrival"].idxmin()
+        raise InputError(label, f"the history spans {span.days:,} days from this arrival to the last departure, "
+                         f"more than the {HISTORY_SPAN_DAYS_MAX} days evdc learns from (drop older sessions)",
+                         int(hist_df.at[i, ROW]), "arrival")
+
+
+def _in_horizon(sessions: list[Session], res_df: pd.DataFrame, grid: TimeGrid, label: str,
+                notices: list[str]) -> list[Session]:
+    """The bookings that overlap the horizon; each one left out is named in ``notices``."""
+    start, end = grid.start_utc, grid.end_utc
+    kept = []
+    for r, row in zip(sessions, res_df[ROW]):
+        if r.departure <= start or r.arrival >= end:
+            when = "ends before the horizon starts" if r.departure <= start else "starts after the horizon ends"
+            notices.append(f"{label}, row {int(row)}: booking {r.reservation_id} {when}; left out of the plan")
+        else:
+            kept.append(r)
+    return kept
+
+
+def _note_past_jobs(jobs: list[Job], jobs_df: pd.DataFrame, grid: TimeGrid, label: str, notices: list[str]) -> None:
+    """Name each job whose window lies wholly outside the horizon: it cannot run in this plan."""
+    start, end = grid.start_utc, grid.end_utc
+    for j, row in zip(jobs, jobs_df[ROW]):
+        if j.deadline <= start:
+            notices.append(f"{label}, row {int(row)}: job {j.job_id}'s deadline has passed before the horizon "
+                           "starts; it cannot run and is reported late")
+        elif j.release >= end:
+            notices.append(f"{label}, row {int(row)}: job {j.job_id} is released after the horizon ends; it cannot "
+                           "run in this plan")
 
 
 def _opt(v) -> float | None:

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import EvdcError, InputError
-from .export import replace_directory
+from .export import check_output_dir, replace_directory
 from .timegrid import parse_instant
 
 LIMIT_PAYLOAD = "IMPORT_CAPACITY_LIMIT"
@@ -540,6 +540,7 @@ def write_openadr_reports(plan_dir: str | Path, out_dir: str | Path, program_id:
     plan_dir = Path(plan_dir)
     if not plan_dir.is_dir():
         raise EvdcError(f"{plan_dir}: no such plan directory")
+    check_output_dir(out_dir, "openadr", {"plan": plan_dir})
     tables = read_plan(plan_dir)
     if tables.get("site_slots") is None:
         raise EvdcError(f"{plan_dir}: no site_slots table")
@@ -554,5 +555,5 @@ def write_openadr_reports(plan_dir: str | Path, out_dir: str | Path, program_id:
             text = json.dumps(reports[sid], indent=2, ensure_ascii=False) + "\n"
             (tmp / names[sid]).write_text(text, encoding="utf-8")
 
-    final = replace_directory(out_dir, fill)
+    final = replace_directory(out_dir, fill, kind="openadr", inputs={"plan": plan_dir})
     return [final / names[sid] for sid in sites]

@@ -152,8 +152,10 @@ def fallback_site(site: SiteInputs, config: PlanConfig, before_solve: Callable |
 
 
 #: Least time the fallback's LP gets, seconds: a night whose MIP ran out of a tiny time limit
-#: still needs its residual-power plan (the LP with every decision fixed takes a moment).
-FALLBACK_MIN_TIME_S = 30.0
+#: still needs its residual-power plan (the LP with every decision fixed takes a moment). So a site's
+#: solver time is at most ``time_limit_s`` (the MIP) + max(``time_limit_s``, this) (the fallback):
+#: under 2 x time_limit_s + 5 s.
+FALLBACK_MIN_TIME_S = 5.0
 
 
 def _fallback(model, config: PlanConfig, failed: SolveResult) -> SolveResult:
@@ -392,6 +394,7 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
         "critical_unmet_jobs": critical_unmet_jobs(tables),
         "hard_limit_breaches": breaches,
         "blade_inventory": blade_inventory(inputs),
+        **({"input_warnings": list(inputs.notices)} if inputs.notices else {}),
         "sites": [
             {"site_id": o.site_id, "status": o.result.status, "objective": o.result.objective,
              "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),

@@ -12,7 +12,8 @@ style inline and no script, so it opens anywhere, offline, and can be mailed.
   each slot (cars, blades, cooling, battery charging, other load) against the
   budget line (grid limit + PV + what the battery can give, the seed's FIGS.
   10B/10C) with grid import and PV drawn over it; per site a timeline of each
-  station's charging sessions and blade jobs; the KPIs of summary.json.
+  station's charging sessions and blade jobs; the KPIs of summary.json. The
+  page goes beside the plan (``PLAN_DIR.report.html``), never into it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ PLAN_KPIS = ("ev_served_ratio", "blade_work_planned_h", "energy_cost", "objectiv
 BACKTEST_KPIS = ("energy_delivered_ratio", "blade_work_done_h", "energy_cost", "objective")
 #: Sites drawn in one plan report at most (a fleet report would be unreadable; the rest are listed).
 MAX_SITES = 30
+#: A plan report's default file: ``PLAN_DIR.report.html``, beside the plan directory (not in it).
+DEFAULT_SUFFIX = ".report.html"
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -244,12 +247,18 @@ def timeline_chart(tables: dict, site_id: str) -> bytes | None:
 
 
 def write_plan_report(plan_dir: str | Path, out_file: str | Path | None = None, max_sites: int = MAX_SITES) -> Path:
-    """One HTML page for a plan directory (default ``PLAN_DIR/report.html``); returns its path."""
+    """One HTML page for a plan directory (default ``PLAN_DIR.report.html`` beside it: a file inside a
+    plan directory fails ``evdc verify``, and ``out_file`` there is refused); returns its path."""
+    from .export import REPORT_KIND, check_output_dir
     from .verify import read_plan
 
     plan_dir = Path(plan_dir)
     if not plan_dir.is_dir():
         raise EvdcError(f"{plan_dir}: no such plan directory")
+    if out_file is None:
+        whole = plan_dir.resolve()
+        out_file = whole.with_name(whole.name + DEFAULT_SUFFIX)
+    out = check_output_dir(out_file, REPORT_KIND, {"plan": plan_dir})
     tables = read_plan(plan_dir)
     missing = [t for t in ("site_slots", "station_slots", "session_slots", "job_slots") if t not in tables]
     if missing:
@@ -271,7 +280,6 @@ def write_plan_report(plan_dir: str | Path, out_file: str | Path | None = None, 
         tl = timeline_chart(tables, sid)
         if tl is not None:
             body.append(_img(tl, f"sessions and jobs at site {sid}"))
-    out = Path(out_file) if out_file is not None else plan_dir / "report.html"
     title = f"plan {summary.get('scenario') or plan_dir.name} from {summary.get('horizon_start', '?')}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ import pandas as pd
 from .errors import InputError
 from .units import MINUTES_PER_HOUR, SECONDS_PER_HOUR, slot_hours
 
-_OFFSET_RE = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+#: A UTC offset after a time of day ("T10:00+01:00", "10:00Z"); a date alone ("2030-01-01") has none.
+_OFFSET_RE = r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 #: Earliest and latest instants a scenario may name (UTC): far outside them is a typo, and pandas'
 #: nanosecond timestamps end in 2262.
 TIME_MIN_UTC = pd.Timestamp("1900-01-01T00:00:00Z")
@@ -117,10 +118,16 @@ def parse_times(values: pd.Series, timezone: str, file: str, column: str, rows: 
     converted, naive ones localised like text.
     """
     rows = pd.Series(np.asarray(rows), index=values.index)
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # typed (Parquet): any resolution, any year
+        present = values.notna()
         if getattr(values.dt, "tz", None) is not None:
-            return values.dt.tz_convert("UTC")
-        return _localize(values, timezone, file, column, rows)
+            utc = values.dt.tz_convert("UTC")
+        else:
+            _raise_out_of_range(values[present].dt.tz_localize("UTC"), values[present].astype(str), rows, file,
+                                column)
+            return _localize(values.astype("datetime64[ns]"), timezone, file, column, rows)
+        _raise_out_of_range(utc[present], values[present].astype(str), rows, file, column)
+        return utc.astype("datetime64[ns, UTC]")
     text = values.astype("string").str.strip()
     missing = text.isna() | (text == "")
     if missing.any():

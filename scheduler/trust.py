@@ -3,8 +3,9 @@
 ``manifest.json`` lists every file of the directory (sub-folders included)
 except itself and ``manifest.sig``: its path relative to the directory (with
 ``/``), its size in bytes and the SHA-256 of its bytes, sorted by path, with
-the hash algorithm, the manifest format and the evdc version. The bytes are
-deterministic: the same files give the same manifest on any machine.
+the hash algorithm, the manifest format, the evdc version and, when given, the
+``kind`` of output (``plan``, ``scenario``, ... : ``scheduler.export.OUTPUT_KINDS``).
+The bytes are deterministic: the same files give the same manifest on any machine.
 
 ``manifest.sig`` (written when a signing key is given) is the Ed25519
 signature over the exact bytes of ``manifest.json``: the raw 64-byte
@@ -82,7 +83,7 @@ def _listed_files(directory: Path) -> tuple[list[str], list[str]]:
     return sorted(files), sorted(odd)
 
 
-def manifest_bytes(directory: str | Path, signer_sha256: str | None = None) -> bytes:
+def manifest_bytes(directory: str | Path, signer_sha256: str | None = None, kind: str | None = None) -> bytes:
     """The manifest of ``directory`` as the exact bytes :func:`write_manifest` stores."""
     directory = Path(directory)
     files, odd = _listed_files(directory)
@@ -92,13 +93,19 @@ def manifest_bytes(directory: str | Path, signer_sha256: str | None = None) -> b
                for rel in files]
     doc: dict[str, Any] = {"format": MANIFEST_FORMAT, "algorithm": HASH_ALGORITHM, "software_version": __version__,
                            "files": entries}
+    if kind is not None:
+        doc["kind"] = kind
     if signer_sha256 is not None:
         doc["signature"] = {"algorithm": SIGNATURE_ALGORITHM, "file": SIGNATURE_FILE, "signer_sha256": signer_sha256}
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
 
 
-def write_manifest(directory: str | Path, signing_key_path: str | Path | None = None) -> Path:
+def write_manifest(directory: str | Path, signing_key_path: str | Path | None = None,
+                   kind: str | None = None) -> Path:
     """Write ``manifest.json`` (and, with a key, ``manifest.sig``) into ``directory``; returns the manifest path.
+
+    ``kind`` records what the directory is (``scheduler.export.OUTPUT_KINDS``), so evdc later replaces
+    it only with an output of the same kind.
 
     Call it last, after every other file is in place (``write_plan``'s ``extra``).
     A stale ``manifest.sig`` is removed when no key is given.
@@ -108,7 +115,7 @@ def write_manifest(directory: str | Path, signing_key_path: str | Path | None = 
         raise EvdcError(f"{directory}: no such directory")
     key = load_private_key(signing_key_path) if signing_key_path is not None else None
     signer = public_key_sha256(key.public_key()) if key is not None else None
-    data = manifest_bytes(directory, signer)
+    data = manifest_bytes(directory, signer, kind)
     manifest = directory / MANIFEST_FILE
     manifest.write_bytes(data)
     signature = directory / SIGNATURE_FILE

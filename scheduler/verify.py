@@ -13,11 +13,28 @@ energy is compared with the sum of ``n`` written powers times the slot length.
 Counts (blades) are compared with :data:`COUNT_TOL`; summary KPIs with
 :data:`KPI_REL_TOL` / :data:`KPI_ABS_TOL`.
 
-Problems with the files themselves (a missing table or column, a value that is
-not a number, a ``slot_start`` that is not a slot of the grid or lacks the
-scenario's UTC offset, duplicate or missing rows, unknown site or station ids)
-are reported under the extra family ``plan_format``; rows whose slot cannot be
-placed are left out of the other checks.
+Problems with the files themselves (a missing, empty or unreadable table or
+``summary.json``, a missing column, a value that is not a finite number, a
+``slot_start`` that is not a slot of the grid or lacks the scenario's UTC
+offset, duplicate or missing rows, unknown site or station ids) are reported
+under the extra family ``plan_format``; rows whose slot cannot be placed are
+left out of the other checks. No file, however broken, raises: each problem is
+a violation.
+
+Every format written is checked (``verify_plan``): when a plan directory holds
+its tables both as CSV and as Parquet, the two copies must hold the same
+values (``plan_format``, one violation per table and column that differs), and
+the Parquet copy is checked too; its own violations are reported with the
+prefix ``Parquet copy,``. A table missing in one format is reported once and
+the other format's copy is checked in its place.
+
+Beyond the contract's families, the plan is checked against the scenario it
+claims to be made from: ``scenario_hash`` (summary.json ``scenario_hash`` is
+the scenario's ``Inputs.scenario_hash``), ``prices`` (the written
+``price_per_kwh`` is the scenario's price of the site and slot; the
+``energy_cost`` KPI is recomputed from the scenario's prices in
+``summary_kpis``) and, under ``grid_limit``, the written ``grid_limit_kw`` (the
+scenario's limit of the slot, time-varying ``grid_limits`` included).
 
 The checks work on plain numpy columns (:class:`Cols`): ids are positions in
 the inputs, per-slot inputs are dense (id × slot) arrays and sums over rows are
@@ -61,6 +78,10 @@ FINISH_TOL = np.timedelta64(1, "s")
 SMALL_TABLE_ROWS = 1000
 #: Spreadsheet row of the first data row (the header is row 1).
 FIRST_DATA_ROW = 2
+#: Largest difference between a written price and the scenario's (currency per kWh).
+PRICE_TOL = 1e-6
+#: Relative and absolute tolerance between a number of the CSV copy and the Parquet copy of a table.
+COPY_TOL = 1e-9
 
 PLAN_FORMAT = "plan_format"
 FAMILIES: tuple[str, ...] = (
@@ -81,6 +102,9 @@ FAMILIES: tuple[str, ...] = (
 )
 
 SUMMARY_FILE = "summary.json"
+#: Formats a plan table may be written in, in the order they are read (the first found is the primary copy).
+FORMATS: tuple[str, ...] = ("csv", "parquet")
+FORMAT_LABELS = {"csv": "CSV", "parquet": "Parquet"}
 #: Required columns of each plan table (the contract's "at least").
 PLAN_COLUMNS: dict[str, tuple[str, ...]] = {
     "site_slots": ("site_id", "slot_start", "grid_kw", "pv_kw", "pv_curtailed_kw", "battery_kw",
@@ -92,9 +116,18 @@ PLAN_COLUMNS: dict[str, tuple[str, ...]] = {
     "jobs": ("job_id", "station_id", "required_h", "planned_h", "finish", "on_time"),
     "job_slots": ("job_id", "station_id", "slot_start", "blades", "power_kw"),
 }
+#: Extension tables checked when written (evdc writes them; other planners may not), and their columns.
+EXTRA_TABLES: dict[str, tuple[str, ...]] = {
+    "source_flows": ("site_id", "slot_start", "source", "use", "power_kw"),
+}
+#: Every table a plan directory may hold.
+TABLE_STEMS: tuple[str, ...] = (*PLAN_COLUMNS, *EXTRA_TABLES)
+#: source_flows ``source`` and ``use`` values.
+FLOW_SOURCES = ("grid", "pv", "battery", "cars", "unserved")
+FLOW_USES = ("cars", "blades", "loads", "battery")
 #: Extension columns read when present (evdc writes them; other planners may not).
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "site_slots": ("unserved_kw",),
+    "site_slots": ("unserved_kw", "grid_limit_kw", "price_per_kwh"),
     "station_slots": ("load_kw", "thermal_kw", "housing_c"),
     "sessions": ("lent_kwh",),
     "jobs": ("moves",),
@@ -117,6 +150,7 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     "station_slots": ("station_id", "t"),
     "session_slots": ("reservation_id", "t"),
     "job_slots": ("job_id", "station_id", "t"),
+    "source_flows": ("site_id", "t", "source", "use"),
 }
 #: Per table, (position column, id column): the id's index in the inputs, -1 when unknown.
 POSITION_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -126,6 +160,7 @@ POSITION_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "session_slots": (("_session", "reservation_id"), ("_station", "station_id")),
     "jobs": (("_job", "job_id"),),
     "job_slots": (("_job", "job_id"), ("_station", "station_id")),
+    "source_flows": (("_site", "site_id"),),
 }
 DECISIONS = ("granted", "partial", "denied")
 SESSION_STATES = ("starting", "in_progress", "finishing", "discharging")
@@ -133,7 +168,7 @@ ANY_MODE = "any"
 CRITICAL = "critical"
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
-_OFFSET_RE = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+_OFFSET_RE = re.compile(r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 @dataclass(frozen=True)
@@ -160,7 +195,7 @@ def read_plan(plan_dir: str | Path) -> dict[str, pd.DataFrame | dict]:
     """
     root = Path(plan_dir)
     out: dict[str, pd.DataFrame | dict] = {}
-    for stem in (*PLAN_COLUMNS, "source_flows"):
+    for stem in TABLE_STEMS:
         csv, parquet = root / f"{stem}.csv", root / f"{stem}.parquet"
         if csv.exists():
             out[stem] = pd.read_csv(csv, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
@@ -172,9 +207,114 @@ def read_plan(plan_dir: str | Path) -> dict[str, pd.DataFrame | dict]:
     return out
 
 
+def _read_table(path: Path) -> pd.DataFrame:
+    """One table file as ``read_plan`` reads it; list or struct cells (Parquet) become their text."""
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    df = table.to_pandas()
+    nested = [f.name for f in table.schema if pa.types.is_nested(f.type) and f.name in df.columns]
+    for c in nested:  # lists or structs where a plan has scalars: their text, so that they are reported
+        df[c] = df[c].map(lambda v: str(v.tolist() if isinstance(v, np.ndarray) else v) if _nested(v) else v)
+    return df
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, (list, tuple, dict, set, np.ndarray))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+@dataclass
+class PlanCopies:
+    """What ``read_plan_copies`` found: per format written, ``read_plan``'s dict (tables and ``summary``)."""
+
+    copies: dict[str, dict[str, Any]]  # format -> stem -> DataFrame (or None), and "summary"
+    problems: list[Violation]  # files missing in one format, unreadable files
+    reported: frozenset[str]  # stems (and "summary") whose absence ``problems`` already explains
+
+
+def read_plan_copies(plan_dir: str | Path) -> PlanCopies:
+    """Every format of a plan directory's tables, never raising on a broken file.
+
+    A format is written when at least one table has a file in it (CSV alone when
+    none has). A table missing or unreadable in one written format is a
+    ``plan_format`` problem, and the copy of another format stands in for it; a
+    file that cannot be read at all (empty, not CSV or Parquet, bad JSON) is one
+    problem and the table is left out.
+    """
+    root = Path(plan_dir)
+    files = {fmt: {stem: root / f"{stem}.{fmt}" for stem in TABLE_STEMS if (root / f"{stem}.{fmt}").is_file()}
+             for fmt in FORMATS}
+    written = [fmt for fmt in FORMATS if files[fmt]] or [FORMATS[0]]
+    problems: list[Violation] = []
+    read: dict[str, dict[str, Any]] = {fmt: {} for fmt in written}
+    for fmt in written:
+        for stem, path in files[fmt].items():
+            try:
+                read[fmt][stem] = _read_table(path)
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is a violation, not a crash
+                problems.append(Violation(PLAN_FORMAT, path.name, f"cannot be read ({_one_line(exc)})"))
+    reported: set[str] = set()
+    for stem in TABLE_STEMS:
+        somewhere = [fmt for fmt in written if stem in files[fmt]]
+        good = [fmt for fmt in written if stem in read[fmt]]
+        for fmt in written:
+            if stem not in files[fmt] and somewhere:
+                problems.append(Violation(PLAN_FORMAT, f"{stem}.{fmt}",
+                                          f"missing, while the plan has {stem}.{somewhere[0]} and its other tables "
+                                          f"as {FORMAT_LABELS[fmt]}"))
+            if stem not in read[fmt] and good:
+                read[fmt][stem] = read[good[0]][stem]  # checked in the other format's copy
+        if somewhere and not good:
+            reported.add(stem)
+    summary: Any = None
+    path = root / SUMMARY_FILE
+    if path.is_file():
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            problems.append(Violation(PLAN_FORMAT, SUMMARY_FILE, f"cannot be read ({_one_line(exc)})"))
+            reported.add("summary")
+    for fmt in written:
+        read[fmt]["summary"] = summary
+    return PlanCopies(read, problems, frozenset(reported))
+
+
 def verify_plan(plan_dir: str | Path, inputs: Inputs, tol_kw: float = 1e-4) -> list[Violation]:
-    """Every violation of the contract's invariants by the plan written in ``plan_dir``."""
-    return verify_tables(read_plan(plan_dir), inputs, tol_kw)
+    """Every violation of the contract's invariants by the plan written in ``plan_dir``, in every format
+    written (``read_plan_copies``): problems reading the files, the primary copy's violations (CSV when
+    written), tables whose copies in two formats differ, then the other copy's own violations (prefixed
+    ``Parquet copy,``; checked only when the copies differ, as equal copies give the same violations).
+
+    A re-planned plan (``events.json``, written by ``evdc replan``) is checked against ``inputs`` with
+    its recorded events applied (``scheduler.replan.plan_inputs``); a record that cannot be applied is
+    one ``plan_format`` violation."""
+    from .errors import EvdcError
+    from .replan import EVENTS_FILE, plan_inputs
+
+    try:
+        inputs = plan_inputs(plan_dir, inputs)
+    except EvdcError as exc:
+        return [Violation(PLAN_FORMAT, EVENTS_FILE, str(exc).splitlines()[0])]
+    plan = read_plan_copies(plan_dir)
+    formats = list(plan.copies)
+    primary = plan.copies[formats[0]]
+    found = plan.problems + _verify(primary, inputs, tol_kw, plan.reported)
+    for fmt in formats[1:]:
+        differences = compare_copies(primary, plan.copies[fmt], formats[0], fmt)
+        found += differences
+        if differences:
+            seen = set(found)
+            found += [Violation(v.check, f"{FORMAT_LABELS[fmt]} copy, {v.where}", v.message)
+                      for v in _verify(plan.copies[fmt], inputs, tol_kw, plan.reported) if v not in seen]
+    return found
 
 
 def verify_tables(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float = 1e-4) -> list[Violation]:
@@ -182,59 +322,160 @@ def verify_tables(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float = 1e-
 
     Format problems (``plan_format``) come first, then each family in ``CHECKS`` order.
     """
-    view, found = _prepare(tables, inputs, tol_kw)
+    return _verify(tables, inputs, tol_kw, frozenset())
+
+
+def _verify(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float, reported: frozenset[str]) -> list[Violation]:
+    view, found = _prepare(tables, inputs, tol_kw, reported)
     for check in CHECKS:
         found.extend(check(view))
-    if tables.get("source_flows") is not None:
-        found.extend(check_source_flows(tables, inputs, tol_kw))
     return found
 
 
-def check_source_flows(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float = 1e-4) -> list[Violation]:
+# --------------------------------------------------------------------------- two copies of one plan
+
+
+def compare_copies(a: Mapping[str, Any], b: Mapping[str, Any], fmt_a: str = "csv",
+                   fmt_b: str = "parquet") -> list[Violation]:
+    """The tables of two copies of a plan (``read_plan``'s dicts) hold the same values: the same columns
+    in the same order, the same number of rows, and in each column equal text or numbers within
+    COPY_TOL (missing equals missing). One violation per table and column that differ, naming the
+    first differing row. Tables absent from either copy are left out."""
+    out: list[Violation] = []
+    label_a, label_b = FORMAT_LABELS.get(fmt_a, fmt_a), FORMAT_LABELS.get(fmt_b, fmt_b)
+    for stem in TABLE_STEMS:
+        x, y = a.get(stem), b.get(stem)
+        if x is None or y is None or x is y:
+            continue
+        x, y = pd.DataFrame(x), pd.DataFrame(y)
+        where = f"{stem}.{fmt_a} and {stem}.{fmt_b}"
+        if list(x.columns) != list(y.columns):
+            only_a = [str(c) for c in x.columns if c not in y.columns]
+            only_b = [str(c) for c in y.columns if c not in x.columns]
+            what = "; ".join([f"only the {label_a} copy has {', '.join(only_a)}"] * bool(only_a)
+                             + [f"only the {label_b} copy has {', '.join(only_b)}"] * bool(only_b)) \
+                or "the columns are in another order"
+            out.append(Violation(PLAN_FORMAT, where, f"the copies' columns differ: {what}"))
+        if len(x) != len(y):
+            out.append(Violation(PLAN_FORMAT, where,
+                                 f"the {label_a} copy has {len(x)} row(s), the {label_b} copy {len(y)}"))
+            continue
+        for col in [c for c in x.columns if c in y.columns]:
+            try:
+                same = _same_cells(x[col], y[col])
+            except Exception as exc:  # noqa: BLE001 - e.g. a repeated column name; a violation, not a crash
+                out.append(Violation(PLAN_FORMAT, f"{where} column {col}",
+                                     f"the copies cannot be compared ({_one_line(exc)})"))
+                continue
+            if not same.all():
+                i = int(np.argmax(~same))
+                out.append(Violation(PLAN_FORMAT, f"{where} row {i + FIRST_DATA_ROW} column {col}",
+                                     f"the copies differ: {_cell(x[col].iloc[i])} in the {label_a} copy, "
+                                     f"{_cell(y[col].iloc[i])} in the {label_b} copy ({int((~same).sum())} differing "
+                                     "value(s) in this column)"))
+    return out
+
+
+def _cell(value: Any) -> str:
+    """One cell for a message."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str):
+        return repr(value) if value.strip() else "empty"
+    try:
+        if _missing(value):
+            return "empty"
+    except (TypeError, ValueError):
+        pass
+    return repr(value)
+
+
+def _same_cells(x: pd.Series, y: pd.Series) -> np.ndarray:
+    """Row by row: equal numbers (within COPY_TOL), equal text, or both missing."""
+    numeric = pd.api.types.is_numeric_dtype
+    if numeric(x.dtype) and numeric(y.dtype) and not pd.api.types.is_bool_dtype(x.dtype) \
+            and not pd.api.types.is_bool_dtype(y.dtype):
+        u, v = x.to_numpy(dtype=float, na_value=np.nan), y.to_numpy(dtype=float, na_value=np.nan)
+        return np.isclose(u, v, rtol=COPY_TOL, atol=COPY_TOL, equal_nan=True) | (u == v)
+    tx, ty = _as_text(x), _as_text(y)
+    same = tx == ty
+    if not same.all():  # 2 and 2.0, or "0.1" and 0.1: compare as numbers where both are
+        u = pd.to_numeric(pd.Series(tx[~same]), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        v = pd.to_numeric(pd.Series(ty[~same]), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        same[~same] = np.isclose(u, v, rtol=COPY_TOL, atol=COPY_TOL) | (u == v)
+    return same
+
+
+def _as_text(values: pd.Series) -> np.ndarray:
+    """Cells as stripped text, missing as ''; booleans as true/false, as evdc writes them."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        values = values.map({True: "true", False: "false"})
+    return values.astype("string").str.strip().fillna("").to_numpy(dtype=object)
+
+
+def check_source_flows(p: "PlanView") -> list[Violation]:
     """source_flows.csv (evdc's extension, checked when written), per site and slot:
     Σ_use flow = supply of the source (grid_kw; pv_kw − pv_curtailed_kw; max(−battery_kw, 0);
     Σ max(−ev_kw, 0) of the site's sessions for cars; unserved_kw) and Σ_source flow = demand of the use
-    (Σ max(ev_kw, 0) for cars; Σ blade_kw; load_kw; max(battery_kw, 0)); flows ≥ 0; a source dedicated
-    by policies.source_uses feeds only its uses."""
+    (Σ max(ev_kw, 0) for cars; Σ blade_kw + thermal_kw; load_kw; max(battery_kw, 0)); flows ≥ 0; sources
+    and uses are known names; a source dedicated by policies.source_uses feeds only its uses."""
     fam = "source_flows"
-    fl = pd.DataFrame(tables["source_flows"])
-    ss, st = pd.DataFrame(tables["site_slots"]), pd.DataFrame(tables["station_slots"])
-    sess = pd.DataFrame(tables.get("session_slots", pd.DataFrame(columns=["station_id", "slot_start", "ev_kw"])))
-    site_of = {s.station_id: s.site_id for s in inputs.stations}
-    key = ["site_id", "slot_start"]
-    sess = sess.assign(site_id=sess["station_id"].map(site_of), ev_kw=pd.to_numeric(sess["ev_kw"]))
-    sup = ss[key].copy()
-    sup["grid"] = ss["grid_kw"]
-    sup["pv"] = ss["pv_kw"] - ss["pv_curtailed_kw"]
-    sup["battery"] = (-ss["battery_kw"]).clip(lower=0)
-    sup["unserved"] = ss["unserved_kw"] if "unserved_kw" in ss else 0.0
-    lend = sess.assign(v=(-sess["ev_kw"]).clip(lower=0)).groupby(key)["v"].sum()
-    take = sess.assign(v=sess["ev_kw"].clip(lower=0)).groupby(key)["v"].sum()
-    sup = sup.set_index(key)
-    sup["cars"] = lend.reindex(sup.index).fillna(0.0)
-    dem = ss.set_index(key)[["load_kw"]].rename(columns={"load_kw": "loads"})
-    dem["battery"] = ss.set_index(key)["battery_kw"].clip(lower=0)
-    dem["cars"] = take.reindex(dem.index).fillna(0.0)
-    st = st.assign(site_id=st["station_id"].map(site_of))
-    blades = st["blade_kw"] + (st["thermal_kw"] if "thermal_kw" in st else 0.0)
-    dem["blades"] = blades.groupby([st[k] for k in key]).sum().reindex(dem.index).fillna(0.0)
-    out: list[Violation] = []
-    neg = fl[fl["power_kw"] < -tol_kw]
-    out += [Violation(fam, f"site {r.site_id} slot {r.slot_start}", f"flow {r.source}->{r.use} is negative")
-            for r in neg.itertuples()]
-    for side, col, table in (("source", "source", sup), ("use", "use", dem)):
-        got = fl.groupby(key + [col])["power_kw"].sum().unstack(col).reindex(table.index).fillna(0.0)
-        for name in table.columns:
-            diff = (got.get(name, 0.0) - table[name]).abs()
-            for idx in diff[diff > 4 * tol_kw].index:
-                out.append(Violation(fam, f"site {idx[0]} slot {idx[1]}",
-                                     f"{side} {name}: flows add up to {float(got.get(name, 0.0)[idx]) if name in got else 0.0:.6g} kW, "
-                                     f"the plan has {float(table.at[idx, name]):.6g} kW"))
-    dedicated = inputs.config.policies.source_uses
-    for r in fl.itertuples():
-        if r.source in dedicated and r.use not in dedicated[r.source] and r.power_kw > tol_kw:
-            out.append(Violation(fam, f"site {r.site_id} slot {r.slot_start}",
-                                 f"{r.source} feeds {r.use}, but it is dedicated to {', '.join(dedicated[r.source])}"))
+    if "source_flows" not in p.tables or not p.has("source_flows", "site_id", "source", "use", "power_kw"):
+        return []
+    tol = p.tol_kw
+    fl = p.table("source_flows")
+    out = _emit(fam, fl, (fl["_site"] < 0) & fl.first_of("site_id"), lambda r: f"source_flows row {r.row}",
+                lambda r: f"site {r.site_id!r} is not in the scenario")
+    where = lambda r: p.where(site=r.site_id, t=r.t)  # noqa: E731
+    known_source, known_use = _isin(fl["source"], FLOW_SOURCES), _isin(fl["use"], FLOW_USES)
+    out += _emit(fam, fl, ~(known_source & known_use), where,
+                 lambda r: f"flow {r.source}->{r.use}: the source is one of {', '.join(FLOW_SOURCES)} and the use "
+                           f"one of {', '.join(FLOW_USES)}")
+    out += _emit(fam, fl, fl["power_kw"] < -tol, where, lambda r: f"flow {r.source}->{r.use} is negative")
+    dedicated = p.inputs.config.policies.source_uses
+    off = np.array([s in dedicated and u not in dedicated[s] for s, u in zip(fl["source"], fl["use"])], dtype=bool)
+    out += _emit(fam, fl, off & (fl["power_kw"] > tol), where,
+                 lambda r: f"{r.source} feeds {r.use}, but it is dedicated to {', '.join(dedicated[r.source])}")
+    if not p.has("site_slots", "site_id"):
+        return out
+    n_sites = len(p.site_ids)
+    ss = p.rows("site_slots", "_site")
+    s, t = ss["_site"], ss["t"]
+    nan = np.full(len(ss), np.nan)
+
+    def col(name: str, default: float | None = None) -> np.ndarray:
+        if p.has("site_slots", name):
+            return ss[name]
+        return nan if default is None else np.full(len(ss), default)
+
+    def per_site(rows: Cols, values: np.ndarray) -> np.ndarray:
+        """Σ ``values`` of station-keyed ``rows`` per site and slot, at each site_slots row."""
+        return p.dense(p.station_site[rows["_station"]], rows["t"], values, n_sites)[s, t]
+
+    battery = col("battery_kw")
+    supply = {"grid": col("grid_kw"), "pv": col("pv_kw") - col("pv_curtailed_kw"),
+              "battery": np.clip(-battery, 0, None), "unserved": col("unserved_kw", 0.0)}
+    demand = {"loads": col("load_kw"), "battery": np.clip(battery, 0, None)}
+    if p.has("session_slots", "station_id", "ev_kw"):
+        sess = p.rows("session_slots", "_station")
+        supply["cars"] = per_site(sess, np.clip(-sess["ev_kw"], 0, None))
+        demand["cars"] = per_site(sess, np.clip(sess["ev_kw"], 0, None))
+    if p.has("station_slots", "station_id", "blade_kw"):
+        st = p.rows("station_slots", "_station")
+        demand["blades"] = per_site(st, st["blade_kw"] + _thermal(p, st))
+    flows = fl.take((fl["_site"] >= 0) & known_source & known_use)
+    for side, key, names, table in (("source", "source", FLOW_SOURCES, supply), ("use", "use", FLOW_USES, demand)):
+        kind = np.array([names.index(k) for k in flows[key]], dtype=np.int64)
+        for k, name in enumerate(names):
+            if name not in table:
+                continue
+            pick = kind == k
+            got = p.dense(flows["_site"][pick], flows["t"][pick], flows["power_kw"][pick], n_sites)[s, t]
+            want = table[name]
+            rows = ss.with_(got_kw=got, want_kw=want)
+            out += _emit(fam, rows, np.abs(got - want) > 4 * tol, where,
+                         lambda r, side=side, name=name: f"{side} {name}: flows add up to {_f(r.got_kw)} kW, "
+                                                         f"the plan has {_f(r.want_kw)} kW")
     return out
 
 
@@ -348,14 +589,22 @@ def _bincount(pos: Any, values: Any, n_ids: int) -> np.ndarray:
 
 
 def _normalise_table(name: str, raw: Any, cols: tuple[str, ...], slot_index: "_SlotIndex",
-                     ids: Mapping[str, list[str]]) -> tuple[Cols, frozenset[str], list[Violation]]:
+                     ids: Mapping[str, list[str]],
+                     reported: bool = False) -> tuple[Cols, frozenset[str], list[Violation]]:
     """Typed required columns of one table, plus ``row`` (spreadsheet row), ``t`` (slot index)
-    and the id positions of ``POSITION_COLUMNS``; rows whose slot is unknown are dropped."""
+    and the id positions of ``POSITION_COLUMNS``; rows whose slot is unknown are dropped.
+    A missing table is a problem unless ``reported`` (its file was found unreadable)."""
     problems: list[Violation] = []
-    if raw is None:
-        problems.append(Violation(PLAN_FORMAT, name, f"table {name} is missing"))
+    missing = raw is None
+    if missing:
+        if not reported:
+            problems.append(Violation(PLAN_FORMAT, name, f"table {name} is missing"))
         raw = pd.DataFrame({c: pd.Series(dtype=object if c in TEXT_COLUMNS else float) for c in cols})
     raw = pd.DataFrame(raw)
+    if not raw.columns.is_unique:  # a repeated column name: the first one counts
+        dup = sorted({str(c) for c in raw.columns[raw.columns.duplicated()]})
+        problems.append(Violation(PLAN_FORMAT, name, f"column(s) {', '.join(dup)} appear more than once"))
+        raw = raw.loc[:, ~raw.columns.duplicated()]
     absent = [c for c in cols if c not in raw.columns]
     if absent:
         problems.append(Violation(PLAN_FORMAT, name, f"required columns missing: {', '.join(absent)}"))
@@ -371,8 +620,18 @@ def _normalise_table(name: str, raw: Any, cols: tuple[str, ...], slot_index: "_S
             values = _text(raw[c])
             blank = np.array([v is None for v in values], dtype=bool)
         else:
-            values = pd.to_numeric(raw[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            values = _numbers(raw[c])
             blank = np.isnan(values)
+            if c in optional and blank.any():  # may be empty, but what is written must be a number
+                given = blank & (_text(raw[c]) != None)  # noqa: E711 - elementwise on an object array
+                if given.any():
+                    problems.append(Violation(PLAN_FORMAT, f"{name} row {int(row[given][0])} column {c}",
+                                              f"{int(given.sum())} value(s) not a number"))
+            infinite = np.isinf(values)
+            if infinite.any():  # a number, but no power, energy or count: reported, then left out as missing
+                problems.append(Violation(PLAN_FORMAT, f"{name} row {int(row[infinite][0])} column {c}",
+                                          f"{int(infinite.sum())} value(s) not finite"))
+                values = np.where(infinite, np.nan, values)
         out[c] = values
         if c not in optional and blank.any():
             problems.append(Violation(PLAN_FORMAT, f"{name} row {int(row[blank][0])} column {c}",
@@ -394,7 +653,20 @@ def _normalise_table(name: str, raw: Any, cols: tuple[str, ...], slot_index: "_S
         else:
             t, starts = np.full(n, -1, dtype=np.int64), np.full(n, None, dtype=object)
         table = table.with_(slot_start=starts, t=t).take(t >= 0)
-    return table, frozenset(c for c in cols if c in raw.columns), problems
+    usable = frozenset(c for c in cols if c in raw.columns)
+    if missing or ("slot_start" in cols and "slot_start" not in raw.columns):
+        usable = frozenset()  # no row can be placed: the checks leave the table out (its problem is reported)
+    return table, usable, problems
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """A column as floats, NaN where a value is missing or not a number (booleans and dates are not numbers)."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return np.full(len(values), np.nan)
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        values = values.map(lambda v: v if isinstance(v, (str, int, float, np.number)) and not isinstance(v, bool)
+                            else np.nan)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _text(values: pd.Series) -> np.ndarray:
@@ -501,7 +773,7 @@ class _SlotIndex:
                 problems.append((str(u), f"{int(counts[k])} row(s): {problem}"))
         if (codes < 0).any():
             problems.append(("", f"{int((codes < 0).sum())} row(s): slot_start is empty"))
-        t = np.where(codes >= 0, index_of[np.maximum(codes, 0)], -1)
+        t = np.where(codes >= 0, index_of[np.maximum(codes, 0)], -1) if len(uniques) else np.full(len(codes), -1)
         return t.astype(np.int64), problems
 
 
@@ -568,6 +840,7 @@ class PlanView:
     session_span: Spans  # slots overlapping each session's stay
     job_span: Spans  # slots overlapping each job's [release, deadline)
     candidates: np.ndarray  # job position × n_stations + station position, per allowed pair
+    summary_read: bool = True  # False when summary.json is missing or not an object (reported once, as plan_format)
     critical_misses: Cols | None = None  # computed once by _critical_misses
     _labels: list[str] = field(default_factory=list)
 
@@ -624,8 +897,8 @@ class PlanView:
         return self.tables[name]
 
     def has(self, name: str, *cols: str) -> bool:
-        """True when table ``name`` has every column in ``cols``."""
-        return set(cols) <= self.usable[name]
+        """True when table ``name`` was written and has every column in ``cols``."""
+        return name in self.usable and set(cols) <= self.usable[name]
 
     def rows(self, name: str, *positions: str) -> Cols:
         """Rows of table ``name`` whose ids in ``positions`` (e.g. ``_station``) are in the scenario."""
@@ -667,8 +940,10 @@ class PlanView:
         return stamp.tz_convert(self.grid.timezone).isoformat()
 
 
-def _prepare(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float) -> tuple[PlanView, list[Violation]]:
-    """Normalise the written tables and gather the input numbers; format problems as violations."""
+def _prepare(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float,
+             reported: frozenset[str] = frozenset()) -> tuple[PlanView, list[Violation]]:
+    """Normalise the written tables and gather the input numbers; format problems as violations.
+    Tables (and ``summary``) in ``reported`` were found unreadable: their absence is not reported again."""
     found: list[Violation] = []
     grid = inputs.grid
     n = grid.n_slots
@@ -678,11 +953,18 @@ def _prepare(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float) -> tuple[
     usable: dict[str, frozenset[str]] = {}
     slot_index = _SlotIndex(grid)
     for name, cols in PLAN_COLUMNS.items():
-        norm[name], usable[name], problems = _normalise_table(name, tables.get(name), cols, slot_index, ids)
+        norm[name], usable[name], problems = _normalise_table(name, tables.get(name), cols, slot_index, ids,
+                                                              name in reported)
         found.extend(problems)
+    for name, cols in EXTRA_TABLES.items():
+        if tables.get(name) is not None:
+            norm[name], usable[name], problems = _normalise_table(name, tables[name], cols, slot_index, ids)
+            found.extend(problems)
     summary = tables.get("summary")
-    if not isinstance(summary, dict):
-        found.append(Violation(PLAN_FORMAT, SUMMARY_FILE, "summary.json is missing or not a JSON object"))
+    summary_read = isinstance(summary, dict)
+    if not summary_read:
+        if "summary" not in reported:
+            found.append(Violation(PLAN_FORMAT, SUMMARY_FILE, "summary.json is missing or not a JSON object"))
         summary = {}
     n_sites = len(inputs.sites)
     series = {
@@ -702,7 +984,7 @@ def _prepare(tables: Mapping[str, Any], inputs: Inputs, tol_kw: float) -> tuple[
         station_load=station_load,
         session_span=Spans.of(grid, ((r.arrival, r.departure) for r in inputs.sessions)),
         job_span=Spans.of(grid, ((j.release, j.deadline) for j in inputs.jobs)),
-        candidates=candidates,
+        candidates=candidates, summary_read=summary_read,
     )
     series["station_load_kw"] = np.zeros((n_sites, n))
     np.add.at(series["station_load_kw"], view.station_site, station_load)
@@ -714,8 +996,8 @@ def _check_rows(p: PlanView) -> list[Violation]:
     """plan_format: duplicate rows, missing site×slot and station×slot rows, unknown ids, bad labels."""
     out: list[Violation] = []
     for name, key in ROW_KEYS.items():
-        df = p.table(name)
-        if all(k in df for k in key):
+        df = p.tables.get(name)
+        if df is not None and all(k in df for k in key):
             out += _emit(PLAN_FORMAT, df, ~df.first_of(*key), lambda r, name=name: f"{name} row {r.row}",
                          lambda r, key=key: "duplicate row for " + ", ".join(f"{k}={getattr(r, k)}" for k in key))
     full = {
@@ -724,7 +1006,7 @@ def _check_rows(p: PlanView) -> list[Violation]:
     }
     for name, (col, pos_col, ids, label) in full.items():
         df = p.table(name)
-        if col not in df or "t" not in df:
+        if not p.has(name, col, "slot_start"):
             continue
         out += _emit(PLAN_FORMAT, df, (df[pos_col] < 0) & df.first_of(col), lambda r, name=name: f"{name} row {r.row}",
                      lambda r, col=col, label=label: f"{label} {getattr(r, col)!r} is not in the scenario")
@@ -751,15 +1033,59 @@ def _check_rows(p: PlanView) -> list[Violation]:
 
 
 def check_grid_limit(p: PlanView) -> list[Violation]:
-    """0 ≤ grid_kw[s,t] ≤ grid_limit_kw[s,t] (within tol_kw)."""
-    if not p.has("site_slots", "site_id", "grid_kw"):
+    """The site's import against the scenario's grid limit, per site and slot.
+
+    0 ≤ grid_kw[s,t] ≤ grid_limit_kw[s,t] of the scenario (time-varying ``grid_limits`` and OpenADR
+    events included), within tol_kw; the written grid_limit_kw column (evdc's, when written) is that
+    limit. (budget_kw is not checked: the contract does not define it.)
+    """
+    if not p.has("site_slots", "site_id"):
         return []
-    tol = p.tol_kw
+    fam, tol = "grid_limit", p.tol_kw
     df = p.rows("site_slots", "_site")
-    df = df.with_(limit_kw=p.series["grid_limit_kw"][df["_site"], df["t"]])
-    g = df["grid_kw"]
-    return _emit("grid_limit", df, (g > df["limit_kw"] + tol) | (g < -tol), lambda r: p.where(site=r.site_id, t=r.t),
-                 lambda r: f"grid_kw {_f(r.grid_kw)} outside [0, {_f(r.limit_kw)}]")
+    s, t = df["_site"], df["t"]
+    limit = p.series["grid_limit_kw"][s, t]
+    df = df.with_(limit_kw=limit)
+    where = lambda r: p.where(site=r.site_id, t=r.t)  # noqa: E731
+    out: list[Violation] = []
+    if p.has("site_slots", "grid_kw"):
+        g = df["grid_kw"]
+        out += _emit(fam, df, (g > limit + tol) | (g < -tol), where,
+                     lambda r: f"grid_kw {_f(r.grid_kw)} outside [0, {_f(r.limit_kw)}]")
+    if p.has("site_slots", "grid_limit_kw"):
+        out += _emit(fam, df, np.abs(df["grid_limit_kw"] - limit) > tol, where,
+                     lambda r: f"grid_limit_kw {_f(r.grid_limit_kw)}, the scenario's limit is {_f(r.limit_kw)} kW")
+    return out
+
+
+def check_prices(p: PlanView) -> list[Violation]:
+    """The written price_per_kwh (evdc's, when written) is the scenario's price of the site and slot
+    (within PRICE_TOL). The energy_cost KPI is recomputed from the scenario's prices (summary_kpis)."""
+    if not p.has("site_slots", "site_id", "price_per_kwh"):
+        return []
+    df = p.rows("site_slots", "_site")
+    df = df.with_(in_price=p.series["price"][df["_site"], df["t"]])
+    return _emit("prices", df, np.abs(df["price_per_kwh"] - df["in_price"]) > PRICE_TOL,
+                 lambda r: p.where(site=r.site_id, t=r.t),
+                 lambda r: f"price_per_kwh {_f(r.price_per_kwh)}, the scenario's price is {_f(r.in_price)}")
+
+
+def check_scenario_hash(p: PlanView) -> list[Violation]:
+    """summary.json scenario_hash is the scenario's (``Inputs.scenario_hash``): a plan checked against
+    another scenario, or against its scenario changed since, is one violation. Not checked against
+    inputs without a hash (built in memory) nor without a readable summary (plan_format's)."""
+    want = p.inputs.scenario_hash
+    if not want or not p.summary_read:
+        return []
+    where = f"{SUMMARY_FILE} scenario_hash"
+    got = p.summary.get("scenario_hash")
+    if got is None:
+        return [Violation("scenario_hash", where, f"missing; the scenario's hash is {want!r}")]
+    if str(got) != want:
+        return [Violation("scenario_hash", where,
+                          f"{got!r}: the plan was made from another scenario, or from this one before it changed "
+                          f"(its hash is now {want!r})")]
+    return []
 
 
 def check_site_balance(p: PlanView) -> list[Violation]:
@@ -1136,7 +1462,8 @@ def check_session_power(p: PlanView) -> list[Violation]:
 def check_session_energy(p: PlanView) -> list[Violation]:
     """Energies and decisions of sessions.csv, and station ev_kw as the sum of its sessions.
 
-    Every reservation appears exactly once; requested_kwh = session.energy_kwh;
+    Every reservation appears exactly once; station_id (when given) is the booking's station;
+    requested_kwh = session.energy_kwh;
     planned_kwh = Σ ev_kw × slot_h; planned_kwh ≤ requested; denied ⇒ planned = 0;
     granted ⇒ planned ≥ requested·(1 − GRANTED_REL_TOL) − tol; partial ⇒ 0 < planned < requested;
     station_slots.ev_kw = Σ session_slots.ev_kw of that station and slot;
@@ -1153,6 +1480,10 @@ def check_session_energy(p: PlanView) -> list[Violation]:
         in_kwh = np.array([r.energy_kwh for r in p.inputs.sessions], dtype=float)[pos]
         df = df.with_(in_kwh=in_kwh, in_station=p.lookup([r.station_id for r in p.inputs.sessions], pos))
         where = lambda r: p.where(station=r.in_station, reservation=r.reservation_id)  # noqa: E731
+        if p.has("sessions", "station_id"):
+            moved = np.array([w is not None and w != b for w, b in zip(df["station_id"], df["in_station"])], dtype=bool)
+            out += _emit(fam, df, moved, where,
+                         lambda r: f"station_id {r.station_id!r}, the booking is at {r.in_station!r}")
         if p.has("sessions", "requested_kwh"):
             out += _emit(fam, df, np.abs(df["requested_kwh"] - in_kwh) > tol, where,
                          lambda r: f"requested_kwh {_f(r.requested_kwh)}, the booking asks {_f(r.in_kwh)}")
@@ -1485,6 +1816,8 @@ def check_summary_kpis(p: PlanView) -> list[Violation]:
     (``recompute_kpis``) within KPI_REL_TOL / KPI_ABS_TOL; summary['critical_unmet_jobs'],
     when given, lists exactly the critical jobs that miss a slot of their window."""
     fam = "summary_kpis"
+    if not p.summary_read:  # reported once as plan_format
+        return []
     kpis = p.summary.get("kpis")
     if not isinstance(kpis, dict):
         return [Violation(fam, SUMMARY_FILE, "kpis is missing or not an object")]
@@ -1500,7 +1833,7 @@ def check_summary_kpis(p: PlanView) -> list[Violation]:
         except (TypeError, ValueError):
             out.append(Violation(fam, where, f"{kpis[name]!r} is not a number"))
             continue
-        if name in ours and not _close(theirs, ours[name]):
+        if name in ours and not math.isnan(ours[name]) and not _close(theirs, ours[name]):
             out.append(Violation(fam, where, f"summary says {_f(theirs)}, the tables give {_f(ours[name])}"))
     if "critical_unmet_jobs" in p.summary:
         _, listed = _summary_unmet(p)
@@ -1513,7 +1846,9 @@ def check_summary_kpis(p: PlanView) -> list[Violation]:
 
 #: Every check, in the order they run.
 CHECKS: tuple[Callable[[PlanView], list[Violation]], ...] = (
+    check_scenario_hash,
     check_grid_limit,
+    check_prices,
     check_site_balance,
     check_battery_soc,
     check_station_link,
@@ -1529,4 +1864,5 @@ CHECKS: tuple[Callable[[PlanView], list[Violation]], ...] = (
     check_hard_limits,
     check_summary_kpis,
     check_thermal,
+    check_source_flows,
 )

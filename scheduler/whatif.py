@@ -21,8 +21,9 @@ the order given) or from a sweep file (a CSV with one column per parameter,
 one row per case; an empty cell leaves that parameter alone).
 
 ``run_study`` plans each case (with the nightly plan's forecast of walk-ins)
-or backtests it, on the engine of ``scheduler.engine``. Each finished case is
-written at once to ``cases/<case_id>/`` (``result.json`` last, and the plan
+or backtests it, on the engine of ``scheduler.engine``, in a study folder
+marked by ``study.json`` (any other non-empty folder is refused). Each finished
+case is written at once to ``cases/<case_id>/`` (``result.json`` last, and the plan
 directory in plan mode), so a study killed part way and run again skips the
 cases it finished. ``results.csv``, the charts and ``report.html`` are written
 at the end from every case's ``result.json``.
@@ -303,11 +304,12 @@ def run_study(files: ScenarioFiles, cases: list[Case], settings: StudySettings, 
               progress: ProgressFn | None = None) -> pd.DataFrame:
     """Run every case not finished yet in ``out_dir``, then write results.csv, charts and report.html.
 
-    Returns the results table (one row per case, in case order)."""
+    ``out_dir`` must be new, empty or a study folder (its marker ``study.json``), outside the scenario
+    (``check_output_dir``). Returns the results table (one row per case, in case order)."""
     from .engine import EngineSpec, TaskFailed, run_tasks
-    from .export import write_file_atomic, write_plan
+    from .export import STUDY_FILE, STUDY_KIND, check_output_dir, study_marker_bytes, write_file_atomic, write_plan
 
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, STUDY_KIND, {"scenario": files.directory})
     key = settings.key(files)
     done_rows: dict[str, dict] = {}
     todo: list[Case] = []
@@ -323,6 +325,8 @@ def run_study(files: ScenarioFiles, cases: list[Case], settings: StudySettings, 
         files.inputs(tables=edited_tables(files, case))
     try:
         (out / "cases").mkdir(parents=True, exist_ok=True)
+        if not (out / STUDY_FILE).is_file():
+            write_file_atomic(out / STUDY_FILE, study_marker_bytes())
     except OSError as exc:
         raise EvdcError(f"{out}: cannot create the study folder ({exc.strerror})") from None
     model_dir = None

@@ -130,6 +130,63 @@ BILLION_LAUGHS = "lol1: &a1 [" + ", ".join(["lol"] * 9) + "]\n" + "".join(
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 LATIN1_STATIONS = table(STATION_A, {**STATION_B, "station_id": "Ladesäule"}).encode("latin-1")
 
+# --------------------------------------------------------------------------- setups of the issue 15 cases
+
+
+def sparse_file(name: str, size: int) -> Callable[[Path], None]:
+    """``name`` becomes a file of ``size`` bytes that takes no disk (a hole): too large to be a table."""
+    def setup(root: Path) -> None:
+        with open(root / name, "wb") as fh:
+            fh.truncate(size)
+    return setup
+
+
+def parquet_rows(path: Path, n: int) -> None:
+    """A Parquet history of ``n`` identical rows (a few kB: it compresses to nothing)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {k: pa.array([v] * n) for k, v in SESSION.items()}
+    pq.write_table(pa.table(cols), path)
+
+
+def parquet_bookings(path: Path, arrival: str) -> None:
+    """The tiny scenario's booking as Parquet with typed (microsecond) times, arriving at ``arrival``."""
+    import pandas as pd
+
+    df = pd.DataFrame([BOOKING]).astype({"energy_kwh": float})
+    df["arrival"] = pd.Series([arrival], dtype="datetime64[us]")
+    df["departure"] = pd.Series(["2024-03-31T01:00:00"], dtype="datetime64[us]")
+    df.to_parquet(path, index=False)
+
+
+def zip_bomb_forecaster(root: Path) -> None:
+    """A stored forecaster of a few hundred kB that unpacks to 200 MiB of one string."""
+    import zipfile
+
+    folder = root / ".evdc" / "forecast"
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / "forecaster.skops", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("schema.json", b"0" * (200 * 2**20))
+    (folder / "forecaster.json").write_text("{}")
+
+
+def link_yaml_outside(root: Path) -> None:
+    """scenario.yaml becomes a link to a copy outside the scenario directory."""
+    target = root.parent / "outside-scenario.yaml"
+    target.write_text(SCENARIO)
+    (root / "scenario.yaml").unlink()
+    os.symlink(target, root / "scenario.yaml")
+
+
+def link_store_outside(root: Path) -> None:
+    """The forecaster's store, SCENARIO/.evdc, becomes a link to a folder outside the scenario."""
+    target = root.parent / "outside-store"
+    target.mkdir()
+    os.symlink(target, root / ".evdc")
+
+
+
 # --------------------------------------------------------------------------- the corpus
 
 
@@ -448,4 +505,56 @@ CASES: list[Case] = [
     bad("table-named-but-missing", "safety", scenario("tables:\n  jobs: jbos.csv\n"),
         ("scenario.yaml", 7, "tables.jobs"), "'jbos.csv' is not a file in the scenario directory"),
     good("table-symlink-inside", "safety", setup=link_inside("prices.csv", "shared-prices.csv")),
+
+    # ---- issue 15: budgets, nonsense the bounds let through, confinement beyond tables, look-alike ids
+    bad("history-from-1900", "budget", history({"arrival": "1900-01-02T10:00+00:00"}), ("history.csv", 2, "arrival"),
+        "more than the 400 days evdc learns from"),
+    bad("bookings-too-many-rows", "budget", setup=lambda root: (root / "reservations.csv").write_text(
+        "reservation_id,station_id,arrival,departure,energy_kwh\n" + "r,a,x,y,1\n" * 200_001),
+        where=("reservations.csv",), fragment="200,001 rows, more than the 200,000 this table may hold"),
+    bad("history-parquet-too-many-rows", "budget", scenario("tables:\n  history: history.parquet\n"),
+        setup=lambda root: parquet_rows(root / "history.parquet", 2_000_001), where=("history.parquet",),
+        fragment="2,000,001 rows, more than the 2,000,000"),
+    bad("prices-file-too-large", "budget", setup=sparse_file("prices.csv", 600 * 2**20), where=("prices.csv",),
+        fragment="more than the 512 MiB a table may hold"),
+    bad("stored-forecaster-too-large", "budget", history(SESSION, {"session_id": "h2"}),
+        setup=lambda root: zip_bomb_forecaster(root), where=("forecaster.skops",),
+        fragment="MiB unpacked, more than the 128 MiB a stored forecaster may hold"),
+    bad("sites-efficiency-1e-40", "negative/absurd", sites(battery_efficiency="1e-40"),
+        ("sites.csv", 2, "battery_efficiency"), "1e-40 must be at least 0.5"),
+    bad("bookings-vehicle-kw-tiny", "negative/absurd", bookings({"vehicle_max_kw": "1e-40"}),
+        ("reservations.csv", 2, "vehicle_max_kw"), "is too small to mean anything"),
+    bad("stations-link-below-standby", "negative/absurd", stations(link_kw="0.3"), ("stations.csv", 2, "link_kw"),
+        "below the standby draw of its 8 blades in service (0.4 kW)"),
+    bad("stations-standby-above-working", "negative/absurd", stations(blade_standby_kw="0.5"),
+        ("stations.csv", 2, "blade_standby_kw"), "blade_standby_kw is above blade_kw"),
+    bad("links-below-standby", "negative/absurd", {"links.csv": table({**LINK, "capacity_kw": "0.3"}),
+                                                    **stations(link_id="l1")},
+        ("links.csv", 2, "capacity_kw"), "below the standby draw of the blades below this link"),
+    bad("yaml-weight-1e300", "huge value", scenario("weights:\n  ev_value_per_kwh: 1e300\n"),
+        ("scenario.yaml", 7, "weights.ev_value_per_kwh"), "less than or equal to 1000000"),
+    bad("yaml-mode-ceiling-huge", "huge value", scenario("modes:\n  fast: 1e12\n"),
+        ("scenario.yaml", 7, "modes.fast"), "less than or equal to 10000"),
+    bad("yaml-table-path-nul", "safety", scenario('tables:\n  jobs: "jobs\\0.csv"\n'),
+        ("scenario.yaml", 7, "tables.jobs"), "control character U+0000"),
+    bad("yaml-table-path-empty", "yaml", scenario('tables:\n  jobs: ""\n'), ("scenario.yaml", 7, "tables.jobs"),
+        "is empty; give a file name, or null to plan without this table"),
+    bad("yaml-name-terminal-escape", "safety", scenario(replace={"name: tiny": 'name: "\\e[2J\\e[31mtiny"'}),
+        ("scenario.yaml", 1, "name"), "control character U+001B"),
+    bad("scenario-yaml-symlink-outside", "safety", setup=lambda root: link_yaml_outside(root),
+        where=("scenario.yaml",), fragment="a symbolic link to a file outside the scenario directory"),
+    bad("forecast-store-symlink-outside", "safety", history(SESSION, {"session_id": "h2"}),
+        setup=lambda root: link_store_outside(root), where=(".evdc",),
+        fragment="a symbolic link leading outside the scenario directory"),
+    bad("bookings-parquet-before-1900", "dst", scenario("tables:\n  reservations: reservations.parquet\n"),
+        setup=lambda root: parquet_bookings(root / "reservations.parquet", "1850-06-01T10:00:00"),
+        where=("reservations.parquet", 1, "arrival"), fragment="is outside the years 1900 to 2199"),
+    bad("stations-zero-width-space", "unicode", stations(station_id="a\u200b"), ("stations.csv", 2, "station_id"),
+        "invisible character U+200B (zero width space)"),
+    bad("bookings-bom-in-id", "unicode", bookings({"station_id": "\ufeffa"}), ("reservations.csv", 2, "station_id"),
+        "invisible character U+FEFF"),
+    bad("stations-nfc-nfd-twins", "unicode", {"stations.csv": table(
+        {**STATION_A, "station_id": "caf\u00e9"}, {**STATION_B, "station_id": "cafe\u0301"})},
+        ("stations.csv", 3, "station_id"), "duplicate row (station_id=caf\u00e9; first given on row 2)"),
 ]
+

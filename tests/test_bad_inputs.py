@@ -21,7 +21,7 @@ runner = CliRunner()
 FAILING = [c for c in CASES if not c.ok]
 CONTROLS = [c for c in CASES if c.ok]
 #: The kinds of bad input issue 9 asks the corpus to cover.
-REQUIRED_KINDS = {"wrong type", "missing column", "unknown id", "duplicate id", "nan/inf", "negative/absurd", "order",
+REQUIRED_KINDS = {"budget", "wrong type", "missing column", "unknown id", "duplicate id", "nan/inf", "negative/absurd", "order",
                   "overlap", "dst", "empty table", "slots", "not csv", "huge value", "unicode", "bom", "no scenario",
                   "yaml", "safety"}
 

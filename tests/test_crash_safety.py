@@ -135,9 +135,9 @@ def test_replacing_leaves_the_new_directory_and_nothing_beside(tmp_path, monkeyp
     if not exchange:
         monkeypatch.setattr(export, "_exchange", lambda a, b: False)
     target = tmp_path / "out"
-    replace_directory(target, lambda d: (d / "a.txt").write_text("one"))
-    replace_directory(target, lambda d: (d / "b.txt").write_text("two"))
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    replace_directory(target, lambda d: (d / "a.txt").write_text("one"), kind="backtest")
+    replace_directory(target, lambda d: (d / "b.txt").write_text("two"), kind="backtest")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt", "manifest.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

@@ -61,7 +61,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import EvdcError
-from ..export import replace_directory
+from ..export import check_output_dir, replace_directory
 from ..inputs import Inputs, Session, Station
 from ._common import W_PER_KW, SlotGrid, dump_json, plan_stations, read_plan_and_scenario, unique_stems, utc_text, \
     utc_times
@@ -470,7 +470,7 @@ def write_ocpp_messages(messages: Mapping[str, list[dict]], out_dir: str | Path,
             doc = {"station_id": sid, "ocpp_version": version, "messages": messages[sid]}
             (tmp / manifest["files"][sid]).write_text(dump_json(doc), encoding="utf-8")
 
-    return replace_directory(out_dir, fill)
+    return replace_directory(out_dir, fill, kind="ocpp")
 
 
 def write_ocpp(plan_dir: str | Path, scenario_dir: str | Path, out_dir: str | Path, version: str,
@@ -478,6 +478,7 @@ def write_ocpp(plan_dir: str | Path, scenario_dir: str | Path, out_dir: str | Pa
                on_excess: str = ON_EXCESS_ERROR) -> Path:
     """Read a plan and its scenario and write their OCPP charging profiles to ``out_dir``; returns its path."""
     check_options(version, unit, max_periods, on_excess)
+    check_output_dir(out_dir, "ocpp", {"plan": plan_dir, "scenario": scenario_dir})
     tables, inputs = read_plan_and_scenario(plan_dir, scenario_dir)
     messages = ocpp_messages(tables, inputs, version, unit, max_periods, on_excess)
     return write_ocpp_messages(messages, out_dir, version, unit, max_periods, tables["summary"])

@@ -39,7 +39,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..errors import EvdcError
-from ..export import replace_directory
+from ..export import check_output_dir, replace_directory
 from ..inputs import Inputs, Station
 from ._common import (W_PER_KW, check_plan_tables, dump_json, local_text, plan_stations,
                       read_plan_and_scenario, slot_grid, time_text, unique_stems, utc_times)
@@ -174,6 +174,7 @@ def placement_text(lines: list[dict]) -> str:
 
 def write_redfish(plan_dir: str | Path, scenario_dir: str | Path, out_dir: str | Path) -> Path:
     """Write each station's Redfish schedule and the job placement file to ``out_dir``, whole or not at all."""
+    check_output_dir(out_dir, "redfish", {"plan": plan_dir, "scenario": scenario_dir})
     tables, inputs = read_plan_and_scenario(plan_dir, scenario_dir)
     docs = redfish_schedules(tables, inputs)
     text = placement_text(job_placement_lines(tables))
@@ -184,4 +185,4 @@ def write_redfish(plan_dir: str | Path, scenario_dir: str | Path, out_dir: str |
             (tmp / (stems[sid] + STATION_SUFFIX)).write_text(dump_json(docs[sid]), encoding="utf-8")
         (tmp / PLACEMENT_FILE).write_text(text, encoding="utf-8")
 
-    return replace_directory(out_dir, fill)
+    return replace_directory(out_dir, fill, kind="redfish", inputs={"plan": plan_dir, "scenario": scenario_dir})

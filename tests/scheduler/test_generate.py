@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -114,15 +115,14 @@ def test_bad_arguments_raise_one_line_errors(kwargs, tmp_path):
 
 def test_output_directory_is_replaced_whole(tmp_path):
     out = tmp_path / "scen"
-    out.mkdir()
-    (out / "stale.csv").write_text("left over\n")
-    (out / "history.csv").write_text("old\n")
+    gen.generate_scenario(out, 1, 1, 0, seed=4)
+    (out / "history.csv").write_text("old\n")  # a generated scenario's own file, edited: replaced
     messages: list[str] = []
     path = gen.generate_scenario(out, 1, 2, 1, seed=3, progress=messages.append)
     assert path == out.resolve()
-    assert not (out / "stale.csv").exists()
     assert (out / "history.csv").read_text() != "old\n"
-    assert {p.name for p in out.iterdir()} == {"scenario.yaml", *gen.TABLE_FILES.values()}
+    assert {p.name for p in out.iterdir()} == {"scenario.yaml", "manifest.json", *gen.TABLE_FILES.values()}
+    assert json.loads((out / "manifest.json").read_text())["kind"] == "scenario"
     assert [p.name for p in tmp_path.iterdir()] == ["scen"]  # no temporary directories left behind
     assert any(m.startswith("history 1/1 sites") for m in messages)
 
@@ -179,7 +179,10 @@ def test_demo_build_reproduces_the_bundled_demo(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(["--out", str(tmp_path / "demo")])
-    assert files(tmp_path / "demo") == files(DATA_DIR / "demo")
+    built, bundled = files(tmp_path / "demo"), files(DATA_DIR / "demo")
+    built.pop("manifest.json")  # evdc's record of what it wrote; the bundled demo carries none
+    bundled.pop("manifest.json", None)
+    assert built == bundled
 
 
 def test_some_bookings_are_v2x_and_every_station_has_a_spare_blade_stock(tmp_path):

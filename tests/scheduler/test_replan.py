@@ -48,6 +48,11 @@ def test_no_show_and_bad_events(tmp_path):
     ev = tmp_path / "e.csv"
     ev.write_text("type,reservation_id\nno_show,r1\n")
     result, new_inputs, diff = replan(inputs, previous, read_events(ev), at(cfg, 60))
+    # r1 began at 00:00: its first hour stays as planned (20 kWh), the rest is dropped
+    sessions = result.tables["sessions"].set_index("reservation_id")
+    assert list(sessions.index) == ["r1"] and sessions.at["r1", "planned_kwh"] == pytest.approx(20.0, abs=1e-3)
+    assert verify_plan(write_plan(result, tmp_path / "no-show"), new_inputs) == []
+    result, _, _ = replan(inputs, previous, read_events(ev), at(cfg, 0))  # before its arrival: dropped whole
     assert list(result.tables["sessions"]["reservation_id"]) == []
     ev.write_text("type,reservation_id\nno_show,zz\n")
     with pytest.raises(InputError, match="row 2, column reservation_id: unknown reservation 'zz'"):
@@ -66,7 +71,7 @@ def test_demo_replan_with_every_event_verifies(tmp_path):
     ev.write_text(
         "type,station_id,reservation_id,arrival,departure,energy_kwh,site_id,grid_kw,start,end,count,job_id,"
         "power_kw,work_hours,deadline\n"
-        "urgent_car,work-03,,2019-06-25T14:00,2019-06-25T16:00,30,,,,,,,,,\n"
+        "urgent_car,work-04,,2019-06-25T14:00,2019-06-25T16:00,30,,,,,,,,,\n"  # work-03 is booked then
         f"no_show,,{inputs.sessions[10].reservation_id},,,,,,,,,,,,\n"
         "blade_failure,hub-01,,,,,,,,,4,,,,\n"
         "grid_limit,,,,,,work,10,2019-06-25T15:00,2019-06-25T17:00,,,,,\n"

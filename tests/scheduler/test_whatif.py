@@ -101,8 +101,8 @@ def test_a_study_plans_every_case_writes_its_report_and_resumes(files, tmp_path,
     for png in ("chart_grid_kw.png", "chart_blades.png", "tradeoff.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # each case's plan keeps every limit of its own edited inputs, recomputed from the files
-    for case in cases:
-        inputs = files.inputs(tables=edited_tables(files, case))
+    for case in cases:  # a case's plan carries the case's scenario hash
+        inputs = files.inputs(tables=edited_tables(files, case), scenario_hash=whatif.case_hash(files, case))
         assert verify_plan(out / "cases" / case.case_id / "plan", inputs) == []
     limit = {c: pd.read_csv(out / "cases" / c / "plan" / "site_slots.csv")["grid_limit_kw"].max()
              for c in ("grid_kw=50pct__blades=4", "grid_kw=100pct__blades=4")}
