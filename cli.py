@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -103,7 +102,7 @@ def plan_cmd(
                                  "earlier plan (replaced whole)"),
     demo: bool = typer.Option(False, "--demo", help="plan the bundled demo scenario"),
     fmt: OutputFormat = typer.Option(OutputFormat.csv, "--format", help="file format of the tables"),
-    time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, help="solver time limit per site, seconds "
+    time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, max=86400.0, help="solver time limit per site, seconds "
                                      "(a site without a solution by then gets the residual-power plan)"),
     gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
     risk: Optional[Risk] = typer.Option(None, "--risk", help="walk-in headroom: none, expected, p80, p90, p95 "
@@ -132,70 +131,47 @@ def plan_cmd(
     3 with --strict when a hard limit cannot hold in some slot, or when the written plan fails its own
     verification (the checks of `evdc verify`; the plan stays written), 1 an internal error."""
     def run():
-        from models.pipeline import forecast_inputs
-        from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
+        from scheduler import PlanConfig, SolverConfig
+        from scheduler.api import Scenario, check_plan_output, plan_to_dir
         from scheduler.errors import EvdcError
-        from scheduler.export import check_output_dir
 
         path = _scenario_arg(scenario, demo)
-        reads = {"scenario": path, "model directory": model_dir, "signing key": sign}
-        check_output_dir(out_dir, "plan", reads)  # a wrong --out fails before hours of solving
-        if sign is not None:
-            from scheduler.trust import load_private_key
-
-            load_private_key(sign)  # a bad key fails before hours of solving
+        check_plan_output(out_dir, path, model_dir=model_dir, sign=sign, db=db_url)  # fails before hours of solving
         if db_inputs and not db_url:
             raise EvdcError("--db-inputs needs --db URL")
-        if db_inputs:
-            from scheduler.db import scenario_inputs
-            from scheduler.io import read_scenario_files
-
-            inputs = scenario_inputs(read_scenario_files(path), db_url, prefix=db_prefix)
-        else:
-            inputs = load_scenario(path)
-        _report_notices(inputs.notices)
-        settings = inputs.config.forecast.model_copy(update={
-            k: v for k, v in (("risk", risk.value if risk else None), ("discount_bookings", discount)) if v is not None})
-        if not quiet:
-            err.print("forecasting walk-ins ...", highlight=False)
-        inputs, forecast_info = forecast_inputs(inputs, settings, model_dir, log=lambda m: err.print(m, highlight=False))
+        sc = Scenario.from_dir(path, db=db_url if db_inputs else None, db_prefix=db_prefix)
+        _report_notices(sc.notices)
         if workers < 1:
             raise EvdcError("--workers must be at least 1")
         cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers,
                          scheduler_address=scheduler_address)
-        formats = ("csv", "parquet") if fmt is OutputFormat.both else (fmt.value,)
-        with _spool_beside(out_dir) as spool:
-            # CSV plans stream each site's large tables to disk as it finishes (bounded memory)
-            spool = spool if formats == ("csv",) else None
-            if quiet:
-                result = plan(inputs, cfg, spool=spool)
-            else:
-                with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                              TextColumn("{task.completed}/{task.total} sites"), TimeElapsedColumn(),
-                              console=err, transient=True) as bar:
-                    task = bar.add_task("solving", total=len(inputs.sites))
+        options = dict(format=fmt.value, sign=sign, db=db_url, db_prefix=db_prefix, raise_on_violation=False,
+                       risk=risk.value if risk else None, discount_bookings=discount, model_dir=model_dir,
+                       log=lambda m: err.print(m, highlight=False))
+        if quiet:
+            result = plan_to_dir(sc, out_dir, cfg, **options)
+        else:
+            err.print("forecasting walk-ins ...", highlight=False)
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total} sites"), TimeElapsedColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("solving", total=len(sc.inputs.sites))
 
-                    def progress(site_id, done, total, result):
-                        if result is None:
-                            bar.update(task, description=f"solving {site_id}")
-                        else:
-                            bar.update(task, completed=done, description=f"solved {site_id}")
+                def progress(site_id, done, total, result):
+                    if result is None:
+                        bar.update(task, description=f"solving {site_id}")
+                    else:
+                        bar.update(task, completed=done, description=f"solved {site_id}")
 
-                    result = plan(inputs, cfg, progress=progress, spool=spool)
-            result.summary["forecast"] = forecast_info
-            written = write_plan(result, out_dir, formats, signing_key=sign, inputs=reads)
-            failures = _verify_own_plan(written, inputs)  # every format written, as `evdc verify` reads it
-            if db_url and not failures:  # a plan failing its own checks is not stored for others to use
-                from scheduler.db import write_plan_db
-
-                plan_id = write_plan_db(db_url, result, prefix=db_prefix)
-                if not quiet:
-                    err.print(f"stored as plan {plan_id} in the database", highlight=False)
+                result = plan_to_dir(sc, out_dir, cfg, progress=progress, **options)
+        written = result.written
         if not quiet:
-            _print_kpis(result, inputs, written)
-        _report_own_verification(failures, written)
-        _report_breaches(result.summary.get("hard_limit_breaches", []), strict)
-        if failures:
+            if written.plan_id is not None:
+                err.print(f"stored as plan {written.plan_id} in the database", highlight=False)
+            _print_kpis(result, result.inputs, written.path)
+        _report_own_verification(list(written.violations), written.path)
+        _report_breaches(result.hard_limit_breaches, strict)
+        if written.violations:
             raise typer.Exit(EXIT_HARD_LIMIT)
     _run(run)
 
@@ -264,27 +240,6 @@ def _breach_line(b: dict) -> str:
     when = b["first_slot"] if n == 1 else f"{b['first_slot']} .. {b['last_slot']}"
     return (f"hard limit not held at site {b['site_id']}: {what} in {n} slot{'s' if n != 1 else ''} ({when}), "
             f"{b['amount']:g} {b['unit']} short")
-
-
-@contextmanager
-def _spool_beside(out_dir: Path):
-    """A hidden scratch directory beside the plan directory, removed afterwards whatever happens."""
-    import shutil
-
-    from scheduler.errors import EvdcError
-    from scheduler.export import remove_leftovers, scratch_dir
-
-    parent = out_dir.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(out_dir)  # what a killed run left beside the same plan
-        spool = scratch_dir(out_dir.resolve(), "spool")
-    except OSError as exc:
-        raise EvdcError(f"{parent}: cannot create the output folder ({exc.strerror})") from None
-    try:
-        yield spool
-    finally:
-        shutil.rmtree(spool, ignore_errors=True)
 
 
 @app.command("verify")
@@ -387,8 +342,17 @@ def forecast_cmd(
         from scheduler.errors import EvdcError
 
         if sessions is not None:
+            from scheduler.timegrid import zone
+
             if not sessions.is_file():
                 raise EvdcError(f"{sessions}: no such file")
+            try:
+                zone(timezone)
+            except EvdcError:
+                raise EvdcError(f"--timezone: {timezone!r} is not an IANA time zone name (e.g. "
+                                "America/Los_Angeles)") from None
+            if slot_minutes not in (5, 10, 15, 30, 60):  # the slots a scenario may have (scenario.yaml)
+                raise EvdcError(f"--slot-minutes: {slot_minutes} is not one of 5, 10, 15, 30, 60")
             history, stations = sessions_history(sessions, timezone)
             tz, ctry, slot = timezone, country, slot_minutes
         else:
@@ -497,7 +461,7 @@ def replan_cmd(
     event: Path = typer.Option(..., "--event", help="events file (CSV with a type column, or a JSON list)"),
     out_dir: Path = typer.Option(..., "--out", "-o", help="where to write the new plan: new, empty or "
                                  "another plan than PLAN_DIR (replaced whole)"),
-    time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, help="solver time limit per site, seconds"),
+    time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, max=86400.0, help="solver time limit per site, seconds"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no table of changes"),
 ) -> None:
     """Apply events (urgent car or job, early/late car, no-show, blade failure, grid limit) and re-plan from --at.
@@ -629,7 +593,7 @@ def whatif_cmd(
     days: int = typer.Option(1, "--days", min=1, help="days replayed per case (with --backtest)"),
     start: Optional[str] = typer.Option(None, "--from", help="first day replayed (YYYY-MM-DD; default: "
                                         "--days before the scenario's start)"),
-    time_limit: float = typer.Option(60.0, "--time-limit", min=0.1, help="solver time limit per site, seconds"),
+    time_limit: float = typer.Option(60.0, "--time-limit", min=0.1, max=86400.0, help="solver time limit per site, seconds"),
     gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="cases run in parallel processes"),
     scheduler_address: Optional[str] = typer.Option(None, "--scheduler", help="run cases on this Dask "

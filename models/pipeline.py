@@ -60,12 +60,12 @@ def planned_inputs(inputs: Inputs, plan_dir: str | Path, model_dir: str | Path |
     """The inputs a written plan was made from, as far as its checks depend on them: a plan made with
     ``discount_bookings`` (summary.json ``forecast``) planned each booking for its forecast energy, so the
     same forecaster (the stored one when current, else the same deterministic fit) is applied again."""
-    import json
+    from scheduler.errors import EvdcError
+    from scheduler.verify import read_plan_json
 
-    summary_path = Path(plan_dir) / "summary.json"
-    try:
-        forecast = json.loads(summary_path.read_text(encoding="utf-8")).get("forecast") or {}
-    except (OSError, ValueError, AttributeError):
+    try:  # a regular file of bounded size only: a link to /dev/zero is never read
+        forecast = read_plan_json(Path(plan_dir) / "summary.json").get("forecast") or {}
+    except (OSError, EvdcError, AttributeError):
         return inputs  # the verifier reports an unreadable summary itself
     if not isinstance(forecast, dict) or forecast.get("discount_bookings") is not True:
         return inputs

@@ -113,6 +113,8 @@ def load_forecaster(folder: str | Path) -> tuple[OccupancyForecaster, dict]:
         raise
     except Exception as exc:
         raise StoreError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict):
+        raise StoreError(f"{meta_path}: not a forecaster's metadata (a JSON object)")
     if not isinstance(model, OccupancyForecaster):
         raise StoreError(f"{path}: does not hold an OccupancyForecaster")
     return model, meta

@@ -1,7 +1,12 @@
 """evdc scheduler: plan how each site's shared power goes to EV charging and server blades.
 
-Pipeline: ``load_scenario(dir)`` -> :class:`Inputs` -> ``plan(inputs, PlanConfig())``
--> :class:`Plan` (tidy DataFrames + summary) -> ``write_plan(plan, out_dir)``.
+The public API (``scheduler.api``, docs/api.md): ``Scenario.from_dir(dir)`` or
+``Scenario.from_frames(settings, sites=..., stations=..., ...)`` -> ``plan_scenario(scenario)``
+(the walk-in forecast, then every site solved, as ``evdc plan``) -> :class:`PlanResult` (tidy
+DataFrames, KPIs, summary) -> ``result.to_dir(out_dir)`` (written, then verified).
+
+Underneath: ``load_scenario(dir)`` -> :class:`Inputs` -> ``plan(inputs, PlanConfig())`` (the solve
+alone, no forecast) -> :class:`Plan` -> ``write_plan(plan, out_dir)``.
 """
 
 __version__ = "0.5.0"
@@ -14,8 +19,12 @@ from .io import load_scenario  # noqa: E402
 from .model import build_model  # noqa: E402
 from .plan import Plan, plan  # noqa: E402
 from .sample import demo_scenario_path  # noqa: E402
+from .api import (PlanResult, PlanVerificationError, Scenario, WrittenPlan, admit_booking,  # noqa: E402
+                  backtest_scenario, plan_scenario, plan_to_dir, replan_scenario, verify_plan_dir)
 
 __all__ = [
     "EvdcError", "InputError", "Inputs", "Plan", "PlanConfig", "ScenarioConfig", "SiteInputs", "SolverConfig",
     "build_model", "demo_scenario_path", "load_scenario", "plan", "write_plan", "__version__",
+    "PlanResult", "PlanVerificationError", "Scenario", "WrittenPlan", "admit_booking", "backtest_scenario",
+    "plan_scenario", "plan_to_dir", "replan_scenario", "verify_plan_dir",
 ]

@@ -424,6 +424,8 @@ def backtest(scenario: str | Path | ScenarioTables, settings: BacktestSettings,
             raise EvdcError(f"unknown algorithm {a!r}; choose from {', '.join(ALGORITHMS)}")
     if settings.days < 1:
         raise EvdcError("a backtest needs at least one day")
+    _check_caps(settings.caps_kw)
+    _check_days(sc, settings)
     say = progress or (lambda msg: None)
     rows, records = [], []
     if workers > 1 and len(settings.caps_kw) > 1:
@@ -446,6 +448,35 @@ def backtest(scenario: str | Path | ScenarioTables, settings: BacktestSettings,
             records += rec
     df = pd.DataFrame(rows)
     return df[[c for c in RESULT_COLUMNS if c in df.columns]], records
+
+
+def _check_caps(caps: tuple[float | None, ...]) -> None:
+    """Each cap a grid limit: a finite number of kW from 0 to the loader's bound (None: the scenario's own)."""
+    from .io import SITE_KW_MAX
+
+    for cap in caps:
+        if cap is None:
+            continue
+        if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 <= float(cap) <= SITE_KW_MAX:
+            raise EvdcError(f"--cap-kw: {cap!r} is not a grid limit (a number of kW from 0 to {SITE_KW_MAX:g})")
+
+
+def _local_day(t: pd.Timestamp, timezone: str) -> pd.Timestamp:
+    """The local calendar day of ``t`` (naive: already local), as a naive midnight."""
+    t = pd.Timestamp(t)
+    return (t.tz_convert(timezone).tz_localize(None) if t.tzinfo is not None else t).normalize()
+
+
+def _check_days(sc: ScenarioTables, settings: BacktestSettings) -> None:
+    """The days replayed must be days of the history (first arrival to last departure): a day outside it
+    has no bookings or walk-ins to replay, and a range past it (``--days 100000``) would run for ever."""
+    tz = sc.config.timezone
+    history = sc.tables["history"]
+    first, last = _local_day(history["arrival"].min(), tz), _local_day(history["departure"].max(), tz)
+    start = _local_day(settings.start, tz)
+    if start < first or settings.days > (last - start).days + 1:  # counted in days: no date past the calendar
+        raise EvdcError(f"--from {start.date()} --days {settings.days}: not all these days are in the history "
+                        f"({first.date()} to {last.date()}); a backtest replays days of the history")
 
 
 def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,

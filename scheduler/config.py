@@ -8,7 +8,7 @@ default; ``docs/formulation.md`` names where each weight enters the objective.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -60,9 +60,20 @@ class _Frozen(BaseModel):
 
 
 class _Setting(_Frozen):
-    """What scenario.yaml holds: also no infinite or NaN numbers (YAML's .inf and .nan)."""
+    """What scenario.yaml holds: also no infinite or NaN numbers (YAML's .inf and .nan), and no true or
+    false (YAML's yes, no, on, off too) where a number belongs (pydantic would read them as 1 and 0)."""
 
     model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_false_numbers(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, bool):
+            field = cls.model_fields.get(info.field_name or "")
+            kinds = (field.annotation, *get_args(field.annotation)) if field is not None else ()
+            if bool not in kinds and any(k in (int, float) for k in kinds):
+                raise ValueError(f"Input should be a number, not {str(value).lower()}")
+        return value
 
 
 class ModeLimits(_Setting):
@@ -274,6 +285,8 @@ class ScenarioConfig(_Setting):
             if abs(slots - round(slots)) > 1e-9:
                 raise ValueError(f"{slot_minutes}-minute slots do not divide horizon_hours {hours:g} "
                                  "(the horizon must be a whole number of slots)")
+            if round(slots) < 1:  # 1e-9 h is "a whole number" (0) of slots within the tolerance above
+                raise ValueError(f"horizon_hours {hours:g} is shorter than one {slot_minutes}-minute slot")
         return slot_minutes
 
 

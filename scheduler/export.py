@@ -26,6 +26,7 @@ import errno
 import glob
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -96,16 +97,28 @@ def remove_leftovers(out_dir: str | Path) -> list[Path]:
         _restore_aside(out)
     for kind in SCRATCH_KINDS:
         for path in out.parent.glob(f".{glob.escape(out.name)}.{kind}-*"):
-            if path.is_dir() and not path.is_symlink() and not _owner_alive(path.name, f".{out.name}.{kind}-"):
+            if (_is_scratch_name(path.name, out.name, kind) and path.is_dir() and not path.is_symlink()
+                    and not _owner_alive(path.name, f".{out.name}.{kind}-")):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     return removed
 
 
+#: What ``tempfile.mkdtemp`` appends to a prefix: 8 characters of this alphabet.
+_MKDTEMP_SUFFIX = "[a-z0-9_]{8}"
+
+
+def _is_scratch_name(name: str, out_name: str, kind: str) -> bool:
+    """Whether ``name`` is exactly what ``scratch_dir(out, kind)`` makes (``.<out>.<kind>-<pid>-<8 random>``):
+    a folder someone named like it (``.plan.old-20240331``, a backup) is not evdc's to remove."""
+    return re.fullmatch(rf"\.{re.escape(out_name)}\.{kind}-\d+-{_MKDTEMP_SUFFIX}", name) is not None
+
+
 def _restore_aside(out: Path) -> None:
     """Put back a previous directory a killed run had renamed aside (only where the exchange is missing)."""
     for aside in sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*/{glob.escape(out.name)}")):
-        if not _owner_alive(aside.parent.name, f".{out.name}.old-"):
+        if _is_scratch_name(aside.parent.name, out.name, "old") and not _owner_alive(aside.parent.name,
+                                                                                      f".{out.name}.old-"):
             try:
                 os.rename(aside, out)
                 return
@@ -194,6 +207,9 @@ def check_output_dir(out: str | Path, kind: str, inputs: Mapping[str, str | Path
     if kind == REPORT_KIND:
         if target.is_dir():
             raise EvdcError(f"{target}: is a directory; give the report's file name")
+        if target.exists() and not _is_report(target):
+            raise EvdcError(f"{target}: exists and is not an evdc report; evdc replaces only a report it wrote; "
+                            "choose a new file name")
         return target
     if kind != STUDY_KIND and kind not in OUTPUT_KINDS:
         raise ValueError(f"unknown output kind {kind!r}")
@@ -212,6 +228,19 @@ def check_output_dir(out: str | Path, kind: str, inputs: Mapping[str, str | Path
     else:
         _check_replaceable(target, kind)
     return target
+
+
+def _is_report(path: Path) -> bool:
+    """Whether the file at ``path`` is a page ``evdc report`` wrote (``scheduler.report.is_report_page``)."""
+    from .report import REPORT_HEAD_BYTES, is_report_page
+
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as fh:
+            return is_report_page(fh.read(REPORT_HEAD_BYTES))
+    except OSError:
+        return False
 
 
 def _manifest_doc(directory: Path) -> dict | None:

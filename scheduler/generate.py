@@ -617,10 +617,31 @@ def parse_start(start: str, tz: str = TIMEZONE) -> int:
             ts = ts.tz_localize(tz, ambiguous="raise", nonexistent="raise")
         except Exception:
             raise EvdcError(f"start {start!r} is ambiguous or does not exist in {tz} (DST change)") from None
+    from .timegrid import TIME_MAX_UTC, TIME_MIN_UTC
+
+    if not TIME_MIN_UTC <= ts.tz_convert("UTC") < TIME_MAX_UTC:
+        raise EvdcError(f"start {start!r} is outside the years {TIME_MIN_UTC.year} to {TIME_MAX_UTC.year - 1}")
+    if ts.tz_convert(tz).utcoffset().total_seconds() % 60:
+        raise EvdcError(f"start {start!r} is in local mean time in {tz} (a UTC offset in seconds); give a later start")
     s = int(ts.tz_convert("UTC").timestamp())
     if s % (SLOT_MINUTES * SECONDS_PER_MINUTE):
         raise EvdcError(f"start {start!r} is not on the {SLOT_MINUTES}-minute slot grid")
     return s
+
+
+def _check_start_range(start_s: int, days: int, tz: str = TIMEZONE) -> None:
+    """The history's first day to the planning day within the years the loader reads (1900 to 2199), in
+    standard time (not local mean time, whose offsets in seconds plan files cannot give)."""
+    from .timegrid import TIME_MAX_UTC, TIME_MIN_UTC
+
+    start = pd.Timestamp(start_s, unit="s", tz="UTC")
+    first = start - pd.Timedelta(days=days + 1)
+    if first < TIME_MIN_UTC or start + pd.Timedelta(days=1) > TIME_MAX_UTC:
+        raise EvdcError(f"start {start.tz_convert(tz).date()} with {days} days of history is outside the years "
+                        f"{TIME_MIN_UTC.year} to {TIME_MAX_UTC.year - 1}")
+    if first.tz_convert(tz).utcoffset().total_seconds() % 60:
+        raise EvdcError(f"start {start.tz_convert(tz).date()} with {days} days of history reaches back to local "
+                        f"mean time in {tz} (offsets in seconds); give a later start")
 
 
 def default_start(seed: int) -> int:
@@ -1760,12 +1781,25 @@ def write_scenario(out: str | Path, tables: dict[str, pd.DataFrame], yaml_text: 
 # =========================================================================== entry point
 
 
-def _check_count(name: str, value: object, minimum: int) -> int:
+def _check_count(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise EvdcError(f"{name} must be a whole number, got {value!r}")
     if value < minimum:
         raise EvdcError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise EvdcError(f"{name} must be at most {maximum:,} (a scenario evdc plans; README, 'Limits'), got {value:,}")
     return int(value)
+
+
+def _check_budgets(tables: dict[str, pd.DataFrame]) -> None:
+    """A generated scenario must be one ``evdc plan`` loads: no table above the loader's row budget."""
+    from .io import TABLE_ROWS_MAX
+
+    for name, df in tables.items():
+        most = TABLE_ROWS_MAX.get(name)
+        if most is not None and len(df) > most:
+            raise EvdcError(f"{name}: {len(df):,} rows, more than the {most:,} evdc plans from (README, 'Limits'); "
+                            "give fewer stations or days")
 
 
 def generate_scenario(out: str | Path, sites: int, stations_per_site: int, days: int = DEFAULT_HISTORY_DAYS,
@@ -1780,11 +1814,15 @@ def generate_scenario(out: str | Path, sites: int, stations_per_site: int, days:
     ``progress``, if given, is called with short messages. Invalid arguments
     raise EvdcError. Returns the path of the written directory.
     """
-    sites = _check_count("sites", sites, 1)
-    stations_per_site = _check_count("stations_per_site", stations_per_site, 1)
-    days = _check_count("days", days, 0)
+    from .io import HISTORY_SPAN_DAYS_MAX, TABLE_ROWS_MAX
+
+    # bounded by what the loader takes, checked before the work: a scenario evdc would refuse is not written
+    sites = _check_count("sites", sites, 1, TABLE_ROWS_MAX["sites"])
+    stations_per_site = _check_count("stations_per_site", stations_per_site, 1, TABLE_ROWS_MAX["stations"] // sites)
+    days = _check_count("days", days, 0, HISTORY_SPAN_DAYS_MAX - 1)
     seed = _check_count("seed", seed, 0)
     start_s = parse_start(start) if start is not None else default_start(seed)
+    _check_start_range(start_s, days)
     check_output_dir(out, "scenario")  # before the work: a folder that is not an evdc scenario is refused
     ref = load_reference()
     if progress is not None:
@@ -1793,6 +1831,7 @@ def generate_scenario(out: str | Path, sites: int, stations_per_site: int, days:
     how = "given" if start is not None else "drawn from the seed"
     spec = replace(spec, header=spec.header + f"# start {iso_times(np.array([start_s]))[0]} ({how})\n")
     tables = build_tables(ref, spec, seed, progress)
+    _check_budgets(tables)
     path = write_scenario(out, tables, scenario_yaml(spec), progress)
     if progress is not None:
         progress(f"wrote {path}")

@@ -69,6 +69,8 @@ TABLE_ROWS_MAX: dict[str, int] = {
     "pv": 2_000_000, "prices": 2_000_000, "loads": 2_000_000, "ambient": 2_000_000, "grid_limits": 2_000_000,
     "links": 200_000,
 }
+#: Columns one table may have (its own and extension columns): a contract table has about a dozen.
+TABLE_COLUMNS_MAX = 1_000
 #: Longest time the history may cover, first arrival to last departure: the forecaster's training
 #: frame grows with stations x days x slots.
 HISTORY_SPAN_DAYS_MAX = 400
@@ -343,8 +345,11 @@ def _check_header(text: str, label: str) -> None:
     reader = csv.reader(io.StringIO(text), skipinitialspace=True)
     try:
         header = next(reader, [])
+        if len(header) > TABLE_COLUMNS_MAX:
+            raise _too_many_columns(label, len(header))
         names = [h.strip() for h in header]
-        twice = next((h for i, h in enumerate(names) if h and h in names[:i]), None)
+        seen: set[str] = set()
+        twice = next((h for h in names if h and (h in seen or seen.add(h))), None)
         if twice is not None:
             raise InputError(label, "column appears twice in the header", 1, twice)
         first = next((r for r in reader if r), None)
@@ -352,6 +357,11 @@ def _check_header(text: str, label: str) -> None:
         raise InputError(label, f"not a readable CSV table ({exc})", reader.line_num) from None
     if first is not None and len(first) > len(header):
         raise InputError(label, f"{len(first)} fields where the header has {len(header)}", reader.line_num)
+
+
+def _too_many_columns(label: str, n: int) -> EvdcError:
+    return EvdcError(f"{label}: {n:,} columns, more than the {TABLE_COLUMNS_MAX:,} a table may have (README, "
+                     "'Limits')")
 
 
 def _too_many_rows(label: str, n: int, max_rows: int) -> EvdcError:
@@ -441,9 +451,34 @@ def read_table(path: Path, spec: dict[str, Col], timezone: str, label: str | Non
         df = df.reset_index(drop=True)
         rows = pd.Series(np.arange(len(df)) + 1, index=df.index)
         header_row = None
+    return _typed(df, rows, header_row, spec, timezone, label)
+
+
+def read_frame(frame: pd.DataFrame, spec: dict[str, Col], timezone: str, label: str,
+               max_rows: int | None = None) -> pd.DataFrame:
+    """Type a table given as a pandas DataFrame (``scheduler.api.Scenario.from_frames``) exactly as
+    :func:`read_table` types a Parquet file: same checks and messages, ``label`` as the file, rows
+    counted from 1 in the frame's order (its index is ignored), cells as text, numbers or datetimes."""
+    if not isinstance(frame, pd.DataFrame):
+        try:
+            frame = pd.DataFrame(frame)
+        except (TypeError, ValueError) as exc:
+            raise EvdcError(f"{label}: not a table (give a pandas DataFrame; {str(exc).splitlines()[0]})") from None
+    if max_rows is not None and len(frame) > max_rows:
+        raise _too_many_rows(label, len(frame), max_rows)
+    df = frame.copy()  # the caller's frame is left as it is
+    df.index = pd.RangeIndex(len(df))
+    return _typed(df, pd.Series(np.arange(len(df)) + 1, index=df.index), None, spec, timezone, label)
+
+
+def _typed(df: pd.DataFrame, rows: pd.Series, header_row: int | None, spec: dict[str, Col], timezone: str,
+           label: str) -> pd.DataFrame:
+    """Each known column of ``df`` converted to its kind (``rows``: the row number of each record)."""
+    if len(df.columns) > TABLE_COLUMNS_MAX:
+        raise _too_many_columns(label, len(df.columns))
     df.columns = [str(c).strip() for c in df.columns]
-    dup = [c for c in df.columns if list(df.columns).count(c) > 1]
-    if dup:
+    dup = df.columns[df.columns.duplicated()]
+    if len(dup):
         raise InputError(label, "column appears twice", header_row, dup[0])
     df = df.reset_index(drop=True)
     rows = rows.reset_index(drop=True)
@@ -455,9 +490,9 @@ def read_table(path: Path, spec: dict[str, Col], timezone: str, label: str | Non
             out[name] = _default_column(col, len(df))
             continue
         out[name] = _convert(df[name], col, label, rows, timezone)
-    extra = [c for c in df.columns if c not in spec]
-    for c in extra:  # extensions are kept as they are
-        out[c] = df[c]
+    extra = [c for c in df.columns if c not in spec and c != ROW]
+    if extra:  # extensions are kept as they are (joined at once: one insert per column is quadratic)
+        out = pd.concat([out, df[extra]], axis=1)
     return out
 
 
@@ -495,11 +530,14 @@ def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str)
                 raise InputError(label, f"{v[i]!r} is not one of {', '.join(col.choices)}", int(rows[i]), col.name)
         return vals
     if col.kind in ("float", "int"):
+        if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.infer_dtype(s, skipna=True) == "boolean":
+            i = s[~blank].index[0]  # true/false (a Parquet boolean column) where a number belongs
+            raise InputError(label, f"{_shown(s[i])} is not a number", int(rows[i]), col.name)
         num = pd.to_numeric(s.where(~blank), errors="coerce").astype(float)
         bad = num.isna() & ~blank
         if bad.any():
             i = bad[bad].index[0]
-            raise InputError(label, f"{s[i]!r} is not a number", int(rows[i]), col.name)
+            raise InputError(label, f"{_shown(s[i])} is not a number", int(rows[i]), col.name)
         endless = ~np.isfinite(num.fillna(0.0))  # inf, -inf, or a number too large for a float
         if endless.any():
             i = endless[endless].index[0]
@@ -508,7 +546,7 @@ def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str)
             frac = (num % 1 != 0) & ~blank
             if frac.any():
                 i = frac[frac].index[0]
-                raise InputError(label, f"{s[i]!r} is not a whole number", int(rows[i]), col.name)
+                raise InputError(label, f"{_shown(s[i])} is not a whole number", int(rows[i]), col.name)
         _check_bounds(num, col, label, rows)
         if col.default is not None:
             num = num.fillna(float(col.default))
@@ -535,8 +573,8 @@ def _convert(s: pd.Series, col: Col, label: str, rows: pd.Series, timezone: str)
 
 
 def _shown(value: object) -> str:
-    """A cell as quoted in a message: its repr, cut short when it is long."""
-    text = repr(value)
+    """A cell as quoted in a message: its repr (of the plain Python value), cut short when it is long."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
     return text if len(text) <= 40 else f"{text[:30]}...' ({len(str(value))} characters)"
 
 

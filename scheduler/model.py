@@ -2,9 +2,10 @@
 
 ``build_model`` reads like a table of contents: sets, parameters, variables,
 one ``add_<family>_constraints`` call per constraint family, the objective.
-Each family documents its formula and index set; docs/formulation.md is the
-same text in one place. Component names are stable: the plan verifier and the
-results module refer to them.
+Each family's docstring gives its formula and index sets in short;
+docs/formulation.md is the reference, one section per family under the same
+names (tests/test_formulation_doc.py keeps the two in step with the model).
+Component names are stable: the plan verifier and the results module refer to them.
 """
 
 from __future__ import annotations
@@ -204,7 +205,8 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
 def add_site_balance_constraints(m, p: SitePrep) -> None:
     """site_balance[t], t in T:
     grid_kw + pv_used_kw + battery_discharge_kw + unserved_kw
-        = sum_s (ev_station_kw + blade_kw) + site_load_kw + sum_s station_load_kw + battery_charge_kw
+        = sum_s station_draw_kw + site_load_kw + sum_s station_load_kw + battery_charge_kw
+    station_draw_kw = ev_station_kw + blade_kw + thermal_kw; battery terms only with a battery.
     unserved_kw is the fixed demand (standby blades, other loads) left unsupplied in an outage.
     """
     si = p.inputs
@@ -227,11 +229,12 @@ IMPOSSIBLE_FLOWS = {("battery", "battery"), ("cars", "cars"), ("unserved", "cars
 
 
 def add_source_flow_constraints(m, p: SitePrep) -> None:
-    """Which source fed what (the seed's FIG. 3B), (src, use) in FLOWS, t in T:
-    source_supply[src, t]: sum_use flow_kw[src, use, t] = supply[src, t]
-    use_demand[use, t]:    sum_src flow_kw[src, use, t] = demand[use, t]
+    """Which source fed what (the seed's FIG. 3B); flow_kw[src, use, t] >= 0, (src, use) in FLOWS, t in T:
+    source_supply[src, t], src in SOURCES: sum_use flow_kw[src, use, t] = supply[src, t]
+    use_demand[use, t], use in USES:       sum_src flow_kw[src, use, t] = demand[use, t]
     supply: grid_kw, pv_used_kw, battery_discharge_kw, sum_r ev_discharge_kw (cars lending), unserved_kw;
-    demand: sum_r ev_kw (cars charging), sum_s blade_kw, other loads, battery_charge_kw.
+    demand: sum_r ev_kw (cars charging), sum_s (blade_kw + thermal_kw) (blades), site_load_kw +
+    sum_s station_load_kw (loads), battery_charge_kw; a battery term is 0 without a battery.
     FLOWS leaves out IMPOSSIBLE_FLOWS and, with policies.source_uses, the uses a source is not dedicated to.
     """
     from .config import SOURCES, USES
@@ -296,10 +299,12 @@ def add_site_reserve_constraints(m, p: SitePrep) -> None:
 
 def add_battery_constraints(m, p: SitePrep) -> None:
     """Site battery, t in T (nothing when the site has none):
-    battery_soc[t]:   soc[t] = soc[t-1] + (eta * charge[t] - discharge[t] / eta) * slot_h,  soc[-1] = battery_soc_kwh
-    battery_power[t]: charge[t] <= battery_kw * charging[t];  discharge[t] <= battery_kw * (1 - charging[t])
-    battery_end:      soc[T-1] >= battery_soc_kwh   (policy battery_end_soc = "initial")
-    eta = sqrt(battery_efficiency) (round trip split evenly).
+    battery_soc[t]:             battery_soc_kwh[t] = battery_soc_kwh[t-1]
+                                    + (eta * battery_charge_kw[t] - battery_discharge_kw[t] / eta) * slot_h
+    battery_power_charge[t]:    battery_charge_kw[t] <= battery_kw * battery_charging[t]
+    battery_power_discharge[t]: battery_discharge_kw[t] <= battery_kw * (1 - battery_charging[t])
+    battery_end:                battery_soc_kwh[last] >= site.battery_soc_kwh   (policy battery_end_soc = "initial")
+    battery_soc_kwh[-1] = site.battery_soc_kwh; eta = sqrt(battery_efficiency) (round trip split evenly).
     """
     if not m.battery:
         return
@@ -327,7 +332,8 @@ def add_battery_constraints(m, p: SitePrep) -> None:
 
 def add_station_link_constraints(m, p: SitePrep) -> None:
     """station_link[s, t], s in S, t in T:
-    ev_station_kw + blade_kw + station_load_kw + reserve_kw <= link_kw
+    station_draw_kw + station_load_kw + reserve_kw <= link_kw
+    (station_draw_kw = ev_station_kw + blade_kw + thermal_kw)
     """
     si = p.inputs
     m.station_link = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: (
@@ -336,7 +342,10 @@ def add_station_link_constraints(m, p: SitePrep) -> None:
 
 
 def add_link_tree_constraints(m, p: SitePrep) -> None:
-    """link_tree[l, t], l in links, t in T: the draw of all stations below link l <= capacity_kw."""
+    """link_tree[l, t], l in L (links with stations below), t in T:
+    sum_{s below l} (station_draw_kw + station_load_kw + reserve_kw) <= capacity_kw[l]
+    (s below l: directly or through links below it; station_draw_kw = ev_station_kw + blade_kw + thermal_kw)
+    """
     si = p.inputs
     if not si.links:
         return
@@ -351,7 +360,7 @@ def add_link_tree_constraints(m, p: SitePrep) -> None:
 
 
 def add_blade_capacity_constraints(m, p: SitePrep) -> None:
-    """blade_capacity[s, t], s in S, t in T with candidate jobs: blades_working <= blades_in_service."""
+    """blade_capacity[s, t], (s, t) with a job in JST: blades_working <= blades_in_service."""
     keys = sorted(m.jobs_at, key=lambda k: (list(m.S).index(k[0]), k[1]))
     if not keys:
         return
@@ -363,7 +372,7 @@ def add_blade_capacity_constraints(m, p: SitePrep) -> None:
 
 def add_session_power_constraints(m, p: SitePrep) -> None:
     """session_power[r, t], (r, t) in RT:
-    ev_kw[r, t] <= sum_m mode_on[r, m] * limit_kw[r, t, m]
+    ev_kw[r, t] <= sum_{m: (r, m) in RM} mode_on[r, m] * limit_kw[r, t, m]
     limit_kw is the average ceiling over the slot: min(mode, charger, vehicle) for the minutes of the
     stay in the slot, start_kw for the minutes of the starting state (docs/formulation.md).
     """
@@ -384,8 +393,9 @@ def add_session_energy_constraints(m, p: SitePrep) -> None:
     """r in R, E = energy_cap_kwh (request capped by the room in the battery):
     session_energy_max[r]:  delivered_kwh <= E * served
     session_energy_min[r]:  delivered_kwh >= partial_min_fraction * E * served
-    session_granted[r]:     delivered_kwh >= energy_kwh * granted;  granted <= served   (r in RG: only
-                            when partial_penalty > 0)
+    session_granted[r]:        delivered_kwh >= energy_kwh * granted    (r in RG: only when partial_penalty > 0)
+    session_granted_served[r]: granted <= served                        (r in RG)
+    delivered_kwh = sum_t ev_net_kw * slot_h (net of V2X lending); served = sum_m mode_on.
     """
     if not len(m.R):
         return
@@ -403,8 +413,8 @@ def add_session_energy_constraints(m, p: SitePrep) -> None:
 
 def add_session_taper_constraints(m, p: SitePrep) -> None:
     """session_taper[r, t], (r, t) in RT for sessions that can pass finish_soc:
-    e_end = soc_arrival * B + sum_{tau <= t} ev_kw[r, tau] * slot_h        (energy in the car at slot end)
-    ev_kw[r, t] <= phys_kw * (B - e_end) / ((1 - finish_soc) * B)
+    e_end = soc_arrival * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h    (energy in the car at slot end)
+    ev_kw[r, t] * (1 - finish_soc) * B <= phys_kw * (B - e_end)
     Using the energy at the end of the slot (implicit form) keeps the car below B.
     """
     sig = p.inputs.config.charging.finish_soc
@@ -426,11 +436,12 @@ def add_session_v2x_constraints(m, p: SitePrep) -> None:
     """V2X, (r, t) in RV (cars with vehicle_discharge_kw > 0); ev_net_kw = ev_kw - ev_discharge_kw:
     session_discharge[r, t]: ev_discharge_kw <= vehicle_discharge_kw * frac[r, t] * lending[r, t]
     session_lending_served[r, t]: lending[r, t] <= served[r]
-    session_lend_or_charge[r, t]: ev_kw <= max_m limit_kw[r, t, m] * (1 - lending[r, t])  (a car lends or
-                             charges in a slot, not both)
+    session_lend_or_charge[r, t]: ev_kw <= max_{m: (r, m) in RM} limit_kw[r, t, m] * (1 - lending[r, t])
+                             (a car lends or charges in a slot, not both)
     session_min_soc[r, t]:   soc0 * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h >= min_energy_kwh
-    station_no_export[s, t]: ev_station_kw + blade_kw + station_load_kw >= 0  (a car powers its own
-                             station's blades, never the rest of the site)
+    station_no_export[s, t], s the station of a car in RV at t: station_draw_kw + station_load_kw >= 0
+                             (station_draw_kw = ev_station_kw + blade_kw + thermal_kw: a car powers its
+                             own station, never the rest of the site)
     """
     if not len(m.RV):
         return
@@ -456,8 +467,10 @@ def add_session_v2x_constraints(m, p: SitePrep) -> None:
 
 def add_fast_standby_constraints(m, p: SitePrep) -> None:
     """Policy fast_charge_blade_standby, (r, t) in RF (fast-capable sessions at stations with blades):
-    fast_power[r, t]:   ev_kw[r, t] <= regular_kw * frac + (limit_fast - regular_kw * frac) * fast_on[r, t]
+    fast_power[r, t]:   ev_kw[r, t] <= base + max(limit_kw[r, t, fast] - base, 0) * fast_on[r, t],
+                        base = min(regular_kw, phys_kw) * frac[r, t]
     fast_standby[r, t]: sum_{non-critical j} blades_j * run[j, s, t] <= blades_in_service * (1 - fast_on[r, t])
+                        (s the booking's station; skipped where no non-critical job may run at s, t)
     """
     if not len(m.RF):
         return
@@ -484,7 +497,7 @@ def add_fast_standby_constraints(m, p: SitePrep) -> None:
 
 
 def add_job_station_constraints(m, p: SitePrep) -> None:
-    """job_station[j, t], (j, t) in JT: sum_s run[j, s, t] <= 1  (a job's blades sit at one station)."""
+    """job_station[j, t], (j, t) in JT: job_running = sum_s run[j, s, t] <= 1  (a job's blades sit at one station)."""
     if not len(m.JT):
         return
     m.job_station = pyo.Constraint(m.JT, rule=lambda m, j, t: m.job_running[j, t] <= 1)
@@ -492,8 +505,8 @@ def add_job_station_constraints(m, p: SitePrep) -> None:
 
 def add_job_work_constraints(m, p: SitePrep) -> None:
     """j in JN (non-critical jobs):
-    job_work[j]:  job_hours <= work_hours
-    job_done[j]:  job_hours >= work_hours * job_done   (job_done = 1: on time)
+    job_work[j]:      job_hours <= work_hours
+    job_done_def[j]:  job_hours >= work_hours * job_done   (job_done = 1: on time)
     """
     if not len(m.JN):
         return
@@ -502,7 +515,7 @@ def add_job_work_constraints(m, p: SitePrep) -> None:
 
 
 def add_job_critical_constraints(m, p: SitePrep) -> None:
-    """job_critical[j, t], j in JC, t in the job's window: sum_s run[j, s, t] + critical_miss[j, t] = 1."""
+    """job_critical[j, t], (j, t) in JT with j in JC: job_running[j, t] + critical_miss[j, t] = 1."""
     keys = list(m.critical_miss.index_set()) if len(m.JC) else []
     if not keys:
         return
@@ -511,8 +524,9 @@ def add_job_critical_constraints(m, p: SitePrep) -> None:
 
 def add_job_contiguity_constraints(m, p: SitePrep) -> None:
     """Jobs that are not preemptible run in one stretch, (j, t) in JT for j in JP:
-    job_contiguity[j, t]: running[j, t] - running[j, t-1] <= job_start[j, t]  (running[j, first-1] = 0)
-    job_one_start[j]:     sum_t job_start[j, t] <= 1
+    job_contiguity[j, t]: job_running[j, t] - job_running[j, t-1] <= job_start[j, t]
+                          (job_running[j, t-1] = 0 before the window)
+    job_one_start[j], j in JP: sum_t job_start[j, t] <= 1
     """
     if not len(m.JP):
         return
@@ -526,9 +540,10 @@ def add_job_contiguity_constraints(m, p: SitePrep) -> None:
 
 
 def add_job_migration_constraints(m, p: SitePrep) -> None:
-    """Migratable jobs with more than one candidate station, (j, s, t) with t-1 also in the window:
+    """(j, s, t) in JMOVE: in JST, job with more than one candidate station, t-1 also in the window:
     job_move_def[j, s, t]: job_move[j, s, t] >= run[j, s, t] + sum_{s' != s} run[j, s', t-1] - 1
-    job_move_limit[j]:     sum_{s, t} job_move[j, s, t] <= max_job_moves
+    job_move_limit[j], jobs in JMOVE (only when max_job_moves is set):
+                           sum_{s, t} job_move[j, s, t] <= max_job_moves
     A move is a change of station between two consecutive running slots; each costs migration_cost.
     Only built when a move limit or a migration cost is set (it slows the solve several-fold).
     """
@@ -570,7 +585,8 @@ def add_thermal_constraints(m, p: SitePrep) -> None:
     housing_heat[s, t]: C * (housing_c[t] - housing_c[t-1])
                         = (blade_kw + heater_kw - cooling_heat_kw - UA * (housing_c[t] - amb[t])) * slot_h
     housing_max[s, t]:  housing_c <= max_c + housing_over_c;   housing_min[s, t]: housing_c >= min_c - housing_under_c
-    The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw; housing_c[-1] = the start value.
+    The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw; housing_c[-1] = initial_c
+    (default amb[0]) clipped to [min_c, max_c].
     """
     if not m.thermal or not len(m.SH):
         return

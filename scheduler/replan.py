@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import unicodedata
 from dataclasses import replace
 from datetime import datetime
@@ -284,6 +285,14 @@ class _State:
                                  "(a no_show event before this one frees the station)", row, column)
 
 
+def local_iso(ts: pd.Timestamp, timezone: str) -> str:
+    """``ts`` as local ISO 8601 with its UTC offset, as events.json records times; in UTC where the zone's
+    offset is not whole minutes (local mean time, e.g. Amsterdam before 1937: ``+00:19:32`` cannot be read
+    back), so that every recorded time parses to the same instant."""
+    local = ts.tz_convert(timezone)
+    return (local if local.utcoffset().total_seconds() % 60 == 0 else ts.tz_convert("UTC")).isoformat()
+
+
 def _a(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
@@ -332,7 +341,7 @@ def _apply(inputs: Inputs, events: list[dict], at: pd.Timestamp | None,
     sites = state.sites
 
     def local(ts: pd.Timestamp) -> str:
-        return ts.tz_convert(tz).isoformat()
+        return local_iso(ts, tz)
 
     def not_after(e_file: str, row: int, name: str, value: pd.Timestamp, what: str, other: pd.Timestamp) -> None:
         raise InputError(e_file, f"{name} {local(value)} is not after {what} {local(other)}", row, name)
@@ -483,10 +492,16 @@ def replan_record(inputs: Inputs, at: pd.Timestamp, applied: list[dict], chain: 
 def read_chain(plan_dir: str | Path) -> list[dict]:
     """The re-plans a plan directory was made by, oldest first: [{"replanned_at", "events"}, ...]
     (empty for a plan of the scenario as it is, without events.json)."""
+    from .verify import PLAN_JSON_BYTES_MAX, plain_file
+
     path = Path(plan_dir) / EVENTS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
     label = str(path)
+    if not plain_file(path):  # a link to /dev/zero, a pipe: never read without end
+        raise EvdcError(f"{path}: not a regular file (a plan holds no links, devices or pipes)")
+    if path.stat().st_size > PLAN_JSON_BYTES_MAX:
+        raise EvdcError(f"{path}: more than the {PLAN_JSON_BYTES_MAX // 2**20} MiB a plan's JSON file may hold")
     try:
         record = json.loads(_decode(path.read_bytes(), label), parse_constant=str)
     except json.JSONDecodeError as exc:

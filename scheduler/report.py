@@ -70,9 +70,20 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
+_PAGE_HEAD = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>'
+#: Bytes of a file read to tell whether it is a page evdc wrote (its head, title and style).
+REPORT_HEAD_BYTES = 64 * 1024
+
+
 def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f"{_PAGE_HEAD}{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def is_report_page(head: bytes) -> bool:
+    """Whether ``head`` (a file's first REPORT_HEAD_BYTES) begins a page of ``_page``: evdc's own report,
+    which ``evdc report --out`` may replace (any other file there is refused)."""
+    return head.startswith(_PAGE_HEAD.encode()) and f"</title><style>{_STYLE}</style>".encode() in head
 
 
 def _table(df: pd.DataFrame) -> str:

@@ -11,7 +11,7 @@ touches the slot.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -29,12 +29,34 @@ TIME_MAX_UTC = pd.Timestamp("2200-01-01T00:00:00Z")
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone called ``name``, or a one-line InputError naming scenario.yaml's timezone field."""
+    """The IANA zone called ``name``, or a one-line InputError naming scenario.yaml's timezone field.
+
+    Only names of the IANA database (as the ``tzdata`` package lists them) are zones: a system's own
+    files beside them (``localtime``, the machine's setting; ``posixrules``; ``posix/...``) would make
+    a plan depend on the machine it runs on."""
     try:
+        if not _iana_name(name):
+            raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError("scenario.yaml", f"{name!r} is not an IANA time zone name (e.g. Europe/Amsterdam)",
                          None, "timezone") from None
+
+
+@lru_cache(maxsize=1)
+def _iana_names() -> frozenset[str] | None:
+    """The zone names of the IANA database (the ``tzdata`` package's list; None when it cannot be read)."""
+    try:
+        from importlib.resources import files
+
+        return frozenset(files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
+    except (ImportError, OSError):
+        return None
+
+
+def _iana_name(name: str) -> bool:
+    names = _iana_names()
+    return name in names if names is not None else name not in ("localtime", "posixrules")
 
 
 @dataclass(frozen=True)
@@ -101,7 +123,23 @@ def make_grid(start: str, timezone: str, horizon_hours: float, slot_minutes: int
     tz = zone(timezone)
     start_utc = parse_instant(start, tz.key, "scenario.yaml", None, "start")
     n = int(round(horizon_hours * MINUTES_PER_HOUR / slot_minutes))
-    return TimeGrid(start_utc=start_utc, slot_minutes=int(slot_minutes), n_slots=n, timezone=tz.key)
+    grid = TimeGrid(start_utc=start_utc, slot_minutes=int(slot_minutes), n_slots=n, timezone=tz.key)
+    _check_whole_minute_offsets(grid)
+    return grid
+
+
+def _check_whole_minute_offsets(grid: TimeGrid) -> None:
+    """Refuse a horizon where the zone's UTC offset is not a whole number of minutes (local mean time,
+    before a zone kept standard time, e.g. +00:19:32 in Amsterdam until 1937): plan files give each
+    slot's offset as +HH:MM, which could not say it."""
+    utc = grid.starts_utc.append(pd.DatetimeIndex([grid.end_utc]))
+    local = utc.tz_convert(grid.timezone)
+    seconds = (local.tz_localize(None) - utc.tz_localize(None)).total_seconds()
+    odd = np.flatnonzero(np.asarray(seconds) % 60)
+    if odd.size:
+        raise InputError("scenario.yaml", f"{grid.timezone}'s UTC offset at {local[odd[0]].isoformat()} is not a "
+                         "whole number of minutes (local mean time, before the zone kept standard time); plan a "
+                         "horizon of standard time", None, "start")
 
 
 def parse_instant(text: str, timezone: str, file: str, row: int | None, column: str) -> pd.Timestamp:
@@ -146,8 +184,20 @@ def parse_times(values: pd.Series, timezone: str, file: str, column: str, rows: 
         parsed = pd.to_datetime(part, errors="coerce", format="ISO8601")
         _raise_unparsed(parsed, part, rows, file, column)
         _raise_out_of_range(parsed.dt.tz_localize("UTC"), part, rows, file, column)
-        out[~has_offset] = _localize(parsed.astype("datetime64[ns]"), timezone, file, column, rows)
+        local = _localize(parsed.astype("datetime64[ns]"), timezone, file, column, rows)
+        _raise_out_of_range_utc(local, part, rows, file, column)
+        out[~has_offset] = local
     return out
+
+
+def _raise_out_of_range_utc(utc: pd.Series, text: pd.Series, rows: pd.Series, file: str, column: str) -> None:
+    """A local time in range whose instant is not (1900-01-01T00:00 in Amsterdam is 1899 in UTC): the same
+    bound as a time given with its offset, so that the instant written back (events.json) reads again."""
+    bad = (utc < TIME_MIN_UTC) | (utc > TIME_MAX_UTC)
+    if bad.any():
+        i = bad[bad].index[0]
+        raise InputError(file, f"{text[i]!r} ({utc[i].isoformat()} in UTC) is outside the years {TIME_MIN_UTC.year} "
+                         f"to {TIME_MAX_UTC.year - 1}", rows[i], column)
 
 
 def _raise_out_of_range(parsed: pd.Series, text: pd.Series, rows: pd.Series, file: str, column: str) -> None:

@@ -247,11 +247,19 @@ def public_key_sha256(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+#: Largest key file read: an Ed25519 PEM key is about 120 bytes (a path to /dev/zero is not read for ever).
+KEY_FILE_BYTES_MAX = 64 * 1024
+
+
 def _read_key_bytes(path: str | Path, what: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(KEY_FILE_BYTES_MAX + 1)
     except OSError as exc:
         raise EvdcError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if len(data) > KEY_FILE_BYTES_MAX:
+        raise EvdcError(f"{path}: more than {KEY_FILE_BYTES_MAX // 1024} KiB, not a {what} (PEM)")
+    return data
 
 
 def _key_kind(key: Any) -> str:

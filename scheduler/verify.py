@@ -45,7 +45,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from .config import MODE_NAMES
+from .errors import EvdcError
 from .inputs import Inputs
 from .timegrid import TimeGrid
 from .units import one_way_efficiency
@@ -186,24 +189,66 @@ class Violation:
 # --------------------------------------------------------------------------- reading
 
 
+#: Largest JSON file of a plan evdc reads (summary.json, events.json): a fleet's summary is a few MiB.
+PLAN_JSON_BYTES_MAX = 64 * 2**20
+
+
+def plain_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself: not a link, a device, a pipe or a folder."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _present(path: Path) -> bool:
+    """Whether anything (a link too, even a broken one) is at ``path``."""
+    return os.path.lexists(path)
+
+
+def _require_plain(path: Path) -> None:
+    """Refuse what a plan directory never holds: a link (to /dev/zero, to a file elsewhere), a device or a
+    pipe, which would be read without end or wait forever (an EvdcError naming it)."""
+    if not plain_file(path):
+        raise EvdcError(f"{path}: not a regular file (a plan holds no links, devices or pipes)")
+
+
+def read_plan_json(path: str | Path) -> Any:
+    """A JSON file of a plan directory: a regular file of at most PLAN_JSON_BYTES_MAX holding UTF-8 JSON;
+    EvdcError otherwise, naming it."""
+    path = Path(path)
+    _require_plain(path)
+    size = path.stat().st_size
+    if size > PLAN_JSON_BYTES_MAX:
+        raise EvdcError(f"{path}: {size / 2**20:,.0f} MiB, more than the {PLAN_JSON_BYTES_MAX // 2**20} MiB a "
+                        "plan's JSON file may hold")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvdcError(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+
+
 def read_plan(plan_dir: str | Path) -> dict[str, pd.DataFrame | dict]:
     """Read the tables of a plan directory: ``<stem>.csv`` or ``<stem>.parquet``, and ``summary.json``.
 
     CSV text columns (ids, times, labels) are read as strings, an empty cell as
     missing. A table found in neither format is left out of the result (the
-    checker reports it). When both formats exist the CSV is read.
+    checker reports it). When both formats exist the CSV is read. A file that is
+    not a regular one (a link, a device, a pipe) is an EvdcError naming it.
     """
     root = Path(plan_dir)
     out: dict[str, pd.DataFrame | dict] = {}
     for stem in TABLE_STEMS:
         csv, parquet = root / f"{stem}.csv", root / f"{stem}.parquet"
-        if csv.exists():
+        if _present(csv):
+            _require_plain(csv)
             out[stem] = pd.read_csv(csv, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
-        elif parquet.exists():
+        elif _present(parquet):
+            _require_plain(parquet)
             out[stem] = pd.read_parquet(parquet)
     summary = root / SUMMARY_FILE
-    if summary.exists():
-        out["summary"] = json.loads(summary.read_text(encoding="utf-8"))
+    if _present(summary):
+        out["summary"] = read_plan_json(summary)
     return out
 
 
@@ -250,7 +295,7 @@ def read_plan_copies(plan_dir: str | Path) -> PlanCopies:
     problem and the table is left out.
     """
     root = Path(plan_dir)
-    files = {fmt: {stem: root / f"{stem}.{fmt}" for stem in TABLE_STEMS if (root / f"{stem}.{fmt}").is_file()}
+    files = {fmt: {stem: root / f"{stem}.{fmt}" for stem in TABLE_STEMS if plain_file(root / f"{stem}.{fmt}")}
              for fmt in FORMATS}
     written = [fmt for fmt in FORMATS if files[fmt]] or [FORMATS[0]]
     problems: list[Violation] = []
@@ -276,11 +321,12 @@ def read_plan_copies(plan_dir: str | Path) -> PlanCopies:
             reported.add(stem)
     summary: Any = None
     path = root / SUMMARY_FILE
-    if path.is_file():
+    if _present(path):
         try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            problems.append(Violation(PLAN_FORMAT, SUMMARY_FILE, f"cannot be read ({_one_line(exc)})"))
+            summary = read_plan_json(path)
+        except (EvdcError, OSError) as exc:  # the path is the violation's place: the message says what is wrong
+            why = str(exc).splitlines()[0].split(": ", 1)[-1] if isinstance(exc, EvdcError) else _one_line(exc)
+            problems.append(Violation(PLAN_FORMAT, SUMMARY_FILE, f"cannot be read ({why})"))
             reported.add("summary")
     for fmt in written:
         read[fmt]["summary"] = summary
@@ -1092,7 +1138,7 @@ def check_site_balance(p: PlanView) -> list[Violation]:
     """Power balance and the site's input columns, per site and slot.
 
     grid + (pv − pv_curtailed) + max(−battery, 0) + unserved
-        = Σ_stations (ev_kw + blade_kw) + site_load + Σ station_load + max(battery, 0);
+        = Σ_stations (ev_kw + blade_kw + thermal_kw) + site_load + Σ station_load + max(battery, 0);
     unserved (evdc's ``unserved_kw``, fixed demand left unsupplied in an outage; 0 when absent) ≥ 0;
     load_kw = site_load + Σ station_load; pv_kw = input pv; 0 ≤ pv_curtailed ≤ pv_kw.
     """
@@ -1217,8 +1263,9 @@ def check_thermal(p: PlanView) -> list[Violation]:
 def check_station_link(p: PlanView) -> list[Violation]:
     """Station link, per station and slot.
 
-    ev_kw + blade_kw + station_load + reserve_kw ≤ station.link_kw; reserve_kw ≥ 0;
-    link_kw column = ev_kw + blade_kw + station_load (what the station draws);
+    ev_kw + blade_kw + thermal_kw + station_load + reserve_kw ≤ station.link_kw; reserve_kw ≥ 0;
+    link_kw column = ev_kw + blade_kw + thermal_kw + station_load (what the station draws);
+    thermal_kw (cooling and heating power) is 0 when the plan has no such column.
     load_kw column (when written) = the station's other load (a home's appliances).
     """
     if not p.has("station_slots", "station_id", "ev_kw", "blade_kw"):

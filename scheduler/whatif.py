@@ -57,6 +57,13 @@ PARAMETERS = {
     "prices": "every energy price",
     "ambient_c": "every ambient temperature (offset, e.g. +5)",
 }
+#: Cases one study may hold: each is a plan (or a backtest) of the whole scenario, and every case is
+#: checked before any runs; a real study has tens.
+CASES_MAX = 1_000
+
+
+def _too_many_cases(where: str, n: int) -> EvdcError:
+    return EvdcError(f"{where}: {n:,} cases, more than the {CASES_MAX:,} a study may run (README, 'Limits')")
 
 
 
@@ -135,6 +142,11 @@ def parse_vary(specs: list[str]) -> list[Case]:
         axes.append((name, vals))
     if not axes:
         raise EvdcError("give at least one --vary parameter=values, or --sweep FILE")
+    n = 1
+    for _, vals in axes:
+        n *= len(vals)
+    if n > CASES_MAX:  # counted before the cross product is made
+        raise _too_many_cases(" ".join(f"--vary {a}=..." for a, _ in axes), n)
     return [Case(tuple(zip([a for a, _ in axes], combo))) for combo in itertools.product(*[v for _, v in axes])]
 
 
@@ -143,6 +155,10 @@ def read_sweep(path: str | Path) -> list[Case]:
     path = Path(path)
     if not path.is_file():
         raise EvdcError(f"{path}: no such sweep file")
+    with open(path, "rb") as fh:  # rows counted on the bytes, before parsing (the header is one line)
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    if lines - 1 > CASES_MAX:
+        raise _too_many_cases(str(path), lines - 1)
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -322,7 +338,10 @@ def run_study(files: ScenarioFiles, cases: list[Case], settings: StudySettings, 
     say = progress or (lambda msg, done, total: None)
     say(f"{len(done_rows)} of {len(cases)} cases already done", len(done_rows), len(cases))
     for case in todo:  # fail fast on an edit that cannot apply or gives invalid inputs, before anything runs
-        files.inputs(tables=edited_tables(files, case))
+        try:
+            files.inputs(tables=edited_tables(files, case))
+        except EvdcError as exc:  # the scenario as this case edits it: say which case, not only which file
+            raise EvdcError(f"case {case.label()}: {str(exc).splitlines()[0]}") from None
     try:
         (out / "cases").mkdir(parents=True, exist_ok=True)
         if not (out / STUDY_FILE).is_file():

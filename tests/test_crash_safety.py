@@ -158,18 +158,22 @@ def test_leftovers_of_dead_runs_go_those_of_live_ones_stay(tmp_path):
     target = tmp_path / "plan"
     target.mkdir()
     dead = 2 ** 30  # above any pid the kernel hands out
-    gone = [tmp_path / f".plan.tmp-{dead}-x1", tmp_path / f".plan.spool-{dead}-x2", tmp_path / ".plan.old-legacy"]
-    mine = tmp_path / f".plan.spool-{os.getpid()}-x3"
-    other = tmp_path / f".other.tmp-{dead}-x4"
-    for d in (*gone, mine, other):
+    gone = [tmp_path / f".plan.tmp-{dead}-x1abcdef", tmp_path / f".plan.spool-{dead}-x2_bcdef",
+            tmp_path / f".plan.old-{dead}-x3abc_ef"]
+    mine = tmp_path / f".plan.spool-{os.getpid()}-x4abcdef"
+    other = tmp_path / f".other.tmp-{dead}-x5abcdef"
+    # named like evdc's scratch but not made by it (a backup, a note): never evdc's to remove
+    theirs = [tmp_path / ".plan.old-20240331", tmp_path / ".plan.old-legacy", tmp_path / f".plan.tmp-{dead}-notes"]
+    for d in (*gone, mine, other, *theirs):
         d.mkdir()
     assert sorted(remove_leftovers(target)) == sorted(gone)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["plan", mine.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["plan", mine.name, other.name,
+                                                                  *(t.name for t in theirs)])
 
 
 def test_a_plan_renamed_aside_by_a_killed_run_is_put_back(tmp_path):
     target = tmp_path / "plan"
-    aside = tmp_path / f".plan.old-{2 ** 30}-x1" / "plan"
+    aside = tmp_path / f".plan.old-{2 ** 30}-x1abcdef" / "plan"
     aside.mkdir(parents=True)
     (aside / "summary.json").write_text("{}")
     remove_leftovers(target)

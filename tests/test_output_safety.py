@@ -218,3 +218,31 @@ def test_a_study_folder_is_marked_and_resumed(world, tmp_path):
         assert res.exit_code == 0, res.output
     assert json.loads((study / "study.json").read_text())["format"] == "evdc-study/1"
     assert (study / "results.csv").is_file()
+
+
+# --------------------------------------------------------------------------- --db, checked before solving
+
+
+def test_a_database_inside_the_new_plan_is_refused_before_solving(world):
+    out = world / "plan-with-db"
+    before = tree(world)
+    res = runner.invoke(app, ["plan", str(world / "scen"), "--out", str(out), "--db", str(out / "plans.db"), *PLAN])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "the database would lie inside the plan directory" in lines[0], res.output
+    assert tree(world) == before and not out.exists()
+
+
+def test_a_document_given_as_the_database_is_refused_and_kept(world):
+    doc = world / "docs" / "thesis.md"
+    before = tree(world)
+    res = runner.invoke(app, ["plan", str(world / "scen"), "--out", str(world / "plan-db2"), "--db", str(doc), *PLAN])
+    assert res.exit_code == 2, res.output
+    assert "exists and is not a SQLite database" in res.output
+    assert tree(world) == before
+
+
+def test_an_endless_time_limit_is_refused(world):
+    res = runner.invoke(app, ["plan", str(world / "scen"), "--out", str(world / "plan-inf"), "--time-limit", "inf"])
+    assert res.exit_code == 2, res.output
+    assert not (world / "plan-inf").exists()
