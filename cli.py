@@ -183,14 +183,6 @@ EXIT_HARD_LIMIT = 3
 VIOLATIONS_SHOWN = 5
 
 
-def _verify_own_plan(written: Path, inputs) -> list:
-    """The violations of the plan just written, checked from its files in every format against the inputs
-    it was planned from (``scheduler.verify.verify_plan``; 0.07 s for the demo, 0.2 s for 200 stations)."""
-    from scheduler.verify import verify_plan
-
-    return verify_plan(written, inputs)
-
-
 def _report_own_verification(violations: list, written: Path) -> None:
     """One error line per violation (at most VIOLATIONS_SHOWN) and their count; the caller exits 3."""
     from rich.markup import escape
@@ -261,35 +253,22 @@ def verify_cmd(
     every format written, and the plan against the scenario (its hash, prices and grid limits); print each
     problem on one line and exit 1 on any (a broken file is a problem, never a crash)."""
     def run():
-        from scheduler import load_scenario
-        from scheduler.errors import EvdcError
-        from scheduler.trust import MANIFEST_FILE, verify_manifest
-        from scheduler.verify import verify_plan
+        from scheduler.api import check_plan_dir
 
         plan_dir, scenario = _verify_paths(first, second, scenario_opt)
-        if not plan_dir.is_dir():
-            raise EvdcError(f"{plan_dir}: no such plan directory")
-        has_manifest = (plan_dir / MANIFEST_FILE).exists()
-        if scenario is None and not demo and key is None and not has_manifest:
-            raise EvdcError(f"{plan_dir}: has no manifest; give --scenario (or --demo) to check its invariants")
-        integrity = verify_manifest(plan_dir, key) if (key is not None or has_manifest) else []
-        violations = []
-        if scenario is not None or demo:
-            from models.pipeline import planned_inputs
-
-            inputs = planned_inputs(load_scenario(_scenario_arg(scenario, demo)), plan_dir, model_dir)
-            violations = verify_plan(plan_dir, inputs)
+        given = _scenario_arg(scenario, demo) if scenario is not None or demo else None
+        found = check_plan_dir(plan_dir, given, key=key, model_dir=model_dir)
+        integrity, violations = found.integrity, found.violations
         if as_json:
-            out.print_json(json.dumps([{"check": "integrity", "where": str(plan_dir), "message": p} for p in integrity]
-                                      + [v.__dict__ for v in violations]))
+            out.print_json(json.dumps(found.as_dicts()))
         else:
             for p in integrity:  # what a file holds is text, never markup (an id like "[/x]" would raise)
                 out.print(f"integrity: {p}", highlight=False, soft_wrap=True, markup=False)
             for v in violations:
                 out.print(f"{v.check}: {v.where}: {v.message}", highlight=False, soft_wrap=True, markup=False)
-            if scenario is not None or demo:
+            if found.invariants_checked:
                 out.print(f"{len(violations)} violation(s)" if violations else "plan verified: every invariant holds")
-            if has_manifest or key is not None:
+            if found.manifest_checked:
                 out.print(f"{len(integrity)} integrity problem(s)" if integrity else
                           f"manifest {'and signature ' if key is not None else ''}verified: every file as written")
         if violations or integrity:
@@ -419,26 +398,12 @@ def admit_cmd(
 ) -> None:
     """Answer a booking request against the current plan: granted, partial or denied, with alternatives."""
     def run():
-        from scheduler import load_scenario
-        from scheduler.admit import REQUEST_OPTIONS, BookingRequest, admit, check_request
-        from scheduler.errors import EvdcError
-        from scheduler.replan import check_at, check_plan, plan_inputs
-        from scheduler.timegrid import parse_instant
-        from scheduler.verify import read_plan
+        from scheduler.admit import REQUEST_OPTIONS
+        from scheduler.api import Scenario, admit_booking
 
-        inputs = load_scenario(scenario)
-        tz = inputs.grid.timezone
-        if not plan_dir.is_dir():
-            raise EvdcError(f"{plan_dir}: no such plan directory")
-        tables = read_plan(plan_dir)
-        check_plan(plan_dir, tables, inputs)
-        inputs = plan_inputs(plan_dir, inputs)  # a re-planned plan: the scenario with its events
-        when = check_at(parse_instant(at, tz, "--at", None, "at"), inputs) if at else None
-        req = BookingRequest(station, parse_instant(arrival, tz, "--arrival", None, "arrival"),
-                             parse_instant(departure, tz, "--departure", None, "departure"), energy_kwh, mode,
-                             vehicle_max_kw, "urgent" if urgent else "normal")
-        req = check_request(inputs, req, when, REQUEST_OPTIONS)
-        answer = admit(inputs, tables, req, when)
+        sc = Scenario.from_dir(scenario)
+        answer = admit_booking(sc, plan_dir, station, arrival, departure, energy_kwh, mode=mode,
+                               vehicle_max_kw=vehicle_max_kw, urgent=urgent, at=at or None, labels=REQUEST_OPTIONS)
         if as_json:
             out.print_json(json.dumps(answer.as_dict()))
             return
@@ -469,39 +434,17 @@ def replan_cmd(
     The new plan holds changes.csv (who gave up what) and events.json (the events applied, and the
     re-plans before it), so 'evdc verify SCENARIO NEW_PLAN_DIR' checks it against the scenario with them."""
     def run():
-        from scheduler import PlanConfig, SolverConfig, load_scenario, write_plan
-        from scheduler.errors import EvdcError
-        from scheduler.export import check_output_dir
-        from scheduler.replan import (EVENTS_FILE, apply_chain, check_at, check_events, check_plan, read_chain,
-                                      read_events, replan, replan_record)
-        from scheduler.timegrid import parse_instant
-        from scheduler.verify import read_plan
+        from scheduler import PlanConfig, SolverConfig
+        from scheduler.api import Scenario, check_plan_output, replan_to_dir
 
         # the previous plan is an input: the new plan never goes over, into or around it
-        reads = {"scenario": scenario, "previous plan": plan_dir, "events file": event}
-        check_output_dir(out_dir, "plan", reads)
-        inputs = load_scenario(scenario)
-        if not plan_dir.is_dir():
-            raise EvdcError(f"{plan_dir}: no such plan directory")
-        previous = read_plan(plan_dir)
-        check_plan(plan_dir, previous, inputs)
-        when = check_at(parse_instant(at, inputs.grid.timezone, "--at", None, "at"), inputs)
-        chain = read_chain(plan_dir)  # the previous plan's own re-plans: its inputs had their events
-        base = apply_chain(inputs, chain, str(plan_dir / EVENTS_FILE))
-        applied = check_events(base, read_events(event), when)
-        result, _, diff = replan(base, previous, applied, when,
-                                 PlanConfig(solver=SolverConfig(time_limit_s=time_limit)))
-        record = replan_record(inputs, when, applied, chain, event.name)
-
-        def add_changes(tmp: Path) -> None:
-            diff.to_csv(tmp / "changes.csv", index=False)
-            (tmp / EVENTS_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-                                           encoding="utf-8")
-
-        written = write_plan(result, out_dir, extra=add_changes, inputs=reads)
-        failures = _verify_own_plan(written, inputs)  # with its events.json applied, as `evdc verify` does
+        check_plan_output(out_dir, scenario, previous_plan=plan_dir, events=event)
+        sc = Scenario.from_dir(scenario)
+        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit))
+        result = replan_to_dir(sc, plan_dir, event, at, out_dir, cfg, labels={"at": "--at"}, raise_on_violation=False)
+        diff, written, failures = result.changes, result.written.path, list(result.written.violations)
         if not quiet:
-            t = Table(title=f"re-planned from {when.tz_convert(inputs.grid.timezone).isoformat()}: who gave up what")
+            t = Table(title=f"re-planned from {result.replanned_at.isoformat()}: who gave up what")
             for c in diff.columns:
                 t.add_column(c)
             for row in diff.itertuples(index=False):
@@ -536,18 +479,15 @@ def backtest_cmd(
         import pandas as pd
 
         from scheduler import SolverConfig
-        from scheduler.backtest import ALGORITHMS, BacktestSettings, backtest, read_scenario_tables
+        from scheduler.api import backtest_to_dir
+        from scheduler.backtest import ALGORITHMS, BacktestSettings
         from scheduler.errors import EvdcError
-        from scheduler.export import check_output_dir, replace_directory
 
-        reads = {"scenario": _scenario_arg(scenario, demo)}
-        check_output_dir(out_dir, "backtest", reads)
-        sc = read_scenario_tables(reads["scenario"])
+        path = _scenario_arg(scenario, demo)
         try:
-            day = pd.Timestamp(start)
+            day = pd.Timestamp(start)  # local to the scenario without an offset (backtest_to_dir)
         except ValueError:
             raise EvdcError(f"--from {start!r}: not a date (YYYY-MM-DD)") from None
-        day = (day.tz_convert(sc.config.timezone) if day.tzinfo else day.tz_localize(sc.config.timezone)).normalize()
         try:
             cap_list = tuple(float(x) for x in caps.split(",")) if caps else (None,)
         except ValueError:
@@ -559,11 +499,10 @@ def backtest_cmd(
                                     replan_every_slots=replan_every,
                                     solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=0.002))
         say = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
-        df, _ = backtest(sc, settings, progress=say, workers=workers)
-        written = replace_directory(out_dir, lambda tmp: df.to_csv(tmp / "results.csv", index=False),
-                                    kind="backtest", inputs=reads)
+        run_ = backtest_to_dir(path, out_dir, settings, progress=say, workers=workers)
+        df = run_.results
         if not quiet:
-            table = Table(title=f"backtest {day.date()} + {days} days → {written / 'results.csv'}")
+            table = Table(title=f"backtest {run_.start.date()} + {days} days → {run_.results_file}")
             for col in ("algorithm", "cap_kw", "energy_delivered_ratio", "sessions_fully_served",
                         "blade_work_done_h", "critical_violations", "energy_cost", "budget_violations",
                         "objective_share"):

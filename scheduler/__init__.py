@@ -19,12 +19,14 @@ from .io import load_scenario  # noqa: E402
 from .model import build_model  # noqa: E402
 from .plan import Plan, plan  # noqa: E402
 from .sample import demo_scenario_path  # noqa: E402
-from .api import (PlanResult, PlanVerificationError, Scenario, WrittenPlan, admit_booking,  # noqa: E402
-                  backtest_scenario, plan_scenario, plan_to_dir, replan_scenario, verify_plan_dir)
+from .api import (PlanCheck, PlanResult, PlanVerificationError, Scenario, WrittenBacktest,  # noqa: E402
+                  WrittenPlan, admit_booking, backtest_scenario, backtest_to_dir, check_plan_dir, plan_scenario,
+                  plan_to_dir, replan_scenario, replan_to_dir, verify_plan_dir)
 
 __all__ = [
     "EvdcError", "InputError", "Inputs", "Plan", "PlanConfig", "ScenarioConfig", "SiteInputs", "SolverConfig",
     "build_model", "demo_scenario_path", "load_scenario", "plan", "write_plan", "__version__",
-    "PlanResult", "PlanVerificationError", "Scenario", "WrittenPlan", "admit_booking", "backtest_scenario",
-    "plan_scenario", "plan_to_dir", "replan_scenario", "verify_plan_dir",
+    "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenBacktest", "WrittenPlan",
+    "admit_booking", "backtest_scenario", "backtest_to_dir", "check_plan_dir", "plan_scenario", "plan_to_dir",
+    "replan_scenario", "replan_to_dir", "verify_plan_dir",
 ]

@@ -6,9 +6,10 @@ pandas DataFrame, checked by the same rules, with the same messages, as the file
 ``plan_scenario(scenario)`` runs the walk-in forecast and plans every site; its :class:`PlanResult`
 holds the tables as DataFrames, the KPIs and the summary, and ``result.to_dir(path)`` writes the plan
 directory (atomic, with its manifest) and verifies what it wrote. ``plan_to_dir`` does both in one
-step and is what ``evdc plan`` runs. ``verify_plan_dir``, ``admit_booking``, ``replan_scenario`` and
-``backtest_scenario`` wrap the library functions behind ``evdc verify``, ``admit``, ``replan`` and
-``backtest``. docs/api.md is the guide.
+step and is what ``evdc plan`` runs. ``check_plan_dir`` (``verify_plan_dir`` for the violations alone),
+``admit_booking``, ``replan_to_dir`` (``replan_scenario`` in memory) and ``backtest_to_dir``
+(``backtest_scenario`` in memory) are what ``evdc verify``, ``admit``, ``replan`` and ``backtest`` run:
+the commands only parse options, call them and print. docs/api.md is the guide.
 
 ``scheduler.plan(inputs, config)`` stays what it was: the solve of already-prepared Inputs, without
 the forecast; ``plan_scenario`` is the whole nightly run.
@@ -227,6 +228,7 @@ class PlanResult:
     verify_against: Inputs | None = field(default=None, repr=False)  # what the written plan is checked against
     reads: Mapping[str, Any] = field(default_factory=dict, repr=False)  # paths the plan came from (never written)
     extra: Callable[[Path], None] | None = field(default=None, repr=False)  # files of its own (a re-plan's)
+    replanned_at: pd.Timestamp | None = None  # a re-plan's ``at``, in the scenario's zone
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -313,13 +315,16 @@ def plan_to_dir(scenario: Scenario, out: str | Path, config: PlanConfig | None =
 
 def check_plan_output(out: str | Path, scenario_dir: str | Path | None = None, *,
                       model_dir: str | Path | None = None, sign: str | Path | None = None,
-                      db: str | Path | None = None) -> Path:
+                      db: str | Path | None = None, previous_plan: str | Path | None = None,
+                      events: str | Path | None = None) -> Path:
     """Refuse, before hours of solving, an ``out`` a plan may not be written to (not new, empty or a
-    plan; over, into or around the scenario, model directory or key), a bad signing key, and a SQLite
-    ``db`` file that is not a database or lies inside the plan or the scenario."""
+    plan; over, into or around the scenario, model directory, key, or a re-plan's previous plan and
+    events file), a bad signing key, and a SQLite ``db`` file that is not a database or lies inside
+    the plan or the scenario."""
     from .export import check_output_dir
 
-    target = check_output_dir(out, "plan", _reads(scenario_dir, model_dir, sign))
+    reads = {**_reads(scenario_dir, model_dir, sign), "previous plan": previous_plan, "events file": events}
+    target = check_output_dir(out, "plan", reads)
     if sign is not None:
         from .trust import load_private_key
 
@@ -458,7 +463,7 @@ def verify_plan_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     PlanResult) against ``scenario``; empty when it holds. A plan made with discount_bookings is
     checked with the same forecast applied (the forecaster in ``model_dir``, by default the
     scenario's, else the same deterministic fit); a re-plan with its events. The manifest and
-    signature are ``scheduler.trust.verify_manifest``'s."""
+    signature are ``scheduler.trust.verify_manifest``'s (both at once: :func:`check_plan_dir`)."""
     from models.pipeline import planned_inputs
 
     from .verify import verify_plan
@@ -467,8 +472,53 @@ def verify_plan_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     plan_dir = _plan_dir(plan)
     if not plan_dir.is_dir():
         raise EvdcError(f"{plan_dir}: no such plan directory")
-    folder = model_dir if model_dir is not None else default_model_dir(scenario)
-    return verify_plan(plan_dir, planned_inputs(scenario.inputs, plan_dir, folder))
+    # None: the scenario's own folder (SCENARIO/.evdc/forecast), looked up only for a plan that needs it
+    return verify_plan(plan_dir, planned_inputs(scenario.inputs, plan_dir, model_dir))
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """What :func:`check_plan_dir` found: the manifest's ``integrity`` problems (one line each; checked
+    when the plan has a manifest or a key was given: ``manifest_checked``) and the ``violations`` of
+    the plan against its scenario (checked when one was given: ``invariants_checked``)."""
+
+    path: Path
+    integrity: tuple[str, ...] = ()
+    violations: tuple = ()  # scheduler.verify.Violation
+    manifest_checked: bool = False
+    invariants_checked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.integrity and not self.violations
+
+    def as_dicts(self) -> list[dict]:
+        """Every problem as ``{"check", "where", "message"}`` (``evdc verify --json``), integrity first."""
+        return ([{"check": "integrity", "where": str(self.path), "message": p} for p in self.integrity]
+                + [dict(v.__dict__) for v in self.violations])
+
+
+def check_plan_dir(plan: str | Path | WrittenPlan | PlanResult, scenario: Scenario | str | Path | None = None, *,
+                   key: str | Path | None = None, model_dir: str | Path | None = None) -> PlanCheck:
+    """``evdc verify``, whole: the plan's manifest (every file as written; with ``key``, an Ed25519
+    public key, its signature too) and, with a ``scenario`` (a Scenario, or a scenario directory read
+    after the manifest is checked), its violations as :func:`verify_plan_dir` finds them. A plan
+    without a manifest needs a scenario or a key."""
+    from .trust import MANIFEST_FILE, verify_manifest
+
+    plan_dir = _plan_dir(plan)
+    if not plan_dir.is_dir():
+        raise EvdcError(f"{plan_dir}: no such plan directory")
+    has_manifest = (plan_dir / MANIFEST_FILE).exists()
+    if scenario is None and key is None and not has_manifest:
+        raise EvdcError(f"{plan_dir}: has no manifest; give --scenario (or --demo) to check its invariants")
+    manifest_checked = key is not None or has_manifest
+    integrity = tuple(verify_manifest(plan_dir, key)) if manifest_checked else ()
+    violations: tuple = ()
+    if scenario is not None:
+        sc = scenario if isinstance(scenario, Scenario) else Scenario.from_dir(scenario)
+        violations = tuple(verify_plan_dir(sc, plan_dir, model_dir=model_dir))
+    return PlanCheck(plan_dir, integrity, violations, manifest_checked, scenario is not None)
 
 
 def _plan_dir(plan: str | Path | WrittenPlan | PlanResult) -> Path:
@@ -506,47 +556,56 @@ def _instant(value: Any, timezone: str, label: str, column: str) -> pd.Timestamp
 
 def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, station_id: str, arrival: Any,
                   departure: Any, energy_kwh: float, *, mode: str = "any", vehicle_max_kw: float | None = None,
-                  urgent: bool = False, at: Any = None, solver: SolverConfig | None = None):
+                  urgent: bool = False, at: Any = None, solver: SolverConfig | None = None,
+                  labels: Mapping[str, str] | None = None):
     """``evdc admit``: answer a booking request against the plan written in ``plan`` (a directory, a
     WrittenPlan or a written PlanResult): a ``scheduler.admit.Admission`` whose ``offer.decision`` is
     granted, partial or denied, with ``alternatives`` and ``as_dict()`` (``evdc admit --json``).
     Times are ISO 8601 text, datetimes or Timestamps (naive: local to the scenario); ``at`` is when
     the request is made (default: the horizon start). A bad request is an InputError naming the field
-    (``request, column departure: ...``)."""
-    from .admit import BookingRequest, admit
-    from .replan import plan_inputs
+    (``request, column departure: ...``), or with ``labels`` (field name to label, as
+    ``scheduler.admit.REQUEST_OPTIONS``, the command's options) naming the label (``--departure: ...``)."""
+    from .admit import BookingRequest, admit, check_request
+    from .replan import check_at, plan_inputs
 
     plan_dir, tables = _read_plan_of(scenario, plan)
     inputs = plan_inputs(plan_dir, scenario.inputs)  # a re-planned plan: the scenario with its events
     tz = inputs.grid.timezone
-    when = _instant(at, tz, "request", "at") if at is not None else None
-    request = BookingRequest(station_id, _instant(arrival, tz, "request", "arrival"),
-                             _instant(departure, tz, "request", "departure"), energy_kwh, mode, vehicle_max_kw,
-                             "urgent" if urgent else "normal")
+
+    def label(name: str) -> str:
+        return labels[name] if labels and name in labels else "request"
+
+    when = _instant(at, tz, label("at"), "at") if at is not None else None
+    if when is not None and labels and "at" in labels:
+        when = check_at(when, inputs, labels["at"])
+    request = BookingRequest(station_id, _instant(arrival, tz, label("arrival"), "arrival"),
+                             _instant(departure, tz, label("departure"), "departure"), energy_kwh, mode,
+                             vehicle_max_kw, "urgent" if urgent else "normal")
+    if labels:
+        request = check_request(inputs, request, when, dict(labels))
     return admit(inputs, tables, request, when, solver)
 
 
 def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult,
-                    events: str | Path | Iterable[Mapping], at: Any, config: PlanConfig | None = None) -> PlanResult:
+                    events: str | Path | Iterable[Mapping], at: Any, config: PlanConfig | None = None, *,
+                    labels: Mapping[str, str] | None = None) -> PlanResult:
     """``evdc replan``: apply ``events`` (an events file, CSV or JSON, or a list of dicts with a
     ``type`` field, as in README "Re-planning during the day") and re-plan every site from ``at`` on,
-    earlier slots kept as planned. The result's ``changes`` says who gave up what; ``to_dir`` writes
-    changes.csv and events.json beside the tables, so ``verify_plan_dir`` checks it against the
-    scenario with the events applied."""
+    earlier slots kept as planned. The result's ``changes`` says who gave up what and
+    ``replanned_at`` is ``at``; ``to_dir`` writes changes.csv and events.json beside the tables, so
+    ``verify_plan_dir`` checks it against the scenario with the events applied. An ``at`` that is not
+    an instant of the horizon is an InputError naming ``at``, or ``labels["at"]`` when given."""
     from .replan import (EVENTS_FILE, apply_chain, check_at, check_events, read_chain, read_events, replan,
                          replan_record)
 
     plan_dir, previous = _read_plan_of(scenario, plan)
     inputs = scenario.inputs
-    when = check_at(_instant(at, inputs.grid.timezone, "at", "at"), inputs, "at")
+    at_label = labels["at"] if labels and "at" in labels else "at"
+    when = check_at(_instant(at, inputs.grid.timezone, at_label, "at"), inputs, at_label)
     chain = read_chain(plan_dir)  # the previous plan's own re-plans: its inputs had their events
     base = apply_chain(inputs, chain, str(plan_dir / EVENTS_FILE))
-    if isinstance(events, (str, Path)):
-        events_file: Path | None = Path(events)
-        given = read_events(events_file)
-    else:
-        events_file = None
-        given = [dict(e) for e in events]
+    events_file = _events_file(events)
+    given = read_events(events_file) if events_file is not None else [dict(e) for e in events]
     applied = check_events(base, given, when)
     result, new_inputs, diff = replan(base, previous, applied, when, config or PlanConfig())
     record = replan_record(inputs, when, applied, chain, events_file.name if events_file is not None else "")
@@ -558,27 +617,100 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
 
     return PlanResult(plan=result, scenario=scenario, inputs=new_inputs, changes=diff, verify_against=inputs,
                       reads={"scenario": scenario.directory, "previous plan": plan_dir, "events file": events_file},
-                      extra=add_changes)
+                      extra=add_changes, replanned_at=when.tz_convert(inputs.grid.timezone))
 
 
-def backtest_scenario(scenario: Scenario, settings, *, progress: LogFn | None = None,
+def _events_file(events: Any) -> Path | None:
+    return Path(events) if isinstance(events, (str, Path)) else None
+
+
+def replan_to_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult,
+                  events: str | Path | Iterable[Mapping], at: Any, out: str | Path, config: PlanConfig | None = None,
+                  *, format: Format = "csv", sign: str | Path | None = None, labels: Mapping[str, str] | None = None,
+                  raise_on_violation: bool = True) -> PlanResult:
+    """``evdc replan``: re-plan (as :func:`replan_scenario`), write the new plan directory ``out``
+    (with changes.csv and events.json) and verify it against the scenario with its events, as
+    :meth:`PlanResult.to_dir` does. ``out`` (never over, into or around the scenario, the previous
+    plan or the events file) and ``sign`` are checked before anything is planned. Returns the result
+    with ``written`` set; a plan failing its own verification raises :class:`PlanVerificationError`
+    (or, with ``raise_on_violation=False``, is returned with ``written.violations``)."""
+    _check_scenario(scenario)
+    formats = _formats(format)
+    check_plan_output(out, scenario.directory, sign=sign, previous_plan=_plan_dir(plan),
+                      events=_events_file(events))
+    result = replan_scenario(scenario, plan, events, at, config, labels=labels)
+    written = _write(result, out, formats, sign)
+    result = dc_replace(result, written=written)
+    if written.violations and raise_on_violation:
+        raise PlanVerificationError(written)
+    return result
+
+
+def backtest_scenario(scenario: Scenario | str | Path, settings, *, progress: LogFn | None = None,
                       workers: int = 1) -> pd.DataFrame:
     """``evdc backtest``: replay the scenario's history day by day with ``settings``
     (``scheduler.backtest.BacktestSettings``: first day, days, caps, algorithms, ...); one row per
-    algorithm and cap, as results.csv."""
-    from .backtest import ScenarioTables, backtest
+    algorithm and cap, as results.csv. ``scenario`` is a Scenario or a scenario directory (then only
+    its tables are read). A naive ``settings.start`` is local to the scenario; it is taken as that
+    day's local midnight."""
+    return _backtest(_backtest_tables(scenario), settings, progress, workers)[0]
 
+
+@dataclass(frozen=True)
+class WrittenBacktest:
+    """A backtest written by :func:`backtest_to_dir`: ``results`` (results.csv) in the directory ``path``,
+    replayed from ``start`` (local midnight of the first day)."""
+
+    path: Path
+    results: pd.DataFrame = field(repr=False)
+    start: pd.Timestamp
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / "results.csv"
+
+
+def backtest_to_dir(scenario: Scenario | str | Path, out: str | Path, settings, *, progress: LogFn | None = None,
+                    workers: int = 1) -> WrittenBacktest:
+    """``evdc backtest``: :func:`backtest_scenario`, then write ``out`` (results.csv and its manifest,
+    whole or not at all; only a new or empty directory or an earlier backtest is replaced). ``out``
+    is checked before the scenario is read."""
+    from .export import check_output_dir, replace_directory
+
+    directory = scenario.directory if isinstance(scenario, Scenario) else Path(scenario)
+    reads = {"scenario": directory}
+    check_output_dir(out, "backtest", reads)
+    results, start = _backtest(_backtest_tables(scenario), settings, progress, workers)
+    path = replace_directory(out, lambda tmp: results.to_csv(tmp / "results.csv", index=False), kind="backtest",
+                             inputs=reads)
+    return WrittenBacktest(path, results, start)
+
+
+def _backtest_tables(scenario: Scenario | str | Path):
+    from .backtest import ScenarioTables, read_scenario_tables
+
+    if isinstance(scenario, (str, Path)):
+        return read_scenario_tables(scenario)
     _check_scenario(scenario)
     if scenario.tables is None:
         raise EvdcError(f"{scenario.source}: a backtest replays the scenario's own tables; load it without db")
     if scenario.tables["history"].empty:
         raise EvdcError(f"{scenario.directory or 'history'}: a backtest needs a history table")
-    sc = ScenarioTables(scenario.config, dict(scenario.tables), scenario.source)
-    return backtest(sc, settings, progress=progress, workers=workers)[0]
+    return ScenarioTables(scenario.config, dict(scenario.tables), scenario.source)
+
+
+def _backtest(sc, settings, progress, workers) -> tuple[pd.DataFrame, pd.Timestamp]:
+    from .backtest import backtest
+
+    tz = sc.config.timezone
+    day = pd.Timestamp(settings.start)
+    day = (day.tz_convert(tz) if day.tzinfo else day.tz_localize(tz)).normalize()
+    return backtest(sc, dc_replace(settings, start=day), progress=progress, workers=workers)[0], day
 
 
 __all__ = [
-    "PlanResult", "PlanVerificationError", "Scenario", "WrittenPlan", "admit_booking", "backtest_scenario",
-    "check_plan_output", "default_model_dir", "forecast_settings", "frames_hash", "plan_scenario", "plan_to_dir",
-    "replan_scenario", "scenario_settings", "verify_plan_dir",
+    "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenBacktest", "WrittenPlan", "admit_booking",
+    "backtest_scenario", "backtest_to_dir", "check_plan_dir", "check_plan_output", "default_model_dir",
+    "forecast_settings", "frames_hash", "plan_scenario", "plan_to_dir", "replan_scenario", "replan_to_dir",
+    "scenario_settings", "verify_plan_dir",
 ]
