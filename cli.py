@@ -212,17 +212,13 @@ NOTICES_SHOWN = 5
 
 def _report_notices(notices: tuple[str, ...]) -> None:
     """One warning line per thing loading left out or found odd (bookings outside the horizon, ...)."""
+    from rich.markup import escape
+
     for line in notices[:NOTICES_SHOWN]:
-        err.print(f"[bold yellow]warning:[/] {escape_markup(line)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
     if len(notices) > NOTICES_SHOWN:
         err.print(f"[bold yellow]warning:[/] ... and {len(notices) - NOTICES_SHOWN} more (summary.json "
                   "input_warnings)", highlight=False, soft_wrap=True)
-
-
-def escape_markup(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _breach_line(b: dict) -> str:

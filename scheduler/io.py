@@ -593,9 +593,8 @@ def _check_text(vals: pd.Series, col: Col, label: str, rows: pd.Series) -> None:
         i = vals.index[joined.count(_TEXT_SEPARATOR, 0, found.start())]
         raise InputError(label, f"{_shown(vals[i])} holds the control character U+{ord(found.group()):04X}",
                          int(rows[i]), col.name)
-    found = _INVISIBLE.search(joined.replace(_TEXT_SEPARATOR, ""))  # U+FFFE is not a format character
+    found = _INVISIBLE.search(joined)  # the separator, U+FFFE, is a noncharacter (Cn), not a format character
     if found is not None:
-        found = _INVISIBLE.search(joined)
         i = vals.index[joined.count(_TEXT_SEPARATOR, 0, found.start())]
         name = unicodedata.name(found.group(), "a format character").lower()
         raise InputError(label, f"{_shown(vals[i])} holds the invisible character U+{ord(found.group()):04X} "
@@ -920,7 +919,7 @@ def _check_standby(st_df: pd.DataFrame, label: str) -> None:
     if above.any():
         raise InputError(label, "blade_standby_kw is above blade_kw (a blade at work draws at least its standby "
                          "power)", _first(above, st_df), "blade_standby_kw")
-    in_service = (st_df["blades"] - st_df["blades_out_of_service"]).clip(lower=0)
+    in_service = _blades_in_service(st_df)
     standby = in_service * st_df["blade_standby_kw"]
     short = standby > st_df["link_kw"] + 1e-9
     if short.any():
@@ -934,10 +933,9 @@ def _check_link_standby(links_df: pd.DataFrame, st_df: pd.DataFrame, label: str)
     """Each link of the power tree must carry the standby draw of every station below it."""
     if links_df.empty:
         return
-    parent = {r["link_id"]: (r["parent_id"] if isinstance(r["parent_id"], str) else None)
-              for _, r in links_df.iterrows()}
+    parent = _link_parents(links_df)
     load = dict.fromkeys(parent, 0.0)
-    standby = ((st_df["blades"] - st_df["blades_out_of_service"]).clip(lower=0) * st_df["blade_standby_kw"])
+    standby = _blades_in_service(st_df) * st_df["blade_standby_kw"]
     for link, kw in zip(st_df["link_id"], standby):
         node = link if isinstance(link, str) else None
         while node is not None:
@@ -992,8 +990,18 @@ def _opt(v) -> float | None:
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
 
 
+def _blades_in_service(st_df: pd.DataFrame) -> pd.Series:
+    """Blades of each station row less those out of service (``Station.blades_in_service``)."""
+    return (st_df["blades"] - st_df["blades_out_of_service"]).clip(lower=0)
+
+
+def _link_parents(links_df: pd.DataFrame) -> dict[str, str | None]:
+    """link_id -> its parent link (None at the site's source)."""
+    return {r["link_id"]: (r["parent_id"] if isinstance(r["parent_id"], str) else None) for _, r in links_df.iterrows()}
+
+
 def _check_link_tree(links_df: pd.DataFrame, link_site: dict[str, str], label: str) -> None:
-    parent = {r["link_id"]: (r["parent_id"] if isinstance(r["parent_id"], str) else None) for _, r in links_df.iterrows()}
+    parent = _link_parents(links_df)
     for _, r in links_df.iterrows():
         seen, node = set(), r["link_id"]
         while node is not None:
