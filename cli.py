@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from scheduler.output.ocpp import DEFAULT_MAX_PERIODS, ON_EXCESS_COARSEN, ON_EXCESS_ERROR
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Plan shared power for EV charging stations that are also small data centers.")
 out = Console()
 err = Console(stderr=True)
@@ -37,15 +39,6 @@ class OutputFormat(str, Enum):
     both = "both"
 
 
-def _add_subcommands() -> None:
-    from scheduler.exports.cli import export_app
-
-    app.add_typer(export_app, name="export")
-
-
-_add_subcommands()
-
-
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="show full tracebacks on errors")) -> None:
     _state["debug"] = debug
@@ -62,7 +55,7 @@ def _fail(exc: BaseException, code: int) -> None:
 
 
 def _run(fn):
-    from scheduler.errors import EvdcError
+    from scheduler.inputs.errors import EvdcError
 
     try:
         return fn()
@@ -86,7 +79,7 @@ def _run(fn):
 
 def _scenario_arg(scenario: Optional[Path], demo: bool) -> Path:
     from scheduler import demo_scenario_path
-    from scheduler.errors import EvdcError
+    from scheduler.inputs.errors import EvdcError
 
     if demo:
         return demo_scenario_path()
@@ -133,7 +126,7 @@ def plan_cmd(
     def run():
         from scheduler import PlanConfig, SolverConfig
         from scheduler.api import Scenario, check_plan_output, plan_to_dir
-        from scheduler.errors import EvdcError
+        from scheduler.inputs.errors import EvdcError
 
         path = _scenario_arg(scenario, demo)
         check_plan_output(out_dir, path, model_dir=model_dir, sign=sign, db=db_url)  # fails before hours of solving
@@ -274,7 +267,7 @@ def verify_cmd(
 
 def _verify_paths(first: Path, second: Optional[Path], scenario: Optional[Path]) -> tuple[Path, Optional[Path]]:
     """(plan directory, scenario) of ``evdc verify``: PLAN_DIR [--scenario S], or SCENARIO PLAN_DIR."""
-    from scheduler.errors import EvdcError
+    from scheduler.inputs.errors import EvdcError
 
     if second is None:
         return first, scenario
@@ -289,7 +282,7 @@ def keygen_cmd(
 ) -> None:
     """Make an Ed25519 key pair for signing plans (evdc plan --sign) and checking them (evdc verify --key)."""
     def run():
-        from scheduler.trust import generate_keypair
+        from scheduler.output.signing import generate_keypair
 
         private, public = generate_keypair(prefix.with_name(prefix.name + ".key"),
                                            prefix.with_name(prefix.name + ".pub"))
@@ -312,31 +305,13 @@ def forecast_cmd(
 ) -> None:
     """Hold out the last week of history; compare the forecast with the seasonal-naive baseline."""
     def run():
-        from models.evaluate import holdout_report, sessions_history
+        from models.evaluate import holdout_of_inputs, holdout_of_sessions
         from scheduler import load_scenario
-        from scheduler.errors import EvdcError
 
         if sessions is not None:
-            from scheduler.timegrid import zone
-
-            if not sessions.is_file():
-                raise EvdcError(f"{sessions}: no such file")
-            try:
-                zone(timezone)
-            except EvdcError:
-                raise EvdcError(f"--timezone: {timezone!r} is not an IANA time zone name (e.g. "
-                                "America/Los_Angeles)") from None
-            if slot_minutes not in (5, 10, 15, 30, 60):  # the slots a scenario may have (scenario.yaml)
-                raise EvdcError(f"--slot-minutes: {slot_minutes} is not one of 5, 10, 15, 30, 60")
-            history, stations = sessions_history(sessions, timezone)
-            tz, ctry, slot = timezone, country, slot_minutes
+            report = holdout_of_sessions(sessions, timezone, country, slot_minutes, holdout_days)
         else:
-            inputs = load_scenario(_scenario_arg(scenario, demo))
-            if inputs.history is None or inputs.history.empty:
-                raise EvdcError(f"{inputs.source}: the scenario has no history to learn from")
-            history, stations = inputs.history, inputs.stations
-            tz, ctry, slot = inputs.grid.timezone, inputs.config.country, inputs.grid.slot_minutes
-        report = holdout_report(history, stations, tz, ctry, slot, holdout_days)
+            report = holdout_of_inputs(load_scenario(_scenario_arg(scenario, demo)), holdout_days)
         if as_json:
             out.print_json(json.dumps(report))
             return
@@ -369,7 +344,7 @@ def generate_cmd(
 ) -> None:
     """Write a realistic scenario of any size, drawn from the real reference data."""
     def run():
-        from scheduler.generate import generate_scenario
+        from scheduler.studies.generator import generate_scenario
 
         log = None if quiet else (lambda msg: err.print(msg, highlight=False))
         path = generate_scenario(out_dir, sites, stations_per_site, days=days, seed=seed, start=start, progress=log)
@@ -394,7 +369,7 @@ def admit_cmd(
 ) -> None:
     """Answer a booking request against the current plan: granted, partial or denied, with alternatives."""
     def run():
-        from scheduler.admit import REQUEST_OPTIONS
+        from scheduler.planning.admission import REQUEST_OPTIONS
         from scheduler.api import Scenario, admit_booking
 
         sc = Scenario.from_dir(scenario)
@@ -475,9 +450,9 @@ def backtest_cmd(
         import pandas as pd
 
         from scheduler import SolverConfig
-        from scheduler.api import backtest_to_dir
-        from scheduler.backtest import ALGORITHMS, BacktestSettings
-        from scheduler.errors import EvdcError
+        from scheduler.studies.backtest import backtest_to_dir
+        from scheduler.studies.backtest import ALGORITHMS, BacktestSettings
+        from scheduler.inputs.errors import EvdcError
 
         path = _scenario_arg(scenario, demo)
         try:
@@ -540,15 +515,15 @@ def whatif_cmd(
     def run():
         import pandas as pd
 
-        from scheduler.errors import EvdcError
-        from scheduler.io import read_scenario_files
-        from scheduler.whatif import StudySettings, parse_vary, read_sweep, run_study
+        from scheduler.inputs.errors import EvdcError
+        from scheduler.inputs.loading import read_scenario_files
+        from scheduler.studies.whatif import StudySettings, parse_vary, read_sweep, run_study
 
         if bool(vary) == bool(sweep):
             raise EvdcError("give --vary parameter=values (one or more) or --sweep FILE, not both")
         if not backtest and (days != 1 or start is not None):
             raise EvdcError("--days and --from choose the days of a --backtest; a plan covers the scenario's horizon")
-        from scheduler.export import STUDY_KIND, check_output_dir
+        from scheduler.output.files import STUDY_KIND, check_output_dir
 
         check_output_dir(out_dir, STUDY_KIND, {"scenario": _scenario_arg(scenario, demo), "sweep file": sweep})
         cases = parse_vary(list(vary)) if vary else read_sweep(sweep)
@@ -587,7 +562,7 @@ def report_cmd(
 ) -> None:
     """Render a plan as one self-contained HTML page: power per site against its budget, sessions and jobs."""
     def run():
-        from scheduler.report import write_plan_report
+        from scheduler.output.report import write_plan_report
 
         written = write_plan_report(plan_dir, out_file, max_sites)
         err.print(f"wrote {written}", highlight=False)
@@ -635,6 +610,74 @@ def _print_kpis(result, inputs, written: Path) -> None:
         t.add_row(a, b)
     out.print(t)
     out.print(f"plan written to {written}", highlight=False, soft_wrap=True)
+
+
+# ---- evdc export: a plan for other systems (OCPP charging profiles, Redfish power caps, OpenADR 3 reports);
+# each command calls scheduler.output and leaves errors to _run.
+
+export_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                         help="Write a plan for other systems: OCPP charging profiles, Redfish power caps, OpenADR 3 reports.")
+
+
+class OcppVersion(str, Enum):
+    v16 = "1.6"
+    v201 = "2.0.1"
+
+
+class RateUnit(str, Enum):
+    W = "W"
+    A = "A"
+
+
+@export_app.command("ocpp")
+def ocpp_cmd(
+    plan_dir: Path = typer.Argument(..., help="plan directory written by evdc plan"),
+    scenario: Path = typer.Option(..., "--scenario", "-s", help="scenario directory the plan was made from"),
+    version: OcppVersion = typer.Option(..., "--version", help="OCPP version: 1.6 or 2.0.1"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="directory to write (replaced whole)"),
+    unit: RateUnit = typer.Option(RateUnit.W, "--unit", help="charging rate unit: W, or A per phase"),
+    max_periods: int = typer.Option(DEFAULT_MAX_PERIODS, "--max-periods", min=1,
+                                    help="most periods per schedule the chargers accept (PeriodsPerSchedule)"),
+    coarsen: bool = typer.Option(False, "--coarsen", help="merge periods of a schedule that needs too many, "
+                                 "keeping the lower limit (default: stop with an error)"),
+) -> None:
+    """Write one SetChargingProfile file per station: the station maximum and a TxProfile per served booking."""
+    from scheduler.output.ocpp import write_ocpp
+
+    on_excess = ON_EXCESS_COARSEN if coarsen else ON_EXCESS_ERROR
+    path = _run(lambda: write_ocpp(plan_dir, scenario, out_dir, version.value, unit.value, max_periods, on_excess))
+    typer.echo(f"wrote OCPP {version.value} charging profiles to {path}")
+
+
+@export_app.command("redfish")
+def redfish_cmd(
+    plan_dir: Path = typer.Argument(..., help="plan directory written by evdc plan"),
+    scenario: Path = typer.Option(..., "--scenario", "-s", help="scenario directory the plan was made from"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="directory to write (replaced whole)"),
+) -> None:
+    """Write each station's Redfish power cap schedule and the job placement file (JSON lines)."""
+    from scheduler.output.redfish import write_redfish
+
+    path = _run(lambda: write_redfish(plan_dir, scenario, out_dir))
+    typer.echo(f"wrote Redfish schedules and job placement to {path}")
+
+
+@export_app.command("openadr")
+def openadr_cmd(
+    plan_dir: Path = typer.Argument(..., help="plan directory written by evdc plan"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="directory of report_<site>.json (replaced whole)"),
+    program_id: str = typer.Option("evdc", "--program-id", help="OpenADR programID of the reports"),
+    client_name: str = typer.Option("evdc", "--client-name", help="OpenADR clientName (the VEN's name)"),
+    event_id: str = typer.Option(None, "--event-id", help="eventID answered (default evdc-plan-<scenario hash>)"),
+) -> None:
+    """Write each site's planned grid import as an OpenADR 3 report (one JSON file per site)."""
+    from scheduler.output.openadr import write_openadr_reports
+
+    paths = _run(lambda: write_openadr_reports(plan_dir, out_dir, program_id, client_name, event_id))
+    typer.echo(f"wrote {len(paths)} OpenADR 3 report(s) to {out_dir}")
+
+
+app.add_typer(export_app, name="export")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,9 @@
 """acnportal's own simulator on a backtest's site-days: the cross-check of our EDF / LLF replay.
 
-Shared by ``tests/scheduler/test_backtest_acn.py`` and ``benchmarks/backtest.py``.
+Shared by ``tests/scheduler/studies/test_backtest_acn.py`` and ``benchmarks/backtest.py``.
 
 For every day and every site of a scenario, the cars are the replay's own truth
-(``scheduler.replay.day_truth``: sessions arriving that day, departures cut at
+(``scheduler.studies.replay.day_truth``: sessions arriving that day, departures cut at
 midnight, each need capped by charger x stay). They are handed to acnportal's
 ``Simulator`` as acnportal's ``acndata_events`` would build them:
 
@@ -28,9 +28,9 @@ it the two agree to acnportal's bisection tolerance (0.01 A) and the order of
 ties (acnportal sorts stably in station order, we by arrival then session id;
 ``ties="ours"`` feeds acnportal's sort in our order).
 
-Each site-day comes back as a ``scheduler.replay.DayRecord`` (each car's need and
+Each site-day comes back as a ``scheduler.studies.replay.DayRecord`` (each car's need and
 what acnportal delivered, the site's import per slot from acnportal's charging
-rates), so ``scheduler.backtest.score`` scores it exactly like our replay's.
+rates), so ``scheduler.studies.backtest.score`` scores it exactly like our replay's.
 """
 
 from __future__ import annotations
@@ -84,11 +84,11 @@ def _in_our_tie_order(sort_fn):
 def acn_site_day(site, truth, cap_kw: float, algorithm: str, ties: str = "acnportal"):
     """One site-day (``SiteInputs`` and its ``day_truth``) through acnportal's simulator under an aggregate cap.
 
-    Returns a ``scheduler.replay.DayRecord`` (cars with their need and what acnportal delivered, the
-    site's grid import per slot) so that ``scheduler.backtest.score`` scores it like our replay's.
+    Returns a ``scheduler.studies.replay.DayRecord`` (cars with their need and what acnportal delivered, the
+    site's grid import per slot) so that ``scheduler.studies.backtest.score`` scores it like our replay's.
     ``ties``: "acnportal" (its sort functions as they are) or "ours" (see ``_in_our_tie_order``).
     """
-    from scheduler.replay import Car, DayRecord, car_max_kw
+    from scheduler.studies.replay import Car, DayRecord, car_max_kw
 
     acnsim, algos, to_period = require_acnportal()
     sort_fn = {"acn_edf": algos.earliest_deadline_first, "acn_llf": algos.least_laxity_first}[algorithm]
@@ -143,8 +143,8 @@ def acn_backtest(sc, start: pd.Timestamp, days: int, cap_kw: float, algorithm: s
                  ties: str = "acnportal", progress=None) -> tuple[list, dict]:
     """Every site-day of the backtest window (cars only, every site's grid limit = ``cap_kw``) through
     acnportal: the day records and the sites (``SiteInputs`` by id) that ``score`` needs."""
-    from scheduler.backtest import day_inputs
-    from scheduler.replay import day_truth
+    from scheduler.studies.backtest import day_inputs
+    from scheduler.studies.replay import day_truth
 
     records, sites = [], {}
     first = pd.Timestamp(start)
@@ -163,8 +163,8 @@ def acn_backtest(sc, start: pd.Timestamp, days: int, cap_kw: float, algorithm: s
 
 
 def acn_summary(result: tuple[list, dict]) -> dict[str, float]:
-    """``scheduler.backtest.score`` of acnportal's site-days: the same figures as a backtest result row."""
-    from scheduler.backtest import score
+    """``scheduler.studies.backtest.score`` of acnportal's site-days: the same figures as a backtest result row."""
+    from scheduler.studies.backtest import score
 
     records, sites = result
     return score(records, sites)

@@ -1,6 +1,6 @@
 """How fast a booking request is answered (evdc admit), on generated sites of 10 and 50 stations.
 
-For each size: generate one site (fast hub, seed 1), plan it, then time `scheduler.admit.admit`
+For each size: generate one site (fast hub, seed 1), plan it, then time `scheduler.planning.admission.admit`
 for 10 requests drawn from the planning day (library call only: the scenario and plan are loaded once).
 
     python benchmarks/admit_latency.py [--sizes 10 50] [--requests 10]
@@ -26,10 +26,12 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from scheduler import load_scenario, plan, write_plan
-    from scheduler.admit import BookingRequest, admit
-    from scheduler.generate import generate_scenario
-    from scheduler.verify import read_plan
+    from scheduler import load_scenario, write_plan
+
+    from scheduler import plan
+    from scheduler.planning.admission import BookingRequest, admit
+    from scheduler.studies.generator import generate_scenario
+    from scheduler.inputs.plan_files import read_plan
 
     print("| stations | plan s | admit median s | admit max s | granted / partial / denied |")
     print("|---|---|---|---|---|")

@@ -1,12 +1,12 @@
 """Backtests of evdc against the online baselines, acnportal and the clairvoyant, on two data sets.
 
-1. Caltech ACN, March 2019 (``scheduler.caltech``: 47 Level-2 stations at 6.6 kW,
+1. Caltech ACN, March 2019 (``scheduler.inputs.caltech``: 47 Level-2 stations at 6.6 kW,
    954 real sessions, SCE TOU prices), 15-minute slots, cars only, every day of
    the month at aggregate caps of 10..140 kW: evdc, uncontrolled, residual, edf,
    llf, clairvoyant through our replay, plus acnportal's own simulator with
    ``SortedSchedulingAlgo(earliest_deadline_first / least_laxity_first)`` on the
    same cars (``benchmarks/acn_compare.py``), scored the same way.
-2. A generated fleet with blades (``scheduler.generate.generate_scenario``,
+2. A generated fleet with blades (``scheduler.studies.generator.generate_scenario``,
    2 sites x 10 stations, 28 days of history, seed 7): the last 14 days of its
    history (so each night has at least 14 days of earlier history for the
    forecast), all six algorithms, the scenario's own grid limits. Its days run
@@ -61,17 +61,17 @@ def say(msg: str) -> None:
 
 def run_caltech(out: Path, days: int, caps: tuple[float, ...], workers: int) -> pd.DataFrame:
     from benchmarks.acn_compare import acn_results
-    from scheduler.backtest import (
+    from scheduler.studies.backtest import (
         ALGORITHMS,
         RESULT_COLUMNS,
         BacktestSettings,
         backtest,
         read_scenario_tables,
     )
-    from scheduler.caltech import MONTH_START, write_caltech_scenario
+    from scheduler.inputs.caltech import MONTH_START, write_caltech_scenario
 
     sc = read_scenario_tables(write_caltech_scenario(out / "scenario", slot_minutes=15))
-    start = pd.Timestamp(MONTH_START)  # naive: local calendar days (see scheduler.backtest.day_inputs)
+    start = pd.Timestamp(MONTH_START)  # naive: local calendar days (see scheduler.studies.backtest.day_inputs)
     settings = BacktestSettings(start=start, days=days, caps_kw=caps, blades=False, algorithms=ALGORITHMS)
     say(f"caltech: {days} days x {len(caps)} caps x {len(ALGORITHMS)} algorithms, {workers} workers")
     ours, _ = backtest(sc, settings, progress=lambda m: say(f"caltech {m}"), workers=workers)
@@ -86,7 +86,7 @@ def run_caltech(out: Path, days: int, caps: tuple[float, ...], workers: int) -> 
 
 
 def _fleet_chunk(scenario_dir: str, start: pd.Timestamp, days: int) -> pd.DataFrame:
-    from scheduler.backtest import ALGORITHMS, BacktestSettings, backtest
+    from scheduler.studies.backtest import ALGORITHMS, BacktestSettings, backtest
 
     df, _ = backtest(scenario_dir, BacktestSettings(start=start, days=days, algorithms=ALGORITHMS),
                      progress=lambda m: say(f"fleet {start.date()}+: {m}"))
@@ -95,7 +95,7 @@ def _fleet_chunk(scenario_dir: str, start: pd.Timestamp, days: int) -> pd.DataFr
 
 def merge_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Result rows of consecutive day ranges as one: sums, the peak's maximum, ratios recomputed."""
-    from scheduler.backtest import RESULT_COLUMNS
+    from scheduler.studies.backtest import RESULT_COLUMNS
 
     df = pd.concat(frames, ignore_index=True)
     order = list(dict.fromkeys(df["algorithm"]))
@@ -117,13 +117,13 @@ def run_fleet(out: Path, days: int, workers: int, sites: int, stations: int, see
     # every module a chunk runs, imported here: the forked chunks then share one snapshot of the code
     import importlib
 
-    for name in ("models.pipeline", "models.reserve", "models.store", "scheduler.baselines", "scheduler.plan"):
+    for name in ("models.pipeline", "models.reserve", "models.store", "scheduler.studies.baselines", "scheduler.planning.night"):
         importlib.import_module(name)
-    from scheduler.backtest import BacktestSettings
-    from scheduler.generate import generate_scenario
+    from scheduler.studies.backtest import BacktestSettings
+    from scheduler.studies.generator import generate_scenario
 
     path = generate_scenario(out / "scenario", sites, stations, days=FLEET_HISTORY_DAYS, seed=seed)
-    from scheduler.backtest import read_scenario_tables
+    from scheduler.studies.backtest import read_scenario_tables
 
     cfg = read_scenario_tables(path).config
     first = (pd.Timestamp(cfg.start).tz_convert(cfg.timezone).tz_localize(None).normalize()

@@ -1,10 +1,10 @@
 """What the per-site decomposition loses against one combined MIP of the whole fleet.
 
-Generated fleets (``scheduler.generate``, 10-station sites, seed 1, 96 slots of
+Generated fleets (``scheduler.studies.generator``, 10-station sites, seed 1, 96 slots of
 15 minutes, heat off) with ``policies.cross_site_jobs`` on, so that migratable
 jobs may run at any site with room: only then do sites interact. The
 decomposition is the nightly plan (placement model, then one MIP per site);
-the reference is ``scheduler.combined.build_combined_model``, every site a
+the reference is ``scheduler.optimization.combined.build_combined_model``, every site a
 block and the placement a decision. Both are solved by HiGHS with one thread
 to a relative gap of ``--gap``; the combined MIP may stop at ``--combined-limit``.
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def fleet_with_cross_site(n_stations: int, seed: int, cache: Path) -> Path:
-    from scheduler.generate import generate_scenario
+    from scheduler.studies.generator import generate_scenario
 
     path = cache / f"fleet-{n_stations}-seed{seed}-cross"
     if not (path / "scenario.yaml").exists():
@@ -41,9 +41,10 @@ def fleet_with_cross_site(n_stations: int, seed: int, cache: Path) -> Path:
 
 
 def compare(path: Path, gap: float, site_limit: float, combined_limit: float) -> dict:
-    from scheduler import PlanConfig, SolverConfig, load_scenario, plan
-    from scheduler.combined import build_combined_model
-    from scheduler.solve import solve_model
+    from scheduler import PlanConfig, SolverConfig, load_scenario
+    from scheduler import plan
+    from scheduler.optimization.combined import build_combined_model
+    from scheduler.optimization.solving import solve_model
 
     inputs = load_scenario(path)
     t0 = time.perf_counter()

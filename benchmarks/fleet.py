@@ -1,6 +1,6 @@
 """Fleet scale: a nightly plan of 100, 1,000 and 10,000 stations on 1 and 2 Dask workers.
 
-Fleets come from ``scheduler.generate`` (10-station sites of the home / work /
+Fleets come from ``scheduler.studies.generator`` (10-station sites of the home / work /
 hub kinds, real 2019 Dutch prices, PV and household loads, ElaadNL-drawn
 bookings, blades and blade jobs; heat off, as generated scenarios have no
 ambient temperatures), 96 slots of 15 minutes. Each (size, workers) run is a
@@ -39,7 +39,7 @@ STATIONS_PER_SITE = 10
 
 def scenario_for(n_stations: int, seed: int, cache: Path) -> Path:
     """The generated fleet of ``n_stations`` (cached: the same arguments give the same files)."""
-    from scheduler.generate import generate_scenario
+    from scheduler.studies.generator import generate_scenario
 
     path = cache / f"fleet-{n_stations}-seed{seed}"
     if not (path / "scenario.yaml").exists():
@@ -49,8 +49,9 @@ def scenario_for(n_stations: int, seed: int, cache: Path) -> Path:
 
 def run_one(scenario: Path, workers: int, time_limit: float, gap: float) -> dict:
     """Load, plan (streamed) and write one fleet in this process; the measured figures."""
-    from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
-    from scheduler.plan import peak_rss_mb
+    from scheduler import PlanConfig, SolverConfig, load_scenario, write_plan
+    from scheduler import plan
+    from scheduler.planning.night import peak_rss_mb
 
     t0 = time.perf_counter()
     inputs = load_scenario(scenario)

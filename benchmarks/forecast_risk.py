@@ -28,8 +28,9 @@ def main() -> None:
     from models.occupancy import OccupancyForecaster
     from models.pipeline import forecaster_params
     from models.reserve import apply_forecast, forecast_table, refused_walkin_kwh
-    from scheduler import demo_scenario_path, load_scenario, plan
-    from scheduler.config import ForecastSettings
+    from scheduler import demo_scenario_path, load_scenario
+    from scheduler import plan
+    from scheduler.inputs.settings import ForecastSettings
 
     inputs = load_scenario(demo_scenario_path())
     model = OccupancyForecaster(**forecaster_params(inputs, inputs.config.forecast)).fit(inputs.history, inputs.stations)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 def tile_inputs(base, n_stations: int, per_site: int):
     """A fleet of ``n_stations`` copied from ``base`` (an Inputs), ``per_site`` stations a site."""
-    from scheduler.inputs import Inputs, SiteInputs
+    from scheduler.inputs.typed import Inputs, SiteInputs
 
     sources = [(si, st) for si in base.sites for st in si.stations]
     groups: dict[int, list] = {}
@@ -66,7 +66,8 @@ def tile_inputs(base, n_stations: int, per_site: int):
 
 
 def run_one(n: int, per_site: int, time_limit: float, workers: int = 1, heat: bool = True) -> dict:
-    from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario, plan
+    from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario
+    from scheduler import plan
 
     t0 = time.perf_counter()
     base = load_scenario(demo_scenario_path())

@@ -1,6 +1,6 @@
 """Intra-day re-plans of one site: a persistent model changed in place against a rebuild each time.
 
-One generated 10-station site (``scheduler.generate``, seed 1: real 2019 Dutch
+One generated 10-station site (``scheduler.studies.generator``, seed 1: real 2019 Dutch
 prices, PV and loads, drawn bookings and jobs; heat off), 96 slots of 15
 minutes. From 08:00 to 20:00, every hour, the plan is re-made with the past
 fixed to the previous plan, the remaining prices moved by an intraday update
@@ -8,7 +8,7 @@ fixed to the previous plan, the remaining prices moved by an intraday update
 18:00. Each re-plan is done twice, from the same previous plan:
 
 - rebuild: build the model, fix the past, compile, hand to HiGHS, solve (warm);
-- persistent: ``scheduler.persistent.PersistentSite``: change bounds, costs and
+- persistent: ``scheduler.optimization.persistent.PersistentSite``: change bounds, costs and
   row bounds in the HiGHS instance, solve (warm).
 
     python benchmarks/replan_persistent.py [--seed 1] [--gap 0.005]
@@ -35,14 +35,14 @@ def main() -> None:
     ap.add_argument("--gap", type=float, default=0.005)
     args = ap.parse_args()
     from scheduler import load_scenario
-    from scheduler.config import SolverConfig
-    from scheduler.generate import generate_scenario
-    from scheduler.highs_matrix import compile_model
-    from scheduler.model import build_model
-    from scheduler.persistent import PersistentSite
-    from scheduler.replan import fix_past, seed_from_plan
-    from scheduler.results import extract_site
-    from scheduler.solve import solve_model
+    from scheduler.inputs.settings import SolverConfig
+    from scheduler.studies.generator import generate_scenario
+    from scheduler.optimization.highs_handoff import compile_model
+    from scheduler.optimization.site_model import build_model
+    from scheduler.optimization.persistent import PersistentSite
+    from scheduler.optimization.site_handle import fix_past, seed_from_plan
+    from scheduler.optimization.results import extract_site
+    from scheduler.optimization.solving import solve_model
 
     cfg = SolverConfig(mip_rel_gap=args.gap, time_limit_s=60)
     with tempfile.TemporaryDirectory() as tmp:

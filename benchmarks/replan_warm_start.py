@@ -23,9 +23,11 @@ def main() -> None:
     args = ap.parse_args()
     import pandas as pd
 
-    from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario, plan, write_plan
-    from scheduler.replan import read_events, replan
-    from scheduler.verify import read_plan
+    from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario, write_plan
+
+    from scheduler import plan
+    from scheduler.planning.replan import read_events, replan
+    from scheduler.inputs.plan_files import read_plan
 
     inputs = load_scenario(demo_scenario_path())
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ Usage: python data/build_demo.py [--out DIR]   (with evdc installed, e.g. .venv/
 Reads only data/reference/ and writes a scenario directory (scenario.yaml +
 CSV tables, see CONTRACT.md) to DIR, by default data/demo/, atomically. The
 drawing, checking and writing are those of ``evdc generate``
-(``scheduler.generate``); this script only names the demo's own sites,
+(``scheduler.studies.generator``); this script only names the demo's own sites,
 stations, feeders, curtailment, day and seed. Same run, byte-identical files.
 
 What is real and what is drawn (details in data/README.md):
@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run from a clone without installing: import the repository's scheduler
     sys.path.insert(0, str(HERE.parent))
 
-from scheduler.generate import (  # noqa: E402
+from scheduler.studies.generator import (  # noqa: E402
     AC_MODES,
     DC_MODES,
     V2X_MIN_SOC,
@@ -68,7 +68,7 @@ DEFAULT_OUT = HERE / "demo"
 
 # =========================================================================== parameters
 # Every number the demo depends on is named here; the shared ones (session,
-# booking and job behaviour) are the named constants of scheduler/generate.py.
+# booking and job behaviour) are the named constants of scheduler/studies/generator/parameters.py.
 
 SEED = 20190625  # root of the numpy sub-streams: same seed, same files
 SCENARIO_NAME = "demo-nl-2019-06-25"
@@ -133,7 +133,7 @@ OUTAGE = Curtailment("hub", "19:30", "21:00", 0.0)
 OUTAGE_V2X_CARS = 1
 
 # Blade housings' heat (scenario.yaml thermal, docs/formulation.md): on, with the
-# default parameters of scheduler/config.py ThermalSettings. There are no real
+# default parameters of scheduler/inputs/settings.py ThermalSettings. There are no real
 # temperatures for these sites (no ambient table), so the housings exchange heat
 # with the ground at thermal.ground_c (default 10 C, about the yearly mean soil
 # temperature in the Netherlands).
@@ -205,7 +205,7 @@ HEADER = (
 
 
 def demo_spec() -> ScenarioSpec:
-    """The demo's sites, stations and day as a ScenarioSpec for scheduler.generate."""
+    """The demo's sites, stations and day as a ScenarioSpec for scheduler.studies.generator."""
     start_s = int(localize_wall([day_naive_s(DEMO_DAY)])[0])
     return ScenarioSpec(name=SCENARIO_NAME, start_s=start_s, history_days=HISTORY_DAYS, sites=SITES,
                         stations=STATIONS, links=LINKS, curtailments=CURTAILMENTS, jobs=JOBS, header=HEADER)

@@ -8,6 +8,8 @@ session. No-shows: Brier score per holdout booking, when the history has booking
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -55,7 +57,7 @@ def _day_ahead(model, history: pd.DataFrame, start: pd.Timestamp, end: pd.Timest
 def holdout_report(history: pd.DataFrame, stations, timezone: str, country: str | None = None,
                    slot_minutes: int = 15, holdout_days: int = HOLDOUT_DAYS, random_state: int = 0) -> dict:
     """Fit on all but the last ``holdout_days`` days, score both forecasters on them."""
-    from scheduler.errors import EvdcError
+    from scheduler.inputs.errors import EvdcError
 
     st = station_table(stations)
     if history.empty:
@@ -99,7 +101,7 @@ def sessions_history(path, timezone: str = "UTC", charger_kw: float = CALTECH_CH
     Naive times are read in ``timezone``. The Caltech ACN month is such a file: all walk-ins, 6.6 kW."""
     from pathlib import Path
 
-    from scheduler.io import ROW, SPECS, TABLE_ROWS_MAX, check_order, check_unique, read_table
+    from scheduler.inputs.tables import ROW, SPECS, TABLE_ROWS_MAX, check_order, check_unique, read_table
 
     path = Path(path)
     df = read_table(path, SPECS["history"], timezone, label=str(path), max_rows=TABLE_ROWS_MAX["history"])
@@ -111,3 +113,35 @@ def sessions_history(path, timezone: str = "UTC", charger_kw: float = CALTECH_CH
     stations["charger_kw"] = charger_kw
     return df, stations
 
+
+#: Slot lengths a scenario may have (scenario.yaml ``slot_minutes``), so also a session file's.
+SLOT_MINUTES_CHOICES = (5, 10, 15, 30, 60)
+
+
+def holdout_of_sessions(path, timezone: str = "UTC", country: str | None = None, slot_minutes: int = 15,
+                        holdout_days: int = HOLDOUT_DAYS) -> dict:
+    """``holdout_report`` of a plain session file (``sessions_history``), ``evdc forecast --sessions``."""
+    from scheduler.inputs.errors import EvdcError
+    from scheduler.inputs.timegrid import zone
+
+    if not Path(path).is_file():
+        raise EvdcError(f"{path}: no such file")
+    try:
+        zone(timezone)
+    except EvdcError:
+        raise EvdcError(f"--timezone: {timezone!r} is not an IANA time zone name (e.g. "
+                        "America/Los_Angeles)") from None
+    if slot_minutes not in SLOT_MINUTES_CHOICES:
+        raise EvdcError(f"--slot-minutes: {slot_minutes} is not one of {', '.join(map(str, SLOT_MINUTES_CHOICES))}")
+    history, stations = sessions_history(path, timezone)
+    return holdout_report(history, stations, timezone, country, slot_minutes, holdout_days)
+
+
+def holdout_of_inputs(inputs, holdout_days: int = HOLDOUT_DAYS) -> dict:
+    """``holdout_report`` of a scenario's own history, ``evdc forecast SCENARIO``."""
+    from scheduler.inputs.errors import EvdcError
+
+    if inputs.history is None or inputs.history.empty:
+        raise EvdcError(f"{inputs.source}: the scenario has no history to learn from")
+    return holdout_report(inputs.history, inputs.stations, inputs.grid.timezone, inputs.config.country,
+                          inputs.grid.slot_minutes, holdout_days)

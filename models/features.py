@@ -6,7 +6,7 @@ Two grains:
 - session: what a booked or walk-in session really took, and whether a booking
   showed up.
 
-Times come in as UTC timestamps (as ``scheduler.io`` loads them); calendar
+Times come in as UTC timestamps (as ``scheduler.inputs.loading`` loads them); calendar
 features are taken in the scenario's local time.
 """
 

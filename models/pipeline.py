@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from scheduler.config import ForecastSettings
-from scheduler.errors import EvdcError
-from scheduler.inputs import Inputs
+from scheduler.inputs.settings import ForecastSettings
+from scheduler.inputs.errors import EvdcError
+from scheduler.inputs.typed import Inputs
 
 from .reserve import apply_forecast
 from .store import load_or_fit
@@ -60,8 +60,8 @@ def planned_inputs(inputs: Inputs, plan_dir: str | Path, model_dir: str | Path |
     """The inputs a written plan was made from, as far as its checks depend on them: a plan made with
     ``discount_bookings`` (summary.json ``forecast``) planned each booking for its forecast energy, so the
     same forecaster (the stored one when current, else the same deterministic fit) is applied again."""
-    from scheduler.errors import EvdcError
-    from scheduler.verify import read_plan_json
+    from scheduler.inputs.errors import EvdcError
+    from scheduler.inputs.plan_files import read_plan_json
 
     try:  # a regular file of bounded size only: a link to /dev/zero is never read
         forecast = read_plan_json(Path(plan_dir) / "summary.json").get("forecast") or {}

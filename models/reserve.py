@@ -20,8 +20,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from scheduler.config import RISK_QUANTILES, ForecastSettings
-from scheduler.inputs import Inputs, SiteInputs
+from scheduler.inputs.settings import RISK_QUANTILES, ForecastSettings
+from scheduler.inputs.typed import Inputs, SiteInputs
 
 from .occupancy import OccupancyForecaster
 

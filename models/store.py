@@ -49,7 +49,7 @@ def _check_size(path: Path) -> None:
     """Refuse a stored model too large on disk or unpacked, before skops reads it (an EvdcError: exit 2)."""
     import zipfile
 
-    from scheduler.errors import EvdcError
+    from scheduler.inputs.errors import EvdcError
 
     size = path.stat().st_size
     if size > STORED_MODEL_BYTES_MAX:

@@ -5,23 +5,25 @@ The public API (``scheduler.api``, docs/api.md): ``Scenario.from_dir(dir)`` or
 (the walk-in forecast, then every site solved, as ``evdc plan``) -> :class:`PlanResult` (tidy
 DataFrames, KPIs, summary) -> ``result.to_dir(out_dir)`` (written, then verified).
 
-Underneath: ``load_scenario(dir)`` -> :class:`Inputs` -> ``plan(inputs, PlanConfig())`` (the solve
-alone, no forecast) -> :class:`Plan` -> ``write_plan(plan, out_dir)``.
+Underneath, one subpackage per stage of a night (README "Layout"): ``inputs`` (``load_scenario(dir)``
+-> frozen :class:`Inputs`, no solve) -> ``optimization`` (one MIP per site; the only stage that
+imports Pyomo or HiGHS) -> ``planning`` (the fleet step, then ``plan(inputs, PlanConfig())``: every
+site solved, no forecast -> :class:`Plan`) -> ``output`` (``write_plan(plan, out_dir)``) ->
+``verify``; ``api`` joins them and ``studies`` build on it.
 """
 
-__version__ = "0.5.0"
-
-from .config import PlanConfig, ScenarioConfig, SolverConfig  # noqa: E402
-from .errors import EvdcError, InputError  # noqa: E402
-from .export import write_plan  # noqa: E402
-from .inputs import Inputs, SiteInputs  # noqa: E402
-from .io import load_scenario  # noqa: E402
-from .model import build_model  # noqa: E402
-from .plan import Plan, plan  # noqa: E402
-from .sample import demo_scenario_path  # noqa: E402
-from .api import (PlanCheck, PlanResult, PlanVerificationError, Scenario, WrittenBacktest,  # noqa: E402
-                  WrittenPlan, admit_booking, backtest_scenario, backtest_to_dir, check_plan_dir, plan_scenario,
-                  plan_to_dir, replan_scenario, replan_to_dir, verify_plan_dir)
+from scheduler.version import __version__
+from scheduler.inputs.settings import PlanConfig, ScenarioConfig, SolverConfig
+from scheduler.inputs.errors import EvdcError, InputError
+from scheduler.output.plan_dir import write_plan
+from scheduler.inputs.typed import Inputs, SiteInputs
+from scheduler.inputs.loading import load_scenario
+from scheduler.optimization.site_model import build_model
+from scheduler.planning.night import Plan, plan
+from scheduler.inputs.samples import demo_scenario_path
+from scheduler.api import (PlanCheck, PlanResult, PlanVerificationError, Scenario, WrittenPlan, admit_booking,
+                           check_plan_dir, plan_scenario, plan_to_dir, replan_scenario, replan_to_dir, verify_plan_dir)
+from scheduler.studies.backtest import WrittenBacktest, backtest_scenario, backtest_to_dir
 
 __all__ = [
     "EvdcError", "InputError", "Inputs", "Plan", "PlanConfig", "ScenarioConfig", "SiteInputs", "SolverConfig",

@@ -2,14 +2,15 @@
 
 ``Scenario.from_dir(path)`` reads a scenario directory; ``Scenario.from_frames(settings, sites=...,
 stations=..., ...)`` takes the scenario.yaml settings (a dict or ScenarioConfig) and each table as a
-pandas DataFrame, checked by the same rules, with the same messages, as the files (``scheduler.io``).
+pandas DataFrame, checked by the same rules, with the same messages, as the files (``scheduler.inputs.loading``).
 ``plan_scenario(scenario)`` runs the walk-in forecast and plans every site; its :class:`PlanResult`
 holds the tables as DataFrames, the KPIs and the summary, and ``result.to_dir(path)`` writes the plan
 directory (atomic, with its manifest) and verifies what it wrote. ``plan_to_dir`` does both in one
 step and is what ``evdc plan`` runs. ``check_plan_dir`` (``verify_plan_dir`` for the violations alone),
-``admit_booking``, ``replan_to_dir`` (``replan_scenario`` in memory) and ``backtest_to_dir``
-(``backtest_scenario`` in memory) are what ``evdc verify``, ``admit``, ``replan`` and ``backtest`` run:
-the commands only parse options, call them and print. docs/api.md is the guide.
+``admit_booking`` and ``replan_to_dir`` (``replan_scenario`` in memory) are what ``evdc verify``,
+``admit`` and ``replan`` run: the commands only parse options, call them and print. Studies build
+on this module: ``scheduler.studies.backtest.backtest_to_dir`` (``evdc backtest``) and
+``scheduler.studies.whatif`` (``evdc whatif``). ``scheduler`` exports them all; docs/api.md is the guide.
 
 ``scheduler.plan(inputs, config)`` stays what it was: the solve of already-prepared Inputs, without
 the forecast; ``plan_scenario`` is the whole nightly run.
@@ -21,6 +22,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from dataclasses import replace as dc_replace
 from datetime import date, datetime
 from pathlib import Path
@@ -30,13 +32,15 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 import pandas as pd
 from pydantic import ValidationError
 
-from .config import ForecastSettings, PlanConfig, ScenarioConfig, SolverConfig, check_consistency
-from .errors import EvdcError, InputError
-from .inputs import Inputs
-from .io import ROW, SPECS, TABLE_ROWS_MAX, build_inputs, read_empty, read_frame, read_scenario_files
-from .plan import Plan, ProgressFn
-from .results import TABLES
-from .timegrid import make_grid, parse_instant
+from scheduler.inputs.settings import ForecastSettings, PlanConfig, ScenarioConfig, SolverConfig, check_consistency
+from scheduler.inputs.errors import EvdcError, InputError
+from scheduler.inputs.typed import Inputs
+from scheduler.inputs.loading import build_inputs, read_scenario_files
+from scheduler.inputs.tables import ROW, SPECS, TABLE_ROWS_MAX, read_empty, read_frame
+from scheduler.planning.fleet import place_fleet
+from scheduler.planning.night import Plan, ProgressFn
+from scheduler.optimization.results import TABLES
+from scheduler.inputs.timegrid import make_grid, parse_instant
 
 #: The scenario tables, in the order ``Scenario.from_frames`` takes them.
 TABLE_NAMES: tuple[str, ...] = tuple(SPECS)
@@ -72,6 +76,12 @@ class Scenario:
         return (f"Scenario(name={self.name!r}, scenario_hash={self.scenario_hash!r}, sites={len(self.inputs.sites)}, "
                 f"stations={len(self.inputs.stations)}{where})")
 
+    @cached_property
+    def placed_inputs(self) -> Inputs:
+        """The inputs after the fleet step (``scheduler.planning.fleet.place_fleet``): every job at its
+        site, as a plan of this scenario was made from them. Loading itself never solves."""
+        return place_fleet(self.inputs).inputs
+
     @property
     def name(self) -> str:
         return self.config.name
@@ -100,7 +110,7 @@ class Scenario:
         files = read_scenario_files(path)
         if db is None:
             return cls(files.config, files.inputs(), files.directory, MappingProxyType(dict(files.tables)))
-        from .db import scenario_inputs
+        from scheduler.output.sql import scenario_inputs
 
         return cls(files.config, scenario_inputs(files, db, prefix=db_prefix), files.directory, None)
 
@@ -142,7 +152,7 @@ class Scenario:
 def scenario_settings(settings: ScenarioConfig | Mapping[str, Any]) -> ScenarioConfig:
     """The settings of scenario.yaml checked as the file is: an error is one EvdcError naming the
     field (``settings, field weights.denial_penalty: ...``)."""
-    from .io import _config_problem
+    from scheduler.inputs.loading import config_problem
 
     if isinstance(settings, ScenarioConfig):
         cfg = settings
@@ -153,7 +163,7 @@ def scenario_settings(settings: ScenarioConfig | Mapping[str, Any]) -> ScenarioC
         try:
             cfg = ScenarioConfig.model_validate(raw)
         except ValidationError as exc:
-            raise EvdcError(_config_problem(SETTINGS_LABEL, None, exc.errors()[0])) from None
+            raise EvdcError(config_problem(SETTINGS_LABEL, None, exc.errors()[0])) from None
     else:
         raise EvdcError(f"{SETTINGS_LABEL}: give the scenario.yaml settings as a dict or a ScenarioConfig, "
                         f"not {type(settings).__name__}")
@@ -171,7 +181,7 @@ def frames_hash(cfg: ScenarioConfig, tables: Mapping[str, pd.DataFrame]) -> str:
     the cells were given (text, numbers, datetimes; a column left to its default or given it). It
     differs from the hash of a directory holding the same data, which covers the files' bytes: a
     plan of a directory does not verify against the same data built from frames, nor the reverse."""
-    from .export import for_file
+    from scheduler.output.plan_dir import for_file
 
     digest = hashlib.sha256(FRAMES_HASH_TAG)
     settings = cfg.model_dump(mode="json", exclude={"tables"})
@@ -192,7 +202,7 @@ class WrittenPlan:
 
     path: Path
     formats: tuple[str, ...]
-    violations: tuple = ()  # scheduler.verify.Violation
+    violations: tuple = ()  # scheduler.verify.plan_checks.Violation
     plan_id: str | None = None  # the plan's id in the database, when it was stored there
 
     @property
@@ -297,7 +307,7 @@ def plan_to_dir(scenario: Scenario, out: str | Path, config: PlanConfig | None =
     A CSV-only plan is streamed (``stream``, on by default for CSV): each site's large tables go to
     disk as the site finishes, so memory stays bounded however large the fleet, and the result keeps
     only site_slots, sessions and jobs in ``tables``. Returns the result with ``written`` set."""
-    _check_scenario(scenario)
+    check_scenario(scenario)
     formats = _formats(format)
     check_plan_output(out, scenario.directory, model_dir=model_dir, sign=sign, db=db)
     stream = formats == ("csv",) if stream is None else stream
@@ -321,12 +331,12 @@ def check_plan_output(out: str | Path, scenario_dir: str | Path | None = None, *
     plan; over, into or around the scenario, model directory, key, or a re-plan's previous plan and
     events file), a bad signing key, and a SQLite ``db`` file that is not a database or lies inside
     the plan or the scenario."""
-    from .export import check_output_dir
+    from scheduler.output.files import check_output_dir
 
     reads = {**_reads(scenario_dir, model_dir, sign), "previous plan": previous_plan, "events file": events}
     target = check_output_dir(out, "plan", reads)
     if sign is not None:
-        from .trust import load_private_key
+        from scheduler.output.signing import load_private_key
 
         load_private_key(sign)
     if db is not None:
@@ -340,7 +350,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 def _check_db_file(db: str | Path, plan_dir: Path, scenario_dir: str | Path | None) -> None:
     """A SQLite file named by ``--db`` must be new or a database, and outside the plan and the scenario."""
-    from .db import _sqlite_file, database_url
+    from scheduler.output.sql import _sqlite_file, database_url
 
     file = _sqlite_file(database_url(db))
     if file is None:
@@ -359,7 +369,7 @@ def _check_db_file(db: str | Path, plan_dir: Path, scenario_dir: str | Path | No
             raise EvdcError(f"{file}: exists and is not a SQLite database; evdc will not write into it")
 
 
-def _check_scenario(scenario: Any) -> None:
+def check_scenario(scenario: Any) -> None:
     if not isinstance(scenario, Scenario):
         raise EvdcError(f"give a Scenario (Scenario.from_dir or Scenario.from_frames), not {type(scenario).__name__}")
 
@@ -404,30 +414,32 @@ def _plan(scenario: Scenario, config: PlanConfig | None, risk, discount_bookings
           log, spool) -> PlanResult:
     from models.pipeline import forecast_inputs
 
-    from . import plan as run_plan  # looked up when called: scheduler.plan, which tests may replace
+    from scheduler.output.plan_dir import SpoolSink
+    from scheduler.planning import night  # night.plan looked up when called (tests may replace it)
 
-    _check_scenario(scenario)
+    check_scenario(scenario)
     settings = forecast_settings(scenario.config, risk, discount_bookings)
     folder = Path(model_dir) if model_dir is not None else default_model_dir(scenario)
     inputs, info = forecast_inputs(scenario.inputs, settings, folder, log=log or (lambda msg: None))
-    result = run_plan(inputs, config or PlanConfig(), progress=progress, spool=spool)
+    sink = SpoolSink(spool) if spool is not None else None
+    result = night.plan(inputs, config or PlanConfig(), progress=progress, sink=sink)
     result.summary["forecast"] = info
-    return PlanResult(plan=result, scenario=scenario, inputs=inputs,
+    return PlanResult(plan=result, scenario=scenario, inputs=result.inputs,
                       model_dir=folder,
-                      verify_against=inputs, reads=_reads(scenario.directory, model_dir, None))
+                      verify_against=result.inputs, reads=_reads(scenario.directory, model_dir, None))
 
 
 def _write(result: PlanResult, out: str | Path, formats: tuple[str, ...], sign, db=None, db_prefix="") -> WrittenPlan:
     """Write, verify from the files (every format) and, when it verifies and ``db`` is given, store."""
-    from .export import write_plan
-    from .verify import verify_plan
+    from scheduler.output.plan_dir import write_plan
+    from scheduler.verify.plan_checks import verify_plan
 
     reads = {**result.reads, "signing key": sign}
     path = write_plan(result.plan, out, formats, extra=result.extra, signing_key=sign, inputs=reads)
     violations = tuple(verify_plan(path, result.verify_against or result.inputs))
     plan_id = None
     if db and not violations:  # a plan failing its own checks is not stored for others to use
-        from .db import write_plan_db
+        from scheduler.output.sql import write_plan_db
 
         plan_id = write_plan_db(db, result.plan, prefix=db_prefix)
     return WrittenPlan(path, formats, violations, plan_id)
@@ -438,7 +450,7 @@ def _spool_beside(out_dir: Path) -> Iterator[Path]:
     """A hidden scratch directory beside the plan directory, removed afterwards whatever happens."""
     import shutil
 
-    from .export import remove_leftovers, scratch_dir
+    from scheduler.output.files import remove_leftovers, scratch_dir
 
     parent = out_dir.resolve().parent
     try:
@@ -453,27 +465,27 @@ def _spool_beside(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(spool, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- verify, admit, re-plan, backtest
+# --------------------------------------------------------------------------- verify, admit, re-plan
 
 
 def verify_plan_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, *,
                     model_dir: str | Path | None = None) -> list:
-    """``evdc verify SCENARIO PLAN_DIR``: every violation (``scheduler.verify.Violation``: check,
+    """``evdc verify SCENARIO PLAN_DIR``: every violation (``scheduler.verify.plan_checks.Violation``: check,
     where, message) of the plan written in ``plan`` (a directory, a WrittenPlan or a written
     PlanResult) against ``scenario``; empty when it holds. A plan made with discount_bookings is
     checked with the same forecast applied (the forecaster in ``model_dir``, by default the
     scenario's, else the same deterministic fit); a re-plan with its events. The manifest and
-    signature are ``scheduler.trust.verify_manifest``'s (both at once: :func:`check_plan_dir`)."""
+    signature are ``scheduler.output.signing.verify_manifest``'s (both at once: :func:`check_plan_dir`)."""
     from models.pipeline import planned_inputs
 
-    from .verify import verify_plan
+    from scheduler.verify.plan_checks import verify_plan
 
-    _check_scenario(scenario)
+    check_scenario(scenario)
     plan_dir = _plan_dir(plan)
     if not plan_dir.is_dir():
         raise EvdcError(f"{plan_dir}: no such plan directory")
     # None: the scenario's own folder (SCENARIO/.evdc/forecast), looked up only for a plan that needs it
-    return verify_plan(plan_dir, planned_inputs(scenario.inputs, plan_dir, model_dir))
+    return verify_plan(plan_dir, planned_inputs(scenario.placed_inputs, plan_dir, model_dir))
 
 
 @dataclass(frozen=True)
@@ -484,7 +496,7 @@ class PlanCheck:
 
     path: Path
     integrity: tuple[str, ...] = ()
-    violations: tuple = ()  # scheduler.verify.Violation
+    violations: tuple = ()  # scheduler.verify.plan_checks.Violation
     manifest_checked: bool = False
     invariants_checked: bool = False
 
@@ -504,7 +516,7 @@ def check_plan_dir(plan: str | Path | WrittenPlan | PlanResult, scenario: Scenar
     public key, its signature too) and, with a ``scenario`` (a Scenario, or a scenario directory read
     after the manifest is checked), its violations as :func:`verify_plan_dir` finds them. A plan
     without a manifest needs a scenario or a key."""
-    from .trust import MANIFEST_FILE, verify_manifest
+    from scheduler.output.signing import MANIFEST_FILE, verify_manifest
 
     plan_dir = _plan_dir(plan)
     if not plan_dir.is_dir():
@@ -532,15 +544,15 @@ def _plan_dir(plan: str | Path | WrittenPlan | PlanResult) -> Path:
 
 
 def _read_plan_of(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult) -> tuple[Path, dict]:
-    from .replan import check_plan
-    from .verify import read_plan
+    from scheduler.planning.replan import check_plan
+    from scheduler.inputs.plan_files import read_plan
 
-    _check_scenario(scenario)
+    check_scenario(scenario)
     plan_dir = _plan_dir(plan)
     if not plan_dir.is_dir():
         raise EvdcError(f"{plan_dir}: no such plan directory")
     tables = read_plan(plan_dir)
-    check_plan(plan_dir, tables, scenario.inputs)
+    check_plan(plan_dir, tables, scenario.placed_inputs)
     return plan_dir, tables
 
 
@@ -559,17 +571,17 @@ def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
                   urgent: bool = False, at: Any = None, solver: SolverConfig | None = None,
                   labels: Mapping[str, str] | None = None):
     """``evdc admit``: answer a booking request against the plan written in ``plan`` (a directory, a
-    WrittenPlan or a written PlanResult): a ``scheduler.admit.Admission`` whose ``offer.decision`` is
+    WrittenPlan or a written PlanResult): a ``scheduler.planning.admission.Admission`` whose ``offer.decision`` is
     granted, partial or denied, with ``alternatives`` and ``as_dict()`` (``evdc admit --json``).
     Times are ISO 8601 text, datetimes or Timestamps (naive: local to the scenario); ``at`` is when
     the request is made (default: the horizon start). A bad request is an InputError naming the field
     (``request, column departure: ...``), or with ``labels`` (field name to label, as
-    ``scheduler.admit.REQUEST_OPTIONS``, the command's options) naming the label (``--departure: ...``)."""
-    from .admit import BookingRequest, admit, check_request
-    from .replan import check_at, plan_inputs
+    ``scheduler.planning.admission.REQUEST_OPTIONS``, the command's options) naming the label (``--departure: ...``)."""
+    from scheduler.planning.admission import BookingRequest, admit, check_request
+    from scheduler.planning.replan import check_at, plan_inputs
 
     plan_dir, tables = _read_plan_of(scenario, plan)
-    inputs = plan_inputs(plan_dir, scenario.inputs)  # a re-planned plan: the scenario with its events
+    inputs = plan_inputs(plan_dir, scenario.placed_inputs)  # a re-planned plan: the scenario with its events
     tz = inputs.grid.timezone
 
     def label(name: str) -> str:
@@ -595,11 +607,11 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     ``replanned_at`` is ``at``; ``to_dir`` writes changes.csv and events.json beside the tables, so
     ``verify_plan_dir`` checks it against the scenario with the events applied. An ``at`` that is not
     an instant of the horizon is an InputError naming ``at``, or ``labels["at"]`` when given."""
-    from .replan import (EVENTS_FILE, apply_chain, check_at, check_events, read_chain, read_events, replan,
+    from scheduler.planning.replan import (EVENTS_FILE, apply_chain, check_at, check_events, read_chain, read_events, replan,
                          replan_record)
 
     plan_dir, previous = _read_plan_of(scenario, plan)
-    inputs = scenario.inputs
+    inputs = scenario.placed_inputs
     at_label = labels["at"] if labels and "at" in labels else "at"
     when = check_at(_instant(at, inputs.grid.timezone, at_label, "at"), inputs, at_label)
     chain = read_chain(plan_dir)  # the previous plan's own re-plans: its inputs had their events
@@ -634,7 +646,7 @@ def replan_to_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
     plan or the events file) and ``sign`` are checked before anything is planned. Returns the result
     with ``written`` set; a plan failing its own verification raises :class:`PlanVerificationError`
     (or, with ``raise_on_violation=False``, is returned with ``written.violations``)."""
-    _check_scenario(scenario)
+    check_scenario(scenario)
     formats = _formats(format)
     check_plan_output(out, scenario.directory, sign=sign, previous_plan=_plan_dir(plan),
                       events=_events_file(events))
@@ -646,71 +658,8 @@ def replan_to_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
     return result
 
 
-def backtest_scenario(scenario: Scenario | str | Path, settings, *, progress: LogFn | None = None,
-                      workers: int = 1) -> pd.DataFrame:
-    """``evdc backtest``: replay the scenario's history day by day with ``settings``
-    (``scheduler.backtest.BacktestSettings``: first day, days, caps, algorithms, ...); one row per
-    algorithm and cap, as results.csv. ``scenario`` is a Scenario or a scenario directory (then only
-    its tables are read). A naive ``settings.start`` is local to the scenario; it is taken as that
-    day's local midnight."""
-    return _backtest(_backtest_tables(scenario), settings, progress, workers)[0]
-
-
-@dataclass(frozen=True)
-class WrittenBacktest:
-    """A backtest written by :func:`backtest_to_dir`: ``results`` (results.csv) in the directory ``path``,
-    replayed from ``start`` (local midnight of the first day)."""
-
-    path: Path
-    results: pd.DataFrame = field(repr=False)
-    start: pd.Timestamp
-
-    @property
-    def results_file(self) -> Path:
-        return self.path / "results.csv"
-
-
-def backtest_to_dir(scenario: Scenario | str | Path, out: str | Path, settings, *, progress: LogFn | None = None,
-                    workers: int = 1) -> WrittenBacktest:
-    """``evdc backtest``: :func:`backtest_scenario`, then write ``out`` (results.csv and its manifest,
-    whole or not at all; only a new or empty directory or an earlier backtest is replaced). ``out``
-    is checked before the scenario is read."""
-    from .export import check_output_dir, replace_directory
-
-    directory = scenario.directory if isinstance(scenario, Scenario) else Path(scenario)
-    reads = {"scenario": directory}
-    check_output_dir(out, "backtest", reads)
-    results, start = _backtest(_backtest_tables(scenario), settings, progress, workers)
-    path = replace_directory(out, lambda tmp: results.to_csv(tmp / "results.csv", index=False), kind="backtest",
-                             inputs=reads)
-    return WrittenBacktest(path, results, start)
-
-
-def _backtest_tables(scenario: Scenario | str | Path):
-    from .backtest import ScenarioTables, read_scenario_tables
-
-    if isinstance(scenario, (str, Path)):
-        return read_scenario_tables(scenario)
-    _check_scenario(scenario)
-    if scenario.tables is None:
-        raise EvdcError(f"{scenario.source}: a backtest replays the scenario's own tables; load it without db")
-    if scenario.tables["history"].empty:
-        raise EvdcError(f"{scenario.directory or 'history'}: a backtest needs a history table")
-    return ScenarioTables(scenario.config, dict(scenario.tables), scenario.source)
-
-
-def _backtest(sc, settings, progress, workers) -> tuple[pd.DataFrame, pd.Timestamp]:
-    from .backtest import backtest
-
-    tz = sc.config.timezone
-    day = pd.Timestamp(settings.start)
-    day = (day.tz_convert(tz) if day.tzinfo else day.tz_localize(tz)).normalize()
-    return backtest(sc, dc_replace(settings, start=day), progress=progress, workers=workers)[0], day
-
-
 __all__ = [
-    "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenBacktest", "WrittenPlan", "admit_booking",
-    "backtest_scenario", "backtest_to_dir", "check_plan_dir", "check_plan_output", "default_model_dir",
+    "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenPlan", "admit_booking", "check_plan_dir", "check_plan_output", "default_model_dir",
     "forecast_settings", "frames_hash", "plan_scenario", "plan_to_dir", "replan_scenario", "replan_to_dir",
     "scenario_settings", "verify_plan_dir",
 ]

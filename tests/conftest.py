@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scheduler.config import ScenarioConfig
-from scheduler.inputs import Inputs, SiteInputs
-from scheduler.timegrid import make_grid
+from scheduler.inputs.settings import ScenarioConfig
+from scheduler.inputs.typed import Inputs, SiteInputs
+from scheduler.inputs.timegrid import make_grid
 
 
 def tiny_config(slot_minutes: int = 60, n_slots: int = 2, **overrides) -> ScenarioConfig:

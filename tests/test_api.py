@@ -18,9 +18,9 @@ import scheduler
 from cli import app
 from scheduler import (EvdcError, InputError, PlanVerificationError, Scenario, plan_scenario, plan_to_dir,
                        verify_plan_dir)
-from scheduler.export import for_file
-from scheduler.io import ROW
-from scheduler.results import TABLES
+from scheduler.output.plan_dir import for_file
+from scheduler.inputs.tables import ROW
+from scheduler.optimization.results import TABLES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 runner = CliRunner()
@@ -317,14 +317,14 @@ def test_to_dir_refuses_what_is_not_a_plan(frames_plan, tmp_path):
 
 def test_a_plan_failing_its_own_verification_raises_and_stays_written(data, tmp_path, monkeypatch):
     settings, frames = data
-    real_plan = scheduler.plan
+    real_plan = scheduler.planning.night.plan
 
     def broken_plan(inputs, cfg, **kwargs):  # a planner bug: an import above the grid connection
         result = real_plan(inputs, cfg, **kwargs)
         result.tables["site_slots"].loc[0, "grid_kw"] = 999.0
         return result
 
-    monkeypatch.setattr(scheduler, "plan", broken_plan)
+    monkeypatch.setattr(scheduler.planning.night, "plan", broken_plan)
     result = plan_scenario(Scenario.from_frames(settings, **frames))
     with pytest.raises(PlanVerificationError, match="failed its own verification") as raised:
         result.to_dir(tmp_path / "plan")

@@ -140,7 +140,7 @@ def test_sql_values_are_bound_and_names_allow_listed(tmp_path: Path):
     """A cell holding SQL is read back as text, and a table prefix that is not a plain name is refused."""
     import sqlite3
 
-    from scheduler.db import input_table_name, plan_schema, read_tables
+    from scheduler.output.sql import input_table_name, plan_schema, read_tables
 
     db = tmp_path / "in.db"
     evil = "j1'); DROP TABLE jobs; --"

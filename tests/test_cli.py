@@ -59,7 +59,8 @@ def test_missing_scenario_is_a_clear_error(tmp_path):
 
 
 def test_interrupted_write_leaves_previous_plan(tmp_path, monkeypatch):
-    from scheduler import export, load_scenario, plan, write_plan
+    from scheduler import load_scenario, plan, write_plan
+    from scheduler.output import files
 
     inputs = load_scenario(write_scenario(tmp_path / "scen"))
     result = plan(inputs)
@@ -69,7 +70,7 @@ def test_interrupted_write_leaves_previous_plan(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "_fsync_dir", boom)
+    monkeypatch.setattr(files, "_fsync_dir", boom)
     with pytest.raises(KeyboardInterrupt):
         write_plan(result, tmp_path / "plan")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -168,8 +169,8 @@ def test_signed_plans_verify_and_an_altered_or_foreign_one_is_refused(tmp_path):
 
 
 def test_plan_into_a_database_and_exports_for_chargers_servers_and_the_grid(tmp_path):
-    from scheduler.db import read_plan_db
-    from scheduler.verify import read_plan
+    from scheduler.output.sql import read_plan_db
+    from scheduler.inputs.plan_files import read_plan
 
     scen = write_scenario(tmp_path / "scen")
     out, db = tmp_path / "plan", tmp_path / "plans.db"

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from scheduler import load_scenario, plan, write_plan
-from scheduler.export import PAUSE_ENV, remove_leftovers, replace_directory
-from scheduler.generate import generate_scenario
-from scheduler.trust import verify_manifest
+from scheduler import load_scenario, write_plan
+
+from scheduler import plan
+from scheduler.output.files import PAUSE_ENV, remove_leftovers, replace_directory
+from scheduler.studies.generator import generate_scenario
+from scheduler.output.signing import verify_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Longest wait for a run to reach the moment it is killed at, seconds.
@@ -130,7 +132,7 @@ def test_killed_at_any_moment_leaves_one_whole_plan(nights, previous, delay_s):
 @pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "rename-aside"])
 def test_replacing_leaves_the_new_directory_and_nothing_beside(tmp_path, monkeypatch, exchange):
     """One-step exchange where the system has it; without it the old plan is renamed aside first."""
-    from scheduler import export
+    from scheduler.output import files as export
 
     if not exchange:
         monkeypatch.setattr(export, "_exchange", lambda a, b: False)
@@ -142,7 +144,7 @@ def test_replacing_leaves_the_new_directory_and_nothing_beside(tmp_path, monkeyp
 
 
 def test_exchange_swaps_two_directories_on_linux(tmp_path):
-    from scheduler.export import _exchange
+    from scheduler.output.files import _exchange
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()

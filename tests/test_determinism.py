@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from scheduler.export import RUN_FILE, SUMMARY_FILE
-from scheduler.generate import generate_scenario
-from scheduler.plan import CONTRACT_RUN_FIELDS, SITE_RUN_FIELDS
-from scheduler.trust import verify_manifest
+from scheduler.output.plan_dir import RUN_FILE, SUMMARY_FILE
+from scheduler.studies.generator import generate_scenario
+from scheduler.planning.night import CONTRACT_RUN_FIELDS, SITE_RUN_FIELDS
+from scheduler.output.signing import verify_manifest
 
 runner = CliRunner()
 

@@ -28,8 +28,8 @@ import pyomo.environ as pyo
 import pytest
 from pyomo.core.expr.visitor import identify_variables
 
-from scheduler import model as M
-from scheduler.inputs import Job, Link, Session, Site, Station
+from scheduler.optimization import site_model as M
+from scheduler.inputs.typed import Job, Link, Session, Site, Station
 from tests.conftest import at, one_site, tiny_config
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "formulation.md"

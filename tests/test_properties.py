@@ -37,13 +37,15 @@ import pyomo.environ as pyo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler import PlanConfig, SolverConfig, plan, write_plan
-from scheduler.config import JOB_PRIORITIES, Weights
-from scheduler.heuristic import fix_decisions, residual_power_decisions
-from scheduler.inputs import Inputs, Job, Link, Session, Site, SiteInputs, Station
-from scheduler.model import build_model
-from scheduler.solve import SolveResult, solve_model
-from scheduler.verify import verify_plan
+from scheduler import PlanConfig, SolverConfig, write_plan
+
+from scheduler import plan
+from scheduler.inputs.settings import JOB_PRIORITIES, Weights
+from scheduler.optimization.heuristic import fix_decisions, residual_power_decisions
+from scheduler.inputs.typed import Inputs, Job, Link, Session, Site, SiteInputs, Station
+from scheduler.optimization.site_model import build_model
+from scheduler.optimization.solving import SolveResult, solve_model
+from scheduler.verify.plan_checks import verify_plan
 from tests.conftest import at, grid_of, tiny_config
 
 #: Optimality where a property needs it; the models are tiny, the limit is only a guard.
@@ -201,7 +203,7 @@ def build(spec: dict, slot_minutes: int | None = None) -> Inputs:
                       blades=j["blades"], migratable=j["migratable"], station_id=host.station_id,
                       preemptible=j["preemptible"])
             jobs.append(job)
-            pool = stations if job.migratable else (host,)  # the rule of scheduler.io.place_jobs
+            pool = stations if job.migratable else (host,)  # the rule of scheduler.inputs.loading.place_jobs
             cands[job.job_id] = tuple(s.station_id for s in pool
                                       if s.blade_kw + 1e-9 >= job.power_kw and s.blades_in_service >= job.blades)
         loads = {stations[0].station_id: series(sp["station_load"])} if sp["station_load"] is not None else {}
@@ -237,7 +239,7 @@ def close(a: float, b: float, rel: float = 1e-6, abs_: float = 1e-5) -> bool:
 
 def heuristic_plan(inputs: Inputs, config: PlanConfig):
     """``plan()`` with every MIP attempt ending without a plan: each site gets the fallback."""
-    plan_module = importlib.import_module("scheduler.plan")
+    plan_module = importlib.import_module("scheduler.optimization.site_handle")  # SiteModel.solve calls it
     real = plan_module.solve_model
 
     def no_mip(model, cfg, build_seconds=0.0):

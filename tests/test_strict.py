@@ -90,7 +90,7 @@ def test_a_plan_within_every_hard_limit_has_no_breaches_and_strict_exits_0(tmp_p
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    from scheduler.generate import generate_scenario
+    from scheduler.studies.generator import generate_scenario
 
     return generate_scenario(tmp_path_factory.mktemp("fleet") / "scen", sites=2, stations_per_site=6, days=0, seed=7)
 
@@ -113,14 +113,15 @@ def test_a_time_limit_reached_with_an_incumbent_reports_it_with_its_gap(fleet, t
     without the limit), so there is an incumbent whatever the machine's speed. Whether HiGHS also has a
     bound by then depends on that speed: with one, the gap is reported; without, bound and gap are null
     (unknown), never a made-up 0."""
-    from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
-    from scheduler.solve import relative_gap, solve_model
-    from scheduler.verify import verify_plan
+    from scheduler import PlanConfig, SolverConfig, load_scenario, write_plan
+    from scheduler import plan
+    from scheduler.optimization.solving import relative_gap
+    from scheduler.verify.plan_checks import verify_plan
 
     inputs = load_scenario(fleet)
 
-    def solve_first(model):
-        solve_model(model, SolverConfig(time_limit_s=30, mip_rel_gap=0.05))
+    def solve_first(site_model):
+        site_model.solve(SolverConfig(time_limit_s=30, mip_rel_gap=0.05))
 
     result = plan(inputs, PlanConfig(solver=SolverConfig(time_limit_s=1e-4, mip_rel_gap=0.0)), before_solve=solve_first)
     summary = result.summary
@@ -139,7 +140,7 @@ def test_a_time_limit_reached_with_an_incumbent_reports_it_with_its_gap(fleet, t
                                             (FIXED_DEMAND_IN_OUTAGE, f"site s1 slot {OUTAGE_SLOT_2}")])
 def test_verify_refuses_a_summary_that_hides_a_breach(tmp_path, changes, where):
     from scheduler import load_scenario
-    from scheduler.verify import verify_plan
+    from scheduler.verify.plan_checks import verify_plan
 
     scen, out, res = _plan(tmp_path, changes)
     assert res.exit_code == 0, res.output

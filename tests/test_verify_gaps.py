@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 import scheduler
 from cli import EXIT_HARD_LIMIT, VIOLATIONS_SHOWN, app
 from scheduler import load_scenario
-from scheduler.verify import EXTRA_TABLES, PLAN_COLUMNS, PLAN_FORMAT, verify_plan
+from scheduler.inputs.plan_files import EXTRA_TABLES, PLAN_COLUMNS
+from scheduler.verify.contract import PLAN_FORMAT
+from scheduler.verify.plan_checks import verify_plan
 from tests.scenario_files import SCENARIO, write_scenario
 
 runner = CliRunner()
@@ -304,14 +306,14 @@ def test_a_plan_failing_its_own_verification_is_written_and_exits_3(planned, tmp
     caught by the plan's own verification: one error line per violation (a few at most) and their
     count, exit 3, the plan still written; a database is not given the plan."""
     scen, _ = planned
-    real_plan = scheduler.plan
+    real_plan = scheduler.planning.night.plan
 
     def broken_plan(inputs, cfg, **kwargs):
         result = real_plan(inputs, cfg, **kwargs)
         result.tables["site_slots"].loc[0, "grid_kw"] = float(ABOVE_GRID_KW)
         return result
 
-    monkeypatch.setattr(scheduler, "plan", broken_plan)
+    monkeypatch.setattr(scheduler.planning.night, "plan", broken_plan)
     out, db = tmp_path / "plan", tmp_path / "plans.db"
     res = runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q", "--time-limit", "10", "--db", str(db)])
     assert res.exit_code == EXIT_HARD_LIMIT == 3, res.output
@@ -337,8 +339,8 @@ def test_a_good_plan_verifies_itself_silently(planned, tmp_path, fmt):
 def test_a_plan_of_discounted_bookings_verifies(tmp_path: Path):
     """A plan made with --discount-bookings planned each booking for its forecast energy: `evdc verify`
     applies the same forecast (the stored forecaster), so the plan verifies; without it, it could not."""
-    from scheduler.generate import generate_scenario
-    from scheduler.verify import verify_plan
+    from scheduler.studies.generator import generate_scenario
+    from scheduler.verify.plan_checks import verify_plan
 
     scen = generate_scenario(tmp_path / "g", 1, 3, days=7, seed=1)
     out = tmp_path / "p"

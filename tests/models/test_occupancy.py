@@ -13,9 +13,10 @@ from models.evaluate import holdout_report, sessions_history
 from models.pipeline import forecast_inputs, forecaster_params
 from models.reserve import apply_forecast, reserve_from_forecast
 from models.store import StoreError, load_forecaster, load_or_fit, save_forecaster
-from scheduler import load_scenario, plan
-from scheduler.config import ForecastSettings
-from scheduler.sample import reference_path
+from scheduler import load_scenario
+from scheduler import plan
+from scheduler.inputs.settings import ForecastSettings
+from scheduler.inputs.samples import reference_path
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_reserve_enters_the_plan_and_is_kept(demo, fitted, tmp_path):
                 full = [first + i for i, f in enumerate(frac) if f >= 1]
                 assert np.all(site.reserve_kw[st.station_id][full] == 0)
     from scheduler import write_plan
-    from scheduler.verify import verify_plan
+    from scheduler.verify.plan_checks import verify_plan
 
     result = plan(with_res)
     out = write_plan(result, tmp_path / "p")

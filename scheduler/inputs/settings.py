@@ -1,0 +1,327 @@
+"""Typed settings: what ``scenario.yaml`` may hold and how a plan is solved.
+
+All models are frozen and forbid unknown keys, so a typo in a scenario file is
+an error rather than a silently ignored setting. Every field has a documented
+default; ``docs/formulation.md`` names where each weight enters the objective.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from scheduler.inputs.errors import EvdcError
+
+ModeName = Literal["fast", "regular", "slow"]
+MODE_NAMES: tuple[ModeName, ...] = ("fast", "regular", "slow")
+SessionPriority = Literal["normal", "urgent"]
+JobPriority = Literal["critical", "high", "normal", "low"]
+JOB_PRIORITIES: tuple[JobPriority, ...] = ("critical", "high", "normal", "low")
+
+
+#: Largest value of any objective weight or penalty, in the scenario currency: far above any real price
+#: of energy or work, and small enough that HiGHS can still tell a kWh of difference next to it.
+WEIGHT_MAX = 1e6
+#: Largest mode ceiling or charging power a setting may name, kW (the station tables' own limit).
+SETTING_KW_MAX = 1e4
+TEXT_SETTING_MAX_CHARS = 200
+
+
+def _plain_text(value: str) -> str:
+    """Refuse text a terminal or a file name would act on: control and invisible format characters."""
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"holds the control character U+{ord(bad):04X} (plain text only)")
+    if len(value) > TEXT_SETTING_MAX_CHARS:
+        raise ValueError(f"is longer than {TEXT_SETTING_MAX_CHARS} characters")
+    return value
+
+
+def _table_file(value: str | None) -> str | None:
+    """A table's path: plain text, not empty (null switches a table off)."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError("is empty; give a file name, or null to plan without this table")
+    return _plain_text(value)
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+TableFile = Annotated[str, AfterValidator(_table_file)]
+Weight = Annotated[float, Field(ge=0, le=WEIGHT_MAX)]
+
+
+class _Frozen(BaseModel):
+    """Settings models: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Setting(_Frozen):
+    """What scenario.yaml holds: also no infinite or NaN numbers (YAML's .inf and .nan), and no true or
+    false (YAML's yes, no, on, off too) where a number belongs (pydantic would read them as 1 and 0)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_false_numbers(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, bool):
+            field = cls.model_fields.get(info.field_name or "")
+            kinds = (field.annotation, *get_args(field.annotation)) if field is not None else ()
+            if bool not in kinds and any(k in (int, float) for k in kinds):
+                raise ValueError(f"Input should be a number, not {str(value).lower()}")
+        return value
+
+
+class ModeLimits(_Setting):
+    """Power ceiling of each charging mode, kW (defaults in the spirit of the seed)."""
+
+    fast: float = Field(350.0, ge=1, le=SETTING_KW_MAX, description="fast (DC) charging ceiling, kW")
+    regular: float = Field(150.0, ge=1, le=SETTING_KW_MAX, description="regular charging ceiling, kW")
+    slow: float = Field(22.0, ge=1, le=SETTING_KW_MAX, description="slow charging ceiling, kW")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ModeLimits":
+        if not (self.slow <= self.regular <= self.fast):
+            raise ValueError("mode ceilings must satisfy slow <= regular <= fast")
+        return self
+
+    def kw(self, mode: str) -> float:
+        return float(getattr(self, mode))
+
+
+class ChargingProfile(_Setting):
+    """Shape of a charging session: starting state, in progress, finishing taper."""
+
+    start_minutes: float = Field(5.0, ge=0, le=24 * 60, description="length of the starting state after arrival, minutes")
+    start_kw: float = Field(20.0, ge=0.1, le=SETTING_KW_MAX, description="power ceiling during the starting state, kW")
+    finish_soc: float = Field(0.8, ge=0.05, le=0.99, description="state of charge where the finishing taper begins")
+    default_battery_kwh: float = Field(
+        60.0, ge=1, le=1e5, description="battery size assumed when a booking gives none, kWh"
+    )
+    default_soc_arrival: float = Field(
+        0.2, ge=0, lt=1, description="state of charge at arrival assumed when a booking gives none"
+    )
+
+
+class Weights(_Setting):
+    """Objective weights, in the scenario currency (``currency``)."""
+
+    ev_value_per_kwh: float = Field(0.60, ge=0, le=WEIGHT_MAX, description="value of one kWh delivered to a normal booking")
+    urgent_weight: float = Field(2.0, ge=1, le=WEIGHT_MAX, description="multiplier of ev_value_per_kwh for urgent bookings")
+    blade_value_per_h: float = Field(0.15, ge=0, le=WEIGHT_MAX, description="value of one blade working one hour on a normal job")
+    job_weight_critical: float = Field(4.0, ge=0, le=WEIGHT_MAX, description="multiplier of blade_value_per_h for critical jobs")
+    job_weight_high: float = Field(2.0, ge=0, le=WEIGHT_MAX, description="multiplier for high-priority jobs")
+    job_weight_normal: float = Field(1.0, ge=0, le=WEIGHT_MAX, description="multiplier for normal jobs")
+    job_weight_low: float = Field(0.5, ge=0, le=WEIGHT_MAX, description="multiplier for low-priority jobs")
+    denial_penalty: float = Field(10.0, ge=0, le=WEIGHT_MAX, description="penalty per booking denied outright")
+    partial_penalty: float = Field(
+        0.0, ge=0, le=WEIGHT_MAX,
+        description="penalty per booking served only in part (adds a binary per booking; see docs/formulation.md)",
+    )
+    v2x_cost_per_kwh: float = Field(
+        0.05, ge=0, le=WEIGHT_MAX, description="cost of one kWh a car lends back (V2X), e.g. battery wear and the driver's fee"
+    )
+    migration_cost: float = Field(
+        0.0, ge=0, le=WEIGHT_MAX, description="cost of moving a running job to another station once (0: moves are free)")
+    early_charging_per_kwh: float = Field(
+        0.0, ge=0, le=WEIGHT_MAX,
+        description="extra value of a kWh delivered early in its car's stay, more for a car that cannot wait "
+                    "(docs/formulation.md): pays in rolling plans, where later arrivals are uncertain")
+    job_late_penalty: float = Field(2.0, ge=0, le=WEIGHT_MAX, description="penalty per job whose work is not done by its deadline")
+    critical_miss_penalty_per_h: float = Field(
+        1000.0, ge=0, le=WEIGHT_MAX, description="penalty per hour a critical job is not running inside its window"
+    )
+    reserve_short_penalty_per_kwh: float = Field(
+        0.45, ge=0, le=WEIGHT_MAX,
+        description="penalty per kWh of walk-in reserve the site cannot keep free: below a normal booking's "
+                    "value (bookings come first), above a normal job's value per kWh (blades get what is left)"
+    )
+    unserved_penalty_per_kwh: float = Field(
+        10000.0, ge=0, le=WEIGHT_MAX, description="penalty per kWh of fixed demand (standby blades, other loads) the site cannot supply"
+    )
+    partial_min_fraction: float = Field(
+        0.05, ge=0, le=1, description="a served booking gets at least this share of the energy it asked for"
+    )
+
+    def job_weight(self, priority: str) -> float:
+        return float(getattr(self, f"job_weight_{priority}"))
+
+
+class Policies(_Setting):
+    """The seed's coupling rules between charging and blades, each a switch."""
+
+    fast_charge_blade_standby: bool = Field(
+        True, description="non-critical blades of a station stand by while its car fast-charges in progress"
+    )
+    priority_job_slows_car: bool = Field(
+        True,
+        description="critical and high jobs' work outranks normal bookings' energy, which may push a car to slow mode",
+    )
+    urgent_car_preempts_blades: bool = Field(
+        True, description="urgent bookings' energy outranks every non-critical job's work"
+    )
+    cross_site_jobs: bool = Field(
+        False, description="migratable jobs may be placed at another site when their home site has no room"
+    )
+    max_job_moves: int | None = Field(
+        None, ge=0,
+        description="most times a migratable job may move to another station between two running slots "
+                    "(None: no limit; counting moves in the model is costly, see docs/formulation.md)",
+    )
+    source_uses: dict[Source, list[Use]] = Field(
+        default_factory=dict,
+        description="dedicate a source to some uses, e.g. {pv: [blades]} (PV feeds blades only) or "
+                    "{grid: [cars, loads]}; a source not named may feed anything",
+    )
+    battery_end_soc: Literal["initial", "free"] = Field(
+        "initial", description="'initial': the site battery ends the horizon at least as full as it began"
+    )
+
+
+Source = Literal["grid", "pv", "battery", "cars", "unserved"]
+Use = Literal["cars", "blades", "loads", "battery"]
+SOURCES: tuple[str, ...] = ("grid", "pv", "battery", "cars", "unserved")
+USES: tuple[str, ...] = ("cars", "blades", "loads", "battery")
+
+RiskSetting = Literal["none", "expected", "p80", "p90", "p95"]
+RISK_QUANTILES: dict[str, float] = {"p80": 0.80, "p90": 0.90, "p95": 0.95}
+
+
+class ForecastSettings(_Setting):
+    """How the occupancy forecast enters the plan (docs/formulation.md, "Walk-in reserve")."""
+
+    risk: RiskSetting = Field(
+        "expected",
+        description="headroom kept per station and slot for walk-ins: none, the expected walk-in power, "
+                    "or a quantile (p80, p90, p95) of the site's walk-in power, shared among its stations",
+    )
+    discount_bookings: bool = Field(
+        False, description="plan each booking for its expected real energy, (1 - p_no_show) x E[energy]"
+    )
+    max_iter: int = Field(200, ge=10, le=2000, description="boosting rounds of the forecast models")
+
+
+class ThermalSettings(_Setting):
+    """Blade housings' thermal state (the seed's FIGS. 5A/5B), the same for every station.
+
+    The housing is one thermal mass: heated by its working and idle blades, exchanging
+    heat with the ambient air (the ``ambient`` table) or, without one, the ground,
+    cooled by a heat pump and heated by a resistor, both drawing from the station's supply.
+    """
+
+    enabled: bool = Field(
+        False, description="model the housing temperature and its cooling and heating (opt-in: see docs/formulation.md)")
+    min_c: float = Field(-40.0, ge=-100, le=100, description="lowest housing temperature allowed, deg C")
+    max_c: float = Field(55.0, ge=-100, le=100, description="highest housing temperature allowed, deg C")
+    initial_c: float | None = Field(None, ge=-100, le=100,
+                                    description="housing temperature at the start, deg C (default: ambient)")
+    ground_c: float = Field(10.0, ge=-100, le=100,
+                            description="temperature the housing exchanges with when there is no ambient table")
+    heat_capacity_kwh_per_k: float = Field(0.10, ge=1e-3, le=1e3, description="thermal mass of a housing, kWh per kelvin")
+    ua_kw_per_k: float = Field(0.03, ge=0, le=1e2, description="heat exchange with the surroundings, kW per kelvin")
+    cooling_cop: float = Field(3.0, ge=0.1, le=20, description="heat removed per kWh the cooling draws")
+    cooling_max_kw: float | None = Field(
+        None, ge=0, le=SETTING_KW_MAX, description="most heat the cooling removes, kW (default: all the blades' rated power)")
+    heating_max_kw: float = Field(0.3, ge=0, le=SETTING_KW_MAX, description="most heat the (resistive) heater gives, kW")
+    violation_penalty_per_kh: float = Field(
+        1000.0, ge=0, le=WEIGHT_MAX, description="penalty per kelvin-hour outside [min_c, max_c] when it cannot be avoided")
+
+    @model_validator(mode="after")
+    def _range(self) -> "ThermalSettings":
+        if self.min_c >= self.max_c:
+            raise ValueError("thermal.min_c must be below thermal.max_c")
+        return self
+
+
+class Tables(_Setting):
+    """Paths of the scenario tables, relative to scenario.yaml (CSV or Parquet)."""
+
+    sites: TableFile = "sites.csv"
+    stations: TableFile = "stations.csv"
+    reservations: TableFile | None = "reservations.csv"
+    history: TableFile | None = "history.csv"
+    jobs: TableFile | None = "jobs.csv"
+    pv: TableFile | None = "pv.csv"
+    prices: TableFile | None = "prices.csv"
+    loads: TableFile | None = "loads.csv"
+    ambient: TableFile | None = "ambient.csv"
+    grid_limits: TableFile | None = "grid_limits.csv"
+    links: TableFile | None = "links.csv"
+
+
+class ScenarioConfig(_Setting):
+    """Contents of ``scenario.yaml``.
+
+    A table whose file does not exist is treated as empty, except ``sites`` and
+    ``stations``, which are required.
+    """
+
+    name: PlainText = Field("scenario", min_length=1)
+    timezone: str = Field(..., description="IANA time zone of the scenario, e.g. Europe/Amsterdam")
+    start: str = Field(..., description="first slot, ISO 8601; local to timezone when it has no offset")
+    horizon_hours: float = Field(24.0, gt=0, le=168)
+    slot_minutes: Literal[5, 10, 15, 30, 60] = Field(15, validate_default=True)
+    currency: PlainText = "EUR"
+    country: PlainText | None = Field(None, description="ISO country code for public holidays (forecast)")
+    tables: Tables = Tables()
+    modes: ModeLimits = ModeLimits()
+    charging: ChargingProfile = ChargingProfile()
+    weights: Weights = Weights()
+    policies: Policies = Policies()
+    forecast: ForecastSettings = ForecastSettings()
+    thermal: ThermalSettings = ThermalSettings()
+
+    @field_validator("slot_minutes")
+    @classmethod
+    def _whole_slots(cls, slot_minutes: int, info: ValidationInfo) -> int:
+        """The horizon (validated before this field) must be a whole number of slots."""
+        hours = info.data.get("horizon_hours")
+        if hours is not None:
+            slots = hours * 60.0 / slot_minutes
+            if abs(slots - round(slots)) > 1e-9:
+                raise ValueError(f"{slot_minutes}-minute slots do not divide horizon_hours {hours:g} "
+                                 "(the horizon must be a whole number of slots)")
+            if round(slots) < 1:  # 1e-9 h is "a whole number" (0) of slots within the tolerance above
+                raise ValueError(f"horizon_hours {hours:g} is shorter than one {slot_minutes}-minute slot")
+        return slot_minutes
+
+
+class SolverConfig(_Frozen):
+    """How each site's MIP is solved (HiGHS through Pyomo)."""
+
+    time_limit_s: float = Field(60.0, gt=0, description="wall-clock limit per site model, seconds")
+    mip_rel_gap: float = Field(0.005, ge=0, le=1, description="relative optimality gap to stop at")
+    threads: int = Field(1, ge=1, description="HiGHS threads per model; parallelism goes across sites")
+    random_seed: int = Field(0, ge=0, description="HiGHS random seed, fixed for repeatable plans")
+    log_to_console: bool = Field(False, description="show HiGHS's own log")
+    warm_start: bool = Field(
+        True, description="start HiGHS from the values already on the model (re-planning sets the previous plan's)")
+    interface: Literal["matrix", "pyomo"] = Field(
+        "matrix", description="how the model reaches HiGHS: compiled sparse arrays passed to highspy (fast), "
+        "or Pyomo's persistent HiGHS interface (the reference the matrix path is tested against)")
+
+
+class PlanConfig(_Frozen):
+    """Everything ``plan()`` needs beyond the scenario itself."""
+
+    solver: SolverConfig = SolverConfig()
+    require_solution: bool = Field(
+        True, description="raise EvdcError when a site ends without a feasible solution"
+    )
+    workers: int = Field(1, ge=1, description="processes solving sites in parallel on a local Dask cluster "
+                         "(each with one HiGHS thread); 1 solves in this process")
+    scheduler_address: str | None = Field(
+        None, description="an existing Dask scheduler (tcp://host:port) to solve sites on instead")
+    fallback: bool = Field(
+        True, description="when the MIP finds no plan in time, plan the site with the residual-power heuristic"
+    )
+
+
+def check_consistency(cfg: ScenarioConfig) -> None:
+    """Cross-field checks that pydantic validators do not express; raises EvdcError."""
+    if cfg.charging.start_kw > cfg.modes.fast:
+        raise EvdcError("scenario.yaml: charging.start_kw exceeds the fast mode ceiling")

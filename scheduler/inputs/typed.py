@@ -1,0 +1,215 @@
+"""The frozen, typed inputs of one planning run.
+
+Loaders (``scheduler.inputs.loading``) and generators build these; ``build_model`` and the
+baselines only read them. All instants are UTC, all power kW, energy kWh, and
+every per-slot array has one value per slot of ``grid``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from scheduler.inputs.settings import ScenarioConfig
+from scheduler.inputs.errors import EvdcError
+from scheduler.inputs.timegrid import TimeGrid
+
+
+def frozen_array(values) -> np.ndarray:
+    arr = np.array(values, dtype=float)
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True)
+class Site:
+    site_id: str
+    grid_kw: float
+    battery_kwh: float = 0.0
+    battery_kw: float = 0.0
+    battery_soc_kwh: float = 0.0
+    battery_efficiency: float = 0.9  # round trip
+    demand_charge_per_kw: float = 0.0
+
+    @property
+    def has_battery(self) -> bool:
+        return self.battery_kwh > 0 and self.battery_kw > 0
+
+
+@dataclass(frozen=True)
+class Station:
+    station_id: str
+    site_id: str
+    link_kw: float
+    charger_kw: float
+    blades: int
+    blade_kw: float
+    blade_standby_kw: float
+    kind: str = "commercial"
+    modes: tuple[str, ...] = ("fast", "regular", "slow")
+    link_id: str | None = None
+    blades_out_of_service: int = 0
+    spare_blades: int = 0
+    phases: int = 3  # evdc extension: supply phases of the charger (1 or 3)
+    voltage_v: float = 230.0  # evdc extension: phase-to-neutral voltage of the charger supply
+
+    @property
+    def blades_in_service(self) -> int:
+        return max(self.blades - self.blades_out_of_service, 0)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One upcoming reservation (booking) in the horizon."""
+
+    reservation_id: str
+    station_id: str
+    arrival: pd.Timestamp
+    departure: pd.Timestamp
+    energy_kwh: float
+    mode: str = "any"  # booked mode or 'any'
+    vehicle_max_kw: float | None = None
+    battery_kwh: float | None = None
+    soc_arrival: float | None = None
+    priority: str = "normal"
+    vehicle_discharge_kw: float = 0.0
+    min_soc: float | None = None
+    booked_kwh: float | None = None  # the request as booked, when energy_kwh was discounted by the forecast
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    power_kw: float  # per blade while running
+    work_hours: float
+    release: pd.Timestamp
+    deadline: pd.Timestamp
+    priority: str = "normal"
+    blades: int = 1
+    migratable: bool = False
+    station_id: str | None = None
+    preemptible: bool = True
+
+
+@dataclass(frozen=True)
+class Link:
+    link_id: str
+    site_id: str
+    parent_id: str | None
+    capacity_kw: float
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    """Everything one site's model needs; sites share nothing once jobs are placed."""
+
+    site: Site
+    grid: TimeGrid
+    config: ScenarioConfig
+    stations: tuple[Station, ...]
+    sessions: tuple[Session, ...] = ()
+    jobs: tuple[Job, ...] = ()
+    #: job_id -> station ids the job may run on (all at this site)
+    job_candidates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    links: tuple[Link, ...] = ()
+    pv_kw: np.ndarray | None = None
+    price_per_kwh: np.ndarray | None = None
+    grid_limit_kw: np.ndarray | None = None
+    site_load_kw: np.ndarray | None = None
+    #: ambient air temperature, deg C per slot (None: the thermal model uses thermal.ground_c)
+    ambient_c: np.ndarray | None = None
+    #: station_id -> other load on the station's link, kW per slot
+    station_load_kw: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: station_id -> headroom kept for forecast walk-ins, kW per slot (0 until a forecast is applied)
+    reserve_kw: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.grid.n_slots
+        zeros = frozen_array(np.zeros(n))
+        defaults = {
+            "pv_kw": zeros,
+            "price_per_kwh": zeros,
+            "site_load_kw": zeros,
+            "grid_limit_kw": frozen_array(np.full(n, self.site.grid_kw)),
+        }
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            object.__setattr__(self, name, default if value is None else frozen_array(value))
+            if len(getattr(self, name)) != n:
+                raise EvdcError(f"site {self.site.site_id}: {name} has {len(getattr(self, name))} values, grid has {n} slots")
+        if self.ambient_c is not None:
+            object.__setattr__(self, "ambient_c", frozen_array(self.ambient_c))
+        for name in ("station_load_kw", "reserve_kw"):
+            given = getattr(self, name)
+            full = {s.station_id: frozen_array(given.get(s.station_id, np.zeros(n))) for s in self.stations}
+            object.__setattr__(self, name, full)
+
+    @property
+    def station_ids(self) -> tuple[str, ...]:
+        return tuple(s.station_id for s in self.stations)
+
+    def station(self, station_id: str) -> Station:
+        for s in self.stations:
+            if s.station_id == station_id:
+                return s
+        raise KeyError(station_id)
+
+    def link_path(self, station_id: str) -> tuple[str, ...]:
+        """The links a station draws through, from its own up to the site's source (empty without one)."""
+        parent = {lk.link_id: lk.parent_id for lk in self.links}
+        chain, node = [], self.station(station_id).link_id
+        while node is not None:
+            chain.append(node)
+            node = parent[node]
+        return tuple(chain)
+
+    def stations_below(self) -> dict[str, tuple[str, ...]]:
+        """link_id -> the stations drawing through it (directly or through links below it)."""
+        below: dict[str, list[str]] = {lk.link_id: [] for lk in self.links}
+        for st in self.stations:
+            for node in self.link_path(st.station_id):
+                below[node].append(st.station_id)
+        return {k: tuple(v) for k, v in below.items()}
+
+    def with_reserve(self, reserve_kw: Mapping[str, np.ndarray]) -> "SiteInputs":
+        return replace(self, reserve_kw=reserve_kw)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A whole scenario, split by site, plus the history the forecast learns from."""
+
+    config: ScenarioConfig
+    grid: TimeGrid
+    sites: tuple[SiteInputs, ...]
+    history: pd.DataFrame | None = None
+    ambient: pd.DataFrame | None = None
+    scenario_hash: str = ""
+    source: str = ""
+    #: What loading left out or found odd, one line each (bookings outside the horizon, jobs already
+    #: past their deadline): printed as warnings and kept in summary.json ``input_warnings``.
+    notices: tuple[str, ...] = ()
+    #: Jobs that may run at more than one site: loading leaves them to the fleet step
+    #: (``scheduler.planning.fleet.place_fleet``), which moves each into its site's ``jobs``.
+    unplaced_jobs: tuple[Job, ...] = ()
+
+    @property
+    def stations(self) -> tuple[Station, ...]:
+        return tuple(st for s in self.sites for st in s.stations)
+
+    @property
+    def sessions(self) -> tuple[Session, ...]:
+        return tuple(r for s in self.sites for r in s.sessions)
+
+    @property
+    def jobs(self) -> tuple[Job, ...]:
+        return tuple(j for s in self.sites for j in s.jobs)
+
+    def site(self, site_id: str) -> SiteInputs:
+        for s in self.sites:
+            if s.site.site_id == site_id:
+                return s
+        raise KeyError(site_id)

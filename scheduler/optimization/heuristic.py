@@ -1,0 +1,167 @@
+"""The seed's residual-power method (FIG. 10A) as a fallback plan for one site.
+
+Slot by slot, in time order: the power the site has (grid limit, PV) minus what
+is already in use (other loads, standby blades, reserve) is the residual. Critical
+jobs take it first, then cars in order of arrival (the highest mode they may use,
+within their link, the residual, the taper and what they still need), then the
+other jobs by priority and deadline. The decisions (which booking is served in
+which mode, which job runs where) fix the model's binaries; the continuous rest
+(grid, PV, battery, exact powers, source flows) is then an LP that HiGHS solves in
+a moment, so the fallback plan satisfies every constraint family like any other.
+"""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from scheduler.optimization.preparation import SitePrep
+
+#: Share of the residual a greedy step may plan on, leaving room for rounding in the LP.
+SAFETY = 0.999
+
+
+def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
+    """Greedy decisions for every binary variable of a built site model (name -> {index: 0/1})."""
+    p: SitePrep = m.prep
+    si = p.inputs
+    h = p.slot_h
+    cfg = si.config
+    reg = cfg.modes.regular
+    T = list(p.T)
+    room_site = [float(pyo.value(m.grid_limit_kw[t])) + float(si.pv_kw[t]) - float(si.site_load_kw[t]) for t in T]
+    room_link = {}
+    for st in si.stations:
+        s = st.station_id
+        fixed = [st.blade_standby_kw * st.blades_in_service + float(si.station_load_kw[s][t]) for t in T]
+        room_link[s] = [st.link_kw - fixed[t] - float(si.reserve_kw[s][t]) for t in T]
+        for t in T:
+            room_site[t] -= fixed[t] + float(si.reserve_kw[s][t])
+    free_blades = {(st.station_id, t): st.blades_in_service for st in si.stations for t in T}
+    # the power tree: each station draws through its link and every link above it
+    room_node = {lk.link_id: [lk.capacity_kw] * len(T) for lk in si.links}
+    path: dict[str, list[str]] = {}
+    for st in si.stations:
+        path[st.station_id] = list(si.link_path(st.station_id))
+        for t in T:
+            fixed = st.blade_standby_kw * st.blades_in_service + float(si.station_load_kw[st.station_id][t]) \
+                + float(si.reserve_kw[st.station_id][t])
+            for node in path[st.station_id]:
+                room_node[node][t] -= fixed
+
+    def room(s: str, t: int) -> float:
+        return min([room_link[s][t], room_site[t]] + [room_node[n][t] for n in path[s]])
+
+    def use(s: str, t: int, kw: float) -> None:
+        room_link[s][t] -= kw
+        room_site[t] -= kw
+        for n in path[s]:
+            room_node[n][t] -= kw
+
+    last_station: dict[str, str] = {}
+    moves: dict[str, int] = {}
+    run = {k: 0 for k in m.JST}
+    fast = {k: 0 for k in m.RF}
+    served_mode: dict[str, str] = {}
+
+    def take_job(jp, s, t) -> bool:
+        j = jp.job
+        need = j.blades * (j.power_kw - m.st[s].blade_standby_kw)
+        if free_blades[(s, t)] < j.blades or need > SAFETY * room(s, t):
+            return False
+        if not jp.critical and any(fast.get((r, t), 0) for r in m.sessions_at.get((s, t), ())):
+            return False
+        prev = last_station.get(j.job_id)
+        ran_before = prev is not None and run.get((j.job_id, prev, t - 1), 0)
+        if ran_before and prev != s:
+            limit = cfg.policies.max_job_moves
+            if limit is not None and moves.get(j.job_id, 0) >= limit:
+                return False
+            moves[j.job_id] = moves.get(j.job_id, 0) + 1
+        free_blades[(s, t)] -= j.blades
+        use(s, t, need)
+        run[(j.job_id, s, t)] = 1
+        last_station[j.job_id] = s
+        return True
+
+    def stations_for(jp, t) -> list[str]:
+        """The station the job ran on last comes first (fewer moves)."""
+        prev = last_station.get(jp.job.job_id)
+        return sorted(jp.stations, key=lambda s: s != prev)
+
+    # critical jobs first, every slot of their window
+    for jp in p.jobs:
+        if jp.critical:
+            ran = False
+            for t in jp.slots:
+                if next((s for s in stations_for(jp, t) if take_job(jp, s, t)), None) is not None:
+                    ran = True
+                elif ran and not jp.job.preemptible:
+                    break  # one stretch only (job_contiguity): the rest of the window is missed
+    # cars in order of arrival
+    for sp in sorted(p.sessions, key=lambda sp: (sp.session.arrival, sp.session.reservation_id)):
+        r, s = sp.session.reservation_id, sp.station.station_id
+        mode = sp.modes[0]  # modes are ordered fast, regular, slow: the highest one offered
+        e_car = sp.soc_arrival * sp.battery_kwh
+        got, plan_kw = 0.0, {}
+        for t in sp.slots:
+            limit = sp.limit_kw[(t, mode)]
+            if sp.taper:
+                sig = cfg.charging.finish_soc
+                limit = min(limit, sp.phys_kw * (sp.battery_kwh - e_car) /
+                            ((1 - sig) * sp.battery_kwh + sp.phys_kw * h))
+            kw = max(0.0, min(limit, SAFETY * room(s, t), (sp.energy_cap_kwh - got) / h))
+            if (r, t) in m.RF and kw > min(reg, sp.phys_kw) * sp.frac[t]:
+                busy = any(run[(j, s, t)] and not m.job[j].critical for j in m.jobs_at.get((s, t), ()))
+                if busy:
+                    kw = min(kw, min(reg, sp.phys_kw) * sp.frac[t])
+                else:
+                    fast[(r, t)] = 1
+            plan_kw[t] = kw
+            got += kw * h
+            e_car += kw * h
+        if got >= cfg.weights.partial_min_fraction * sp.energy_cap_kwh and got > 0:
+            served_mode[r] = mode
+            for t, kw in plan_kw.items():
+                use(s, t, kw)
+        else:
+            for t in sp.slots:
+                if (r, t) in m.RF:
+                    fast[(r, t)] = 0
+    # other jobs by priority, then deadline
+    order = {"high": 0, "normal": 1, "low": 2}
+    for jp in sorted((jp for jp in p.jobs if not jp.critical), key=lambda jp: (order[jp.job.priority], jp.job.deadline)):
+        # whole slots only up to work_hours: the model's job_work forbids running longer
+        need_slots = int(jp.job.work_hours / h + 1e-9)
+        done = 0
+        for t in jp.slots:
+            if done >= need_slots:
+                break
+            if next((s for s in stations_for(jp, t) if take_job(jp, s, t)), None) is not None:
+                done += 1
+            elif not jp.job.preemptible and done:
+                break
+    decisions: dict = {"run": run, "fast_on": fast}
+    decisions["mode_on"] = {(r, mo): int(served_mode.get(r) == mo) for (r, mo) in m.RM}
+    decisions["granted"] = {r: 0 for r in m.RG}
+    hours = {j: sum(v for (jj, _, _), v in run.items() if jj == j) * h for j in m.J}
+    decisions["job_done"] = {j: int(hours[j] >= m.job[j].job.work_hours - 1e-9) for j in m.JN}
+    starts = {}
+    for (j, t) in (m.job_start.index_set() if len(m.JP) else []):
+        now = any(run.get((j, s, t), 0) for s in m.job[j].stations)
+        before = any(run.get((j, s, t - 1), 0) for s in m.job[j].stations)
+        starts[(j, t)] = int(now and not before)
+    decisions["job_start"] = starts
+    decisions["battery_charging"] = {t: 0 for t in T} if m.battery else {}
+    decisions["lending"] = {k: 0 for k in m.RV} if len(m.RV) else {}
+    return decisions
+
+
+def fix_decisions(m: pyo.ConcreteModel, decisions: dict) -> None:
+    """Fix the model's binaries to the given 0/1 decisions (the continuous rest stays free)."""
+    for name, values in decisions.items():
+        var = getattr(m, name, None)
+        if var is None:
+            continue
+        for idx, v in values.items():
+            if not var[idx].fixed:  # what a re-plan keeps from the past stays as it is
+                var[idx].fix(int(v))

@@ -1,0 +1,198 @@
+"""The matrix path into HiGHS: compile the Pyomo model to sparse arrays once and pass them to highspy.
+
+Pyomo's persistent HiGHS interface walks every constraint expression with its
+standard-representation generator; for a ten-station site that hand-off takes
+longer than the solve. Pyomo's linear standard-form compiler produces the same
+rows and columns about twenty times faster, and fixed variables leave the
+matrix (they move to the right-hand side), so a model with most decisions fixed
+— admission, re-planning — reaches HiGHS as the small problem it is. The
+Pyomo model stays the only formulation; ``tests/scheduler/optimization/test_highs_handoff.py``
+solves the same inputs both ways and compares.
+
+This module hands values back to the Pyomo variables; ``results`` reads them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.common.tee import capture_output
+from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+INF = highspy.kHighsInf
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+    highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
+    highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
+    highspy.HighsModelStatus.kInfeasible: "infeasible",
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible_or_unbounded",
+    highspy.HighsModelStatus.kUnbounded: "unbounded",
+    highspy.HighsModelStatus.kInterrupt: "interrupted",
+    highspy.HighsModelStatus.kMemoryLimit: "memory_limit",
+    highspy.HighsModelStatus.kModelEmpty: "optimal",
+}
+
+#: HiGHS's primal_solution_status value for "a feasible point exists" (kSolutionStatusFeasible).
+_FEASIBLE = 2
+
+
+@dataclass(frozen=True)
+class MatrixOutcome:
+    status: str
+    has_solution: bool
+    objective: float | None
+    bound: float | None
+    handoff_seconds: float
+    solve_seconds: float
+    n_cols: int
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A model in HiGHS's terms: the LP, its Pyomo columns and rows, and the objective's sign."""
+
+    lp: highspy.HighsLp
+    cols: list  # Pyomo variable of each column
+    rows: list  # Pyomo constraint of each row
+    sign: float  # +1 minimise, -1 maximise (HiGHS always minimises sign * objective)
+
+
+def compile_model(model: pyo.ConcreteModel) -> Compiled:
+    """The model as a HighsLp (column-wise), with its columns, rows and objective sign."""
+    info = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
+    obj = info.objectives[0]
+    sign = 1.0 if obj.sense == pyo.minimize else -1.0
+    cols = info.columns
+    n_cols, n_rows = len(cols), len(info.rows)
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_cols
+    lp.num_row_ = n_rows
+    c = info.c.toarray().ravel() if n_cols else np.zeros(0)
+    lp.col_cost_ = np.asarray(c, dtype=float)
+    lp.offset_ = float(info.c_offset[0]) if len(info.c_offset) else 0.0
+    lp.col_lower_ = np.array([-INF if v.lb is None else float(v.lb) for v in cols], dtype=float)
+    lp.col_upper_ = np.array([INF if v.ub is None else float(v.ub) for v in cols], dtype=float)
+    rhs = np.asarray(info.rhs, dtype=float)
+    sense = np.fromiter((r.bound_type for r in info.rows), dtype=np.int8, count=n_rows)
+    lp.row_lower_ = np.where(sense == 1, -INF, rhs)
+    lp.row_upper_ = np.where(sense == -1, INF, rhs)
+    set_matrix(lp, info.A)
+    integer = [v.is_integer() for v in cols]
+    if any(integer):
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                           for i in integer]
+    return Compiled(lp, cols, [r.constraint for r in info.rows], sign)
+
+
+def compile_lp(model: pyo.ConcreteModel) -> tuple[highspy.HighsLp, list, float]:
+    """The model as a HighsLp (column-wise), its Pyomo columns, and the objective's sign (+1 min, -1 max)."""
+    c = compile_model(model)
+    return c.lp, c.cols, c.sign
+
+
+def set_matrix(lp: highspy.HighsLp, A) -> None:
+    """Give ``lp`` the constraint matrix ``A`` (any scipy sparse matrix), column-wise as HiGHS takes it."""
+    A = A.tocsc()
+    A.sort_indices()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = A.shape[1]
+    lp.a_matrix_.num_row_ = A.shape[0]
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data.astype(float)
+
+
+def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: float, threads: int,
+                 random_seed: int, log_to_console: bool, warm_start: bool = True) -> MatrixOutcome:
+    """Compile, solve, and (only when HiGHS holds a feasible point) load the values into the model.
+
+    With ``warm_start``, the free variables' current values (a previous plan's, set by the caller)
+    are handed to HiGHS as a starting point; HiGHS completes and repairs a partial one itself.
+    Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
+    """
+    t0 = time.perf_counter()
+    compiled = compile_model(model)
+    h = new_solver(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, threads=threads, random_seed=random_seed,
+                   log_to_console=log_to_console)
+    h.passModel(compiled.lp)
+    return run_and_load(h, model, compiled, warm_start, handoff_started=t0)
+
+
+def new_solver(*, time_limit_s: float, mip_rel_gap: float, threads: int, random_seed: int,
+               log_to_console: bool) -> highspy.Highs:
+    """A HiGHS instance with evdc's options (one thread and a fixed seed make re-runs repeat)."""
+    h = _new_highs()
+    h.setOptionValue("output_flag", bool(log_to_console))
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("random_seed", int(random_seed))
+    return h
+
+
+def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled, warm_start: bool,
+                 handoff_started: float) -> MatrixOutcome:
+    """Run HiGHS on the model it holds and load a feasible point into the Pyomo columns (the only
+    place solver values reach the model); ``handoff_started`` is when compiling began."""
+    cols, sign = compiled.cols, compiled.sign
+    if warm_start:
+        start = [(i, float(v.value)) for i, v in enumerate(cols) if v.value is not None]
+        if start:
+            idx, val = zip(*start)
+            h.setSolution(len(idx), np.array(idx, dtype=np.int32), np.array(val, dtype=float))
+    t1 = time.perf_counter()
+    h.run()
+    t2 = time.perf_counter()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    status = _STATUS.get(ms, h.modelStatusToString(ms).lower().replace(" ", "_"))
+    has = info.primal_solution_status == _FEASIBLE or ms == highspy.HighsModelStatus.kModelEmpty
+    objective = bound = None
+    if has:
+        x = np.asarray(h.getSolution().col_value, dtype=float) if cols else np.zeros(0)
+        for v, val in zip(cols, x):
+            if v.is_integer():
+                val = float(round(val))
+            v.set_value(float(val), skip_validation=True)
+        _settle_unused(model)
+        objective = sign * (float(info.objective_function_value) if cols else compiled.lp.offset_)
+        integer = compiled.lp.integrality_ is not None and len(compiled.lp.integrality_) > 0
+        raw = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
+        if not integer and status != "optimal":
+            raw = math.nan
+        bound = sign * raw if math.isfinite(raw) else None
+        if status == "optimal" and bound is None:
+            bound = objective
+    return MatrixOutcome(status, has, objective, bound, t1 - handoff_started, t2 - t1, len(cols),
+                         compiled.lp.num_row_)
+
+
+_banner_shown = False
+
+
+def _new_highs() -> highspy.Highs:
+    """A HiGHS instance; the first one of a process prints a banner, which is swallowed."""
+    global _banner_shown
+    if _banner_shown:
+        return highspy.Highs()
+    with capture_output(capture_fd=True):
+        h = highspy.Highs()
+    _banner_shown = True
+    return h
+
+
+def _settle_unused(model: pyo.ConcreteModel) -> None:
+    """Variables that appear in no row and not in the objective take the bound nearest zero."""
+    for v in model.component_data_objects(pyo.Var, active=True, descend_into=True):
+        if v.value is None:
+            lb = -math.inf if v.lb is None else v.lb
+            ub = math.inf if v.ub is None else v.ub
+            v.set_value(float(min(max(0.0, lb), ub)), skip_validation=True)

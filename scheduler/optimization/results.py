@@ -1,0 +1,281 @@
+"""Turn a solved site model into tidy DataFrames: the one module that reads solver values.
+
+Tables follow CONTRACT.md's plan files; times are kept as tz-aware timestamps in
+the scenario's zone until export. KPIs are computed from the tables, so they
+mean the same whether a plan came from the MIP or from a baseline.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyomo.environ as pyo
+
+from scheduler.inputs.typed import Inputs
+from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep
+from scheduler.inputs.units import ZERO_KW
+
+TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows")
+COLUMNS = {
+    "site_slots": ["site_id", "slot_start", "grid_kw", "pv_kw", "pv_curtailed_kw", "battery_kw", "battery_soc_kwh",
+                   "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw", "reserve_kw",
+                   "reserve_short_kw"],
+    "station_slots": ["site_id", "station_id", "slot_start", "ev_kw", "blade_kw", "blades_working", "reserve_kw",
+                      "link_kw", "link_limit_kw", "load_kw", "thermal_kw", "cooling_kw", "housing_c"],
+    "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
+                 "booked_mode", "booked_kwh", "lent_kwh", "soc_departure"],
+    "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
+    "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades", "stations",
+             "moves",
+             "critical_missed_h"],
+    "job_slots": ["job_id", "station_id", "slot_start", "blades", "power_kw"],
+    "source_flows": ["site_id", "slot_start", "source", "use", "power_kw"],
+}
+#: Relative tolerance for calling a booking fully served or a job finished.
+DONE_RTOL = 1e-6
+DECIMALS = 6
+
+
+def _v(x) -> float:
+    val = pyo.value(x, exception=False)
+    return 0.0 if val is None else float(val)
+
+
+def _clean(x: float) -> float:
+    return 0.0 if abs(x) < ZERO_KW else round(x, DECIMALS)
+
+
+def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
+    """Read one solved site model into the plan tables (call only after a successful solve)."""
+    p: SitePrep = m.prep
+    si = p.inputs
+    grid = si.grid
+    starts = grid.starts_local
+    h = p.slot_h
+    sid = si.site.site_id
+    T = list(p.T)
+    sig = si.config.charging.finish_soc
+
+    ev = {k: _clean(_v(m.ev_net_kw[k])) for k in m.RT}  # net: negative while the car lends (V2X)
+    run = {k: int(round(_v(m.run[k]))) for k in m.JST}
+    run_high: dict[str, set[int]] = {}
+    for (j, s, t), on in run.items():
+        if on and m.job[j].job.priority in HIGH_PRIORITIES:
+            run_high.setdefault(s, set()).add(t)
+
+    # ----- sessions
+    sess_rows, sess_slot_rows = [], []
+    ev_station = {(s, t): 0.0 for s in si.station_ids for t in T}
+    for sp in p.sessions:
+        r = sp.session.reservation_id
+        s = sp.station.station_id
+        delivered = 0.0
+        e_car = sp.soc_arrival * sp.battery_kwh
+        for t in sp.slots:
+            kw = ev[(r, t)]
+            e_car += kw * h
+            if kw == 0:
+                continue
+            delivered += kw * h
+            ev_station[(s, t)] += kw
+            starting = any(
+                sp.limit_kw[(t, mo)] < min(si.config.modes.kw(mo), sp.phys_kw) * sp.frac[t] - 1e-9 for mo in sp.modes)
+            if kw < 0:
+                state = "discharging"
+            elif starting:
+                state = "starting"
+            else:
+                state = "finishing" if e_car > sig * sp.battery_kwh + 1e-6 else "in_progress"
+            sess_slot_rows.append((r, s, starts[t], kw, state))
+        req = sp.session.energy_kwh
+        delivered = _clean(delivered)
+        if delivered <= ZERO_KW:
+            decision = "denied"
+        elif delivered >= req * (1 - DONE_RTOL):
+            decision = "granted"
+        else:
+            decision = "partial"
+        mode = "" if decision == "denied" else report_mode(sp, {t: ev[(r, t)] for t in sp.slots}, run_high.get(s, set()),
+                                                           si.config.policies.priority_job_slows_car)
+        booked = sp.session.booked_kwh if sp.session.booked_kwh is not None else req
+        lent = sum(max(-ev[(r, t)], 0.0) for t in sp.slots) * h  # the charger carries the net power
+        soc_out = (sp.soc_arrival * sp.battery_kwh + delivered) / sp.battery_kwh
+        sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode, booked,
+                          _clean(lent), round(soc_out, 6)))
+
+    # ----- jobs
+    job_rows, job_slot_rows = [], []
+    blades_working = {(s, t): 0 for s in si.station_ids for t in T}
+    blade_power = {(s, t): 0.0 for s in si.station_ids for t in T}
+    for jp in p.jobs:
+        j = jp.job
+        hours, last, stations_used, missed = 0.0, None, [], 0.0
+        for t in jp.slots:
+            for s in jp.stations:
+                if run.get((j.job_id, s, t), 0):
+                    hours += h
+                    last = t
+                    stations_used.append(s)
+                    blades_working[(s, t)] += j.blades
+                    blade_power[(s, t)] += j.blades * j.power_kw
+                    job_slot_rows.append((j.job_id, s, starts[t], j.blades, _clean(j.blades * j.power_kw)))
+            if jp.critical and jp.stations:
+                missed += _v(m.critical_miss[j.job_id, t]) * h
+        if jp.critical and not jp.stations:
+            missed = len(jp.slots) * h
+        on_time = hours >= j.work_hours * (1 - DONE_RTOL)
+        finish = starts[last] + pd.Timedelta(minutes=grid.slot_minutes) if on_time and last is not None else pd.NaT
+        home = j.station_id or (max(set(stations_used), key=stations_used.count) if stations_used else "")
+        where_ran = ";".join(dict.fromkeys(stations_used))  # in order of first use
+        job_rows.append((j.job_id, home, j.work_hours, _clean(hours), finish, bool(on_time), j.priority, j.blades,
+                         where_ran, count_moves(run, j.job_id, jp.stations, jp.slots), _clean(missed)))
+
+    # ----- stations
+    st_rows = []
+    for st in si.stations:
+        s = st.station_id
+        for t in T:
+            wk = blades_working[(s, t)]
+            blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (st.blades_in_service - wk))
+            load = float(si.station_load_kw[s][t])
+            evk = _clean(ev_station[(s, t)])
+            if m.thermal and s in m.SH:
+                cool = _v(m.cooling_heat_kw[s, t]) / si.config.thermal.cooling_cop
+                thermal = _clean(cool + _v(m.heater_kw[s, t]))
+                cool, housing = _clean(cool), round(_v(m.housing_c[s, t]), 4)
+            else:
+                thermal, cool, housing = 0.0, 0.0, float("nan")
+            st_rows.append((sid, s, starts[t], evk, blade_kw, wk, float(si.reserve_kw[s][t]),
+                            _clean(evk + blade_kw + thermal + load), st.link_kw, _clean(load), thermal, cool, housing))
+
+    # ----- site
+    site_rows = []
+    eta_soc = si.site.battery_soc_kwh
+    from scheduler.inputs.units import one_way_efficiency
+
+    eta = one_way_efficiency(si.site.battery_efficiency) if m.battery else 1.0
+    for t in T:
+        pv = float(si.pv_kw[t])
+        used = min(_v(m.pv_used_kw[t]), pv)
+        if m.battery:
+            bkw = _clean(_v(m.battery_charge_kw[t]) - _v(m.battery_discharge_kw[t]))
+            soc_prev = eta_soc
+            eta_soc = _clean(_v(m.battery_soc_kwh[t]))
+            avail = min(si.site.battery_kw, max(soc_prev, 0.0) * eta / h)
+        else:
+            bkw, avail = 0.0, 0.0
+        load = float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids)
+        limit = float(pyo.value(m.grid_limit_kw[t]))  # the model's parameters: a re-plan may change them
+        site_rows.append((sid, starts[t], _clean(_v(m.grid_kw[t])), pv, _clean(pv - used), bkw,
+                          eta_soc if m.battery else 0.0, _clean(load), _clean(limit + pv + avail), limit,
+                          float(pyo.value(m.price_per_kwh[t])), _clean(_v(m.unserved_kw[t])),
+                          _clean(sum(float(si.reserve_kw[s][t]) for s in si.station_ids)),
+                          _clean(_v(m.reserve_short_kw[t])) if m.has_reserve else 0.0))
+
+    flow_rows = []
+    for (a, b) in m.FLOWS:
+        for t in T:
+            kw = _clean(_v(m.flow_kw[a, b, t]))
+            if kw > 0:
+                flow_rows.append((sid, starts[t], a, b, kw))
+
+    def frame(name, rows):
+        return pd.DataFrame.from_records(rows, columns=COLUMNS[name])
+
+    return {
+        "site_slots": frame("site_slots", site_rows),
+        "station_slots": frame("station_slots", st_rows),
+        "sessions": frame("sessions", sess_rows),
+        "session_slots": frame("session_slots", sess_slot_rows),
+        "jobs": frame("jobs", job_rows),
+        "job_slots": frame("job_slots", job_slot_rows),
+        "source_flows": frame("source_flows", flow_rows),
+    }
+
+
+def count_moves(run: dict, job_id: str, stations: tuple[str, ...], slots: tuple[int, ...]) -> int:
+    """Changes of station between consecutive running slots of a job."""
+    at = {t: s for t in slots for s in stations if run.get((job_id, s, t), 0)}
+    return sum(1 for t in slots if t in at and t - 1 in at and at[t] != at[t - 1])
+
+
+def report_mode(sp: SessionPrep, ev: dict[int, float], high_slots: set[int], slow_policy: bool) -> str:
+    """The charging mode a served booking is planned in.
+
+    A booking for ``any`` mode reports the lowest mode of its station whose ceiling
+    carries the planned profile. A booked mode is reported as booked, except that
+    with the ``priority_job_slows_car`` policy a car held at or below the slow
+    ceiling while a critical or high job runs at its station reports ``slow``.
+    """
+    def fits(mode: str) -> bool:
+        return all(kw <= sp.limit_kw[(t, mode)] + 1e-6 for t, kw in ev.items())
+
+    if sp.session.mode == "any":
+        return next((mo for mo in reversed(sp.modes) if fits(mo)), sp.modes[0])
+    busy = {t for t, kw in ev.items() if kw > 0} & high_slots
+    if slow_policy and busy and sp.session.mode != "slow" and fits("slow"):
+        return "slow"
+    return sp.session.mode
+
+
+#: Row order of each table within a site; sites follow each other in input order.
+ROW_KEYS = {"site_slots": ["slot_start"], "station_slots": ["station_id", "slot_start"],
+            "sessions": ["reservation_id"], "session_slots": ["reservation_id", "slot_start"],
+            "jobs": ["job_id"], "job_slots": ["job_id", "slot_start"],
+            "source_flows": ["slot_start", "source", "use"]}
+
+
+def sort_site_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """One site's table in its stable row order (``ROW_KEYS``)."""
+    return df.sort_values(ROW_KEYS[name], kind="stable").reset_index(drop=True)
+
+
+def combine(parts: list[dict[str, pd.DataFrame]], names: tuple[str, ...] = TABLES) -> dict[str, pd.DataFrame]:
+    """Concatenate per-site tables: site by site in the order given, each in its ``ROW_KEYS`` order.
+
+    The order is the one a plan streamed to disk site by site has too (``scheduler.planning.night.SpoolSink``)."""
+    out = {}
+    for name in names:
+        frames = [sort_site_table(name, p[name]) for p in parts if not p[name].empty]
+        out[name] = (pd.concat(frames, ignore_index=True) if frames
+                     else pd.DataFrame(columns=COLUMNS[name]))
+    return out
+
+
+def compute_kpis(tables: dict[str, pd.DataFrame], inputs: Inputs) -> dict[str, float | int]:
+    """Contract KPIs from plan tables (CONTRACT.md, summary.json)."""
+    h = inputs.grid.slot_h
+    ss, se, jb = tables["site_slots"], tables["sessions"], tables["jobs"]
+    req = float(se["requested_kwh"].sum()) if len(se) else 0.0
+    got = float(se["planned_kwh"].sum()) if len(se) else 0.0
+    crit = jb[(jb["priority"] == "critical") & (jb["critical_missed_h"] > 0)] if len(jb) else jb
+    cost = float((ss["grid_kw"] * ss["price_per_kwh"]).sum() * h) if len(ss) else 0.0
+    return {
+        "ev_requested_kwh": round(req, 6),
+        "ev_planned_kwh": round(got, 6),
+        "ev_served_ratio": round(got / req, 6) if req > 0 else 1.0,
+        "sessions_granted": int((se["decision"] == "granted").sum()),
+        "sessions_partial": int((se["decision"] == "partial").sum()),
+        "sessions_denied": int((se["decision"] == "denied").sum()),
+        "blade_work_required_h": round(float((jb["required_h"] * jb["blades"]).sum()), 6) if len(jb) else 0.0,
+        "blade_work_planned_h": round(float((jb["planned_h"] * jb["blades"]).sum()), 6) if len(jb) else 0.0,
+        "jobs_on_time": int(jb["on_time"].sum()) if len(jb) else 0,
+        "jobs_late": int((~jb["on_time"].astype(bool)).sum()) if len(jb) else 0,
+        "critical_jobs_unmet": int(len(crit)),
+        "grid_kwh": round(float(ss["grid_kw"].sum() * h), 6),
+        "energy_cost": round(cost, 6),
+        "peak_grid_kw": round(float(ss["grid_kw"].max()), 6) if len(ss) else 0.0,
+        "pv_used_kwh": round(float((ss["pv_kw"] - ss["pv_curtailed_kw"]).sum() * h), 6),
+        "pv_curtailed_kwh": round(float(ss["pv_curtailed_kw"].sum() * h), 6),
+        "unserved_kwh": round(float(ss["unserved_kw"].sum() * h), 6) if len(ss) else 0.0,
+        "thermal_kwh": round(float(tables["station_slots"]["thermal_kw"].sum() * h), 6),
+        "cooling_kwh": round(float(tables["station_slots"]["cooling_kw"].sum() * h), 6),
+        "housing_max_c": (round(float(tables["station_slots"]["housing_c"].max()), 4)
+                          if tables["station_slots"]["housing_c"].notna().any() else None),
+    }
+
+
+def critical_unmet_jobs(tables: dict[str, pd.DataFrame]) -> list[str]:
+    jb = tables["jobs"]
+    if jb.empty:
+        return []
+    return sorted(jb.loc[(jb["priority"] == "critical") & (jb["critical_missed_h"] > 0), "job_id"].tolist())

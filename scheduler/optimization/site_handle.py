@@ -1,0 +1,218 @@
+"""A site's MIP behind named operations: what planning, re-planning and admission do to a model.
+
+:class:`SiteModel` builds one site's model (``site_model.build_model``) and offers what callers
+outside the optimization stage need, so none of them names a Pyomo component: keep the past of a
+previous plan (``fix_past``), start from it (``warm_start``), fix what a plan committed
+(``fix_committed``), weigh moving its jobs (``penalise_disturbance``), fix the residual-power
+heuristic's decisions (``fix_heuristic_decisions``), solve, and read the result (``tables``, a
+booking's offer, the job runs). The functions below take the Pyomo model itself, for the
+optimization stage's own callers (``persistent``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyomo.environ as pyo
+
+from scheduler.inputs.committed import FIX_SHRINK, read_committed
+from scheduler.inputs.settings import SolverConfig
+from scheduler.inputs.typed import SiteInputs
+from scheduler.optimization.heuristic import fix_decisions, residual_power_decisions
+from scheduler.optimization.results import extract_site
+from scheduler.optimization.site_model import build_model
+from scheduler.optimization.solving import SolveResult, solve_model
+
+#: A run decision counts as taken above this value (binaries come back within HiGHS's tolerance of 0 or 1).
+ON = 0.5
+
+
+@dataclass(frozen=True)
+class BookingOutcome:
+    """What the solved model gives one booking: energy over its stay and the modes switched on."""
+
+    energy_kwh: float
+    modes: tuple[str, ...]
+
+
+class SiteModel:
+    """One site's MIP, built from its inputs, with the operations callers outside optimization use."""
+
+    def __init__(self, site: SiteInputs) -> None:
+        self.site = site
+        self.pyomo_model = build_model(site)
+
+    @property
+    def n_variables(self) -> int:
+        return self.pyomo_model.nvariables()
+
+    @property
+    def n_constraints(self) -> int:
+        return self.pyomo_model.nconstraints()
+
+    # ---------------------------------------------------------------- changes before a solve
+
+    def fix_past(self, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
+        """Slots before ``at_slot`` keep ``tables``' plan (a previous plan of this site)."""
+        fix_past(self.pyomo_model, tables, at_slot)
+
+    def warm_start(self, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
+        """``tables``' decisions from ``at_slot`` on as starting values (nothing fixed)."""
+        seed_from_plan(self.pyomo_model, tables, at_slot)
+
+    def fix_committed(self, tables: dict[str, pd.DataFrame], movable_jobs: frozenset[str], free_jobs_from: int) -> None:
+        """Fix what ``tables``' plan committed; bookings new to the model and ``movable_jobs`` (from
+        slot ``free_jobs_from`` on) stay free."""
+        fix_committed(self.pyomo_model, tables, movable_jobs, free_jobs_from)
+
+    def penalise_disturbance(self, tables: dict[str, pd.DataFrame], cost_per_change: float) -> None:
+        """Charge ``cost_per_change`` (objective units) for each free job-run decision that differs from ``tables``."""
+        penalise_disturbance(self.pyomo_model, tables, cost_per_change)
+
+    def fix_heuristic_decisions(self) -> None:
+        """Fix the residual-power heuristic's decisions (``heuristic``): the rest is an LP."""
+        fix_decisions(self.pyomo_model, residual_power_decisions(self.pyomo_model))
+
+    # ---------------------------------------------------------------- solving and reading
+
+    def solve(self, solver: SolverConfig, build_seconds: float = 0.0) -> SolveResult:
+        return solve_model(self.pyomo_model, solver, build_seconds=build_seconds)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The plan tables of this site (call only after a solve with a solution)."""
+        return extract_site(self.pyomo_model)
+
+    def booking(self, reservation_id: str) -> BookingOutcome:
+        """Net energy to the booking over its slots (kWh) and its modes switched on, after a solve."""
+        m = self.pyomo_model
+        got = sum(pyo.value(m.ev_net_kw[reservation_id, t]) for t in m.sess[reservation_id].slots) * m.prep.slot_h
+        modes = tuple(mo for mo in m.sess[reservation_id].modes if pyo.value(m.mode_on[reservation_id, mo]) > ON)
+        return BookingOutcome(float(got), modes)
+
+    def job_runs(self) -> set[tuple[str, str, int]]:
+        """(job_id, station_id, slot index) of every job run in the solution."""
+        m = self.pyomo_model
+        return {(j, s, t) for (j, s, t) in m.JST if pyo.value(m.run[j, s, t]) > ON}
+
+    def job_stations(self) -> set[tuple[str, str]]:
+        """(job_id, station_id) pairs the model may run: where it could move a job."""
+        return {(jp.job.job_id, s) for jp in self.pyomo_model.prep.jobs for s in jp.stations}
+
+
+def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
+    """Slots before ``at_slot`` keep the previous plan: booking power, job runs, battery use."""
+    c = read_committed(tables, m.prep.inputs.grid)
+    slot, ran = c.slot, c.ran
+    for (r, t) in m.RT:
+        if t < at_slot:  # a booking new to this plan has drawn nothing yet
+            kw = c.kw(r, t) if r in c.bookings else 0.0
+            m.ev_kw[r, t].fix(max(kw, 0.0))
+            if (r, t) in m.RV:
+                m.ev_discharge_kw[r, t].fix(max(-kw, 0.0))
+    for (j, s, t) in m.JST:
+        if t < at_slot:
+            m.run[j, s, t].fix(int((j, s, t) in ran))
+    if m.battery:
+        sl = tables["site_slots"]
+        sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
+        for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
+            t = slot.get(pd.Timestamp(ts), -1)
+            if 0 <= t < at_slot:
+                m.battery_charge_kw[t].fix(max(float(kw), 0.0) * FIX_SHRINK)
+                m.battery_discharge_kw[t].fix(max(-float(kw), 0.0) * FIX_SHRINK)
+
+
+def seed_from_plan(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
+    """The previous plan's decisions from ``at_slot`` on as starting values (a warm start, nothing fixed).
+
+    Bookings keep their mode and power, jobs their runs, finishing and starts, the battery its use;
+    HiGHS repairs what the events made infeasible.
+    """
+    c = read_committed(tables, m.prep.inputs.grid)
+    slot, ran = c.slot, c.ran
+    for (r, t) in m.RT:
+        if t >= at_slot and not m.ev_kw[r, t].fixed:
+            kw = c.kw(r, t) if r in c.bookings else 0.0
+            m.ev_kw[r, t].set_value(max(kw, 0.0), skip_validation=True)
+            if (r, t) in m.RV:
+                m.ev_discharge_kw[r, t].set_value(max(-kw, 0.0), skip_validation=True)
+                m.lending[r, t].set_value(int(kw < 0), skip_validation=True)
+    modes = dict(zip(tables["sessions"]["reservation_id"], tables["sessions"]["mode"].fillna("")))
+    for (r, mo) in m.RM:
+        if r in modes and not m.mode_on[r, mo].fixed:
+            m.mode_on[r, mo].set_value(int(modes[r] == mo), skip_validation=True)
+    for (j, s, t) in m.JST:
+        if t >= at_slot and not m.run[j, s, t].fixed:
+            m.run[j, s, t].set_value(int((j, s, t) in ran), skip_validation=True)
+    on_time = dict(zip(tables["jobs"]["job_id"], tables["jobs"]["on_time"].astype(str).str.lower() == "true"))
+    for j in m.JN:
+        if j in on_time:
+            m.job_done[j].set_value(int(on_time[j]), skip_validation=True)
+    if m.battery:
+        sl = tables["site_slots"]
+        sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
+        for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
+            t = slot.get(pd.Timestamp(ts), -1)
+            if t >= at_slot and not m.battery_charge_kw[t].fixed:
+                m.battery_charge_kw[t].set_value(max(float(kw), 0.0) * FIX_SHRINK, skip_validation=True)
+                m.battery_discharge_kw[t].set_value(max(-float(kw), 0.0) * FIX_SHRINK, skip_validation=True)
+                m.battery_charging[t].set_value(int(float(kw) > 0), skip_validation=True)
+
+
+def fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable_jobs: frozenset[str],
+                   free_jobs_from: int) -> None:
+    """Fix what the current plan committed; the new booking stays free."""
+    c = read_committed(tables, m.prep.inputs.grid)
+    slot, ran = c.slot, c.ran
+    modes = dict(zip(tables["sessions"]["reservation_id"], tables["sessions"]["mode"].fillna("")))
+    for (r, t) in m.RT:
+        if r == "request" or r not in modes:
+            continue
+        kw = c.kw(r, t)
+        m.ev_kw[r, t].fix(max(kw, 0.0))
+        if (r, t) in m.RV:
+            m.ev_discharge_kw[r, t].fix(max(-kw, 0.0))
+            m.lending[r, t].fix(int(kw < 0))
+        if (r, t) in m.RF:
+            m.fast_on[r, t].fix(int(kw > min(m.prep.inputs.config.modes.regular, m.sess[r].phys_kw) * m.sess[r].frac[t]
+                                    + 1e-6))
+    for (r, mo) in m.RM:
+        if r != "request" and r in modes:
+            chosen = modes[r] if modes[r] in m.sess[r].modes else None
+            served = bool(modes[r])
+            m.mode_on[r, mo].fix(int(served and (mo == chosen or (chosen is None and mo == m.sess[r].modes[-1]))))
+    # jobs that may move (admission's ``_movable``) are free from ``free_jobs_from`` on
+    for (j, s, t) in m.JST:
+        if not (j in movable_jobs and t >= free_jobs_from):
+            m.run[j, s, t].fix(int((j, s, t) in ran))
+    # the rest of the plan's decisions: which jobs finish, when fixed jobs start, the battery's direction
+    on_time = dict(zip(tables["jobs"]["job_id"], tables["jobs"]["on_time"].astype(str).str.lower() == "true"))
+    for j in m.JN:
+        if j not in movable_jobs:
+            m.job_done[j].fix(int(on_time.get(j, False)))
+    if len(m.JP):
+        for (j, t) in m.job_start.index_set():
+            if j not in movable_jobs:
+                now = any((j, s, t) in ran for s in m.job[j].stations)
+                before = any((j, s, t - 1) in ran for s in m.job[j].stations)
+                m.job_start[j, t].fix(int(now and not before))
+    if m.battery:
+        site_id = m.prep.inputs.site.site_id
+        sl = tables["site_slots"]
+        sl = sl[sl["site_id"] == site_id]
+        for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
+            t = slot.get(pd.Timestamp(ts), -1)
+            if t >= 0:
+                m.battery_charging[t].fix(int(float(kw) > 0))
+
+
+def penalise_disturbance(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], cost_per_change: float) -> None:
+    """Objective less ``cost_per_change`` per free run decision that differs from the plan."""
+    ran = read_committed(tables, m.prep.inputs.grid).ran
+    free = [(k, k in ran) for k in m.JST if not m.run[k].fixed]
+    if not free:
+        return
+    change = sum((1 - m.run[k]) if planned else m.run[k] for k, planned in free)
+    m.objective.deactivate()
+    m.admit_objective = pyo.Objective(expr=m.objective.expr - cost_per_change * change, sense=pyo.maximize)

@@ -1,0 +1,657 @@
+"""The per-site mixed-integer program (Pyomo).
+
+``build_model`` reads like a table of contents: sets, parameters, variables,
+one ``add_<family>_constraints`` call per constraint family, the objective.
+Each family's docstring gives its formula and index sets in short;
+docs/formulation.md is the reference, one section per family under the same
+names (tests/test_formulation_doc.py keeps the two in step with the model).
+Component names are stable: the plan verifier and the results module refer to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+import pyomo.environ as pyo
+
+from scheduler.inputs.settings import ScenarioConfig
+from scheduler.inputs.typed import SiteInputs
+from scheduler.optimization.preparation import SitePrep, prepare_site
+
+logging.getLogger("pyomo").setLevel(logging.WARNING)  # DEBUG logging slows builds sharply
+
+
+def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo.ConcreteModel:
+    """Build one site's MIP. ``config`` overrides ``inputs.config`` (what-if studies)."""
+    if config is not None and config is not inputs.config:
+        inputs = replace(inputs, config=config)
+    prep = prepare_site(inputs)
+    m = pyo.ConcreteModel(name=f"evdc_{inputs.site.site_id}")
+    m.prep = prep  # plain Python data the results module reads alongside the solution
+    add_sets(m, prep)
+    add_parameters(m, prep)
+    add_variables(m, prep)
+    add_site_balance_constraints(m, prep)
+    add_source_flow_constraints(m, prep)
+    add_grid_limit_constraints(m, prep)
+    add_site_reserve_constraints(m, prep)
+    add_battery_constraints(m, prep)
+    add_station_link_constraints(m, prep)
+    add_link_tree_constraints(m, prep)
+    add_blade_capacity_constraints(m, prep)
+    add_session_power_constraints(m, prep)
+    add_session_mode_constraints(m, prep)
+    add_session_energy_constraints(m, prep)
+    add_session_taper_constraints(m, prep)
+    add_session_v2x_constraints(m, prep)
+    add_fast_standby_constraints(m, prep)
+    add_job_station_constraints(m, prep)
+    add_job_work_constraints(m, prep)
+    add_job_critical_constraints(m, prep)
+    add_job_contiguity_constraints(m, prep)
+    add_job_migration_constraints(m, prep)
+    add_demand_peak_constraints(m, prep)
+    add_thermal_constraints(m, prep)
+    add_objective(m, prep)
+    return m
+
+
+# ----------------------------------------------------------------------------- sets
+
+
+def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
+    """Index sets; only pairs that exist are indexed (sparse)."""
+    si = p.inputs
+    m.T = pyo.Set(initialize=list(p.T), ordered=True)
+    m.S = pyo.Set(initialize=list(si.station_ids), ordered=True)
+    m.R = pyo.Set(initialize=[sp.session.reservation_id for sp in p.sessions], ordered=True)
+    m.RT = pyo.Set(dimen=2, ordered=True, initialize=[(sp.session.reservation_id, t) for sp in p.sessions for t in sp.slots])
+    m.RM = pyo.Set(dimen=2, ordered=True, initialize=[(sp.session.reservation_id, mo) for sp in p.sessions for mo in sp.modes])
+    m.J = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs], ordered=True)
+    m.JST = pyo.Set(dimen=3, ordered=True, initialize=[
+        (jp.job.job_id, s, t) for jp in p.jobs for s in jp.stations for t in jp.slots])
+    m.JT = pyo.Set(dimen=2, ordered=True, initialize=[
+        (jp.job.job_id, t) for jp in p.jobs if jp.stations for t in jp.slots])
+    m.JC = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if jp.critical], ordered=True)
+    m.JN = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.critical], ordered=True)
+    m.JP = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.job.preemptible and jp.stations and jp.slots],
+                   ordered=True)  # a window without a whole slot: nothing to keep in one stretch
+    # fast-in-progress candidates: sessions whose fast ceiling exceeds the regular one
+    pol = si.config.policies
+    fast = []
+    if pol.fast_charge_blade_standby:
+        reg = si.config.modes.regular
+        for sp in p.sessions:
+            if "fast" in sp.modes and sp.phys_kw > reg + 1e-9 and sp.station.blades_in_service > 0:
+                fast += [(sp.session.reservation_id, t) for t in sp.slots]
+    m.RF = pyo.Set(dimen=2, ordered=True, initialize=fast)
+    # V2X: (booking, slot) pairs of cars that may lend power to their station
+    m.RV = pyo.Set(dimen=2, ordered=True, initialize=[
+        (sp.session.reservation_id, t) for sp in p.sessions if sp.discharge_kw > 0 for t in sp.slots])
+    m.battery = p.inputs.site.has_battery
+    # lookups for the rule functions
+    m.sess = {sp.session.reservation_id: sp for sp in p.sessions}
+    m.job = {jp.job.job_id: jp for jp in p.jobs}
+    m.st = {s.station_id: s for s in si.stations}
+    by_station_t: dict[tuple[str, int], list[str]] = {}
+    for sp in p.sessions:
+        for t in sp.slots:
+            by_station_t.setdefault((sp.station.station_id, t), []).append(sp.session.reservation_id)
+    m.sessions_at = by_station_t
+    jobs_at: dict[tuple[str, int], list[str]] = {}
+    for j, s, t in m.JST:
+        jobs_at.setdefault((s, t), []).append(j)
+    m.jobs_at = jobs_at
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def add_parameters(m: pyo.ConcreteModel, p: SitePrep) -> None:
+    """Mutable parameters: what a re-plan may change without rebuilding the model
+    (``scheduler.optimization.persistent.PersistentSite``). Every other input is a constant of the build.
+
+    grid_limit_kw[t], t in T: the site's import limit;  price_per_kwh[t], t in T: the energy price.
+    """
+    si = p.inputs
+    m.grid_limit_kw = pyo.Param(m.T, mutable=True, within=pyo.Reals,
+                                initialize={t: float(si.grid_limit_kw[t]) for t in p.T})
+    m.price_per_kwh = pyo.Param(m.T, mutable=True, within=pyo.Reals,
+                                initialize={t: float(si.price_per_kwh[t]) for t in p.T})
+
+
+def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
+    si = p.inputs
+    site = si.site
+    nn = pyo.NonNegativeReals
+    m.grid_kw = pyo.Var(m.T, within=nn)
+    # fixed demand (standby blades, other loads) the site cannot supply, e.g. in an outage; heavily penalised
+    fixed = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s.station_id][t])
+             + s.blade_standby_kw * s.blades_in_service for s in si.stations) for t in p.T]
+    m.unserved_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, fixed[t]))
+    m.pv_used_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, float(si.pv_kw[t])))
+    m.ev_kw = pyo.Var(m.RT, within=nn)
+    m.ev_discharge_kw = pyo.Var(m.RV, within=nn)
+    m.mode_on = pyo.Var(m.RM, within=pyo.Binary)
+    # full energy delivered; only needed when partial service carries a penalty of its own
+    m.RG = pyo.Set(initialize=list(m.R) if si.config.weights.partial_penalty > 0 else [], ordered=True)
+    m.granted = pyo.Var(m.RG, within=pyo.Binary)
+    m.fast_on = pyo.Var(m.RF, within=pyo.Binary)
+    m.run = pyo.Var(m.JST, within=pyo.Binary)
+    m.critical_miss = pyo.Var([(j, t) for (j, t) in m.JT if j in m.JC], within=pyo.UnitInterval)
+    m.job_done = pyo.Var(m.JN, within=pyo.Binary)
+    m.job_start = pyo.Var([(j, t) for (j, t) in m.JT if j in m.JP], within=pyo.Binary)
+    if m.battery:
+        m.battery_charge_kw = pyo.Var(m.T, within=nn, bounds=(0.0, site.battery_kw))
+        m.battery_discharge_kw = pyo.Var(m.T, within=nn, bounds=(0.0, site.battery_kw))
+        m.battery_charging = pyo.Var(m.T, within=pyo.Binary)
+        m.battery_soc_kwh = pyo.Var(m.T, within=nn, bounds=(0.0, site.battery_kwh))
+    if site.demand_charge_per_kw > 0:
+        m.peak_grid_kw = pyo.Var(within=nn)
+    m.has_reserve = any(float(np.max(v)) > 0 for v in si.reserve_kw.values())
+    if m.has_reserve:
+        m.reserve_short_kw = pyo.Var(m.T, within=nn)
+
+    # expressions shared by several families
+    def ev_net(m, r, t):
+        return m.ev_kw[r, t] - m.ev_discharge_kw[r, t] if (r, t) in m.RV else m.ev_kw[r, t]
+
+    m.ev_net_kw = pyo.Expression(m.RT, rule=ev_net)
+
+    def ev_station(m, s, t):
+        return sum(m.ev_net_kw[r, t] for r in m.sessions_at.get((s, t), ()))
+
+    def blades_working(m, s, t):
+        return sum(m.job[j].job.blades * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()))
+
+    def blade_kw(m, s, t):
+        st = m.st[s]
+        working = sum(m.job[j].job.blades * m.job[j].job.power_kw * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()))
+        return working + st.blade_standby_kw * (st.blades_in_service - m.blades_working[s, t])
+
+    m.ev_station_kw = pyo.Expression(m.S, m.T, rule=ev_station)
+    m.blades_working = pyo.Expression(m.S, m.T, rule=blades_working)
+    m.blade_kw = pyo.Expression(m.S, m.T, rule=blade_kw)
+    th = si.config.thermal
+    m.thermal = th.enabled
+    # blade housings: only stations with blades have one
+    m.SH = pyo.Set(initialize=[s.station_id for s in si.stations if s.blades > 0] if m.thermal else [], ordered=True)
+    if m.thermal:
+        def cool_max(m, s, t):
+            st = m.st[s]
+            return (0.0, th.cooling_max_kw if th.cooling_max_kw is not None else st.blades_in_service * st.blade_kw)
+
+        m.cooling_heat_kw = pyo.Var(m.SH, m.T, within=nn, bounds=cool_max)
+        m.heater_kw = pyo.Var(m.SH, m.T, within=nn, bounds=(0.0, th.heating_max_kw))
+        m.housing_c = pyo.Var(m.SH, m.T, within=pyo.Reals)
+        m.housing_over_c = pyo.Var(m.SH, m.T, within=nn)
+        m.housing_under_c = pyo.Var(m.SH, m.T, within=nn)
+    m.thermal_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: (
+        m.cooling_heat_kw[s, t] / th.cooling_cop + m.heater_kw[s, t] if s in m.SH else 0.0))
+    m.station_draw_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: (
+        m.ev_station_kw[s, t] + m.blade_kw[s, t] + m.thermal_kw[s, t]))
+    m.delivered_kwh = pyo.Expression(m.R, rule=lambda m, r: sum(m.ev_net_kw[r, t] * p.slot_h for t in m.sess[r].slots))
+    m.served = pyo.Expression(m.R, rule=lambda m, r: sum(m.mode_on[r, mo] for mo in m.sess[r].modes))
+    m.job_running = pyo.Expression(m.JT, rule=lambda m, j, t: sum(m.run[j, s, t] for s in m.job[j].stations))
+    m.job_hours = pyo.Expression(m.J, rule=lambda m, j: sum(m.job_running[j, t] for t in m.job[j].slots
+                                                            if m.job[j].stations) * p.slot_h)
+
+
+# ----------------------------------------------------------------------------- site
+
+
+def add_site_balance_constraints(m, p: SitePrep) -> None:
+    """site_balance[t], t in T:
+    grid_kw + pv_used_kw + battery_discharge_kw + unserved_kw
+        = sum_s station_draw_kw + site_load_kw + sum_s station_load_kw + battery_charge_kw
+    station_draw_kw = ev_station_kw + blade_kw + thermal_kw; battery terms only with a battery.
+    unserved_kw is the fixed demand (standby blades, other loads) left unsupplied in an outage.
+    """
+    si = p.inputs
+    other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
+
+    def rule(m, t):
+        supply = m.grid_kw[t] + m.pv_used_kw[t] + m.unserved_kw[t]
+        demand = sum(m.station_draw_kw[s, t] for s in m.S) + other[t]
+        if m.battery:
+            supply += m.battery_discharge_kw[t]
+            demand += m.battery_charge_kw[t]
+        return supply == demand
+
+    m.site_balance = pyo.Constraint(m.T, rule=rule)
+
+
+#: (source, use) pairs that cannot carry power: a store does not feed itself, and the unserved
+#: slack stands only for fixed demand (standby blades and other loads).
+IMPOSSIBLE_FLOWS = {("battery", "battery"), ("cars", "cars"), ("unserved", "cars"), ("unserved", "battery")}
+
+
+def add_source_flow_constraints(m, p: SitePrep) -> None:
+    """Which source fed what (the seed's FIG. 3B); flow_kw[src, use, t] >= 0, (src, use) in FLOWS, t in T:
+    source_supply[src, t], src in SOURCES: sum_use flow_kw[src, use, t] = supply[src, t]
+    use_demand[use, t], use in USES:       sum_src flow_kw[src, use, t] = demand[use, t]
+    supply: grid_kw, pv_used_kw, battery_discharge_kw, sum_r ev_discharge_kw (cars lending), unserved_kw;
+    demand: sum_r ev_kw (cars charging), sum_s (blade_kw + thermal_kw) (blades), site_load_kw +
+    sum_s station_load_kw (loads), battery_charge_kw; a battery term is 0 without a battery.
+    FLOWS leaves out IMPOSSIBLE_FLOWS and, with policies.source_uses, the uses a source is not dedicated to.
+    """
+    from scheduler.inputs.settings import SOURCES, USES
+
+    si = p.inputs
+    dedicated = si.config.policies.source_uses
+    flows = [(a, b) for a in SOURCES for b in USES
+             if (a, b) not in IMPOSSIBLE_FLOWS and (a not in dedicated or b in dedicated[a])]
+    m.FLOWS = pyo.Set(dimen=2, ordered=True, initialize=flows)
+    m.flow_kw = pyo.Var(m.FLOWS, m.T, within=pyo.NonNegativeReals)
+    other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
+    zero = 0.0
+    lenders: dict[int, list[str]] = {}
+    for r, t in m.RV:
+        lenders.setdefault(t, []).append(r)
+
+    def supply(m, src, t):
+        if src == "grid":
+            return m.grid_kw[t]
+        if src == "pv":
+            return m.pv_used_kw[t]
+        if src == "battery":
+            return m.battery_discharge_kw[t] if m.battery else zero
+        if src == "cars":
+            return sum(m.ev_discharge_kw[r, t] for r in lenders.get(t, ())) if lenders else zero
+        return m.unserved_kw[t]
+
+    def demand(m, use, t):
+        if use == "cars":
+            return sum(m.ev_kw[r, t] for s in m.S for r in m.sessions_at.get((s, t), ()))
+        if use == "blades":
+            return sum(m.blade_kw[s, t] + m.thermal_kw[s, t] for s in m.S)
+        if use == "loads":
+            return other[t]
+        return m.battery_charge_kw[t] if m.battery else zero
+
+    m.source_supply = pyo.Constraint(SOURCES, m.T, rule=lambda m, a, t: sum(
+        m.flow_kw[a, b, t] for b in USES if (a, b) in m.FLOWS) == supply(m, a, t))
+    m.use_demand = pyo.Constraint(USES, m.T, rule=lambda m, b, t: sum(
+        m.flow_kw[a, b, t] for a in SOURCES if (a, b) in m.FLOWS) == demand(m, b, t))
+
+
+def add_grid_limit_constraints(m, p: SitePrep) -> None:
+    """grid_limit[t], t in T: grid_kw <= grid_limit_kw[t]  (0 in an outage)."""
+    m.grid_limit = pyo.Constraint(m.T, rule=lambda m, t: m.grid_kw[t] <= m.grid_limit_kw[t])
+
+
+def add_site_reserve_constraints(m, p: SitePrep) -> None:
+    """site_reserve[t], t in T (only when a walk-in reserve is kept):
+    grid_kw + sum_s reserve_kw - (pv_kw - pv_used_kw) - reserve_short_kw <= grid_limit_kw
+    The site keeps room to import, or curtailed PV to use, for the walk-ins its stations reserve for;
+    what it cannot keep is reserve_short_kw, penalised per kWh.
+    """
+    if not m.has_reserve:
+        return
+    si = p.inputs
+    total = [sum(float(si.reserve_kw[s][t]) for s in si.station_ids) for t in p.T]
+    m.site_reserve = pyo.Constraint(m.T, rule=lambda m, t: (
+        m.grid_kw[t] + total[t] - (float(si.pv_kw[t]) - m.pv_used_kw[t]) - m.reserve_short_kw[t]
+        <= m.grid_limit_kw[t]))
+
+
+def add_battery_constraints(m, p: SitePrep) -> None:
+    """Site battery, t in T (nothing when the site has none):
+    battery_soc[t]:             battery_soc_kwh[t] = battery_soc_kwh[t-1]
+                                    + (eta * battery_charge_kw[t] - battery_discharge_kw[t] / eta) * slot_h
+    battery_power_charge[t]:    battery_charge_kw[t] <= battery_kw * battery_charging[t]
+    battery_power_discharge[t]: battery_discharge_kw[t] <= battery_kw * (1 - battery_charging[t])
+    battery_end:                battery_soc_kwh[last] >= site.battery_soc_kwh   (policy battery_end_soc = "initial")
+    battery_soc_kwh[-1] = site.battery_soc_kwh; eta = sqrt(battery_efficiency) (round trip split evenly).
+    """
+    if not m.battery:
+        return
+    from scheduler.inputs.units import one_way_efficiency
+
+    site = p.inputs.site
+    eta = one_way_efficiency(site.battery_efficiency)
+    h = p.slot_h
+
+    def soc_rule(m, t):
+        prev = m.battery_soc_kwh[t - 1] if t > 0 else site.battery_soc_kwh
+        return m.battery_soc_kwh[t] == prev + (eta * m.battery_charge_kw[t] - m.battery_discharge_kw[t] / eta) * h
+
+    m.battery_soc = pyo.Constraint(m.T, rule=soc_rule)
+    m.battery_power_charge = pyo.Constraint(
+        m.T, rule=lambda m, t: m.battery_charge_kw[t] <= site.battery_kw * m.battery_charging[t])
+    m.battery_power_discharge = pyo.Constraint(
+        m.T, rule=lambda m, t: m.battery_discharge_kw[t] <= site.battery_kw * (1 - m.battery_charging[t]))
+    if p.inputs.config.policies.battery_end_soc == "initial":
+        m.battery_end = pyo.Constraint(expr=m.battery_soc_kwh[m.T.last()] >= site.battery_soc_kwh)
+
+
+# ----------------------------------------------------------------------------- stations
+
+
+def add_station_link_constraints(m, p: SitePrep) -> None:
+    """station_link[s, t], s in S, t in T:
+    station_draw_kw + station_load_kw + reserve_kw <= link_kw
+    (station_draw_kw = ev_station_kw + blade_kw + thermal_kw)
+    """
+    si = p.inputs
+    m.station_link = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: (
+        m.station_draw_kw[s, t]
+        <= m.st[s].link_kw - float(si.station_load_kw[s][t]) - float(si.reserve_kw[s][t])))
+
+
+def add_link_tree_constraints(m, p: SitePrep) -> None:
+    """link_tree[l, t], l in L (links with stations below), t in T:
+    sum_{s below l} (station_draw_kw + station_load_kw + reserve_kw) <= capacity_kw[l]
+    (s below l: directly or through links below it; station_draw_kw = ev_station_kw + blade_kw + thermal_kw)
+    """
+    si = p.inputs
+    if not si.links:
+        return
+    below = si.stations_below()
+    cap = {lk.link_id: lk.capacity_kw for lk in si.links}
+    m.L = pyo.Set(initialize=[lk.link_id for lk in si.links if below[lk.link_id]], ordered=True)
+    if not len(m.L):
+        return
+    m.link_tree = pyo.Constraint(m.L, m.T, rule=lambda m, lk, t: sum(
+        m.station_draw_kw[s, t] + float(si.station_load_kw[s][t]) + float(si.reserve_kw[s][t])
+        for s in below[lk]) <= cap[lk])
+
+
+def add_blade_capacity_constraints(m, p: SitePrep) -> None:
+    """blade_capacity[s, t], (s, t) with a job in JST: blades_working <= blades_in_service."""
+    keys = sorted(m.jobs_at, key=lambda k: (list(m.S).index(k[0]), k[1]))
+    if not keys:
+        return
+    m.blade_capacity = pyo.Constraint(keys, rule=lambda m, s, t: m.blades_working[s, t] <= m.st[s].blades_in_service)
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+def add_session_power_constraints(m, p: SitePrep) -> None:
+    """session_power[r, t], (r, t) in RT:
+    ev_kw[r, t] <= sum_{m: (r, m) in RM} mode_on[r, m] * limit_kw[r, t, m]
+    limit_kw is the average ceiling over the slot: min(mode, charger, vehicle) for the minutes of the
+    stay in the slot, start_kw for the minutes of the starting state (docs/formulation.md).
+    """
+    if not len(m.RT):
+        return
+    m.session_power = pyo.Constraint(m.RT, rule=lambda m, r, t: m.ev_kw[r, t] <= sum(
+        m.mode_on[r, mo] * m.sess[r].limit_kw[(t, mo)] for mo in m.sess[r].modes))
+
+
+def add_session_mode_constraints(m, p: SitePrep) -> None:
+    """session_mode[r], r in R: sum_m mode_on[r, m] <= 1  (served = the sum; 0 means denied)."""
+    if not len(m.R):
+        return
+    m.session_mode = pyo.Constraint(m.R, rule=lambda m, r: m.served[r] <= 1)
+
+
+def add_session_energy_constraints(m, p: SitePrep) -> None:
+    """r in R, E = energy_cap_kwh (request capped by the room in the battery):
+    session_energy_max[r]:  delivered_kwh <= E * served
+    session_energy_min[r]:  delivered_kwh >= partial_min_fraction * E * served
+    session_granted[r]:        delivered_kwh >= energy_kwh * granted    (r in RG: only when partial_penalty > 0)
+    session_granted_served[r]: granted <= served                        (r in RG)
+    delivered_kwh = sum_t ev_net_kw * slot_h (net of V2X lending); served = sum_m mode_on.
+    """
+    if not len(m.R):
+        return
+    frac = p.inputs.config.weights.partial_min_fraction
+
+    m.session_energy_max = pyo.Constraint(m.R, rule=lambda m, r: m.delivered_kwh[r] <= m.sess[r].energy_cap_kwh * m.served[r])
+    m.session_energy_min = pyo.Constraint(
+        m.R, rule=lambda m, r: m.delivered_kwh[r] >= frac * m.sess[r].energy_cap_kwh * m.served[r])
+    if not len(m.RG):
+        return
+    m.session_granted = pyo.Constraint(
+        m.RG, rule=lambda m, r: m.delivered_kwh[r] >= m.sess[r].session.energy_kwh * m.granted[r])
+    m.session_granted_served = pyo.Constraint(m.RG, rule=lambda m, r: m.granted[r] <= m.served[r])
+
+
+def add_session_taper_constraints(m, p: SitePrep) -> None:
+    """session_taper[r, t], (r, t) in RT for sessions that can pass finish_soc:
+    e_end = soc_arrival * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h    (energy in the car at slot end)
+    ev_kw[r, t] * (1 - finish_soc) * B <= phys_kw * (B - e_end)
+    Using the energy at the end of the slot (implicit form) keeps the car below B.
+    """
+    sig = p.inputs.config.charging.finish_soc
+    keys = [(sp.session.reservation_id, t) for sp in p.sessions if sp.taper for t in sp.slots]
+    if not keys:
+        return
+    h = p.slot_h
+
+    def rule(m, r, t):
+        sp = m.sess[r]
+        b = sp.battery_kwh
+        e_end = sp.soc_arrival * b + sum(m.ev_net_kw[r, tau] * h for tau in sp.slots if tau <= t)
+        return m.ev_kw[r, t] * (1 - sig) * b <= sp.phys_kw * (b - e_end)
+
+    m.session_taper = pyo.Constraint(keys, rule=rule)
+
+
+def add_session_v2x_constraints(m, p: SitePrep) -> None:
+    """V2X, (r, t) in RV (cars with vehicle_discharge_kw > 0); ev_net_kw = ev_kw - ev_discharge_kw:
+    session_discharge[r, t]: ev_discharge_kw <= vehicle_discharge_kw * frac[r, t] * lending[r, t]
+    session_lending_served[r, t]: lending[r, t] <= served[r]
+    session_lend_or_charge[r, t]: ev_kw <= max_{m: (r, m) in RM} limit_kw[r, t, m] * (1 - lending[r, t])
+                             (a car lends or charges in a slot, not both)
+    session_min_soc[r, t]:   soc0 * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h >= min_energy_kwh
+    station_no_export[s, t], s the station of a car in RV at t: station_draw_kw + station_load_kw >= 0
+                             (station_draw_kw = ev_station_kw + blade_kw + thermal_kw: a car powers its
+                             own station, never the rest of the site)
+    """
+    if not len(m.RV):
+        return
+    h = p.slot_h
+    si = p.inputs
+    m.lending = pyo.Var(m.RV, within=pyo.Binary)
+    m.session_discharge = pyo.Constraint(m.RV, rule=lambda m, r, t: (
+        m.ev_discharge_kw[r, t] <= m.sess[r].discharge_kw * m.sess[r].frac[t] * m.lending[r, t]))
+    m.session_lending_served = pyo.Constraint(m.RV, rule=lambda m, r, t: m.lending[r, t] <= m.served[r])
+    m.session_lend_or_charge = pyo.Constraint(m.RV, rule=lambda m, r, t: (
+        m.ev_kw[r, t] <= max(m.sess[r].limit_kw[(t, mo)] for mo in m.sess[r].modes) * (1 - m.lending[r, t])))
+
+    def min_soc(m, r, t):
+        sp = m.sess[r]
+        return sp.soc_arrival * sp.battery_kwh + sum(m.ev_net_kw[r, tau] * h for tau in sp.slots if tau <= t) \
+            >= sp.min_energy_kwh
+
+    m.session_min_soc = pyo.Constraint(m.RV, rule=min_soc)
+    keys = sorted({(m.sess[r].station.station_id, t) for r, t in m.RV}, key=lambda k: (list(m.S).index(k[0]), k[1]))
+    m.station_no_export = pyo.Constraint(keys, rule=lambda m, s, t: (
+        m.station_draw_kw[s, t] + float(si.station_load_kw[s][t]) >= 0))
+
+
+def add_fast_standby_constraints(m, p: SitePrep) -> None:
+    """Policy fast_charge_blade_standby, (r, t) in RF (fast-capable sessions at stations with blades):
+    fast_power[r, t]:   ev_kw[r, t] <= base + max(limit_kw[r, t, fast] - base, 0) * fast_on[r, t],
+                        base = min(regular_kw, phys_kw) * frac[r, t]
+    fast_standby[r, t]: sum_{non-critical j} blades_j * run[j, s, t] <= blades_in_service * (1 - fast_on[r, t])
+                        (s the booking's station; skipped where no non-critical job may run at s, t)
+    """
+    if not len(m.RF):
+        return
+    reg = p.inputs.config.modes.regular
+
+    def power(m, r, t):
+        sp = m.sess[r]
+        base = min(reg, sp.phys_kw) * sp.frac[t]
+        top = sp.limit_kw[(t, "fast")]
+        return m.ev_kw[r, t] <= base + max(top - base, 0.0) * m.fast_on[r, t]
+
+    def standby(m, r, t):
+        s = m.sess[r].station.station_id
+        nc = sum(m.job[j].job.blades * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()) if not m.job[j].critical)
+        if isinstance(nc, int):
+            return pyo.Constraint.Skip
+        return nc <= m.st[s].blades_in_service * (1 - m.fast_on[r, t])
+
+    m.fast_power = pyo.Constraint(m.RF, rule=power)
+    m.fast_standby = pyo.Constraint(m.RF, rule=standby)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def add_job_station_constraints(m, p: SitePrep) -> None:
+    """job_station[j, t], (j, t) in JT: job_running = sum_s run[j, s, t] <= 1  (a job's blades sit at one station)."""
+    if not len(m.JT):
+        return
+    m.job_station = pyo.Constraint(m.JT, rule=lambda m, j, t: m.job_running[j, t] <= 1)
+
+
+def add_job_work_constraints(m, p: SitePrep) -> None:
+    """j in JN (non-critical jobs):
+    job_work[j]:      job_hours <= work_hours
+    job_done_def[j]:  job_hours >= work_hours * job_done   (job_done = 1: on time)
+    """
+    if not len(m.JN):
+        return
+    m.job_work = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] <= m.job[j].job.work_hours)
+    m.job_done_def = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] >= m.job[j].job.work_hours * m.job_done[j])
+
+
+def add_job_critical_constraints(m, p: SitePrep) -> None:
+    """job_critical[j, t], (j, t) in JT with j in JC: job_running[j, t] + critical_miss[j, t] = 1."""
+    keys = list(m.critical_miss.index_set()) if len(m.JC) else []
+    if not keys:
+        return
+    m.job_critical = pyo.Constraint(keys, rule=lambda m, j, t: m.job_running[j, t] + m.critical_miss[j, t] == 1)
+
+
+def add_job_contiguity_constraints(m, p: SitePrep) -> None:
+    """Jobs that are not preemptible run in one stretch, (j, t) in JT for j in JP:
+    job_contiguity[j, t]: job_running[j, t] - job_running[j, t-1] <= job_start[j, t]
+                          (job_running[j, t-1] = 0 before the window)
+    job_one_start[j], j in JP: sum_t job_start[j, t] <= 1
+    """
+    if not len(m.JP):
+        return
+
+    def rule(m, j, t):
+        prev = m.job_running[j, t - 1] if (j, t - 1) in m.JT else 0
+        return m.job_running[j, t] - prev <= m.job_start[j, t]
+
+    m.job_contiguity = pyo.Constraint(list(m.job_start.index_set()), rule=rule)
+    m.job_one_start = pyo.Constraint(m.JP, rule=lambda m, j: sum(m.job_start[j, t] for t in m.job[j].slots) <= 1)
+
+
+def add_job_migration_constraints(m, p: SitePrep) -> None:
+    """(j, s, t) in JMOVE: in JST, job with more than one candidate station, t-1 also in the window:
+    job_move_def[j, s, t]: job_move[j, s, t] >= run[j, s, t] + sum_{s' != s} run[j, s', t-1] - 1
+    job_move_limit[j], jobs in JMOVE (only when max_job_moves is set):
+                           sum_{s, t} job_move[j, s, t] <= max_job_moves
+    A move is a change of station between two consecutive running slots; each costs migration_cost.
+    Only built when a move limit or a migration cost is set (it slows the solve several-fold).
+    """
+    pol, w = p.inputs.config.policies, p.inputs.config.weights
+    counted = pol.max_job_moves is not None or w.migration_cost > 0
+    keys = [(j, s, t) for (j, s, t) in m.JST
+            if counted and len(m.job[j].stations) > 1 and (j, t - 1) in m.JT]
+    m.JMOVE = pyo.Set(dimen=3, ordered=True, initialize=keys)
+    if not keys:
+        return
+    m.job_move = pyo.Var(m.JMOVE, within=pyo.NonNegativeReals)
+    m.job_move_def = pyo.Constraint(m.JMOVE, rule=lambda m, j, s, t: m.job_move[j, s, t] >= m.run[j, s, t] + sum(
+        m.run[j, o, t - 1] for o in m.job[j].stations if o != s) - 1)
+    limit = pol.max_job_moves
+    if limit is None:
+        return
+    by_job: dict[str, list] = {}
+    for k in keys:
+        by_job.setdefault(k[0], []).append(k)
+    movers = [j for j in m.J if j in by_job]
+    m.job_move_limit = pyo.Constraint(movers, rule=lambda m, j: sum(m.job_move[k] for k in by_job[j]) <= limit)
+
+
+def housing_surroundings_c(si: SiteInputs) -> "np.ndarray":
+    """What a housing exchanges heat with, deg C per slot: the ambient air, else the ground."""
+    if si.ambient_c is not None:
+        return np.asarray(si.ambient_c, dtype=float)
+    return np.full(si.grid.n_slots, si.config.thermal.ground_c)
+
+
+def housing_start_c(si: SiteInputs) -> float:
+    th = si.config.thermal
+    start = th.initial_c if th.initial_c is not None else float(housing_surroundings_c(si)[0])
+    return min(max(start, th.min_c), th.max_c)
+
+
+def add_thermal_constraints(m, p: SitePrep) -> None:
+    """Blade housings (thermal.enabled), s in SH (stations with blades), t in T; C heat capacity, UA exchange, amb surroundings:
+    housing_heat[s, t]: C * (housing_c[t] - housing_c[t-1])
+                        = (blade_kw + heater_kw - cooling_heat_kw - UA * (housing_c[t] - amb[t])) * slot_h
+    housing_max[s, t]:  housing_c <= max_c + housing_over_c;   housing_min[s, t]: housing_c >= min_c - housing_under_c
+    The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw; housing_c[-1] = initial_c
+    (default amb[0]) clipped to [min_c, max_c].
+    """
+    if not m.thermal or not len(m.SH):
+        return
+    si = p.inputs
+    th = si.config.thermal
+    amb = housing_surroundings_c(si)
+    t0 = housing_start_c(si)
+    h, c, ua = p.slot_h, th.heat_capacity_kwh_per_k, th.ua_kw_per_k
+
+    def heat(m, s, t):
+        prev = m.housing_c[s, t - 1] if t > 0 else t0
+        return c * (m.housing_c[s, t] - prev) == (
+            m.blade_kw[s, t] + m.heater_kw[s, t] - m.cooling_heat_kw[s, t] - ua * (m.housing_c[s, t] - float(amb[t]))) * h
+
+    m.housing_heat = pyo.Constraint(m.SH, m.T, rule=heat)
+    m.housing_max = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] <= th.max_c + m.housing_over_c[s, t])
+    m.housing_min = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] >= th.min_c - m.housing_under_c[s, t])
+
+
+def add_demand_peak_constraints(m, p: SitePrep) -> None:
+    """demand_peak[t], t in T (only with a demand charge): peak_grid_kw >= grid_kw[t]."""
+    if p.inputs.site.demand_charge_per_kw <= 0:
+        return
+    m.demand_peak = pyo.Constraint(m.T, rule=lambda m, t: m.peak_grid_kw >= m.grid_kw[t])
+
+
+# ----------------------------------------------------------------------------- objective
+
+
+def early_weight(sp, k: int, slot_h: float) -> float:
+    """Share of ``early_charging_per_kwh`` a kWh earns in the k-th slot of a car's stay:
+    (1 - k / (n + 1)) + 1 / (laxity + 1), with n the slots of the stay and laxity the slots the car
+    could wait and still get its energy at full power. The sooner in the stay the better, and a car
+    that cannot wait outranks those that can, as least-laxity-first orders cars."""
+    n = len(sp.slots)
+    need_slots = sp.energy_cap_kwh / max(sp.phys_kw * slot_h, 1e-9)
+    laxity = max(n - need_slots, 0.0)
+    return (1.0 - k / (n + 1.0)) + 1.0 / (laxity + 1.0)
+
+
+def add_objective(m, p: SitePrep) -> None:
+    """Maximise value - cost - penalties (docs/formulation.md, "Objective")."""
+    si = p.inputs
+    w = si.config.weights
+    h = p.slot_h
+    value_ev = sum(m.sess[r].value_per_kwh * m.delivered_kwh[r] for r in m.R)
+    if w.early_charging_per_kwh > 0:
+        value_ev += sum(w.early_charging_per_kwh * early_weight(m.sess[r], k, h) * m.ev_net_kw[r, t] * h
+                        for r in m.R for k, t in enumerate(m.sess[r].slots))
+    value_jobs = sum(
+        m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h for (j, s, t) in m.JST)
+    energy_cost = sum(m.price_per_kwh[t] * m.grid_kw[t] * h for t in m.T)
+    demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0
+    penalties = (
+        sum(w.denial_penalty * (1 - m.served[r]) for r in m.R)
+        + sum(w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.RG)
+        + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
+        + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
+        + (sum(w.migration_cost * m.job_move[k] for k in m.JMOVE) if len(m.JMOVE) else 0)
+        + (sum(si.config.thermal.violation_penalty_per_kh * (m.housing_over_c[s, t] + m.housing_under_c[s, t]) * h
+               for s in m.SH for t in m.T) if m.thermal else 0)
+        + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
+        + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
+        + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h
+              for (j, t) in m.critical_miss.index_set())
+    )
+    m.energy_cost = pyo.Expression(expr=energy_cost)
+    m.objective = pyo.Objective(expr=value_ev + value_jobs - energy_cost - demand_cost - penalties, sense=pyo.maximize)

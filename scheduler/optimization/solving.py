@@ -1,0 +1,109 @@
+"""Hand a built model to HiGHS and report what happened, without reading values."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.factory import SolverFactory
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from scheduler.inputs.settings import SolverConfig
+from scheduler.inputs.errors import EvdcError
+from scheduler.optimization.highs_handoff import solve_matrix
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Outcome of one solve. Values may be read only when ``has_solution``."""
+
+    status: str  # optimal | time_limit | infeasible | error | ...
+    has_solution: bool
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    solve_seconds: float
+    build_seconds: float = 0.0
+    message: str = ""
+    handoff_seconds: float = 0.0  # part of solve_seconds spent passing the model to HiGHS (matrix path)
+
+    @property
+    def ok(self) -> bool:
+        return self.has_solution
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """|bound - objective| / max(|objective|, 1): HiGHS's own definition, guarded near zero."""
+    if objective is None or bound is None or not math.isfinite(bound) or not math.isfinite(objective):
+        return None
+    return abs(bound - objective) / max(abs(objective), 1.0)
+
+
+_STATUS = {
+    TerminationCondition.convergenceCriteriaSatisfied: "optimal",
+    TerminationCondition.maxTimeLimit: "time_limit",
+    TerminationCondition.iterationLimit: "iteration_limit",
+    TerminationCondition.provenInfeasible: "infeasible",
+    TerminationCondition.locallyInfeasible: "infeasible",
+    TerminationCondition.infeasibleOrUnbounded: "infeasible_or_unbounded",
+    TerminationCondition.unbounded: "unbounded",
+    TerminationCondition.interrupted: "interrupted",
+}
+
+
+def solve_model(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float = 0.0) -> SolveResult:
+    """Solve with HiGHS; load the solution into the model only when one exists.
+
+    ``solve_seconds`` includes the hand-off to HiGHS (``handoff_seconds`` says how much of it).
+    """
+    if cfg.interface == "matrix":
+        return _solve_matrix(model, cfg, build_seconds)
+    return _solve_pyomo(model, cfg, build_seconds)
+
+
+def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float) -> SolveResult:
+    t0 = time.perf_counter()
+    try:
+        out = solve_matrix(model, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, threads=cfg.threads,
+                           random_seed=cfg.random_seed, log_to_console=cfg.log_to_console,
+                           warm_start=cfg.warm_start)
+    except Exception as exc:  # the compiler or the solver itself failed
+        return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return SolveResult(out.status, out.has_solution, out.objective, out.bound,
+                       relative_gap(out.objective, out.bound), time.perf_counter() - t0, build_seconds,
+                       handoff_seconds=out.handoff_seconds)
+
+
+def _solve_pyomo(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float) -> SolveResult:
+    solver = SolverFactory("highs")
+    if not solver.available():
+        raise EvdcError("the HiGHS solver is not available (pip install highspy)")
+    t0 = time.perf_counter()
+    try:
+        res = solver.solve(
+            model,
+            load_solutions=False,
+            raise_exception_on_nonoptimal_result=False,
+            tee=cfg.log_to_console,
+            time_limit=cfg.time_limit_s,
+            threads=cfg.threads,
+            solver_options={"mip_rel_gap": cfg.mip_rel_gap, "random_seed": cfg.random_seed},
+        )
+    except Exception as exc:  # the solver itself failed
+        return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    seconds = time.perf_counter() - t0
+    status = _STATUS.get(res.termination_condition, str(res.termination_condition.name))
+    has = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+    obj = res.incumbent_objective if has else None
+    bound = res.objective_bound
+    bound = float(bound) if bound is not None and math.isfinite(bound) else None
+    if has:
+        res.solution_loader.load_vars()
+        if status == "optimal" and bound is None:
+            bound = obj
+    return SolveResult(status, has, None if obj is None else float(obj), bound, relative_gap(obj, bound),
+                       seconds, build_seconds)

@@ -1,0 +1,432 @@
+"""Booking admission (the seed's FIGS. 7/8): can a new booking be taken, and where else if not?
+
+Everything the current plan committed is fixed: power of the bookings already
+planned, where and when jobs run, the battery's direction. Only the new
+booking's mode and power are free, with the site's grid import, PV use and
+battery power around it. Stations that cannot change are *frozen*: their
+planned draw becomes a fixed load on their link (no sessions, jobs or blades of
+their own), so the model holds only the requested station and its neighbours
+in the power tree; its size does not grow with the site. If the booking cannot
+be fully granted and non-critical jobs run at its station during the stay, a
+second solve frees those jobs from the request time on: they may move in time,
+or to one of the ``MOVE_CANDIDATES`` stations of the site with the most free
+blades during the stay; the answer then names the jobs that would have to move.
+Other stations of the site are then sized by arithmetic on the plan's headroom
+(no solve), and the best three are offered.
+
+Freezing loses one freedom of the full site model: a frozen station's cooling
+cannot shift in time to make room. Scenarios that dedicate a source to a use
+(``policies.source_uses``) are solved on the full site, since a frozen draw
+would change which use a source feeds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from scheduler.inputs.committed import read_committed
+from scheduler.inputs.settings import SolverConfig
+from scheduler.inputs.errors import EvdcError, InputError
+from scheduler.inputs.typed import Inputs, Session, SiteInputs
+from scheduler.optimization.site_handle import SiteModel
+
+#: Requests are answered quickly: each of the (at most two) solves stops after this long with the best
+#: answer HiGHS has found (its incumbent), which is feasible but may leave some energy unoffered.
+ADMIT_TIME_LIMIT_S = 0.8
+MAX_ALTERNATIVES = 3
+#: stations (besides the requested one) the second solve lets displaced jobs move to
+MOVE_CANDIDATES = 3
+#: Cost of each (job, station, slot) the second solve changes against the plan, so that among equally good
+#: answers the one that moves the fewest jobs wins (currency per job-slot; far below any value in the objective).
+DISTURBANCE_COST = 1e-3
+#: Admission models are small: solve them close to optimal, so the disturbance cost takes effect.
+ADMIT_MIP_GAP = 1e-4
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    station_id: str
+    arrival: pd.Timestamp
+    departure: pd.Timestamp
+    energy_kwh: float
+    mode: str = "any"
+    vehicle_max_kw: float | None = None
+    priority: str = "normal"
+    reservation_id: str = "request"
+
+
+@dataclass(frozen=True)
+class Offer:
+    station_id: str
+    decision: str  # granted | partial | denied
+    mode: str
+    planned_kwh: float
+    jobs_moved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Admission:
+    request: BookingRequest
+    offer: Offer
+    alternatives: tuple[Offer, ...] = ()
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "decision": self.offer.decision, "station_id": self.offer.station_id, "mode": self.offer.mode,
+            "planned_kwh": round(self.offer.planned_kwh, 3), "jobs_moved": list(self.offer.jobs_moved),
+            "alternatives": [{"station_id": a.station_id, "decision": a.decision, "planned_kwh": round(a.planned_kwh, 3),
+                              "mode": a.mode, "jobs_moved": list(a.jobs_moved)} for a in self.alternatives],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+#: The option of ``evdc admit`` that gives each request field (named in its error messages).
+REQUEST_OPTIONS = {"station_id": "--station", "arrival": "--arrival", "departure": "--departure",
+                   "energy_kwh": "--energy-kwh", "vehicle_max_kw": "--vehicle-max-kw", "mode": "--mode",
+                   "priority": "--urgent", "at": "--at"}
+
+
+def check_request(inputs: Inputs, request: BookingRequest, at: pd.Timestamp | None = None,
+                  labels: dict[str, str] | None = None) -> BookingRequest:
+    """The request checked with the loader's rules for a booking (reservations.csv: a known station
+    offering the mode, energy and vehicle limit finite and within bounds, departure after arrival) and
+    against the plan: the stay overlaps the horizon, ``at`` lies in it and before the departure.
+
+    Returns the request with its station id NFC-normalised. An error is an InputError naming the
+    field: with ``labels`` (``REQUEST_OPTIONS`` for the CLI) as the option, else as ``request, column F``."""
+    from scheduler.inputs.tables import SPECS
+    from scheduler.planning.replan import check_at, field_value
+
+    spec = SPECS["reservations"]
+    grid = inputs.grid
+    tz = grid.timezone
+
+    def where(name: str) -> tuple[str, str | None]:
+        return (labels[name], None) if labels and name in labels else ("request", name)
+
+    def value(name: str, raw):
+        file, column = where(name)
+        try:
+            return field_value(raw, spec[name], file, None, tz)
+        except InputError as exc:
+            raise InputError(file, exc.detail, None, column) from None
+
+    def fail(name: str, message: str):
+        file, column = where(name)
+        raise InputError(file, message, None, column)
+
+    def local(ts: pd.Timestamp) -> str:
+        return ts.tz_convert(tz).isoformat()
+
+    station_id = value("station_id", request.station_id)
+    try:
+        site = _site_of(inputs, station_id)
+    except EvdcError:
+        fail("station_id", f"unknown station {station_id!r}")
+    energy = value("energy_kwh", request.energy_kwh)
+    vmax = value("vehicle_max_kw", request.vehicle_max_kw) if request.vehicle_max_kw is not None else None
+    mode = value("mode", request.mode)
+    priority = value("priority", request.priority)
+    st = site.station(station_id)
+    if mode != "any" and mode not in st.modes:
+        fail("mode", f"station {station_id} does not offer mode {mode} (it offers {', '.join(st.modes)})")
+    if request.departure <= request.arrival:
+        fail("departure", f"departure {local(request.departure)} is not after arrival {local(request.arrival)}")
+    if request.departure <= grid.start_utc or request.arrival >= grid.end_utc:
+        fail("arrival", f"the stay {local(request.arrival)} to {local(request.departure)} lies outside the planned "
+             f"horizon ({local(grid.start_utc)} to {local(grid.end_utc)})")
+    if at is not None:
+        check_at(at, inputs, where("at")[0] if labels else "request at")
+        if request.departure <= at:
+            fail("departure", f"departure {local(request.departure)} is not after the request time {local(at)}")
+    return replace(request, station_id=station_id, energy_kwh=energy, vehicle_max_kw=vmax, mode=mode,
+                   priority=priority)
+
+
+def _site_of(inputs: Inputs, station_id: str) -> SiteInputs:
+    for s in inputs.sites:
+        if station_id in s.station_ids:
+            return s
+    raise EvdcError(f"unknown station {station_id!r}")
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    """One site's written plan as arrays per station and slot (read once per request)."""
+
+    draw_kw: dict[str, np.ndarray]  # station_slots.link_kw: what each station draws
+    ev_kw: dict[str, np.ndarray]  # station_slots.ev_kw: its cars, net
+    reserve_kw: dict[str, np.ndarray]
+    site_room_kw: np.ndarray  # grid limit - import + curtailed PV - every station's reserve, >= 0
+    #: (station, slot) -> [(job_id, kW its blades would stop drawing if it moved away)], non-critical jobs
+    movable_kw: dict[tuple[str, int], list[tuple[str, float]]] = field(default_factory=dict)
+
+
+def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
+    grid = site.grid
+    n = grid.n_slots
+    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
+    ids = set(site.station_ids)
+    ss = tables["station_slots"]
+    ss = ss[ss["station_id"].isin(ids)]
+    t = np.array([slot.get(pd.Timestamp(x), -1) for x in ss["slot_start"]], dtype=int)
+    out = {name: {sid: np.zeros(n) for sid in site.station_ids} for name in ("link_kw", "ev_kw", "reserve_kw")}
+    sid_col = ss["station_id"].to_numpy()
+    for name, arrays in out.items():
+        vals = ss[name].to_numpy(float)
+        for sid in site.station_ids:
+            sel = (sid_col == sid) & (t >= 0)
+            arrays[sid][t[sel]] = vals[sel]
+    sl = tables["site_slots"]
+    sl = sl[sl["site_id"] == site.site.site_id]
+    ts = np.array([slot.get(pd.Timestamp(x), -1) for x in sl["slot_start"]], dtype=int)
+    ok = ts >= 0
+    room = np.zeros(n)
+    room[ts[ok]] = (sl["grid_limit_kw"].to_numpy(float) - sl["grid_kw"].to_numpy(float)
+                    + sl["pv_curtailed_kw"].to_numpy(float))[ok]
+    room = np.maximum(room - sum(out["reserve_kw"].values()), 0.0)
+    movable: dict[tuple[str, int], list[tuple[str, float]]] = {}
+
+    def can_move(j) -> bool:  # to another station, or to other slots of its window
+        window_h = (min(j.deadline, grid.end_utc) - max(j.release, grid.start_utc)).total_seconds() / 3600.0
+        return len(site.job_candidates.get(j.job_id, ())) > 1 or window_h > j.work_hours + 1e-9
+
+    critical = {j.job_id for j in site.jobs if j.priority == "critical" or not can_move(j)}
+    standby = {st.station_id: st.blade_standby_kw for st in site.stations}
+    js = tables["job_slots"]
+    js = js[js["station_id"].isin(ids) & ~js["job_id"].isin(critical)]
+    for j, sid, x, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
+        t = slot.get(pd.Timestamp(x), -1)
+        if t >= 0:
+            movable.setdefault((sid, t), []).append((str(j), max(float(kw) - float(blades) * standby[sid], 0.0)))
+    return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room, movable)
+
+
+def _with_plan_reserve(site: SiteInputs, sp: SitePlan) -> SiteInputs:
+    return site.with_reserve(sp.reserve_kw)
+
+
+def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, whole: set[str],
+                movable: frozenset[str] = frozenset(), free_from: int = 0) -> SiteInputs:
+    """The site reduced around the ``whole`` stations; every other station is frozen at its plan.
+
+    A frozen station keeps its charger only when a car there lent power (so its fixed load stays
+    non-negative); its planned draw, less its cars when kept, becomes fixed load on its link and its
+    blades leave the model. Jobs keep only whole stations as candidates. A job's runs at frozen
+    stations stay in their load, and its work there counts as done (it is then modelled as
+    preemptible: those runs are fixed anyway), except for the ``movable`` jobs: their runs from
+    ``free_from`` on leave the frozen load (the blades fall back to standby) and they may redo that
+    work on the whole stations, so the answer moves them off the frozen stations. ``_movable`` keeps
+    a job that must run in one stretch out of ``movable`` when it ran at a frozen station before
+    ``free_from``.
+    """
+    if site.config.policies.source_uses:
+        return site
+    whole = set(whole)
+    if whole >= set(site.station_ids):
+        return site
+    grid = site.grid
+    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
+    draw = {sid: d.copy() for sid, d in sp.draw_kw.items()}
+    ev = sp.ev_kw
+    standby = {st.station_id: st.blade_standby_kw for st in site.stations}
+    js = tables["job_slots"]
+    away_slots: dict[str, int] = {}  # job -> slots it keeps running at frozen stations
+    ran_whole: set[str] = set()
+    for j, sid, ts, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
+        t = slot.get(pd.Timestamp(ts), -1)
+        if sid in whole:
+            ran_whole.add(j)
+        elif j in movable and t >= free_from:
+            draw[sid][t] -= float(kw) - float(blades) * standby[sid]  # released: its blades idle on standby
+        else:
+            away_slots[j] = away_slots.get(j, 0) + 1
+    chargers = whole | {sid for sid, d in draw.items() if np.any(d < 0)}
+    stations, loads = [], {}
+    for st in site.stations:
+        sid = st.station_id
+        if sid in whole:
+            stations.append(st)
+            loads[sid] = site.station_load_kw[sid]
+            continue
+        stations.append(replace(st, blades=0, blades_out_of_service=0, spare_blades=0))
+        fixed = draw[sid] - (ev[sid] if sid in chargers else 0.0)
+        loads[sid] = np.clip(fixed, 0.0, np.maximum(st.link_kw - site.reserve_kw[sid], 0.0))
+    jobs, cands = [], {}
+    for j in site.jobs:
+        c = tuple(s for s in site.job_candidates.get(j.job_id, ()) if s in whole)
+        away = away_slots.get(j.job_id, 0)
+        if not c or (j.job_id not in ran_whole and j.job_id not in movable):
+            continue  # fixed, and none of it at a whole station: its runs are in the frozen loads
+        if away:
+            j = replace(j, work_hours=max(j.work_hours - away * grid.slot_h, 0.0), preemptible=True)
+        jobs.append(j)
+        cands[j.job_id] = c
+    return replace(site, stations=tuple(stations),
+                   sessions=tuple(r for r in site.sessions if r.station_id in chargers),
+                   jobs=tuple(jobs), job_candidates=cands, station_load_kw=loads)
+
+
+def _move_candidates(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> set[str]:
+    """The requested station and the MOVE_CANDIDATES stations with the most free blade-slots during the stay."""
+    js = tables["job_slots"]
+    t = pd.to_datetime(js["slot_start"], utc=True, format="ISO8601")
+    slot = pd.Timedelta(minutes=site.grid.slot_minutes)
+    inside = js[(t + slot > request.arrival) & (t < request.departure)]
+    busy = inside.groupby("station_id")["blades"].sum()
+    _, frac = site.grid.overlap_fractions(request.arrival, request.departure)
+    free = {st.station_id: st.blades_in_service * len(frac) - float(busy.get(st.station_id, 0.0))
+            for st in site.stations if st.station_id != request.station_id and st.blades_in_service > 0}
+    best = sorted(free, key=lambda s: (-free[s], s))[:MOVE_CANDIDATES]
+    return {request.station_id, *best}
+
+
+def _movable(site: SiteInputs, tables: dict[str, pd.DataFrame], station_id: str, start_slot: int,
+             whole: set[str]) -> frozenset[str]:
+    """Jobs the second solve frees: the non-critical ones the plan runs at the station from ``start_slot`` on.
+
+    A job that must run in one stretch and ran outside the ``whole`` stations before ``start_slot`` stays
+    put: its stretch could not be continued in the reduced model.
+    """
+    c = read_committed(tables, site.grid)
+    critical = {j.job_id for j in site.jobs if j.priority == "critical"}
+    one_stretch = {j.job_id for j in site.jobs if not j.preemptible}
+    cand = {j for (j, s, t) in c.ran if s == station_id and t >= start_slot and j not in critical}
+    away_before = {j for (j, s, t) in c.ran if s not in whole and t < start_slot}
+    return frozenset(j for j in cand if not (j in one_stretch and j in away_before))
+
+
+def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, station_id: str, start_slot: int,
+         move_jobs: bool, solver: SolverConfig, reduce: bool = True) -> Offer | None:
+    st = site.station(station_id)
+    sess = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
+                   mode=request.mode if request.mode in st.modes or request.mode == "any" else "any",
+                   vehicle_max_kw=request.vehicle_max_kw, priority=request.priority)
+    whole = ((_move_candidates(site, tables, request) if move_jobs else {station_id}) if reduce
+             else set(site.station_ids))
+    movable = _movable(site, tables, station_id, start_slot, whole) if move_jobs else frozenset()
+    reduced = frozen_site(site, tables, sp, whole, movable, start_slot)
+    sm = SiteModel(replace(reduced, sessions=reduced.sessions + (sess,)))
+    sm.fix_committed(tables, movable, start_slot)
+    if move_jobs:
+        sm.penalise_disturbance(tables, DISTURBANCE_COST)
+    res = sm.solve(solver)
+    if not res.has_solution:
+        return None
+    return _offer(sm, station_id, request, tables)
+
+
+def _offer(sm: SiteModel, station_id: str, request: BookingRequest, tables) -> Offer:
+    got = sm.booking(request.reservation_id)
+    if got.energy_kwh <= 1e-6:
+        decision = "denied"
+    elif got.energy_kwh >= request.energy_kwh * (1 - 1e-6):
+        decision = "granted"
+    else:
+        decision = "partial"
+    js = tables["job_slots"]
+    before = {(j, s, t) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])}
+    starts = sm.site.grid.starts_local
+    after = {(j, s, starts[t].isoformat()) for (j, s, t) in sm.job_runs()}
+    # only where the model could move a job: its stations in this (possibly reduced) model
+    where = sm.job_stations()
+    before_iso = {(j, s, pd.Timestamp(t).isoformat()) for (j, s, t) in before if (j, s) in where}
+    moved = sorted({j for (j, _, _) in (before_iso ^ after)})
+    mode = got.modes[0] if got.modes and decision != "denied" else ""
+    return Offer(station_id, decision, mode, max(got.energy_kwh, 0.0), tuple(moved))
+
+
+def _jobs_in_the_way(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> bool:
+    """Whether non-critical jobs run at the requested station during the stay (moving them could help)."""
+    js = tables["job_slots"]
+    js = js[js["station_id"] == request.station_id]
+    if js.empty:
+        return False
+    crit = {j.job_id for j in site.jobs if j.priority == "critical"}
+    t = pd.to_datetime(js["slot_start"], utc=True, format="ISO8601")
+    slot = pd.Timedelta(minutes=site.grid.slot_minutes)
+    inside = (t + slot > request.arrival) & (t < request.departure) & ~js["job_id"].isin(crit)
+    return bool(inside.any())
+
+
+def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, station_id: str) -> Offer:
+    """What a station could give the request by arithmetic on the plan's headroom: per slot the least
+    of the mode's ceiling, the link's room (link limit - draw - reserve), the site's room (grid limit -
+    import + curtailed PV - reserves) and the power tree's room, filled until the request is met. Where
+    that falls short, the non-critical jobs running at the station in a slot may move to other stations:
+    their blades' power (less standby) is added to the link's and the tree's room of that slot (not the
+    site's: they still run there), and the offer names them."""
+    from scheduler.optimization.preparation import session_modes
+
+    st = site.station(station_id)
+    grid = site.grid
+    h = grid.slot_h
+    local = st.link_kw - sp.draw_kw[station_id] - sp.reserve_kw[station_id]  # the link and the tree above it
+    cap_kw = {lk.link_id: lk.capacity_kw for lk in site.links}
+    below = site.stations_below()
+    for node in site.link_path(station_id):
+        used = sum(sp.draw_kw[s] + sp.reserve_kw[s] for s in below[node])
+        local = np.minimum(local, cap_kw[node] - used)
+    room = np.minimum(np.maximum(local, 0.0), sp.site_room_kw)
+    probe = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
+                    mode=request.mode if request.mode in st.modes else "any", vehicle_max_kw=request.vehicle_max_kw)
+    mode = session_modes(probe, st)[0]
+    cap = min(site.config.modes.kw(mode), st.charger_kw, request.vehicle_max_kw or np.inf)
+    first, frac = grid.overlap_fractions(request.arrival, request.departure)
+    give = [min(cap * f, room[first + i]) for i, f in enumerate(frac)]
+    moved: set[str] = set()
+    if sum(give) * h < request.energy_kwh * (1 - 1e-6):
+        for i, f in enumerate(frac):
+            t = first + i
+            jobs = sp.movable_kw.get((station_id, t), [])
+            freed = sum(kw for _, kw in jobs)  # the jobs go elsewhere at the site: only local rooms grow
+            more = min(cap * f, max(local[t] + freed, 0.0), sp.site_room_kw[t])
+            if more > give[i] + 1e-9 and sum(give) * h < request.energy_kwh:
+                give[i] = more
+                moved |= {j for j, _ in jobs}
+    got = 0.0
+    for g in give:
+        got += min(g, (request.energy_kwh - got) / h) * h
+    decision = "denied" if got <= 1e-6 else ("granted" if got >= request.energy_kwh * (1 - 1e-6) else "partial")
+    return Offer(station_id, decision, mode if got > 1e-6 else "", got, tuple(sorted(moved)) if got > 1e-6 else ())
+
+
+def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
+          at: pd.Timestamp | None = None, solver: SolverConfig | None = None, reduce: bool = True,
+          move_jobs: bool = True) -> Admission:
+    """Answer a booking request against the current plan (``tables``, as read by ``scheduler.inputs.plan_files.read_plan``).
+
+    ``reduce=False`` solves on the whole site instead of the frozen one (slower; every job at the
+    requested station may then move to any station of the site). ``move_jobs=False`` skips the
+    second solve: the answer then leaves every job where the plan has it.
+    """
+    t0 = time.perf_counter()
+    solver = solver or SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP)
+    request = check_request(inputs, request, at)
+    site = _site_of(inputs, request.station_id)
+    sp = site_plan(site, tables)
+    site = _with_plan_reserve(site, sp)
+    grid = site.grid
+    start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
+    offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce)
+    if move_jobs and (offer is None or offer.decision != "granted") and _jobs_in_the_way(site, tables, request):
+        moved = _try(site, tables, sp, request, request.station_id, start_slot, True, solver, reduce)
+        if moved is not None and (offer is None or moved.planned_kwh > offer.planned_kwh + 1e-6):
+            offer = moved
+    offer = offer or Offer(request.station_id, "denied", "", 0.0)
+    alternatives = []
+    if offer.decision != "granted":
+        for other in site.stations:
+            if other.station_id == request.station_id:
+                continue
+            alt = headroom_offer(site, sp, request, other.station_id)
+            if alt.planned_kwh > offer.planned_kwh + 1e-6:
+                alternatives.append(alt)
+        alternatives.sort(key=lambda a: (-round(a.planned_kwh, 6), len(a.jobs_moved), a.station_id))
+    return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0)

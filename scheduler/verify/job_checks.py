@@ -1,0 +1,218 @@
+"""Checks of each blade job: its window, its work, critical jobs and the hard-limit breaches reported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scheduler.verify.columns import Cols, emit, in_values, number_text, sum_by_position
+from scheduler.verify.contract import COUNT_TOL, CRITICAL, FINISH_TOL, FULL_SLOT_TOL, Violation
+from scheduler.verify.plan_view import PlanView
+from scheduler.verify.session_checks import once_each
+
+
+# --------------------------------------------------------------------------- checks: jobs
+
+
+def check_job_window(p: PlanView) -> list[Violation]:
+    """A job runs only in slots fully inside [release, deadline), on one of its candidate stations
+    (``SiteInputs.job_candidates``; none when the job is not listed), on at most one station per
+    slot, with exactly job.blades blades."""
+    if not p.has("job_slots", "job_id", "station_id"):
+        return []
+    fam = "job_window"
+    df = p.table("job_slots")
+    pos, t, station = df["_job"], df["t"], df["_station"]
+    known = pos >= 0
+    where = lambda r: p.where(station=r.station_id, job=r.job_id, t=r.t)  # noqa: E731
+    out = emit(fam, df, ~known, where, lambda r: "job is not in the scenario")
+    job_of = {j.job_id: j for j in p.inputs.jobs}
+    inside = p.job_span.at(pos, t) >= 1.0 - FULL_SLOT_TOL
+    out += emit(fam, df, known & ~inside, where,
+                 lambda r: f"slot is not fully inside [release {p.local(job_of[r.job_id].release)}, "
+                           f"deadline {p.local(job_of[r.job_id].deadline)})")
+    pair = pos * len(p.station_ids) + station
+    out += emit(fam, df, known & ((station < 0) | ~np.isin(pair, p.candidates)), where,
+                 lambda r: "station is not a candidate of the job")
+    runs = df.take(known & df.first_of("_job", "station_id", "t"))
+    key = runs["_job"] * p.n + runs["t"]
+    keys, counts = np.unique(key, return_counts=True)
+    multi = np.isin(key, keys[counts > 1]) & runs.first_of("_job", "t")
+    out += emit(fam, runs, multi, lambda r: p.where(job=r.job_id, t=r.t),
+                 lambda r: "job runs on several stations in one slot")
+    if p.has("job_slots", "blades"):
+        need = np.append(p.job_attr("blades"), np.nan)[pos]
+        out += emit(fam, df.with_(need=need), known & (np.abs(df["blades"] - need) > COUNT_TOL), where,
+                     lambda r: f"blades {number_text(r.blades)}, the job needs {number_text(r.need)}")
+    out += _check_moves(p, runs)
+    return out
+
+
+def _check_moves(p: PlanView, runs: Cols) -> list[Violation]:
+    """Moves (a change of station between consecutive running slots) are at most
+    policies.max_job_moves per job, and jobs.csv ``moves`` (when written) counts them."""
+    moves: dict[int, int] = {}
+    at: dict[tuple[int, int], int] = {(int(j), int(t)): int(s) for j, t, s in zip(runs["_job"], runs["t"], runs["_station"])}
+    for (j, t), s in at.items():
+        prev = at.get((j, t - 1))
+        if prev is not None and prev != s:
+            moves[j] = moves.get(j, 0) + 1
+    limit = p.inputs.config.policies.max_job_moves
+    ids = p.job_ids
+    out = [Violation("job_window", p.where(job=ids[j]), f"{n} moves, at most {limit} allowed")
+           for j, n in sorted(moves.items()) if limit is not None and n > limit]
+    if p.has("jobs", "job_id", "moves"):
+        jobs = p.table("jobs")
+        for j, written in zip(jobs["_job"], jobs["moves"]):
+            if j >= 0 and abs(written - moves.get(int(j), 0)) > COUNT_TOL:
+                out.append(Violation("job_window", p.where(job=ids[int(j)]),
+                                     f"moves {number_text(written)}, job_slots show {moves.get(int(j), 0)}"))
+    return out
+
+
+def check_job_work(p: PlanView) -> list[Violation]:
+    """jobs.csv against job_slots, per job.
+
+    Every job appears exactly once; required_h = job.work_hours;
+    planned_h = (number of running slots) × slot_h; planned_h ≤ required_h rounded up to
+    whole slots (+ tol) unless the job is critical; on_time ⇔ planned_h ≥ required_h − tol;
+    finish = end of the last running slot when on_time (empty when it never runs), empty otherwise.
+    """
+    if not p.has("jobs", "job_id"):
+        return []
+    tol, slot_h, fam = p.tol_kw, p.slot_h, "job_work"
+    jobs = p.table("jobs")
+    out = once_each(fam, jobs["job_id"], p.job_ids, "jobs.csv", lambda i: p.where(job=i))
+    df = jobs.take((jobs["_job"] >= 0) & jobs.first_of("job_id"))
+    pos = df["_job"]
+    n_jobs = len(p.job_ids)
+    js = p.table("job_slots")
+    ran = js["_job"] >= 0
+    n_run = sum_by_position(js["_job"][ran], None, n_jobs)[pos]
+    last = np.full(n_jobs, -1, dtype=np.int64)
+    np.maximum.at(last, js["_job"][ran], js["t"][ran])
+    work_h = p.job_attr("work_hours")[pos]
+    critical = np.array([j.priority == CRITICAL for j in p.inputs.jobs], dtype=bool)[pos]
+    run_h = n_run * slot_h
+    cap_h = np.ceil(work_h / slot_h - FULL_SLOT_TOL) * slot_h
+    df = df.with_(in_work_h=work_h, n_run=n_run, last_t=last[pos], run_h=run_h, cap_h=cap_h)
+    where = lambda r: p.where(station=getattr(r, "station_id", None), job=r.job_id)  # noqa: E731
+    if p.has("jobs", "required_h"):
+        out += emit(fam, df, np.abs(df["required_h"] - work_h) > tol, where,
+                     lambda r: f"required_h {number_text(r.required_h)}, the job needs {number_text(r.in_work_h)} h")
+    if not p.has("jobs", "planned_h"):
+        return out
+    planned = df["planned_h"]
+    out += emit(fam, df, np.abs(planned - run_h) > tol, where,
+                 lambda r: f"planned_h {number_text(r.planned_h)}, job_slots give {int(r.n_run)} slot(s) = {number_text(r.run_h)} h")
+    out += emit(fam, df, ~critical & (planned > cap_h + tol), where,
+                 lambda r: f"planned_h {number_text(r.planned_h)} above the {number_text(r.in_work_h)} h required "
+                           f"(rounded up to whole slots: {number_text(r.cap_h)})")
+    if p.has("jobs", "on_time"):
+        done = planned >= work_h - tol
+        bad = np.array([f is not None and f != d for f, d in zip(df["on_time"], done)], dtype=bool)
+        out += emit(fam, df, bad, where,
+                     lambda r: f"on_time {r.on_time} with planned_h {number_text(r.planned_h)} of {number_text(r.in_work_h)} h required")
+        if p.has("jobs", "finish"):
+            out += _finish(fam, p, df, where)
+    return out
+
+
+def _finish(fam: str, p: PlanView, df: Cols, where: Callable[[Any], str]) -> list[Violation]:
+    """finish = end of the last running slot when on_time and the job ran; empty otherwise."""
+    ends = (p.grid.starts_utc + pd.Timedelta(minutes=p.grid.slot_minutes)).tz_localize(None).to_numpy("datetime64[ns]")
+    last = df["last_t"]
+    on_time = np.array([f is True for f in df["on_time"]], dtype=bool)
+    expected = np.where(on_time & (last >= 0), ends[np.maximum(last, 0)], np.datetime64("NaT", "ns"))
+    got = df["finish_utc"]
+    got_nat, want_nat = np.isnat(got), np.isnat(expected)
+    both = ~got_nat & ~want_nat
+    far = np.zeros(len(df), dtype=bool)
+    far[both] = np.abs(got[both] - expected[both]) > FINISH_TOL
+    stated = np.array([f is not None for f in df["on_time"]], dtype=bool)
+    unreadable = np.array([f is not None for f in df["finish"]], dtype=bool) & got_nat  # plan_format's
+    wrong = ((got_nat != want_nat) | far) & stated & ~unreadable
+    df = df.with_(expected_finish=expected)
+    return emit(fam, df, wrong, where,
+                 lambda r: f"finish {r.finish or 'empty'}, expected "
+                           f"{'empty' if np.isnat(r.expected_finish) else p.local(r.expected_finish)}")
+
+
+def critical_misses(p: PlanView) -> Cols:
+    """(job_id, t) of each slot fully inside a critical job's window where the job does not run."""
+    if p.critical_misses is not None:
+        return p.critical_misses
+    js = p.table("job_slots")
+    ran = np.unique(js["_job"] * p.n + js["t"])
+    jobs, slots = [], []
+    for k, j in enumerate(p.inputs.jobs):
+        if j.priority == CRITICAL:
+            touched, frac = p.job_span.slots(k)
+            window = touched[frac >= 1.0 - FULL_SLOT_TOL]
+            jobs.append(np.full(len(window), k, dtype=np.int64))
+            slots.append(window)
+    k = np.concatenate(jobs) if jobs else np.zeros(0, dtype=np.int64)
+    t = np.concatenate(slots) if slots else np.zeros(0, dtype=np.int64)
+    missed = ~np.isin(k * p.n + t, ran)
+    p.critical_misses = Cols({"job_id": p.lookup(p.job_ids, k[missed]), "t": t[missed]}, int(missed.sum()))
+    return p.critical_misses
+
+
+def summary_unmet(p: PlanView) -> tuple[float | None, set[str]]:
+    """summary kpis.critical_jobs_unmet and the ids listed in summary['critical_unmet_jobs']."""
+    kpis = p.summary.get("kpis") if isinstance(p.summary.get("kpis"), dict) else {}
+    listed = p.summary.get("critical_unmet_jobs", kpis.get("critical_unmet_jobs", []))
+    try:
+        n = float(kpis["critical_jobs_unmet"])
+    except (KeyError, TypeError, ValueError):
+        n = None
+    return n, {str(x) for x in listed} if isinstance(listed, (list, tuple)) else set()
+
+
+def check_job_critical(p: PlanView) -> list[Violation]:
+    """A critical job runs in every slot fully inside its window; each missed slot is a violation
+    unless summary kpis.critical_jobs_unmet ≥ 1 and summary['critical_unmet_jobs'] lists the job."""
+    n, listed = summary_unmet(p)
+    excused = listed if n is not None and n >= 1 else set()
+    miss = critical_misses(p)
+    return emit("job_critical", miss, ~in_values(miss["job_id"], excused), lambda r: p.where(job=r.job_id, t=r.t),
+                 lambda r: "critical job does not run in this slot of its window and the summary does not report it")
+
+
+HARD_LIMITS = "hard_limits"
+
+
+def _reported(p: PlanView, constraint: str, key: str) -> set[tuple[str, str]] | None:
+    """(id, slot) pairs summary.json ``hard_limit_breaches`` lists for ``constraint`` (id from ``key``);
+    None when the summary has no such list (a plan from another planner)."""
+    listed = p.summary.get("hard_limit_breaches")
+    if not isinstance(listed, list):
+        return None
+    return {(str(b.get(key)), str(slot)) for b in listed if isinstance(b, dict) and b.get("constraint") == constraint
+            for slot in (b.get("slots") if isinstance(b.get("slots"), list) else ())}
+
+
+def check_hard_limits(p: PlanView) -> list[Violation]:
+    """Extra family ``hard_limits`` (evdc's summary.json ``hard_limit_breaches``, when present): every slot
+    a critical job misses is listed under ``critical_job`` for that job, and every slot with unserved fixed
+    demand (unserved_kw above tol_kw) under ``fixed_demand`` for its site."""
+    out: list[Violation] = []
+    jobs = _reported(p, "critical_job", "job_id")
+    if jobs is not None:
+        miss = critical_misses(p)
+        unlisted = np.array([(j, p.slot_label(t)) not in jobs for j, t in zip(miss["job_id"], miss["t"])], dtype=bool)
+        out += emit(HARD_LIMITS, miss, unlisted, lambda r: p.where(job=r.job_id, t=r.t),
+                     lambda r: "critical job misses this slot and summary.json hard_limit_breaches does not list it")
+    sites = _reported(p, "fixed_demand", "site_id")
+    if sites is not None and p.has("site_slots", "site_id", "unserved_kw"):
+        df = p.rows("site_slots", "_site")
+        short = df["unserved_kw"] > p.tol_kw
+        unlisted = short & np.array([(s, p.slot_label(t)) not in sites for s, t in zip(df["site_id"], df["t"])],
+                                    dtype=bool)
+        out += emit(HARD_LIMITS, df, unlisted, lambda r: p.where(site=r.site_id, t=r.t),
+                     lambda r: f"unserved_kw {number_text(r.unserved_kw)} and summary.json hard_limit_breaches does not list "
+                               "the slot")
+    return out

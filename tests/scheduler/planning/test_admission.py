@@ -1,0 +1,129 @@
+"""Booking admission against a written plan: exact answers on a hand-solvable site."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scheduler import SolverConfig, demo_scenario_path, load_scenario, write_plan
+
+from scheduler import plan
+from scheduler.planning.admission import BookingRequest, admit
+from scheduler.inputs.typed import Job, Session, Site, Station
+from scheduler.inputs.plan_files import read_plan
+from tests.conftest import at, one_site, tiny_config, without_heat
+
+
+def site_with_one_booking(tmp_path):
+    """Grid 30 kW for 2 h; station a has a car taking 20 kW in hour 1 (22 kW charger, 20 kWh asked)."""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0})
+    sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b")]
+    booked = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200,
+                     soc_arrival=0.2)
+    inputs = one_site(cfg, Site("s", grid_kw=30), sts, [booked])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    return cfg, inputs, tables
+
+
+def test_request_that_fits_is_granted(tmp_path):
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    req = BookingRequest("b", at(cfg, 60), at(cfg, 120), energy_kwh=15)
+    ans = admit(inputs, tables, req)
+    assert (ans.offer.decision, ans.offer.mode) == ("granted", "slow")
+    assert ans.offer.planned_kwh == pytest.approx(15.0)
+
+
+def test_request_beyond_the_budget_is_partial_with_an_alternative(tmp_path):
+    """Hour 1 at station b: the site has 30 - 20 = 10 kW left, so 10 of 18 kWh (partial). Hour 2 at a
+    would give 18: it is offered as the alternative."""
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    ans = admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=18))
+    assert ans.offer.decision == "partial" and ans.offer.planned_kwh == pytest.approx(10.0, abs=1e-3)
+    assert ans.as_dict()["decision"] == "partial"
+    late = admit(inputs, tables, BookingRequest("a", at(cfg, 0), at(cfg, 60), energy_kwh=18))
+    assert late.offer.planned_kwh == pytest.approx(2.0, abs=1e-3)  # a's own link: 22 - 20 already planned
+    assert [a.station_id for a in late.alternatives] == ["b"]
+    assert late.alternatives[0].planned_kwh == pytest.approx(10.0, abs=1e-3)
+
+
+def test_request_outside_the_horizon_is_an_error(tmp_path):
+    from scheduler.inputs.errors import EvdcError
+
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    with pytest.raises(EvdcError, match="outside the planned horizon"):
+        admit(inputs, tables, BookingRequest("a", at(cfg, 200), at(cfg, 260), energy_kwh=5))
+
+
+def busy_fast_station(tmp_path):
+    """Stations a and b (300 kW chargers, one 5 kW blade each; a's blade idles at 1 kW, b's at 0.2 kW).
+    Job j (migratable, 1 blade, 2 h in its 2 h window) adds 5 - 1 = 4 kW at a but 5 - 0.2 = 4.8 kW at b;
+    at 0.01 per kWh it is worth running (0.30 of value against 0.08 of energy) and the plan puts it at a."""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0, "default_battery_kwh": 400})
+    sts = [Station("a", "s", link_kw=400, charger_kw=300, blades=1, blade_kw=5, blade_standby_kw=1.0),
+           Station("b", "s", link_kw=400, charger_kw=300, blades=1, blade_kw=5, blade_standby_kw=0.2)]
+    job = Job("j", power_kw=5, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 120), migratable=True,
+              station_id="a")
+    inputs = one_site(cfg, Site("s", grid_kw=1000), sts, jobs=[job], price_per_kwh=[0.01, 0.01])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    assert set(tables["job_slots"]["station_id"]) == {"a"}
+    return cfg, inputs, tables
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+def test_fast_charging_at_a_busy_station_moves_the_job(tmp_path, reduce):
+    """Fast charging puts a's blade on standby (policy), so a fast request at a gets no more than the
+    regular ceiling (150 kW) while j runs there: 150 of 200 kWh in the first try (the 400 kWh battery,
+    from 20 % to 70 %, never reaches the taper). Moving j to b frees fast charging: 200 kWh, granted,
+    and the answer names j."""
+    cfg, inputs, tables = busy_fast_station(tmp_path)
+    req = BookingRequest("a", at(cfg, 0), at(cfg, 60), energy_kwh=200, mode="fast")
+    first = admit(inputs, tables, req, reduce=reduce, move_jobs=False).offer
+    assert (first.decision, first.planned_kwh) == ("partial", pytest.approx(150.0, abs=1e-3))
+    ans = admit(inputs, tables, req, reduce=reduce)
+    assert (ans.offer.decision, ans.offer.mode) == ("granted", "fast")
+    assert ans.offer.planned_kwh == pytest.approx(200.0, abs=1e-3)
+    assert ans.offer.jobs_moved == ("j",)
+
+
+def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
+    """Freezing the other stations changes the model's size, not the answer to the first question (power
+    for the booking with everything else fixed). With heat on, a frozen station's cooling could not shift
+    (the frozen answer could be lower); heat is off here, so the answers are equal."""
+    inputs = without_heat(load_scenario(demo_scenario_path()))
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    rng = np.random.default_rng(3)
+    ids = [s.station_id for s in inputs.stations]
+    for _ in range(6):
+        start = inputs.grid.start_utc + pd.Timedelta(minutes=15 * int(rng.integers(24, 72)))
+        req = BookingRequest(ids[int(rng.integers(len(ids)))], start, start + pd.Timedelta(hours=2),
+                             energy_kwh=float(rng.uniform(10, 40)))
+        solver = SolverConfig(time_limit_s=20, mip_rel_gap=1e-6)
+        full = admit(inputs, tables, req, solver=solver, reduce=False, move_jobs=False).offer
+        small = admit(inputs, tables, req, solver=solver, reduce=True, move_jobs=False).offer
+        assert small.planned_kwh == pytest.approx(full.planned_kwh, abs=1e-3)
+        assert small.decision == full.decision
+
+
+def test_an_alternative_counts_the_jobs_that_would_have_to_move(tmp_path):
+    """Stations a and b: 10 kW links and chargers, one 5 kW blade each (no standby). a is full (a booking
+    takes 10 kW for both hours); job j runs at b in both hours (5 kW). A 20 kWh request at a gets nothing;
+    at b the link leaves 5 kW an hour (10 kWh), and with j moved to a's idle blade, 10 kW an hour: 20 kWh,
+    naming j. (a's blade can take j: the site has 100 kW.)"""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0, "default_battery_kwh": 400})
+    sts = [Station(x, "s", link_kw=10, charger_kw=10, blades=1, blade_kw=5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b")]
+    booked = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=20)
+    for migratable, expect in ((True, ("granted", 20.0, ("j",))), (False, ("partial", 10.0, ()))):
+        # a job that can go nowhere else (its own station, no slack in its window) does not count
+        job = Job("j", power_kw=5, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 120), station_id="b",
+                  migratable=migratable)
+        inputs = one_site(cfg, Site("s", grid_kw=100), sts, [booked], jobs=[job])
+        tables = read_plan(write_plan(plan(inputs), tmp_path / f"plan{migratable}"))
+        assert set(tables["job_slots"]["station_id"]) == {"b"}  # a's link is full with the booking
+        ans = admit(inputs, tables, BookingRequest("a", at(cfg, 0), at(cfg, 120), energy_kwh=20))
+        assert ans.offer.decision == "denied"
+        (alt,) = ans.alternatives
+        assert (alt.station_id, alt.decision, alt.planned_kwh, alt.jobs_moved) == (
+            "b", expect[0], pytest.approx(expect[1], abs=1e-6), expect[2])

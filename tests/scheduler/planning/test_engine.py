@@ -1,0 +1,72 @@
+"""The engines sites run on: in process, a local Dask cluster, an existing Dask scheduler; failures stay local."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario, write_plan
+
+from scheduler import plan
+from scheduler.planning.engine import EngineSpec, TaskFailed, run_tasks
+from scheduler.verify.plan_checks import verify_plan
+from tests.scheduler.planning.test_night_verified import generated
+
+
+def _square_or_fail(x: int) -> int:
+    if x == 3:
+        raise ValueError("three is not allowed")
+    return x * x
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_task_comes_back_as_its_exception(workers):
+    seen = []
+    out = run_tasks(_square_or_fail, [(i,) for i in range(5)], EngineSpec(workers=workers),
+                    on_result=lambda i, r: seen.append(i))
+    assert out[:3] == [0, 1, 4] and out[4] == 16
+    assert isinstance(out[3], TaskFailed) and "three" in str(out[3].exc)
+    assert sorted(seen) == list(range(5))
+
+
+@pytest.fixture(scope="module")
+def small():
+    return generated(load_scenario(demo_scenario_path()), 2)
+
+
+def test_an_existing_dask_scheduler_gives_the_same_plan(small):
+    """The test starts its own scheduler and two workers (nothing is assumed to be running)."""
+    from distributed import LocalCluster
+
+    cfg = SolverConfig(time_limit_s=20)
+    here = plan(small, PlanConfig(solver=cfg))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        there = plan(small, PlanConfig(solver=cfg, scheduler_address=cluster.scheduler_address))
+    assert there.summary["engine"] == "dask-remote"
+    for name in here.tables:
+        assert here.tables[name].equals(there.tables[name]), name
+
+
+def test_a_site_whose_task_fails_gets_a_flagged_fallback_plan(small, tmp_path, monkeypatch):
+    import importlib
+
+    plan_module = importlib.import_module("scheduler.planning.night")
+    real = plan_module.solve_site
+
+    def broken(site, config, before_solve=None):
+        if site.site.site_id == "work":
+            raise MemoryError("worker ran out of memory")
+        return real(site, config, before_solve)
+
+    monkeypatch.setattr(plan_module, "solve_site", broken)
+    result = plan(small, PlanConfig(solver=SolverConfig(time_limit_s=20)))
+    work = next(s for s in result.summary["sites"] if s["site_id"] == "work")
+    assert work["status"] == "heuristic" and "MemoryError" in work["message"]
+    assert result.summary["status"] == "heuristic"
+    assert verify_plan(write_plan(result, tmp_path / "p"), small) == []
+
+
+def test_larger_tasks_get_higher_dask_priority_and_ties_keep_task_order():
+    from scheduler.planning.engine import _priorities
+
+    assert _priorities(None, 3) == [0, 0, 0]
+    assert _priorities([5.0, 9.0, 5.0, 1.0], 4) == [2, 3, 1, 0]
