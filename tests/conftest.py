@@ -12,11 +12,17 @@ from scheduler.inputs.typed import Inputs, SiteInputs
 from scheduler.inputs.timegrid import make_grid
 
 
+#: Servers that start, stop and move at no cost and in no time: the world the hand-solved cases of the other
+#: families were worked out in.
+FREE_SERVERS = {"boot_minutes": 0, "state_gb": 0, "power_on_cost": 0, "min_on_minutes": 0, "min_off_minutes": 0}
+
+
 def tiny_config(slot_minutes: int = 60, n_slots: int = 2, **overrides) -> ScenarioConfig:
     """A scenario config for hand-solved cases; ``overrides`` are nested dicts of ScenarioConfig fields."""
     raw = {"timezone": "Europe/Amsterdam", "start": "2024-05-01T00:00", "slot_minutes": slot_minutes,
            "horizon_hours": slot_minutes * n_slots / 60,
-           "thermal": {"enabled": False}}  # hand-solved cases of other families leave heat out
+           "thermal": {"enabled": False},  # hand-solved cases of other families leave heat out
+           "servers": FREE_SERVERS}  # ... and restarts and power cycles (tests/scheduler/optimization/test_servers.py)
     raw.update(overrides)
     return ScenarioConfig.model_validate(raw)
 
@@ -53,4 +59,14 @@ def without_heat(inputs: Inputs) -> Inputs:
     from dataclasses import replace
 
     cfg = inputs.config.model_copy(update={"thermal": inputs.config.thermal.model_copy(update={"enabled": False})})
+    return replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))
+
+
+def free_servers(inputs: Inputs) -> Inputs:
+    """The same scenario with free, instant starts (FREE_SERVERS): tests that compare two ways of
+    planning one problem (streamed or in memory, local or on Dask, matrix or Pyomo hand-off) stay fast;
+    tests/scheduler/optimization/test_servers.py and the demo's own tests keep the costs on."""
+    from dataclasses import replace
+
+    cfg = inputs.config.model_copy(update={"servers": inputs.config.servers.model_copy(update=FREE_SERVERS)})
     return replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))

@@ -53,7 +53,8 @@ def every_family_inputs():
     cfg = tiny_config(60, 3, thermal={"enabled": True},
                       weights={"partial_penalty": 1.0, "migration_cost": 0.05},
                       policies={"max_job_moves": 1, "fast_charge_blade_standby": True, "battery_end_soc": "initial"},
-                      charging={"start_minutes": 0})
+                      charging={"start_minutes": 0},
+                      servers={"min_on_minutes": 120, "min_off_minutes": 120, "max_power_ons_per_day": 4})
 
     def bladed(i):
         return Station(station_id=i, site_id="s", link_kw=400.0, charger_kw=300.0, blades=4, blade_kw=1.0,
@@ -68,7 +69,8 @@ def every_family_inputs():
                 soc_arrival=0.2)]
     jobs = [Job("crit", 1.0, 1, at(cfg, 0), at(cfg, 120), priority="critical", blades=1, station_id="a"),
             Job("move", 1.0, 2, at(cfg, 0), at(cfg, 180), blades=2, migratable=True, station_id="a",
-                preemptible=False)]
+                preemptible=False),
+            Job("roam", 0.5, 1, at(cfg, 0), at(cfg, 180), blades=1, migratable=True)]  # no own station: the plan picks one
     site = Site("s", grid_kw=300, battery_kwh=20, battery_kw=10, battery_soc_kwh=10, demand_charge_per_kw=5)
     return one_site(cfg, site, stations, sessions, jobs, links=links, reserve_kw={"c": [1.0, 1.0, 1.0]}).sites[0]
 

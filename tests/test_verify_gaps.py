@@ -189,6 +189,8 @@ def test_no_cell_or_column_of_any_table_crashes_the_checker(planned, tmp_path, f
         table = read(path)
         for column in table.columns:
             for how in ("abc", "inf", "drop"):
+                if how != "drop" and not len(table):
+                    continue  # a table without rows (job_moves of a plan without moves) has no cell to break
                 plan = tmp_path / f"{name}-{column}-{how}"
                 shutil.copytree(base, plan)
                 broken = table.drop(columns=[column]) if how == "drop" else table.astype({column: str})
@@ -219,13 +221,14 @@ def test_a_corruption_in_the_parquet_copy_alone_is_caught(planned, tmp_path):
     scen, out = planned
     plan = _copy(out, tmp_path / "plan")
     site = pd.read_parquet(plan / "site_slots.parquet")
+    planned_kw = float(site.loc[0, "grid_kw"])
     site.loc[0, "grid_kw"] = float(ABOVE_GRID_KW)
     site.to_parquet(plan / "site_slots.parquet", index=False)
     code, found, output = _verify(scen, plan)
     assert code == 1, output
     differ = [(w, m) for c, w, m in found if c == PLAN_FORMAT and "the copies differ" in m]
     assert differ == [("site_slots.csv and site_slots.parquet row 2 column grid_kw",
-                       f"the copies differ: 0.0 in the CSV copy, {float(ABOVE_GRID_KW)} in the Parquet copy "
+                       f"the copies differ: {planned_kw:g} in the CSV copy, {float(ABOVE_GRID_KW)} in the Parquet copy "
                        "(1 differing value(s) in this column)")], output
     # and the Parquet copy is checked on its own: its import is above the grid limit
     assert any(c == "grid_limit" and w.startswith("Parquet copy, site s1") for c, w, _ in found), output

@@ -17,7 +17,7 @@ import difflib
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from scheduler.inputs.settings import MODE_NAMES, ScenarioConfig, check_consistency
 from scheduler.inputs.errors import EvdcError, InputError
-from scheduler.inputs.job_sites import candidate_stations, site_options, stations_by_site
+from scheduler.inputs.job_sites import TOL, candidate_stations, site_options, stations_by_site
 from scheduler.inputs.typed import Inputs, Job, Link, Session, Site, SiteInputs, Station
 from scheduler.inputs.timegrid import TimeGrid, make_grid, step_to_grid
 from scheduler.inputs.tables import (HISTORY_SPAN_DAYS_MAX, ROW, SCENARIO_FILE, SCENARIO_YAML_BYTES_MAX, SPECS,
@@ -377,6 +377,8 @@ def build_inputs(
     job_site = {j: opts[0] for j, opts in options.items() if len(opts) == 1}
     by_site = stations_by_site(stations)
     candidates = {j.job_id: candidate_stations(j, job_site[j.job_id], by_site) for j in jobs if j.job_id in job_site}
+    unrunnable = _note_unrunnable_jobs(jobs, jobs_df, grid, candidates, stations, by_site,
+                                       cfg.policies.cross_site_jobs, L["jobs"], notices)
     site_inputs = []
     for sid in sorted(site_ids):
         st = tuple(sorted((s for s in stations if s.site_id == sid), key=lambda s: s.station_id))
@@ -395,7 +397,8 @@ def build_inputs(
     ambient = tables["ambient"].drop(columns=[ROW]) if not tables["ambient"].empty else None
     unplaced = tuple(sorted((j for j in jobs if j.job_id not in job_site), key=lambda j: j.job_id))
     return Inputs(config=cfg, grid=grid, sites=tuple(site_inputs), history=history, ambient=ambient,
-                  scenario_hash=scenario_hash, source=source, notices=tuple(notices), unplaced_jobs=unplaced)
+                  scenario_hash=scenario_hash, source=source, notices=tuple(notices), unplaced_jobs=unplaced,
+                  unrunnable_jobs=unrunnable)
 
 
 def _check_standby(st_df: pd.DataFrame, label: str) -> None:
@@ -469,6 +472,82 @@ def _note_past_jobs(jobs: list[Job], jobs_df: pd.DataFrame, grid: TimeGrid, labe
         elif j.release >= end:
             notices.append(f"{label}, row {int(row)}: job {j.job_id} is released after the horizon ends; it cannot "
                            "run in this plan")
+
+
+def _note_unrunnable_jobs(jobs: list[Job], jobs_df: pd.DataFrame, grid: TimeGrid,
+                          candidates: dict[str, tuple[str, ...]], stations: list[Station],
+                          by_site: dict[str, list[Station]], cross_site: bool, label: str,
+                          notices: list[str]) -> tuple[tuple[str, str], ...]:
+    """Name each job that can never be done: no station it may use carries it (power per blade or blades in
+    service), or its work_hours are longer than its window (deadline - release; no job, preemptible or not,
+    works outside its window).
+
+    A critical job is an InputError at its row and the column at fault; any other job stays in the plan (it
+    is reported late), is named in ``notices`` and returned as (job_id, reason). ``candidates`` are the
+    placement rules' stations of each job placed at one site (``job_sites``): a job placed with none fits
+    nowhere it may go; a job left to the fleet step fits at two sites or more. A job whose window lies
+    wholly outside the horizon is skipped (``_note_past_jobs`` names it).
+    """
+    start, end = grid.start_utc, grid.end_utc
+    pools: dict[tuple, list[Station]] = {}
+    out: list[tuple[str, str]] = []
+    for j, row in zip(jobs, jobs_df[ROW]):
+        if j.deadline <= start or j.release >= end:
+            continue
+        window_h = (j.deadline - j.release).total_seconds() / 3600.0
+        if j.job_id in candidates and not candidates[j.job_id]:
+            key = (j.migratable, j.station_id, j.priority == "critical")
+            if key not in pools:
+                pools[key] = _stations_it_may_use(j, stations, by_site, cross_site)
+            column, reason = _misfit(j, pools[key])
+            outcome = "it cannot run and is reported late"
+        elif j.work_hours > window_h + 1e-9:
+            column, outcome = "work_hours", "it can never finish and is reported late"
+            reason = (f"needs {j.work_hours:g} h of work (work_hours) but its window from release to deadline is "
+                      f"{window_h:g} h")
+        else:
+            continue
+        if j.priority == "critical":
+            raise InputError(label, f"critical job {j.job_id} {reason}", int(row), column)
+        notices.append(f"{label}, row {int(row)}: job {j.job_id} {reason}; {outcome}")
+        out.append((j.job_id, reason))
+    return tuple(out)
+
+
+def _stations_it_may_use(job: Job, stations: list[Station], by_site: dict[str, list[Station]],
+                         cross_site: bool) -> list[Station]:
+    """The stations the placement rules (``job_sites``) let ``job`` use, its power and blades set aside."""
+    any_size = replace(job, power_kw=0.0, blades=0)
+    station = {st.station_id: st for st in stations}
+    return [station[s] for sid in site_options([any_size], stations, cross_site)[job.job_id]
+            for s in candidate_stations(any_size, sid, by_site)]
+
+
+def _misfit(job: Job, pool: list[Station]) -> tuple[str, str]:
+    """(column, reason) of a job no station of ``pool`` (the stations it may use) can carry."""
+    sites = sorted({st.site_id for st in pool})
+    at = f"site {sites[0]}" if len(sites) == 1 else f"{len(sites)} sites"
+    if not job.migratable:
+        one, subject = True, f"its station {pool[0].station_id}"
+    elif len(pool) == 1:
+        one, subject = True, f"the one station it may use ({pool[0].station_id} at {at})"
+    else:
+        one, subject = False, f"the {len(pool)} stations it may use at {at}"
+    rated = [st for st in pool if st.blade_kw + TOL >= job.power_kw]
+    if not rated:
+        best_kw = max(st.blade_kw for st in pool)
+        return "power_kw", (f"needs {job.power_kw:g} kW per blade (power_kw); {subject} "
+                            f"{'is rated' if one else 'are rated at most'} {best_kw:g} kW (blade_kw)")
+    best = max(st.blades_in_service for st in rated)
+    have = f"{_blades(best)} in service (blades less blades_out_of_service)"
+    if len(rated) == len(pool):
+        return "blades", f"needs {_blades(job.blades)}; {subject} {'has' if one else 'have at most'} {have}"
+    return "blades", (f"needs {_blades(job.blades)} of {job.power_kw:g} kW; of {subject}, those rated for "
+                      f"{job.power_kw:g} kW (blade_kw) have at most {have}")
+
+
+def _blades(n: int) -> str:
+    return f"{n} blade" + ("" if n == 1 else "s")
 
 
 def _opt(v) -> float | None:

@@ -38,6 +38,7 @@ PLAN_COLUMNS: dict[str, tuple[str, ...]] = {
 #: Extension tables checked when written (evdc writes them; other planners may not), and their columns.
 EXTRA_TABLES: dict[str, tuple[str, ...]] = {
     "source_flows": ("site_id", "slot_start", "source", "use", "power_kw"),
+    "job_moves": ("job_id", "from_station_id", "to_station_id", "slot_start", "duration_min", "energy_kwh"),
 }
 #: Every table a plan directory may hold.
 TABLE_STEMS: tuple[str, ...] = (*PLAN_COLUMNS, *EXTRA_TABLES)
@@ -49,7 +50,7 @@ TABLE_STEMS: tuple[str, ...] = (*PLAN_COLUMNS, *EXTRA_TABLES)
 #: Columns read as text (everything else required is a number).
 TEXT_COLUMNS: frozenset[str] = frozenset(
     {"site_id", "station_id", "reservation_id", "job_id", "slot_start", "decision", "mode", "state", "finish", "on_time",
-     "source", "use"}
+     "source", "use", "from_station_id", "to_station_id"}
 )
 #: Largest JSON file of a plan evdc reads (summary.json, events.json): a fleet's summary is a few MiB.
 PLAN_JSON_BYTES_MAX = 64 * 2**20

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from scheduler.inputs.errors import EvdcError
+from scheduler.inputs.units import MINUTES_PER_HOUR, transfer_hours
 
 ModeName = Literal["fast", "regular", "slow"]
 MODE_NAMES: tuple[ModeName, ...] = ("fast", "regular", "slow")
@@ -169,8 +170,8 @@ class Policies(_Setting):
     )
     max_job_moves: int | None = Field(
         None, ge=0,
-        description="most times a migratable job may move to another station between two running slots "
-                    "(None: no limit; counting moves in the model is costly, see docs/formulation.md)",
+        description="most times a job may move to another station than its own (a job runs on one station per "
+                    "plan, so 0 keeps every job on its own station and any other value allows one move; None: no limit)",
     )
     source_uses: dict[Source, list[Use]] = Field(
         default_factory=dict,
@@ -237,6 +238,53 @@ class ThermalSettings(_Setting):
         return self
 
 
+class ServerSettings(_Setting):
+    """How blades (servers) power on and off, and what restarting or moving a job costs.
+
+    A blade that no job uses is switched off (the Redfish export's shutdown); a job that stops
+    is checkpointed, and starting it again, here or at another station, powers its blades on,
+    boots them and restores its state over the station's uplink. docs/formulation.md "Restarts
+    and power cycles" gives the formulation; README "Defaults and their sources" the figures.
+    """
+
+    boot_minutes: float = Field(
+        4.0, ge=0, le=60, description="power-on to a ready workload on a blade (firmware POST and OS boot), minutes")
+    state_gb: float = Field(
+        4.0, ge=0, le=1e4, description="a job's checkpoint restored at each start (memory and local state), GB per job")
+    uplink_gbps: float = Field(
+        1.0, gt=0, le=1e3, description="network a station restores a checkpoint over, Gbit/s")
+    transfer_efficiency: float = Field(
+        0.7, gt=0, le=1, description="share of the uplink's line rate a checkpoint transfer achieves")
+    power_on_cost: float = Field(
+        0.10, ge=0, le=WEIGHT_MAX, description="wear of one blade power-on (blade price / rated power cycles), "
+        "currency per blade")
+    restart_cost: float = Field(
+        0.0, ge=0, le=WEIGHT_MAX, description="extra cost per job start beyond its blades' wear and lost time "
+        "(e.g. a service-level penalty for an interruption), currency")
+    restarts_per_job: int = Field(
+        1, ge=0, le=96, description="restarts a preemptible job may make after its first start; its window "
+        "reserves the time each would lose (docs/formulation.md)")
+    min_on_minutes: float = Field(
+        60.0, ge=0, le=24 * 60, description="a job that starts runs at least this long (its blades stay on), minutes")
+    min_off_minutes: float = Field(
+        60.0, ge=0, le=24 * 60, description="a job that stops stays stopped at least this long (its blades stay off), "
+        "minutes")
+    max_power_ons_per_day: float | None = Field(
+        None, ge=0, le=1e3, description="most power-ons per blade in service and day at a station, on average over "
+        "its blades (None: no cap beyond restarts_per_job)")
+    station: Literal["home", "any"] = Field(
+        "home", description="'home': a job runs on its own station (jobs.csv station_id) when that may run it, "
+        "else the plan picks one; 'any': the plan picks one station per job among those that may run it")
+    nonpreemptible_moves: Literal["never", "checkpoint"] = Field(
+        "never", description="'never': a job that runs in one stretch stays on its own station; 'checkpoint': its "
+        "checkpoint may be restored on another station before it starts")
+
+    def restart_hours(self) -> float:
+        """Hours a job makes no progress when it starts or restarts: its blades boot, its state arrives."""
+        return self.boot_minutes / MINUTES_PER_HOUR + transfer_hours(self.state_gb, self.uplink_gbps,
+                                                                     self.transfer_efficiency)
+
+
 class Tables(_Setting):
     """Paths of the scenario tables, relative to scenario.yaml (CSV or Parquet)."""
 
@@ -274,6 +322,7 @@ class ScenarioConfig(_Setting):
     policies: Policies = Policies()
     forecast: ForecastSettings = ForecastSettings()
     thermal: ThermalSettings = ThermalSettings()
+    servers: ServerSettings = ServerSettings()
 
     @field_validator("slot_minutes")
     @classmethod

@@ -195,6 +195,9 @@ class Inputs:
     #: Jobs that may run at more than one site: loading leaves them to the fleet step
     #: (``scheduler.planning.fleet.place_fleet``), which moves each into its site's ``jobs``.
     unplaced_jobs: tuple[Job, ...] = ()
+    #: (job_id, reason) of each non-critical job in the horizon that no station it may use can carry, or
+    #: whose work is longer than its window: it stays in the plan, late; summary.json ``unrunnable_jobs``.
+    unrunnable_jobs: tuple[tuple[str, str], ...] = ()
 
     @property
     def stations(self) -> tuple[Station, ...]:

@@ -7,10 +7,20 @@ defined here so no other module carries a bare conversion factor.
 
 from __future__ import annotations
 
+import math
+
 MINUTES_PER_HOUR = 60.0
 SECONDS_PER_HOUR = 3600.0
+HOURS_PER_DAY = 24.0
+#: Gigabits in one gigabyte (decimal units, as link rates and memory sizes are quoted).
+GBIT_PER_GB = 8.0
 #: Values below this many kW / kWh are written as zero.
 ZERO_KW = 1e-7
+#: A booking that gets within this many kWh of what it is due is granted (re-plans fix their past
+#: slightly below what was planned, so a car fully served can come out a few Wh short).
+GRANT_TOL_KWH = 1e-3
+#: A slot overlapped by at least ``1 - FULL_SLOT_TOL`` of its length counts as whole.
+FULL_SLOT_TOL = 1e-9
 
 
 def slot_hours(slot_minutes: float) -> float:
@@ -25,3 +35,13 @@ def one_way_efficiency(round_trip: float) -> float:
     eta_charge = eta_discharge = sqrt(round_trip).
     """
     return round_trip**0.5
+
+
+def transfer_hours(size_gb: float, link_gbps: float, efficiency: float) -> float:
+    """Hours to move ``size_gb`` gigabytes over a ``link_gbps`` link carrying ``efficiency`` of its line rate."""
+    return size_gb * GBIT_PER_GB / (link_gbps * efficiency) / SECONDS_PER_HOUR
+
+
+def whole_slots_h(hours: float, slot_h: float) -> float:
+    """``hours`` rounded up to whole slots of ``slot_h`` hours (a hair above a whole slot counts as that slot)."""
+    return math.ceil(hours / slot_h - FULL_SLOT_TOL) * slot_h

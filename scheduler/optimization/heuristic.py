@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
+from scheduler.inputs.units import whole_slots_h
 from scheduler.optimization.preparation import SitePrep
 
 #: Share of the residual a greedy step may plan on, leaving room for rounding in the LP.
@@ -58,8 +59,9 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
             room_node[n][t] -= kw
 
     last_station: dict[str, str] = {}
-    moves: dict[str, int] = {}
+    starts: dict[str, int] = {}
     run = {k: 0 for k in m.JST}
+    pinned = {j for (j, _) in m.JPIN}
     fast = {k: 0 for k in m.RF}
     served_mode: dict[str, str] = {}
 
@@ -71,12 +73,13 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
         if not jp.critical and any(fast.get((r, t), 0) for r in m.sessions_at.get((s, t), ())):
             return False
         prev = last_station.get(j.job_id)
+        if prev is not None and prev != s and j.job_id in pinned:
+            return False  # a job runs on one station (add_job_pinning_constraints)
         ran_before = prev is not None and run.get((j.job_id, prev, t - 1), 0)
-        if ran_before and prev != s:
-            limit = cfg.policies.max_job_moves
-            if limit is not None and moves.get(j.job_id, 0) >= limit:
-                return False
-            moves[j.job_id] = moves.get(j.job_id, 0) + 1
+        if not jp.critical and not ran_before:
+            if starts.get(j.job_id, 0) >= jp.starts:
+                return False  # job_start_limit
+            starts[j.job_id] = starts.get(j.job_id, 0) + 1
         free_blades[(s, t)] -= j.blades
         use(s, t, need)
         run[(j.job_id, s, t)] = 1
@@ -130,8 +133,8 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     # other jobs by priority, then deadline
     order = {"high": 0, "normal": 1, "low": 2}
     for jp in sorted((jp for jp in p.jobs if not jp.critical), key=lambda jp: (order[jp.job.priority], jp.job.deadline)):
-        # whole slots only up to work_hours: the model's job_work forbids running longer
-        need_slots = int(jp.job.work_hours / h + 1e-9)
+        # whole slots only up to job_need_h: the model's job_work forbids running longer
+        need_slots = round(whole_slots_h(m.job_need_h[jp.job.job_id], h) / h)
         done = 0
         for t in jp.slots:
             if done >= need_slots:
@@ -144,7 +147,8 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     decisions["mode_on"] = {(r, mo): int(served_mode.get(r) == mo) for (r, mo) in m.RM}
     decisions["granted"] = {r: 0 for r in m.RG}
     hours = {j: sum(v for (jj, _, _), v in run.items() if jj == j) * h for j in m.J}
-    decisions["job_done"] = {j: int(hours[j] >= m.job[j].job.work_hours - 1e-9) for j in m.JN}
+    decisions["job_done"] = {j: int(hours[j] >= m.job_need_h[j] - 1e-9) for j in m.JN}
+    decisions["job_at"] = {(j, s): int(last_station.get(j) == s) for (j, s) in m.JPIN} if len(m.JPIN) else {}
     starts = {}
     for (j, t) in (m.job_start.index_set() if len(m.JP) else []):
         now = any(run.get((j, s, t), 0) for s in m.job[j].stations)
@@ -156,8 +160,17 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     return decisions
 
 
+#: Rows the heuristic does not keep (it knows no minimum run or pause and no power-on cap): fixing
+#: its decisions drops them.
+NOT_KEPT = ("job_min_on", "job_min_off", "blade_power_on_cap")
+
+
 def fix_decisions(m: pyo.ConcreteModel, decisions: dict) -> None:
-    """Fix the model's binaries to the given 0/1 decisions (the continuous rest stays free)."""
+    """Fix the model's binaries to the given 0/1 decisions (the continuous rest stays free) and drop
+    the rows of ``NOT_KEPT``."""
+    for name in NOT_KEPT:
+        if hasattr(m, name):
+            getattr(m, name).deactivate()
     for name, values in decisions.items():
         var = getattr(m, name, None)
         if var is None:

@@ -63,6 +63,7 @@ class PersistentSite:
                              np.array(self.compiled.lp.col_upper_, dtype=float))
         self._cost = np.array(self.compiled.lp.col_cost_, dtype=float)
         self._fixed: list[int] = []
+        self._released: list = []  # job_min_on rows of past starts, dropped by fix_past and relaxed in HiGHS
         self.result: SolveResult | None = None
 
     # ------------------------------------------------------------------ changes
@@ -75,7 +76,15 @@ class PersistentSite:
             v = self.compiled.cols[i]
             v.unfix()
             self.highs.changeColBounds(i, self._free_bounds[0][i], self._free_bounds[1][i])
+        for con in self._released:  # rows an earlier call dropped come back
+            con.activate()
+            self._refresh_row(con)
         fix_past(m, tables, at_slot)
+        self._released = [c for c in m.job_min_on.values() if not c.active] if hasattr(m, "job_min_on") else []
+        for con in self._released:
+            i = self._row.get(con)
+            if i is not None:
+                self.highs.changeRowBounds(i, -INF, INF)
         self._fixed = [i for i, v in enumerate(self.compiled.cols) if v.fixed]
         for i in self._fixed:
             val = float(self.compiled.cols[i].value)

@@ -8,11 +8,11 @@ objective weights after the priority policies are applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from scheduler.inputs.settings import MODE_NAMES
+from scheduler.inputs.settings import MODE_NAMES, ScenarioConfig
 from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.typed import Job, Session, SiteInputs, Station
 from scheduler.inputs.units import MINUTES_PER_HOUR
@@ -42,6 +42,63 @@ class SessionPrep:
     value_per_kwh: float
 
 
+def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> SessionPrep:
+    """What the car and charger allow a booking, slot by slot (its ceilings, battery, taper); no
+    policy: ``high_job_overlap`` is False and ``value_per_kwh`` 0 (``prepare_site`` sets them)."""
+    ch = cfg.charging
+    slot_min = grid.slot_minutes
+    first, frac = grid.overlap_fractions(sess.arrival, sess.departure)
+    slots = tuple(first + i for i in range(len(frac)))
+    fr = {first + i: float(f) for i, f in enumerate(frac)}
+    modes = session_modes(sess, st)
+    phys = min(st.charger_kw, sess.vehicle_max_kw if sess.vehicle_max_kw else np.inf)
+    # starting state: minutes of each slot inside [arrival, arrival + start_minutes)
+    arr_min = grid.hours_from_start(sess.arrival) * MINUTES_PER_HOUR
+    dep_min = grid.hours_from_start(sess.departure) * MINUTES_PER_HOUR
+    limit = {}
+    for t in slots:
+        a, b = t * slot_min, (t + 1) * slot_min
+        stay = max(0.0, min(b, dep_min) - max(a, arr_min))
+        start = max(0.0, min(b, dep_min, arr_min + ch.start_minutes) - max(a, arr_min))
+        for m in MODE_NAMES:  # every mode, so results can describe a profile in any of them
+            cap = min(cfg.modes.kw(m), phys)
+            limit[(t, m)] = (cap * stay - max(0.0, cap - ch.start_kw) * start) / slot_min
+    soc0 = sess.soc_arrival if sess.soc_arrival is not None else ch.default_soc_arrival
+    if sess.battery_kwh is not None:
+        batt = sess.battery_kwh
+    else:  # unknown battery: big enough to take the request from the default arrival state
+        batt = max(ch.default_battery_kwh, sess.energy_kwh / max(1.0 - soc0, 1e-6))
+    room = max(0.0, (1.0 - soc0) * batt)
+    cap_kwh = min(sess.energy_kwh, room)
+    taper = soc0 * batt + cap_kwh > ch.finish_soc * batt + 1e-9
+    return SessionPrep(
+        session=sess, station=st, slots=slots, frac=fr, modes=modes, high_job_overlap=False, limit_kw=limit,
+        phys_kw=float(phys), energy_cap_kwh=float(cap_kwh), battery_kwh=float(batt), soc_arrival=float(soc0),
+        taper=bool(taper), value_per_kwh=0.0,
+        discharge_kw=float(sess.vehicle_discharge_kw or 0.0),
+        # never below min_soc, nor below the arrival state when the car came in lower
+        min_energy_kwh=float(min(sess.min_soc if sess.min_soc is not None else soc0, soc0) * batt),
+    )
+
+
+def takeable_kwh(sp: "SessionPrep", finish_soc: float, slot_h: float) -> float:
+    """The most energy the car can physically take in its stay: every slot at the highest ceiling of
+    the modes it may charge in (starting state included), under its taper (session_taper), up to what
+    it asks and its battery holds. Charging as early and as fast as possible is the most it can take:
+    the energy reachable by each slot's end grows with the energy at its start."""
+    e = sp.soc_arrival * sp.battery_kwh
+    b = sp.battery_kwh
+    got = 0.0
+    for t in sp.slots:
+        kw = max((sp.limit_kw[(t, mo)] for mo in sp.modes), default=0.0)
+        if sp.taper:
+            kw = min(kw, sp.phys_kw * (b - e) / ((1.0 - finish_soc) * b + sp.phys_kw * slot_h))
+        kw = max(0.0, min(kw, (sp.energy_cap_kwh - got) / slot_h))
+        got += kw * slot_h
+        e += kw * slot_h
+    return got
+
+
 @dataclass(frozen=True)
 class JobPrep:
     job: Job
@@ -49,6 +106,29 @@ class JobPrep:
     slots: tuple[int, ...]  # slots fully inside [release, deadline)
     value_per_blade_h: float
     critical: bool
+    starts: int = 1  # most starts in its window (1 + servers.restarts_per_job when preemptible; 1 when not)
+
+
+#: Slack when comparing a job's power with a station's rating and link, kW.
+FIT_TOL_KW = 1e-9
+
+
+def job_stations(job: Job, candidates: tuple[str, ...], stations: dict[str, Station],
+                 cfg: ScenarioConfig) -> tuple[str, ...]:
+    """The stations the MIP may run ``job`` on: its own station alone when that station may run it
+    (enough blades in service, rating and link) and servers.station is "home", or the job may not move
+    (policies.max_job_moves = 0, or it runs in one stretch and servers.nonpreemptible_moves is
+    "never"); else every candidate (the MIP picks one: add_job_pinning_constraints)."""
+    home = job.station_id
+    if home not in candidates:
+        return candidates
+    srv = cfg.servers
+    if cfg.policies.max_job_moves == 0 or (not job.preemptible and srv.nonpreemptible_moves == "never"):
+        return (home,)
+    st = stations[home]
+    fits = (st.blades_in_service >= job.blades and job.power_kw <= st.blade_kw + FIT_TOL_KW
+            and job.blades * job.power_kw <= st.link_kw + FIT_TOL_KW)
+    return (home,) if srv.station == "home" and fits else candidates
 
 
 @dataclass(frozen=True)
@@ -83,7 +163,6 @@ def check_links(si: SiteInputs) -> None:
 def prepare_site(si: SiteInputs) -> SitePrep:
     cfg = si.config
     grid = si.grid
-    slot_min = grid.slot_minutes
     slot_h = grid.slot_h
     w = cfg.weights
     pol = cfg.policies
@@ -95,7 +174,7 @@ def prepare_site(si: SiteInputs) -> SitePrep:
         first, frac = grid.overlap_fractions(j.release, j.deadline)
         slots = tuple(first + i for i, f in enumerate(frac) if f >= 1.0 - 1e-9)
         weight = w.job_weight(j.priority)
-        jobs.append([j, tuple(si.job_candidates.get(j.job_id, ())), slots, weight])
+        jobs.append([j, job_stations(j, tuple(si.job_candidates.get(j.job_id, ())), stations, cfg), slots, weight])
 
     # --- priority ladder (docs/formulation.md, "Priority policies")
     def per_kwh(job: Job, weight: float, stations_: tuple[str, ...]) -> float:
@@ -118,49 +197,19 @@ def prepare_site(si: SiteInputs) -> SitePrep:
         ev_urgent = max(ev_urgent, PRIORITY_MARGIN * top)
 
     job_preps = tuple(
-        JobPrep(job=j, stations=c, slots=s, value_per_blade_h=weight * w.blade_value_per_h, critical=j.priority == "critical")
+        JobPrep(job=j, stations=c, slots=s, value_per_blade_h=weight * w.blade_value_per_h, critical=j.priority == "critical",
+                starts=1 + (cfg.servers.restarts_per_job if j.preemptible else 0))
         for j, c, s, weight in jobs
     )
 
-    ch = cfg.charging
     sess_preps = []
     for sess in si.sessions:
         st = stations[sess.station_id]
-        first, frac = grid.overlap_fractions(sess.arrival, sess.departure)
-        slots = tuple(first + i for i in range(len(frac)))
-        fr = {first + i: float(f) for i, f in enumerate(frac)}
+        sp = session_prep(sess, st, cfg, grid)
         high_overlap = any(
-            jp.job.priority in HIGH_PRIORITIES and st.station_id in jp.stations and set(jp.slots) & set(slots)
+            jp.job.priority in HIGH_PRIORITIES and st.station_id in jp.stations and set(jp.slots) & set(sp.slots)
             for jp in job_preps
         )
-        modes = session_modes(sess, st)
-        phys = min(st.charger_kw, sess.vehicle_max_kw if sess.vehicle_max_kw else np.inf)
-        # starting state: minutes of each slot inside [arrival, arrival + start_minutes)
-        arr_min = grid.hours_from_start(sess.arrival) * MINUTES_PER_HOUR
-        dep_min = grid.hours_from_start(sess.departure) * MINUTES_PER_HOUR
-        limit = {}
-        for t in slots:
-            a, b = t * slot_min, (t + 1) * slot_min
-            stay = max(0.0, min(b, dep_min) - max(a, arr_min))
-            start = max(0.0, min(b, dep_min, arr_min + ch.start_minutes) - max(a, arr_min))
-            for m in MODE_NAMES:  # every mode, so results can describe a profile in any of them
-                cap = min(cfg.modes.kw(m), phys)
-                limit[(t, m)] = (cap * stay - max(0.0, cap - ch.start_kw) * start) / slot_min
-        soc0 = sess.soc_arrival if sess.soc_arrival is not None else ch.default_soc_arrival
-        if sess.battery_kwh is not None:
-            batt = sess.battery_kwh
-        else:  # unknown battery: big enough to take the request from the default arrival state
-            batt = max(ch.default_battery_kwh, sess.energy_kwh / max(1.0 - soc0, 1e-6))
-        room = max(0.0, (1.0 - soc0) * batt)
-        cap_kwh = min(sess.energy_kwh, room)
-        taper = soc0 * batt + cap_kwh > ch.finish_soc * batt + 1e-9
         value = ev_urgent if sess.priority == "urgent" else ev_normal
-        sess_preps.append(SessionPrep(
-            session=sess, station=st, slots=slots, frac=fr, modes=modes, high_job_overlap=high_overlap, limit_kw=limit,
-            phys_kw=float(phys), energy_cap_kwh=float(cap_kwh), battery_kwh=float(batt), soc_arrival=float(soc0),
-            taper=bool(taper), value_per_kwh=float(value),
-            discharge_kw=float(sess.vehicle_discharge_kw or 0.0),
-            # never below min_soc, nor below the arrival state when the car came in lower
-            min_energy_kwh=float(min(sess.min_soc if sess.min_soc is not None else soc0, soc0) * batt),
-        ))
+        sess_preps.append(replace(sp, high_job_overlap=high_overlap, value_per_kwh=float(value)))
     return SitePrep(inputs=si, sessions=tuple(sess_preps), jobs=job_preps, slot_h=slot_h)

@@ -11,25 +11,49 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from scheduler.inputs.typed import Inputs
-from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep
-from scheduler.inputs.units import ZERO_KW
+from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep, takeable_kwh
+from scheduler.inputs.units import GRANT_TOL_KWH, MINUTES_PER_HOUR, ZERO_KW
 
-TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows")
+TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows", "job_moves")
 COLUMNS = {
     "site_slots": ["site_id", "slot_start", "grid_kw", "pv_kw", "pv_curtailed_kw", "battery_kw", "battery_soc_kwh",
                    "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw", "reserve_kw",
                    "reserve_short_kw"],
     "station_slots": ["site_id", "station_id", "slot_start", "ev_kw", "blade_kw", "blades_working", "reserve_kw",
-                      "link_kw", "link_limit_kw", "load_kw", "thermal_kw", "cooling_kw", "housing_c"],
+                      "link_kw", "link_limit_kw", "load_kw", "thermal_kw", "cooling_kw", "housing_c",
+                      "blades_powered_on"],
     "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
-                 "booked_mode", "booked_kwh", "lent_kwh", "soc_departure"],
+                 "booked_mode", "booked_kwh", "lent_kwh", "soc_departure", "takeable_kwh", "shortfall_kwh"],
     "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
     "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades", "stations",
-             "moves",
-             "critical_missed_h"],
-    "job_slots": ["job_id", "station_id", "slot_start", "blades", "power_kw"],
+             "moves", "critical_missed_h", "starts", "running_h"],
+    "job_slots": ["job_id", "station_id", "slot_start", "blades", "power_kw", "progress_h"],
     "source_flows": ["site_id", "slot_start", "source", "use", "power_kw"],
+    "job_moves": ["job_id", "from_station_id", "to_station_id", "slot_start", "duration_min", "energy_kwh"],
 }
+#: Column kinds of the plan tables (everything else is a float): what an empty table is typed as,
+#: and how ``scheduler.output.sql`` reads a stored plan back.
+TIME_COLUMNS = frozenset({"slot_start", "finish"})
+INT_COLUMNS = frozenset({"blades_working", "blades", "moves", "starts", "blades_powered_on"})
+BOOL_COLUMNS = frozenset({"on_time"})
+TEXT_COLUMNS = frozenset({"site_id", "station_id", "reservation_id", "job_id", "decision", "mode", "priority",
+                          "booked_mode", "state", "stations", "source", "use", "from_station_id", "to_station_id"})
+
+
+def empty_table(name: str, timezone: str) -> pd.DataFrame:
+    """Plan table ``name`` without rows, its columns typed as a table with rows has them."""
+    def dtype(column: str):
+        if column in TIME_COLUMNS:
+            return f"datetime64[ns, {timezone}]"
+        if column in INT_COLUMNS:
+            return "int64"
+        if column in BOOL_COLUMNS:
+            return bool
+        return "str" if column in TEXT_COLUMNS else float
+
+    return pd.DataFrame({c: pd.Series(dtype=dtype(c)) for c in COLUMNS[name]})
+
+
 #: Relative tolerance for calling a booking fully served or a job finished.
 DONE_RTOL = 1e-6
 DECIMALS = 6
@@ -88,9 +112,11 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             sess_slot_rows.append((r, s, starts[t], kw, state))
         req = sp.session.energy_kwh
         delivered = _clean(delivered)
+        takeable = _clean(takeable_kwh(sp, si.config.charging.finish_soc, h))
+        due = min(req, takeable)  # what the car can physically take of its request in its stay
         if delivered <= ZERO_KW:
             decision = "denied"
-        elif delivered >= req * (1 - DONE_RTOL):
+        elif delivered >= due * (1 - DONE_RTOL) - GRANT_TOL_KWH:
             decision = "granted"
         else:
             decision = "partial"
@@ -100,15 +126,18 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         lent = sum(max(-ev[(r, t)], 0.0) for t in sp.slots) * h  # the charger carries the net power
         soc_out = (sp.soc_arrival * sp.battery_kwh + delivered) / sp.battery_kwh
         sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode, booked,
-                          _clean(lent), round(soc_out, 6)))
+                          _clean(lent), round(soc_out, 6), takeable, _clean(max(due - delivered, 0.0))))
 
     # ----- jobs
-    job_rows, job_slot_rows = [], []
+    job_rows, job_slot_rows, move_rows = [], [], []
     blades_working = {(s, t): 0 for s in si.station_ids for t in T}
     blade_power = {(s, t): 0.0 for s in si.station_ids for t in T}
+    restart_h = float(m.restart_h)
     for jp in p.jobs:
         j = jp.job
         hours, last, stations_used, missed = 0.0, None, [], 0.0
+        restarts, progress = 0, 0.0
+        previous = j.station_id or None  # where its checkpoint is: its own station, then its last stretch's
         for t in jp.slots:
             for s in jp.stations:
                 if run.get((j.job_id, s, t), 0):
@@ -117,17 +146,29 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
                     stations_used.append(s)
                     blades_working[(s, t)] += j.blades
                     blade_power[(s, t)] += j.blades * j.power_kw
-                    job_slot_rows.append((j.job_id, s, starts[t], j.blades, _clean(j.blades * j.power_kw)))
+                    arrives = not jp.critical and not any(run.get((j.job_id, s2, t - 1), 0) for s2 in jp.stations)
+                    lost = restart_h if arrives else 0.0
+                    if arrives:
+                        restarts += 1
+                        if previous is not None and previous != s:
+                            move_rows.append((j.job_id, previous, s, starts[t], _clean(restart_h * MINUTES_PER_HOUR),
+                                              _clean(j.blades * j.power_kw * restart_h)))
+                    previous = s
+                    progress += h - lost
+                    job_slot_rows.append((j.job_id, s, starts[t], j.blades, _clean(j.blades * j.power_kw),
+                                          _clean(h - lost)))
             if jp.critical and jp.stations:
                 missed += _v(m.critical_miss[j.job_id, t]) * h
         if jp.critical and not jp.stations:
             missed = len(jp.slots) * h
-        on_time = hours >= j.work_hours * (1 - DONE_RTOL)
+        planned = hours if jp.critical else progress
+        on_time = planned >= j.work_hours * (1 - DONE_RTOL)
         finish = starts[last] + pd.Timedelta(minutes=grid.slot_minutes) if on_time and last is not None else pd.NaT
         home = j.station_id or (max(set(stations_used), key=stations_used.count) if stations_used else "")
         where_ran = ";".join(dict.fromkeys(stations_used))  # in order of first use
-        job_rows.append((j.job_id, home, j.work_hours, _clean(hours), finish, bool(on_time), j.priority, j.blades,
-                         where_ran, count_moves(run, j.job_id, jp.stations, jp.slots), _clean(missed)))
+        moves = sum(1 for row in move_rows if row[0] == j.job_id)
+        job_rows.append((j.job_id, home, j.work_hours, _clean(planned), finish, bool(on_time), j.priority, j.blades,
+                         where_ran, moves, _clean(missed), restarts, _clean(hours)))
 
     # ----- stations
     st_rows = []
@@ -145,7 +186,8 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             else:
                 thermal, cool, housing = 0.0, 0.0, float("nan")
             st_rows.append((sid, s, starts[t], evk, blade_kw, wk, float(si.reserve_kw[s][t]),
-                            _clean(evk + blade_kw + thermal + load), st.link_kw, _clean(load), thermal, cool, housing))
+                            _clean(evk + blade_kw + thermal + load), st.link_kw, _clean(load), thermal, cool, housing,
+                            max(wk - (blades_working[(s, t - 1)] if t > 0 else 0), 0)))
 
     # ----- site
     site_rows = []
@@ -179,7 +221,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
                 flow_rows.append((sid, starts[t], a, b, kw))
 
     def frame(name, rows):
-        return pd.DataFrame.from_records(rows, columns=COLUMNS[name])
+        return pd.DataFrame.from_records(rows, columns=COLUMNS[name]) if rows else empty_table(name, grid.timezone)
 
     return {
         "site_slots": frame("site_slots", site_rows),
@@ -189,13 +231,8 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         "jobs": frame("jobs", job_rows),
         "job_slots": frame("job_slots", job_slot_rows),
         "source_flows": frame("source_flows", flow_rows),
+        "job_moves": frame("job_moves", move_rows),
     }
-
-
-def count_moves(run: dict, job_id: str, stations: tuple[str, ...], slots: tuple[int, ...]) -> int:
-    """Changes of station between consecutive running slots of a job."""
-    at = {t: s for t in slots for s in stations if run.get((job_id, s, t), 0)}
-    return sum(1 for t in slots if t in at and t - 1 in at and at[t] != at[t - 1])
 
 
 def report_mode(sp: SessionPrep, ev: dict[int, float], high_slots: set[int], slow_policy: bool) -> str:
@@ -221,7 +258,7 @@ def report_mode(sp: SessionPrep, ev: dict[int, float], high_slots: set[int], slo
 ROW_KEYS = {"site_slots": ["slot_start"], "station_slots": ["station_id", "slot_start"],
             "sessions": ["reservation_id"], "session_slots": ["reservation_id", "slot_start"],
             "jobs": ["job_id"], "job_slots": ["job_id", "slot_start"],
-            "source_flows": ["slot_start", "source", "use"]}
+            "source_flows": ["slot_start", "source", "use"], "job_moves": ["job_id", "slot_start"]}
 
 
 def sort_site_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
@@ -232,12 +269,12 @@ def sort_site_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
 def combine(parts: list[dict[str, pd.DataFrame]], names: tuple[str, ...] = TABLES) -> dict[str, pd.DataFrame]:
     """Concatenate per-site tables: site by site in the order given, each in its ``ROW_KEYS`` order.
 
-    The order is the one a plan streamed to disk site by site has too (``scheduler.planning.night.SpoolSink``)."""
+    The order is the one a plan streamed to disk site by site has too (``scheduler.output.plan_dir.SpoolSink``)."""
     out = {}
     for name in names:
         frames = [sort_site_table(name, p[name]) for p in parts if not p[name].empty]
         out[name] = (pd.concat(frames, ignore_index=True) if frames
-                     else pd.DataFrame(columns=COLUMNS[name]))
+                     else parts[0][name] if parts else pd.DataFrame(columns=COLUMNS[name]))
     return out
 
 

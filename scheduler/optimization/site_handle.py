@@ -71,8 +71,10 @@ class SiteModel:
         penalise_disturbance(self.pyomo_model, tables, cost_per_change)
 
     def fix_heuristic_decisions(self) -> None:
-        """Fix the residual-power heuristic's decisions (``heuristic``): the rest is an LP."""
-        fix_decisions(self.pyomo_model, residual_power_decisions(self.pyomo_model))
+        """Fix the residual-power heuristic's decisions (``heuristic``): the rest is an LP. The
+        heuristic keeps no minimum on or off time and no power-on cap: those rows are dropped."""
+        m = self.pyomo_model
+        fix_decisions(m, residual_power_decisions(m))
 
     # ---------------------------------------------------------------- solving and reading
 
@@ -100,6 +102,18 @@ class SiteModel:
         return {(jp.job.job_id, s) for jp in self.pyomo_model.prep.jobs for s in jp.stations}
 
 
+def release_past_starts(m, at_slot: int) -> list:
+    """Drop the minimum-run rows of starts before ``at_slot``: they are history, and what changed at
+    ``at_slot`` (a failure, an outage) may stop a job its past start meant to keep running. Returns
+    the rows dropped."""
+    if not hasattr(m, "job_min_on"):
+        return []
+    out = [m.job_min_on[k] for k in m.job_min_on if k[1] < at_slot and m.job_min_on[k].active]
+    for con in out:
+        con.deactivate()
+    return out
+
+
 def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
     """Slots before ``at_slot`` keep the previous plan: booking power, job runs, battery use."""
     c = read_committed(tables, m.prep.inputs.grid)
@@ -113,6 +127,7 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
     for (j, s, t) in m.JST:
         if t < at_slot:
             m.run[j, s, t].fix(int((j, s, t) in ran))
+    release_past_starts(m, at_slot)
     if m.battery:
         sl = tables["site_slots"]
         sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]

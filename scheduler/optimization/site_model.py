@@ -18,7 +18,8 @@ import pyomo.environ as pyo
 
 from scheduler.inputs.settings import ScenarioConfig
 from scheduler.inputs.typed import SiteInputs
-from scheduler.optimization.preparation import SitePrep, prepare_site
+from scheduler.inputs.units import HOURS_PER_DAY, whole_slots_h
+from scheduler.optimization.preparation import SitePrep, prepare_site, takeable_kwh
 
 logging.getLogger("pyomo").setLevel(logging.WARNING)  # DEBUG logging slows builds sharply
 
@@ -51,7 +52,10 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_job_work_constraints(m, prep)
     add_job_critical_constraints(m, prep)
     add_job_contiguity_constraints(m, prep)
-    add_job_migration_constraints(m, prep)
+    add_job_start_constraints(m, prep)
+    add_job_min_run_constraints(m, prep)
+    add_job_pinning_constraints(m, prep)
+    add_blade_power_on_constraints(m, prep)
     add_demand_peak_constraints(m, prep)
     add_thermal_constraints(m, prep)
     add_objective(m, prep)
@@ -197,6 +201,14 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.job_running = pyo.Expression(m.JT, rule=lambda m, j, t: sum(m.run[j, s, t] for s in m.job[j].stations))
     m.job_hours = pyo.Expression(m.J, rule=lambda m, j: sum(m.job_running[j, t] for t in m.job[j].slots
                                                             if m.job[j].stations) * p.slot_h)
+    # starts: each start of a non-critical job boots its blades and restores its checkpoint, restart_h
+    # without progress; its window reserves that time for its most starts (add_job_start_constraints)
+    m.JAT = pyo.Set(dimen=2, ordered=True, initialize=[(j, t) for (j, t) in m.JT if j in m.JN])
+    m.job_arrive = pyo.Var(m.JAT, within=nn)
+    m.restart_h = si.config.servers.restart_hours()
+    m.job_starts = pyo.Expression(m.JN, rule=lambda m, j: sum(
+        m.job_arrive[j, t] for t in m.job[j].slots if (j, t) in m.JAT))
+    m.job_need_h = {j: m.job[j].job.work_hours + m.restart_h * m.job[j].starts for j in m.JN}
 
 
 # ----------------------------------------------------------------------------- site
@@ -393,7 +405,8 @@ def add_session_energy_constraints(m, p: SitePrep) -> None:
     """r in R, E = energy_cap_kwh (request capped by the room in the battery):
     session_energy_max[r]:  delivered_kwh <= E * served
     session_energy_min[r]:  delivered_kwh >= partial_min_fraction * E * served
-    session_granted[r]:        delivered_kwh >= energy_kwh * granted    (r in RG: only when partial_penalty > 0)
+    session_granted[r]:        delivered_kwh >= due_kwh * granted    (r in RG: only when partial_penalty > 0;
+                               due_kwh = min(energy_kwh, takeable_kwh): what the car can take of its request)
     session_granted_served[r]: granted <= served                        (r in RG)
     delivered_kwh = sum_t ev_net_kw * slot_h (net of V2X lending); served = sum_m mode_on.
     """
@@ -406,8 +419,9 @@ def add_session_energy_constraints(m, p: SitePrep) -> None:
         m.R, rule=lambda m, r: m.delivered_kwh[r] >= frac * m.sess[r].energy_cap_kwh * m.served[r])
     if not len(m.RG):
         return
-    m.session_granted = pyo.Constraint(
-        m.RG, rule=lambda m, r: m.delivered_kwh[r] >= m.sess[r].session.energy_kwh * m.granted[r])
+    sig, h = p.inputs.config.charging.finish_soc, p.slot_h
+    due = {r: min(m.sess[r].session.energy_kwh, takeable_kwh(m.sess[r], sig, h)) for r in m.RG}
+    m.session_granted = pyo.Constraint(m.RG, rule=lambda m, r: m.delivered_kwh[r] >= due[r] * m.granted[r])
     m.session_granted_served = pyo.Constraint(m.RG, rule=lambda m, r: m.granted[r] <= m.served[r])
 
 
@@ -504,14 +518,16 @@ def add_job_station_constraints(m, p: SitePrep) -> None:
 
 
 def add_job_work_constraints(m, p: SitePrep) -> None:
-    """j in JN (non-critical jobs):
-    job_work[j]:      job_hours <= work_hours
-    job_done_def[j]:  job_hours >= work_hours * job_done   (job_done = 1: on time)
+    """j in JN (non-critical jobs); job_need_h = work_hours + restart_h * starts_max (its work and the time
+    its most starts lose; add_job_start_constraints):
+    job_work[j]:      job_hours <= ceil(job_need_h / slot_h) * slot_h   (no slot beyond the one that completes it)
+    job_done_def[j]:  job_hours >= job_need_h * job_done   (job_done = 1: on time)
     """
     if not len(m.JN):
         return
-    m.job_work = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] <= m.job[j].job.work_hours)
-    m.job_done_def = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] >= m.job[j].job.work_hours * m.job_done[j])
+    h = p.slot_h
+    m.job_work = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] <= whole_slots_h(m.job_need_h[j], h))
+    m.job_done_def = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] >= m.job_need_h[j] * m.job_done[j])
 
 
 def add_job_critical_constraints(m, p: SitePrep) -> None:
@@ -539,32 +555,106 @@ def add_job_contiguity_constraints(m, p: SitePrep) -> None:
     m.job_one_start = pyo.Constraint(m.JP, rule=lambda m, j: sum(m.job_start[j, t] for t in m.job[j].slots) <= 1)
 
 
-def add_job_migration_constraints(m, p: SitePrep) -> None:
-    """(j, s, t) in JMOVE: in JST, job with more than one candidate station, t-1 also in the window:
-    job_move_def[j, s, t]: job_move[j, s, t] >= run[j, s, t] + sum_{s' != s} run[j, s', t-1] - 1
-    job_move_limit[j], jobs in JMOVE (only when max_job_moves is set):
-                           sum_{s, t} job_move[j, s, t] <= max_job_moves
-    A move is a change of station between two consecutive running slots; each costs migration_cost.
-    Only built when a move limit or a migration cost is set (it slows the solve several-fold).
+def add_job_start_constraints(m, p: SitePrep) -> None:
+    """Starts of non-critical jobs, (j, t) in JAT (JT with j in JN):
+    job_arrive_def[j, t]: job_arrive[j, t] >= job_running[j, t] - job_running[j, t-1]
+                          (job_running[j, t-1] = 0 at the start of the window)
+    job_start_limit[j], j in JN with a window: job_starts <= starts_max
+    job_arrive above a start only costs and tightens rows, so no upper bound is needed (docs/formulation.md).
+    job_starts = sum_t job_arrive; starts_max = 1 + servers.restarts_per_job (1 for a job that runs in one
+    stretch). A job that stops is checkpointed; each start costs servers.power_on_cost per blade and
+    servers.restart_cost, and job_need_h reserves restart_h for each of its starts_max starts.
     """
-    pol, w = p.inputs.config.policies, p.inputs.config.weights
-    counted = pol.max_job_moves is not None or w.migration_cost > 0
-    keys = [(j, s, t) for (j, s, t) in m.JST
-            if counted and len(m.job[j].stations) > 1 and (j, t - 1) in m.JT]
-    m.JMOVE = pyo.Set(dimen=3, ordered=True, initialize=keys)
-    if not keys:
+    if not len(m.JAT):
         return
-    m.job_move = pyo.Var(m.JMOVE, within=pyo.NonNegativeReals)
-    m.job_move_def = pyo.Constraint(m.JMOVE, rule=lambda m, j, s, t: m.job_move[j, s, t] >= m.run[j, s, t] + sum(
-        m.run[j, o, t - 1] for o in m.job[j].stations if o != s) - 1)
-    limit = pol.max_job_moves
-    if limit is None:
+
+    def arrive(m, j, t):
+        prev = m.job_running[j, t - 1] if (j, t - 1) in m.JT else 0
+        return m.job_arrive[j, t] >= m.job_running[j, t] - prev
+
+    m.job_arrive_def = pyo.Constraint(m.JAT, rule=arrive)
+    movers = [j for j in m.JN if m.job[j].stations and m.job[j].slots]
+    m.job_start_limit = pyo.Constraint(movers, rule=lambda m, j: m.job_starts[j] <= m.job[j].starts)
+
+
+def slots_of(minutes: float, slot_minutes: float) -> int:
+    """Whole slots that cover ``minutes`` (at least one)."""
+    return max(1, int(np.ceil(minutes / slot_minutes - 1e-9)))
+
+
+def add_job_min_run_constraints(m, p: SitePrep) -> None:
+    """Minimum run and pause of a non-critical job, (j, t) in JAT; U, D = servers.min_on_minutes,
+    min_off_minutes in whole slots (a family only when at least 2):
+    job_min_on[j, t]:  sum_{tau = t..t+n-1} job_running[j, tau] >= n * job_arrive[j, t]
+                       (n = min(U, window slots from t on, slots job_need_h takes): a start runs U slots,
+                       or to the window's end, or until the job is done)
+    job_stop_def[j, t]: job_stop[j, t] >= job_running[j, t-1] - job_running[j, t]   (t-1 in the window)
+    job_min_off[j, t]: sum_{tau = t-D+1..t} job_stop[j, tau] <= 1 - job_running[j, t]
+    A job's blades follow it (add_job_pinning_constraints), so these are the blades' minimum on and off times.
+    """
+    if not len(m.JAT):
         return
-    by_job: dict[str, list] = {}
-    for k in keys:
-        by_job.setdefault(k[0], []).append(k)
-    movers = [j for j in m.J if j in by_job]
-    m.job_move_limit = pyo.Constraint(movers, rule=lambda m, j: sum(m.job_move[k] for k in by_job[j]) <= limit)
+    srv = p.inputs.config.servers
+    slot_min = p.inputs.grid.slot_minutes
+    up, down = slots_of(srv.min_on_minutes, slot_min), slots_of(srv.min_off_minutes, slot_min)
+    if up >= 2:
+        h = p.slot_h
+
+        def min_on(m, j, t):
+            ahead = [tau for tau in range(t, t + up) if (j, tau) in m.JT]
+            n = min(len(ahead), round(whole_slots_h(m.job_need_h[j], h) / h))
+            return sum(m.job_running[j, tau] for tau in ahead[:n]) >= n * m.job_arrive[j, t]
+
+        m.job_min_on = pyo.Constraint(m.JAT, rule=min_on)
+    if down >= 2:
+        m.JSTOP = pyo.Set(dimen=2, ordered=True, initialize=[(j, t) for (j, t) in m.JAT if (j, t - 1) in m.JT])
+        m.job_stop = pyo.Var(m.JSTOP, within=pyo.NonNegativeReals)
+        m.job_stop_def = pyo.Constraint(m.JSTOP, rule=lambda m, j, t: (
+            m.job_stop[j, t] >= m.job_running[j, t - 1] - m.job_running[j, t]))
+
+        def min_off(m, j, t):
+            back = [(j, tau) for tau in range(t - down + 1, t + 1) if (j, tau) in m.JSTOP]
+            if not back:
+                return pyo.Constraint.Skip
+            return sum(m.job_stop[k] for k in back) <= 1 - m.job_running[j, t]
+
+        m.job_min_off = pyo.Constraint(m.JAT, rule=min_off)
+
+
+def add_job_pinning_constraints(m, p: SitePrep) -> None:
+    """A job runs on one station in a plan, (j, s) in JPIN (jobs the MIP may place on more than one
+    station: SitePrep gives most jobs their own station alone, docs/formulation.md "Moves"):
+    job_pin[j, s, t], (j, s, t) in JST: run[j, s, t] <= job_at[j, s]
+    job_one_station[j]:                 sum_s job_at[j, s] <= 1
+    A job whose station is not its own moved there once, before its first start (weights.migration_cost).
+    """
+    pinned = [j for j in m.J if len(m.job[j].stations) > 1 and m.job[j].slots]
+    m.JPIN = pyo.Set(dimen=2, ordered=True, initialize=[(j, s) for j in pinned for s in m.job[j].stations])
+    if not len(m.JPIN):
+        return
+    m.job_at = pyo.Var(m.JPIN, within=pyo.Binary)
+    keys = [(j, s, t) for (j, s) in m.JPIN for t in m.job[j].slots]
+    m.job_pin = pyo.Constraint(keys, rule=lambda m, j, s, t: m.run[j, s, t] <= m.job_at[j, s])
+    m.job_one_station = pyo.Constraint(pinned, rule=lambda m, j: sum(m.job_at[j, s] for s in m.job[j].stations) <= 1)
+
+
+def add_blade_power_on_constraints(m, p: SitePrep) -> None:
+    """Power-on cap (servers.max_power_ons_per_day set), s in SB (stations some job of JN runs on alone):
+    blade_power_on_cap[s]: sum_{j in JN on s alone} blades_j * job_starts[j]
+                           <= max_power_ons_per_day * blades_in_service * horizon_h / 24
+    A job's starts power its blades on; a job the MIP places (JPIN) is bounded by its starts_max alone.
+    """
+    cap = p.inputs.config.servers.max_power_ons_per_day
+    on_station: dict[str, list[str]] = {}
+    for j in m.JN:
+        if len(m.job[j].stations) == 1 and m.job[j].slots:
+            on_station.setdefault(m.job[j].stations[0], []).append(j)
+    m.SB = pyo.Set(initialize=[s for s in m.S if s in on_station] if cap is not None else [], ordered=True)
+    if not len(m.SB):
+        return
+    days = p.inputs.grid.n_slots * p.slot_h / HOURS_PER_DAY
+    m.blade_power_on_cap = pyo.Constraint(m.SB, rule=lambda m, s: sum(
+        m.job[j].job.blades * m.job_starts[j] for j in on_station[s]) <= cap * m.st[s].blades_in_service * days)
 
 
 def housing_surroundings_c(si: SiteInputs) -> "np.ndarray":
@@ -631,6 +721,7 @@ def add_objective(m, p: SitePrep) -> None:
     """Maximise value - cost - penalties (docs/formulation.md, "Objective")."""
     si = p.inputs
     w = si.config.weights
+    srv = si.config.servers
     h = p.slot_h
     value_ev = sum(m.sess[r].value_per_kwh * m.delivered_kwh[r] for r in m.R)
     if w.early_charging_per_kwh > 0:
@@ -645,7 +736,8 @@ def add_objective(m, p: SitePrep) -> None:
         + sum(w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.RG)
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
         + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
-        + (sum(w.migration_cost * m.job_move[k] for k in m.JMOVE) if len(m.JMOVE) else 0)
+        + sum((srv.power_on_cost * m.job[j].job.blades + srv.restart_cost) * m.job_arrive[j, t] for (j, t) in m.JAT)
+        + sum(w.migration_cost * m.job_at[j, s] for (j, s) in m.JPIN if s != m.job[j].job.station_id)
         + (sum(si.config.thermal.violation_penalty_per_kh * (m.housing_over_c[s, t] + m.housing_under_c[s, t]) * h
                for s in m.SH for t in m.T) if m.thermal else 0)
         + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)

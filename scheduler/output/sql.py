@@ -59,7 +59,7 @@ from scheduler.inputs import tables as table_specs
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.output.plan_dir import for_file
 from scheduler.inputs.typed import Inputs
-from scheduler.optimization.results import COLUMNS, TABLES
+from scheduler.optimization.results import BOOL_COLUMNS, COLUMNS, INT_COLUMNS, TABLES, TEXT_COLUMNS, TIME_COLUMNS
 from scheduler.inputs.timegrid import make_grid
 
 #: The tables ``--db-inputs`` reads from the database instead of the scenario's files.
@@ -81,11 +81,6 @@ _HASH = re.compile(r"[0-9A-Za-z_.-]{1,64}\Z")
 _PLAN_ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 #: Kinds of the plan tables' columns (everything not listed is a float).
-TIME_COLUMNS = frozenset({"slot_start", "finish"})
-INT_COLUMNS = frozenset({"blades_working", "blades", "moves"})
-BOOL_COLUMNS = frozenset({"on_time"})
-TEXT_COLUMNS = frozenset({"site_id", "station_id", "reservation_id", "job_id", "decision", "mode", "priority",
-                          "booked_mode", "state", "stations", "source", "use"})
 #: Columns of the ``plans`` table, in order.
 PLANS_COLUMNS = ("plan_id", "night", "version", "scenario_hash", "created_at", "updated_at", "software_version",
                  "status", "objective", "summary")

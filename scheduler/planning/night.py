@@ -380,6 +380,8 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
         "hard_limit_breaches": breaches,
         "blade_inventory": blade_inventory(inputs),
         **({"input_warnings": list(inputs.notices)} if inputs.notices else {}),
+        **({"unrunnable_jobs": [{"job_id": job_id, "reason": reason} for job_id, reason in inputs.unrunnable_jobs]}
+           if inputs.unrunnable_jobs else {}),
         "sites": [
             {"site_id": o.site_id, "status": o.result.status, "objective": o.result.objective,
              "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scheduler.inputs.units import FULL_SLOT_TOL  # noqa: F401  (the checks read it from here)
+
 
 
 
@@ -19,8 +21,6 @@ KPI_REL_TOL = 1e-6
 KPI_ABS_TOL = 1e-3
 #: Tolerance on blade counts (written as numbers, must be whole).
 COUNT_TOL = 1e-6
-#: A slot overlapped by at least ``1 - FULL_SLOT_TOL`` of its length counts as whole.
-FULL_SLOT_TOL = 1e-9
 #: Largest difference between a written ``finish`` and the end of the last running slot.
 FINISH_TOL = np.timedelta64(1, "s")
 #: Tables up to this many rows are deduplicated in plain Python (faster than pandas there).
@@ -58,9 +58,10 @@ FLOW_USES = ("cars", "blades", "loads", "battery")
 #: Extension columns read when present (evdc writes them; other planners may not).
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "site_slots": ("unserved_kw", "grid_limit_kw", "price_per_kwh"),
-    "station_slots": ("load_kw", "thermal_kw", "housing_c"),
+    "station_slots": ("load_kw", "thermal_kw", "housing_c", "blades_powered_on"),
     "sessions": ("lent_kwh",),
-    "jobs": ("moves",),
+    "jobs": ("moves", "starts", "running_h"),
+    "job_slots": ("progress_h",),
 }
 #: Columns whose values may be left empty.
 OPTIONAL_VALUES: dict[str, frozenset[str]] = {
@@ -86,6 +87,7 @@ POSITION_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "jobs": (("_job", "job_id"),),
     "job_slots": (("_job", "job_id"), ("_station", "station_id")),
     "source_flows": (("_site", "site_id"),),
+    "job_moves": (("_job", "job_id"),),
 }
 DECISIONS = ("granted", "partial", "denied")
 SESSION_STATES = ("starting", "in_progress", "finishing", "discharging")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from scheduler.verify.columns import Cols, emit, in_values, number_text, sum_by_position
+from scheduler.inputs.units import MINUTES_PER_HOUR
 from scheduler.verify.contract import COUNT_TOL, CRITICAL, FINISH_TOL, FULL_SLOT_TOL, Violation
 from scheduler.verify.plan_view import PlanView
 from scheduler.verify.session_checks import once_each
@@ -51,34 +52,102 @@ def check_job_window(p: PlanView) -> list[Violation]:
     return out
 
 
-def _check_moves(p: PlanView, runs: Cols) -> list[Violation]:
-    """Moves (a change of station between consecutive running slots) are at most
-    policies.max_job_moves per job, and jobs.csv ``moves`` (when written) counts them."""
+def job_starts(p: PlanView, runs: Cols) -> tuple[dict[int, int], dict[int, int], list[tuple[int, int, int, int]]]:
+    """Per job position: starts (a running slot after one the job did not run in, counted for
+    non-critical jobs: ``add_job_start_constraints``) and moves (a start on another station than
+    where its checkpoint is: its own station, then its last stretch's), read from job_slots; and
+    each move as (job, from station, to station, slot) positions."""
+    jobs = p.inputs.jobs
+    critical = {i for i, j in enumerate(jobs) if j.priority == CRITICAL}
+    at = {(int(j), int(t)): int(s) for j, t, s in zip(runs["_job"], runs["t"], runs["_station"])}
+    station_pos = {sid: i for i, sid in enumerate(p.station_ids)}
+    starts: dict[int, int] = {}
     moves: dict[int, int] = {}
-    at: dict[tuple[int, int], int] = {(int(j), int(t)): int(s) for j, t, s in zip(runs["_job"], runs["t"], runs["_station"])}
-    for (j, t), s in at.items():
-        prev = at.get((j, t - 1))
-        if prev is not None and prev != s:
+    moved: list[tuple[int, int, int, int]] = []
+    previous: dict[int, int] = {}
+    for (j, t), s in sorted(at.items()):
+        if j in critical or (j, t - 1) in at:
+            previous[j] = s
+            continue
+        starts[j] = starts.get(j, 0) + 1
+        before = previous.get(j, station_pos.get(jobs[j].station_id or ""))
+        if before is not None and before != s:
             moves[j] = moves.get(j, 0) + 1
-    limit = p.inputs.config.policies.max_job_moves
+            moved.append((j, before, s, t))
+        previous[j] = s
+    return starts, moves, moved
+
+
+def _check_moves(p: PlanView, runs: Cols) -> list[Violation]:
+    """Per non-critical job: starts at most 1 + servers.restarts_per_job (1 for a job that is not
+    preemptible), moves at most policies.max_job_moves; jobs.csv ``moves`` and ``starts`` (when
+    written) count what job_slots show."""
+    starts, moves, moved = job_starts(p, runs)
+    cfg = p.inputs.config
+    limit = cfg.policies.max_job_moves
     ids = p.job_ids
-    out = [Violation("job_window", p.where(job=ids[j]), f"{n} moves, at most {limit} allowed")
-           for j, n in sorted(moves.items()) if limit is not None and n > limit]
-    if p.has("jobs", "job_id", "moves"):
-        jobs = p.table("jobs")
-        for j, written in zip(jobs["_job"], jobs["moves"]):
-            if j >= 0 and abs(written - moves.get(int(j), 0)) > COUNT_TOL:
-                out.append(Violation("job_window", p.where(job=ids[int(j)]),
-                                     f"moves {number_text(written)}, job_slots show {moves.get(int(j), 0)}"))
+    jobs = p.inputs.jobs
+    out = []
+    for j, n in sorted(starts.items()):
+        most = 1 + (cfg.servers.restarts_per_job if jobs[j].preemptible else 0)
+        if n > most:
+            out.append(Violation("job_window", p.where(job=ids[j]), f"{n} starts, at most {most} allowed"))
+    out += [Violation("job_window", p.where(job=ids[j]), f"{n} moves, at most {limit} allowed")
+            for j, n in sorted(moves.items()) if limit is not None and n > limit]
+    for column, counted in (("moves", moves), ("starts", starts)):
+        if p.has("jobs", "job_id", column):
+            jobs = p.table("jobs")
+            for j, written in zip(jobs["_job"], jobs[column]):
+                if j >= 0 and abs(written - counted.get(int(j), 0)) > COUNT_TOL:
+                    out.append(Violation("job_window", p.where(job=ids[int(j)]),
+                                         f"{column} {number_text(written)}, job_slots show {counted.get(int(j), 0)}"))
+    out += _check_move_rows(p, moved)
+    return out
+
+def _check_move_rows(p: PlanView, moved: list[tuple[int, int, int, int]]) -> list[Violation]:
+    """job_moves.csv (when written) lists exactly the moves job_slots show, each lasting restart_h
+    (``servers.restart_hours()``, in minutes) at its blades' working power (energy_kwh)."""
+    if not p.has("job_moves", "job_id", "from_station_id", "to_station_id", "slot_start", "duration_min",
+                 "energy_kwh"):
+        return []
+    fam, df = "job_window", p.table("job_moves")
+    ids, stations = p.job_ids, p.station_ids
+    restart_h = p.inputs.config.servers.restart_hours()
+    station_pos = {sid: i for i, sid in enumerate(stations)}
+    jobs = p.inputs.jobs
+    written = {}
+    out = []
+    for j, a, b, t, minutes, kwh in zip(df["_job"], df["from_station_id"], df["to_station_id"], df["t"],
+                                         df["duration_min"], df["energy_kwh"]):
+        key = (int(j), station_pos.get(a, -1), station_pos.get(b, -1), int(t))
+        written[key] = (minutes, kwh)
+    for key in sorted(set(written) | set(moved)):
+        j, a, b, t = key
+        name = ids[j] if j >= 0 else "?"
+        where = p.where(job=name, t=t)
+        if key not in written:
+            out.append(Violation(fam, where, f"job_slots show a move from {stations[a]} to {stations[b]} that "
+                                 "job_moves.csv does not list"))
+        elif key not in set(moved):
+            out.append(Violation(fam, where, "job_moves.csv lists a move job_slots do not show"))
+        else:
+            minutes, kwh = written[key]
+            want_kwh = jobs[j].blades * jobs[j].power_kw * restart_h
+            if abs(minutes - restart_h * MINUTES_PER_HOUR) > p.tol_kw or abs(kwh - want_kwh) > p.tol_kw:
+                out.append(Violation(fam, where, f"move of {number_text(minutes)} min and {number_text(kwh)} kWh, a "
+                                     f"restart takes {number_text(restart_h * MINUTES_PER_HOUR)} min and "
+                                     f"{number_text(want_kwh)} kWh"))
     return out
 
 
 def check_job_work(p: PlanView) -> list[Violation]:
     """jobs.csv against job_slots, per job.
 
-    Every job appears exactly once; required_h = job.work_hours;
-    planned_h = (number of running slots) × slot_h; planned_h ≤ required_h rounded up to
-    whole slots (+ tol) unless the job is critical; on_time ⇔ planned_h ≥ required_h − tol;
+    Every job appears exactly once; required_h = job.work_hours; running_h = (number of running
+    slots) × slot_h; planned_h = running_h − restart_h × starts (non-critical jobs; ``job_starts``,
+    restart_h = ``servers.restart_hours()``); running_h ≤ required_h + restart_h × starts_max rounded up
+    to whole slots (+ tol) unless the job is critical (``add_job_work_constraints``); on_time ⇔
+    planned_h ≥ required_h − tol;
     finish = end of the last running slot when on_time (empty when it never runs), empty otherwise.
     """
     if not p.has("jobs", "job_id"):
@@ -97,8 +166,14 @@ def check_job_work(p: PlanView) -> list[Violation]:
     work_h = p.job_attr("work_hours")[pos]
     critical = np.array([j.priority == CRITICAL for j in p.inputs.jobs], dtype=bool)[pos]
     run_h = n_run * slot_h
-    cap_h = np.ceil(work_h / slot_h - FULL_SLOT_TOL) * slot_h
-    df = df.with_(in_work_h=work_h, n_run=n_run, last_t=last[pos], run_h=run_h, cap_h=cap_h)
+    starts, _, _ = job_starts(p, js.take(ran))
+    n_starts = np.array([starts.get(int(j), 0) for j in pos], dtype=float)
+    restart_h = p.inputs.config.servers.restart_hours()
+    work_done_h = run_h - restart_h * n_starts  # critical jobs have no counted starts
+    most = 1 + p.inputs.config.servers.restarts_per_job * np.array([j.preemptible for j in p.inputs.jobs])[pos]
+    cap_h = np.ceil((work_h + restart_h * most) / slot_h - FULL_SLOT_TOL) * slot_h
+    df = df.with_(in_work_h=work_h, n_run=n_run, last_t=last[pos], run_h=run_h, cap_h=cap_h, done_h=work_done_h,
+                  n_starts=n_starts)
     where = lambda r: p.where(station=getattr(r, "station_id", None), job=r.job_id)  # noqa: E731
     if p.has("jobs", "required_h"):
         out += emit(fam, df, np.abs(df["required_h"] - work_h) > tol, where,
@@ -106,11 +181,16 @@ def check_job_work(p: PlanView) -> list[Violation]:
     if not p.has("jobs", "planned_h"):
         return out
     planned = df["planned_h"]
-    out += emit(fam, df, np.abs(planned - run_h) > tol, where,
-                 lambda r: f"planned_h {number_text(r.planned_h)}, job_slots give {int(r.n_run)} slot(s) = {number_text(r.run_h)} h")
-    out += emit(fam, df, ~critical & (planned > cap_h + tol), where,
-                 lambda r: f"planned_h {number_text(r.planned_h)} above the {number_text(r.in_work_h)} h required "
-                           f"(rounded up to whole slots: {number_text(r.cap_h)})")
+    out += emit(fam, df, np.abs(planned - work_done_h) > tol * (1 + n_starts), where,
+                 lambda r: f"planned_h {number_text(r.planned_h)}, job_slots give {int(r.n_run)} slot(s) = "
+                           f"{number_text(r.run_h)} h less {int(r.n_starts)} start(s) x {number_text(restart_h)} h = "
+                           f"{number_text(r.done_h)} h")
+    if p.has("jobs", "running_h"):
+        out += emit(fam, df, np.abs(df["running_h"] - run_h) > tol, where,
+                     lambda r: f"running_h {number_text(r.running_h)}, job_slots give {number_text(r.run_h)} h")
+    out += emit(fam, df, ~critical & (run_h > cap_h + tol), where,
+                 lambda r: f"runs {number_text(r.run_h)} h, above the {number_text(r.in_work_h)} h required and what "
+                           f"its starts may lose (rounded up to whole slots: {number_text(r.cap_h)})")
     if p.has("jobs", "on_time"):
         done = planned >= work_h - tol
         bad = np.array([f is not None and f != d for f, d in zip(df["on_time"], done)], dtype=bool)

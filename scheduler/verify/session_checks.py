@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from scheduler.inputs.settings import MODE_NAMES
+from scheduler.inputs.units import GRANT_TOL_KWH
+from scheduler.optimization.preparation import session_prep, takeable_kwh
 from scheduler.verify.columns import Cols, emit, in_values, number_text, sum_by_position
 from scheduler.verify.contract import ANY_MODE, DECISIONS, GRANTED_REL_TOL, Violation
 from scheduler.verify.plan_view import PlanView
@@ -106,7 +108,9 @@ def check_session_energy(p: PlanView) -> list[Violation]:
     Every reservation appears exactly once; station_id (when given) is the booking's station;
     requested_kwh = session.energy_kwh;
     planned_kwh = Σ ev_kw × slot_h; planned_kwh ≤ requested; denied ⇒ planned = 0;
-    granted ⇒ planned ≥ requested·(1 − GRANTED_REL_TOL) − tol; partial ⇒ 0 < planned < requested;
+    with due = min(requested, what the car can physically take in its stay: ``takeable_kwh``),
+    granted ⇒ planned ≥ due·(1 − GRANTED_REL_TOL) − GRANT_TOL_KWH − tol; partial ⇒ 0 < planned <
+    due − GRANT_TOL_KWH + tol (``scheduler.inputs.units``);
     station_slots.ev_kw = Σ session_slots.ev_kw of that station and slot;
     lent_kwh (when written) = Σ max(−ev_kw, 0) × slot_h (what the car lent, V2X).
     """
@@ -119,7 +123,8 @@ def check_session_energy(p: PlanView) -> list[Violation]:
         df = sess.take((sess["_session"] >= 0) & sess.first_of("reservation_id"))
         pos = df["_session"]
         in_kwh = np.array([r.energy_kwh for r in p.inputs.sessions], dtype=float)[pos]
-        df = df.with_(in_kwh=in_kwh, in_station=p.lookup([r.station_id for r in p.inputs.sessions], pos))
+        df = df.with_(in_kwh=in_kwh, in_station=p.lookup([r.station_id for r in p.inputs.sessions], pos),
+                      in_due=np.minimum(in_kwh, takeable(p)[pos]))
         where = lambda r: p.where(station=r.in_station, reservation=r.reservation_id)  # noqa: E731
         if p.has("sessions", "station_id"):
             moved = np.array([w is not None and w != b for w, b in zip(df["station_id"], df["in_station"])], dtype=bool)
@@ -163,18 +168,33 @@ def check_session_energy(p: PlanView) -> list[Violation]:
     return out
 
 
+def takeable(p: PlanView) -> np.ndarray:
+    """Per booking of the scenario: the most energy its car can physically take in its stay (its
+    ceilings, starting state and taper; ``scheduler.optimization.preparation.takeable_kwh``)."""
+    cfg = p.inputs.config
+    stations = {st.station_id: st for st in p.inputs.stations}
+    out = np.zeros(len(p.session_ids))
+    for i, r in enumerate(p.inputs.sessions):
+        st = stations.get(r.station_id)
+        if st is not None:
+            out[i] = takeable_kwh(session_prep(r, st, cfg, p.inputs.grid), cfg.charging.finish_soc, p.slot_h)
+    return out
+
+
 def _decisions(fam: str, df: Cols, tol: float, where: Callable[[Any], str]) -> list[Violation]:
-    """denied ⇒ planned 0; granted ⇒ planned ≥ requested·(1 − rel) − tol; partial ⇒ 0 < planned < requested."""
-    planned, req, dec = df["planned_kwh"], df["in_kwh"], df["decision"]
+    """denied ⇒ planned 0; granted ⇒ planned ≥ due·(1 − rel) − GRANT_TOL_KWH − tol; partial ⇒
+    0 < planned < due − GRANT_TOL_KWH + tol."""
+    planned, due, dec = df["planned_kwh"], df["in_due"], df["decision"]
     unknown = ~in_values(dec, DECISIONS)
     denied = (dec == "denied") & (np.abs(planned) > tol)
-    granted = (dec == "granted") & (planned < req * (1 - GRANTED_REL_TOL) - tol)
-    partial = (dec == "partial") & ((planned <= 0) | (planned >= req))
+    granted = (dec == "granted") & (planned < due * (1 - GRANTED_REL_TOL) - GRANT_TOL_KWH - tol)
+    partial = (dec == "partial") & ((planned <= 0) | (planned >= due - GRANT_TOL_KWH + tol))
 
     def message(r: Any) -> str:
         if r.decision not in DECISIONS:
             return f"decision {r.decision!r} is not one of {', '.join(DECISIONS)}"
-        return f"decision {r.decision} with planned_kwh {number_text(r.planned_kwh)} of {number_text(r.in_kwh)} requested"
+        return (f"decision {r.decision} with planned_kwh {number_text(r.planned_kwh)} of {number_text(r.in_kwh)} "
+                f"requested, {number_text(r.in_due)} of it takeable in the stay")
 
     return emit(fam, df, unknown | denied | granted | partial, where, message)
 

@@ -28,7 +28,7 @@ def recompute_kpis(p: PlanView) -> dict[str, float]:
     ev_requested_kwh = Σ session.energy_kwh; ev_planned_kwh = Σ session_slots.ev_kw × slot_h;
     ev_served_ratio = planned / requested (1 when nothing is requested); sessions_<decision> =
     count of sessions.csv rows; blade_work_required_h = Σ job.work_hours × job.blades;
-    blade_work_planned_h = Σ job_slots.blades × slot_h; jobs_on_time / jobs_late = count of
+    blade_work_planned_h = Σ job_slots.blades × progress_h (× slot_h without that column); jobs_on_time / jobs_late = count of
     on_time true / false; critical_jobs_unmet = critical jobs missing a slot of their window;
     grid_kwh = Σ grid_kw × slot_h; energy_cost = Σ grid_kw × slot_h × price of the site and slot;
     peak_grid_kw = max grid_kw (0 without rows); pv_used_kwh = Σ (pv_kw − pv_curtailed_kw) × slot_h;
@@ -47,7 +47,9 @@ def recompute_kpis(p: PlanView) -> dict[str, float]:
         k.update({f"sessions_{d}": float(counts.get(d, 0)) for d in DECISIONS})
     k["blade_work_required_h"] = float(sum(j.work_hours * j.blades for j in p.inputs.jobs))
     if p.has("job_slots", "blades"):
-        k["blade_work_planned_h"] = float(p.table("job_slots")["blades"].sum() * h)
+        js = p.table("job_slots")
+        progress = js["progress_h"] if p.has("job_slots", "progress_h") else h
+        k["blade_work_planned_h"] = float((js["blades"] * progress).sum())
     if p.has("jobs", "on_time"):
         flags = list(p.table("jobs")["on_time"])
         k["jobs_on_time"] = float(sum(f is True for f in flags))

@@ -12,7 +12,7 @@ from scheduler import plan
 from scheduler.planning.admission import BookingRequest, admit
 from scheduler.inputs.typed import Job, Session, Site, Station
 from scheduler.inputs.plan_files import read_plan
-from tests.conftest import at, one_site, tiny_config, without_heat
+from tests.conftest import at, free_servers, one_site, tiny_config, without_heat
 
 
 def site_with_one_booking(tmp_path):
@@ -91,7 +91,7 @@ def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
     """Freezing the other stations changes the model's size, not the answer to the first question (power
     for the booking with everything else fixed). With heat on, a frozen station's cooling could not shift
     (the frozen answer could be lower); heat is off here, so the answers are equal."""
-    inputs = without_heat(load_scenario(demo_scenario_path()))
+    inputs = free_servers(without_heat(load_scenario(demo_scenario_path())))  # two admissions compared
     tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
     rng = np.random.default_rng(3)
     ids = [s.station_id for s in inputs.stations]

@@ -10,6 +10,7 @@ from scheduler import plan
 from scheduler.planning.engine import EngineSpec, TaskFailed, run_tasks
 from scheduler.verify.plan_checks import verify_plan
 from tests.scheduler.planning.test_night_verified import generated
+from tests.conftest import free_servers
 
 
 def _square_or_fail(x: int) -> int:
@@ -30,7 +31,7 @@ def test_a_failing_task_comes_back_as_its_exception(workers):
 
 @pytest.fixture(scope="module")
 def small():
-    return generated(load_scenario(demo_scenario_path()), 2)
+    return free_servers(generated(load_scenario(demo_scenario_path()), 2))  # engines compared: free starts
 
 
 def test_an_existing_dask_scheduler_gives_the_same_plan(small):

@@ -9,6 +9,7 @@ from scheduler.inputs.job_sites import site_options
 from scheduler.optimization import fleet_placement
 from scheduler.planning.fleet import place_fleet, place_jobs
 from scheduler.studies.generator import generate_scenario
+from tests.conftest import free_servers
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def test_loading_solves_nothing_and_leaves_the_jobs_with_a_choice(cross_site, mo
         raise AssertionError("loading ran the placement model")
 
     monkeypatch.setattr(fleet_placement, "place_sites", no_solve)
-    inputs = load_scenario(cross_site)
+    inputs = free_servers(load_scenario(cross_site))
     every = [*inputs.jobs, *inputs.unplaced_jobs]
     options = site_options(every, list(inputs.stations), cross_site=True)
     assert inputs.unplaced_jobs, "the scenario should have jobs that may run at either site"
@@ -36,7 +37,7 @@ def test_loading_solves_nothing_and_leaves_the_jobs_with_a_choice(cross_site, mo
 
 
 def test_the_fleet_step_places_every_job_once_as_the_placement_model_chooses(cross_site):
-    inputs = load_scenario(cross_site)
+    inputs = free_servers(load_scenario(cross_site))
     step = place_fleet(inputs)
     placed = step.inputs
     assert step.method in ("model", "greedy", "fixed") and not placed.unplaced_jobs
@@ -50,7 +51,7 @@ def test_the_fleet_step_places_every_job_once_as_the_placement_model_chooses(cro
 
 
 def test_a_night_from_unplaced_inputs_is_the_night_from_placed_ones(cross_site):
-    inputs = load_scenario(cross_site)
+    inputs = free_servers(load_scenario(cross_site))
     config = PlanConfig(solver=SolverConfig(time_limit_s=60, mip_rel_gap=0.0))
     direct = plan(inputs, config)
     stepped = plan(place_fleet(inputs).inputs, config)
