@@ -243,8 +243,9 @@ class ServerSettings(_Setting):
 
     A blade that no job uses is switched off (the Redfish export's shutdown); a job that stops
     is checkpointed, and starting it again, here or at another station, powers its blades on,
-    boots them and restores its state over the station's uplink. docs/formulation.md "Restarts
-    and power cycles" gives the formulation; README "Defaults and their sources" the figures.
+    boots them and restores its state over the station's uplink. docs/formulation.md
+    ("add_job_start_constraints", "Moves") gives the formulation; README "Servers: starts, moves and
+    power cycles" the figures and their sources.
     """
 
     boot_minutes: float = Field(
@@ -278,6 +279,10 @@ class ServerSettings(_Setting):
     nonpreemptible_moves: Literal["never", "checkpoint"] = Field(
         "never", description="'never': a job that runs in one stretch stays on its own station; 'checkpoint': its "
         "checkpoint may be restored on another station before it starts")
+
+    def max_starts(self, preemptible: bool) -> int:
+        """Most starts of a non-critical job in its window: one, and its restarts when preemptible."""
+        return 1 + (self.restarts_per_job if preemptible else 0)
 
     def restart_hours(self) -> float:
         """Hours a job makes no progress when it starts or restarts: its blades boot, its state arrives."""

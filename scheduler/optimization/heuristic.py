@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from scheduler.inputs.units import whole_slots_h
 from scheduler.optimization.preparation import SitePrep
 
 #: Share of the residual a greedy step may plan on, leaving room for rounding in the LP.
@@ -59,7 +58,7 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
             room_node[n][t] -= kw
 
     last_station: dict[str, str] = {}
-    starts: dict[str, int] = {}
+    started: dict[str, int] = {}
     run = {k: 0 for k in m.JST}
     pinned = {j for (j, _) in m.JPIN}
     fast = {k: 0 for k in m.RF}
@@ -77,9 +76,9 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
             return False  # a job runs on one station (add_job_pinning_constraints)
         ran_before = prev is not None and run.get((j.job_id, prev, t - 1), 0)
         if not jp.critical and not ran_before:
-            if starts.get(j.job_id, 0) >= jp.starts:
+            if started.get(j.job_id, 0) >= jp.starts:
                 return False  # job_start_limit
-            starts[j.job_id] = starts.get(j.job_id, 0) + 1
+            started[j.job_id] = started.get(j.job_id, 0) + 1
         free_blades[(s, t)] -= j.blades
         use(s, t, need)
         run[(j.job_id, s, t)] = 1
@@ -134,7 +133,7 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     order = {"high": 0, "normal": 1, "low": 2}
     for jp in sorted((jp for jp in p.jobs if not jp.critical), key=lambda jp: (order[jp.job.priority], jp.job.deadline)):
         # whole slots only up to job_need_h: the model's job_work forbids running longer
-        need_slots = round(whole_slots_h(m.job_need_h[jp.job.job_id], h) / h)
+        need_slots = m.job_need_slots[jp.job.job_id]
         done = 0
         for t in jp.slots:
             if done >= need_slots:

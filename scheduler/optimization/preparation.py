@@ -40,6 +40,7 @@ class SessionPrep:
     discharge_kw: float  # V2X: the most the car may lend, kW (0: none)
     min_energy_kwh: float  # V2X: energy the car keeps at least (min_soc, default its arrival state)
     value_per_kwh: float
+    takeable_kwh: float = 0.0  # the most the car can physically take in its stay (takeable_kwh)
 
 
 def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> SessionPrep:
@@ -71,7 +72,7 @@ def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> Sessi
     room = max(0.0, (1.0 - soc0) * batt)
     cap_kwh = min(sess.energy_kwh, room)
     taper = soc0 * batt + cap_kwh > ch.finish_soc * batt + 1e-9
-    return SessionPrep(
+    sp = SessionPrep(
         session=sess, station=st, slots=slots, frac=fr, modes=modes, high_job_overlap=False, limit_kw=limit,
         phys_kw=float(phys), energy_cap_kwh=float(cap_kwh), battery_kwh=float(batt), soc_arrival=float(soc0),
         taper=bool(taper), value_per_kwh=0.0,
@@ -79,6 +80,7 @@ def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> Sessi
         # never below min_soc, nor below the arrival state when the car came in lower
         min_energy_kwh=float(min(sess.min_soc if sess.min_soc is not None else soc0, soc0) * batt),
     )
+    return replace(sp, takeable_kwh=takeable_kwh(sp, ch.finish_soc, grid.slot_h))
 
 
 def takeable_kwh(sp: "SessionPrep", finish_soc: float, slot_h: float) -> float:
@@ -198,7 +200,7 @@ def prepare_site(si: SiteInputs) -> SitePrep:
 
     job_preps = tuple(
         JobPrep(job=j, stations=c, slots=s, value_per_blade_h=weight * w.blade_value_per_h, critical=j.priority == "critical",
-                starts=1 + (cfg.servers.restarts_per_job if j.preemptible else 0))
+                starts=cfg.servers.max_starts(j.preemptible))
         for j, c, s, weight in jobs
     )
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from scheduler.inputs.typed import Inputs
-from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep, takeable_kwh
+from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep
 from scheduler.inputs.units import GRANT_TOL_KWH, MINUTES_PER_HOUR, ZERO_KW
 
 TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows", "job_moves")
@@ -112,7 +112,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             sess_slot_rows.append((r, s, starts[t], kw, state))
         req = sp.session.energy_kwh
         delivered = _clean(delivered)
-        takeable = _clean(takeable_kwh(sp, si.config.charging.finish_soc, h))
+        takeable = _clean(sp.takeable_kwh)
         due = min(req, takeable)  # what the car can physically take of its request in its stay
         if delivered <= ZERO_KW:
             decision = "denied"
@@ -136,7 +136,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
     for jp in p.jobs:
         j = jp.job
         hours, last, stations_used, missed = 0.0, None, [], 0.0
-        restarts, progress = 0, 0.0
+        restarts, moves, progress = 0, 0, 0.0
         previous = j.station_id or None  # where its checkpoint is: its own station, then its last stretch's
         for t in jp.slots:
             for s in jp.stations:
@@ -151,6 +151,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
                     if arrives:
                         restarts += 1
                         if previous is not None and previous != s:
+                            moves += 1
                             move_rows.append((j.job_id, previous, s, starts[t], _clean(restart_h * MINUTES_PER_HOUR),
                                               _clean(j.blades * j.power_kw * restart_h)))
                     previous = s
@@ -166,7 +167,6 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         finish = starts[last] + pd.Timedelta(minutes=grid.slot_minutes) if on_time and last is not None else pd.NaT
         home = j.station_id or (max(set(stations_used), key=stations_used.count) if stations_used else "")
         where_ran = ";".join(dict.fromkeys(stations_used))  # in order of first use
-        moves = sum(1 for row in move_rows if row[0] == j.job_id)
         job_rows.append((j.job_id, home, j.work_hours, _clean(planned), finish, bool(on_time), j.priority, j.blades,
                          where_ran, moves, _clean(missed), restarts, _clean(hours)))
 

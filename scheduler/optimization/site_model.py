@@ -19,7 +19,7 @@ import pyomo.environ as pyo
 from scheduler.inputs.settings import ScenarioConfig
 from scheduler.inputs.typed import SiteInputs
 from scheduler.inputs.units import HOURS_PER_DAY, whole_slots_h
-from scheduler.optimization.preparation import SitePrep, prepare_site, takeable_kwh
+from scheduler.optimization.preparation import SitePrep, prepare_site
 
 logging.getLogger("pyomo").setLevel(logging.WARNING)  # DEBUG logging slows builds sharply
 
@@ -209,6 +209,7 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.job_starts = pyo.Expression(m.JN, rule=lambda m, j: sum(
         m.job_arrive[j, t] for t in m.job[j].slots if (j, t) in m.JAT))
     m.job_need_h = {j: m.job[j].job.work_hours + m.restart_h * m.job[j].starts for j in m.JN}
+    m.job_need_slots = {j: round(whole_slots_h(m.job_need_h[j], p.slot_h) / p.slot_h) for j in m.JN}
 
 
 # ----------------------------------------------------------------------------- site
@@ -419,8 +420,7 @@ def add_session_energy_constraints(m, p: SitePrep) -> None:
         m.R, rule=lambda m, r: m.delivered_kwh[r] >= frac * m.sess[r].energy_cap_kwh * m.served[r])
     if not len(m.RG):
         return
-    sig, h = p.inputs.config.charging.finish_soc, p.slot_h
-    due = {r: min(m.sess[r].session.energy_kwh, takeable_kwh(m.sess[r], sig, h)) for r in m.RG}
+    due = {r: min(m.sess[r].session.energy_kwh, m.sess[r].takeable_kwh) for r in m.RG}
     m.session_granted = pyo.Constraint(m.RG, rule=lambda m, r: m.delivered_kwh[r] >= due[r] * m.granted[r])
     m.session_granted_served = pyo.Constraint(m.RG, rule=lambda m, r: m.granted[r] <= m.served[r])
 
@@ -525,8 +525,7 @@ def add_job_work_constraints(m, p: SitePrep) -> None:
     """
     if not len(m.JN):
         return
-    h = p.slot_h
-    m.job_work = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] <= whole_slots_h(m.job_need_h[j], h))
+    m.job_work = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] <= m.job_need_slots[j] * p.slot_h)
     m.job_done_def = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] >= m.job_need_h[j] * m.job_done[j])
 
 
@@ -579,7 +578,7 @@ def add_job_start_constraints(m, p: SitePrep) -> None:
 
 def slots_of(minutes: float, slot_minutes: float) -> int:
     """Whole slots that cover ``minutes`` (at least one)."""
-    return max(1, int(np.ceil(minutes / slot_minutes - 1e-9)))
+    return max(1, round(whole_slots_h(minutes, slot_minutes) / slot_minutes))
 
 
 def add_job_min_run_constraints(m, p: SitePrep) -> None:
@@ -598,11 +597,9 @@ def add_job_min_run_constraints(m, p: SitePrep) -> None:
     slot_min = p.inputs.grid.slot_minutes
     up, down = slots_of(srv.min_on_minutes, slot_min), slots_of(srv.min_off_minutes, slot_min)
     if up >= 2:
-        h = p.slot_h
-
         def min_on(m, j, t):
             ahead = [tau for tau in range(t, t + up) if (j, tau) in m.JT]
-            n = min(len(ahead), round(whole_slots_h(m.job_need_h[j], h) / h))
+            n = min(len(ahead), m.job_need_slots[j])
             return sum(m.job_running[j, tau] for tau in ahead[:n]) >= n * m.job_arrive[j, t]
 
         m.job_min_on = pyo.Constraint(m.JAT, rule=min_on)

@@ -9,9 +9,6 @@ import numpy as np
 
 from scheduler.inputs.units import FULL_SLOT_TOL  # noqa: F401  (the checks read it from here)
 
-
-
-
 # --------------------------------------------------------------------------- constants
 
 #: Relative shortfall a "granted" booking may have against its request.

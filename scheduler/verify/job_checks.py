@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scheduler.verify.columns import Cols, emit, in_values, number_text, sum_by_position
 from scheduler.inputs.units import MINUTES_PER_HOUR
+from scheduler.verify.columns import Cols, emit, in_values, number_text, sum_by_position
 from scheduler.verify.contract import COUNT_TOL, CRITICAL, FINISH_TOL, FULL_SLOT_TOL, Violation
 from scheduler.verify.plan_view import PlanView
 from scheduler.verify.session_checks import once_each
@@ -89,7 +89,7 @@ def _check_moves(p: PlanView, runs: Cols) -> list[Violation]:
     jobs = p.inputs.jobs
     out = []
     for j, n in sorted(starts.items()):
-        most = 1 + (cfg.servers.restarts_per_job if jobs[j].preemptible else 0)
+        most = cfg.servers.max_starts(jobs[j].preemptible)
         if n > most:
             out.append(Violation("job_window", p.where(job=ids[j]), f"{n} starts, at most {most} allowed"))
     out += [Violation("job_window", p.where(job=ids[j]), f"{n} moves, at most {limit} allowed")
@@ -103,6 +103,7 @@ def _check_moves(p: PlanView, runs: Cols) -> list[Violation]:
                                          f"{column} {number_text(written)}, job_slots show {counted.get(int(j), 0)}"))
     out += _check_move_rows(p, moved)
     return out
+
 
 def _check_move_rows(p: PlanView, moved: list[tuple[int, int, int, int]]) -> list[Violation]:
     """job_moves.csv (when written) lists exactly the moves job_slots show, each lasting restart_h
@@ -121,14 +122,15 @@ def _check_move_rows(p: PlanView, moved: list[tuple[int, int, int, int]]) -> lis
                                          df["duration_min"], df["energy_kwh"]):
         key = (int(j), station_pos.get(a, -1), station_pos.get(b, -1), int(t))
         written[key] = (minutes, kwh)
-    for key in sorted(set(written) | set(moved)):
+    shown = set(moved)
+    for key in sorted(set(written) | shown):
         j, a, b, t = key
         name = ids[j] if j >= 0 else "?"
         where = p.where(job=name, t=t)
         if key not in written:
             out.append(Violation(fam, where, f"job_slots show a move from {stations[a]} to {stations[b]} that "
                                  "job_moves.csv does not list"))
-        elif key not in set(moved):
+        elif key not in shown:
             out.append(Violation(fam, where, "job_moves.csv lists a move job_slots do not show"))
         else:
             minutes, kwh = written[key]
@@ -170,7 +172,8 @@ def check_job_work(p: PlanView) -> list[Violation]:
     n_starts = np.array([starts.get(int(j), 0) for j in pos], dtype=float)
     restart_h = p.inputs.config.servers.restart_hours()
     work_done_h = run_h - restart_h * n_starts  # critical jobs have no counted starts
-    most = 1 + p.inputs.config.servers.restarts_per_job * np.array([j.preemptible for j in p.inputs.jobs])[pos]
+    srv = p.inputs.config.servers
+    most = np.array([srv.max_starts(j.preemptible) for j in p.inputs.jobs])[pos]
     cap_h = np.ceil((work_h + restart_h * most) / slot_h - FULL_SLOT_TOL) * slot_h
     df = df.with_(in_work_h=work_h, n_run=n_run, last_t=last[pos], run_h=run_h, cap_h=cap_h, done_h=work_done_h,
                   n_starts=n_starts)

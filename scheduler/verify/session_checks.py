@@ -10,7 +10,7 @@ import numpy as np
 
 from scheduler.inputs.settings import MODE_NAMES
 from scheduler.inputs.units import GRANT_TOL_KWH
-from scheduler.optimization.preparation import session_prep, takeable_kwh
+from scheduler.optimization.preparation import session_prep
 from scheduler.verify.columns import Cols, emit, in_values, number_text, sum_by_position
 from scheduler.verify.contract import ANY_MODE, DECISIONS, GRANTED_REL_TOL, Violation
 from scheduler.verify.plan_view import PlanView
@@ -177,7 +177,7 @@ def takeable(p: PlanView) -> np.ndarray:
     for i, r in enumerate(p.inputs.sessions):
         st = stations.get(r.station_id)
         if st is not None:
-            out[i] = takeable_kwh(session_prep(r, st, cfg, p.inputs.grid), cfg.charging.finish_soc, p.slot_h)
+            out[i] = session_prep(r, st, cfg, p.inputs.grid).takeable_kwh
     return out
 
 

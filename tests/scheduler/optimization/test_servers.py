@@ -148,3 +148,32 @@ def test_the_verifier_recomputes_moves_and_starts_from_the_written_plan(tmp_path
     jobs = pd.read_csv(out / "jobs.csv")
     jobs.assign(starts=0).to_csv(out / "jobs.csv", index=False)
     assert [v.message for v in verify_plan(out, inputs)] == ["starts 0, job_slots show 1"]
+
+
+@pytest.mark.parametrize("cap, starts, objective", [(None, 2, 0.15 * 1.0), (12, 1, 0.15 * 0.5 - 2.0)])
+def test_the_power_on_cap_limits_a_stations_cycles(cap, starts, objective):
+    """The 0, 9, 0, 9 case again. The 2 h horizon is 1/12 of a day, so max_power_ons_per_day 12 allows
+    12 / 12 = 1 power-on of the station's one blade: the job starts once, runs slot 0 and is late
+    (0.15 * 0.5 - 2). Without the cap it starts twice and is on time (0.15)."""
+    cfg = tiny_config(30, 4, **servers(max_power_ons_per_day=cap))
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [station()], jobs=[job(cfg, 1.0, 120)],
+                      price_per_kwh=[0, 9, 0, 9]))
+    assert col(p, "jobs", "starts") == [starts]
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+
+
+@pytest.mark.parametrize("preemptible, settings, policies, moves, objective", [
+    (True, {}, {"max_job_moves": 0}, 0, -2.0),
+    (False, {}, {}, 0, -2.0),
+    (False, {"nonpreemptible_moves": "checkpoint"}, {}, 1, 0.15 * 2 - 0.3),
+])
+def test_a_job_that_may_not_move_stays_home(preemptible, settings, policies, moves, objective):
+    """The case where home (a) cannot carry the job's 1 kW: it moves to b (0.3 - 0.3 = 0) unless
+    max_job_moves is 0, or it runs in one stretch and nonpreemptible_moves is "never" (the default):
+    then it stays home, cannot run, and is late (-2)."""
+    cfg = tiny_config(60, 2, weights={"migration_cost": 0.3}, policies=policies, **servers(**settings))
+    a, b = station("a", link_kw=0.5), station("b")
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [a, b],
+                      jobs=[job(cfg, 2.0, 120, migratable=True, preemptible=preemptible)]))
+    assert col(p, "jobs", "moves") == [moves]
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
