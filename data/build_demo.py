@@ -20,9 +20,10 @@ What is real and what is drawn (details in data/README.md):
           10 % of the cars from the V2G list (vehicle_discharge_kw, min_soc
           0.4 in reservations.csv), booking behaviour after the Caltech ACN
           figures, the blade jobs and each station's spare_blades (0-2)
-  event   an operator-announced grid outage at the hub, 19:30-21:00 (grid_limits.csv
-          grid_kw 0; a scenario event, not measured data), and the booking connected
-          longest through it taken to be the V2G-capable (2024) version of its model
+  event   operator-announced grid outages (grid_limits.csv grid_kw 0; scenario events, not
+          measured data): at the hub, 19:30-21:00, carried by its battery; at the office
+          car park, 20:00-21:00, where the booking connected longest through it is taken to
+          be the V2G-capable (2024) version of its model and a critical job runs at its station
   model   the blade housings' heat (scenario.yaml thermal, default parameters; no
           ambient table, so the housings exchange with the ground, thermal.ground_c)
 """
@@ -96,8 +97,10 @@ SITES = (
              battery_efficiency=0.90, demand_charge_per_kw=0.10, p_booked=0.60),
     # Office car park with 10 AC points sharing a 40 kW budget (sum of link_kw
     # 222 kW: reached around midday, when the morning's cars and the blades
-    # all draw) and a 40 kWp rooftop PV; 70 % booked.
-    SiteSpec("work", grid_kw=40.0, pv_kwp=40.0, p_booked=0.70),
+    # all draw), a 40 kWp rooftop PV and a small 10 kWh / 5 kW battery (a
+    # home-size unit, half full at the start, 90 % round trip); 70 % booked.
+    SiteSpec("work", grid_kw=40.0, pv_kwp=40.0, battery_kwh=10.0, battery_kw=5.0, battery_soc_kwh=5.0,
+             battery_efficiency=0.90, p_booked=0.70),
     # Six homes on one low-voltage feeder budget of 40 kW, household loads
     # included (their sum peaks at 16.6 kW on the demo day); no PV. 85 % booked:
     # the household's smart-charging app asks for departure and energy.
@@ -118,19 +121,23 @@ CURTAILMENTS = (Curtailment("home", "17:00", "19:00", 18.0),)
 # Outage ride-through (grid_limits.csv): the grid operator has announced that the
 # hub's connection is switched off 19:30-21:00 for maintenance (a scenario event,
 # not measured data). It covers the hub's critical job (hub-02, 20:00-21:00) at the
-# evening price peak; the site battery (75 kW) and lending cars (V2X) carry the
-# hub through it. Written after the drawing: the generator's own check keeps every
+# evening price peak; the site battery (75 kW, 150 kWh) carries the hub through it
+# alone. Written after the drawing: the generator's own check keeps every
 # curtailment above the fixed load, which an outage is not (check_outage below).
 OUTAGE = Curtailment("hub", "19:30", "21:00", 0.0)
-# With the generator's 10 % of V2G cars no V2G car is booked at the hub during the
-# outage. Every model of the V2G list (ev_specs_v2g_enabled2024.json) is also in
-# ev_specs.json with the same battery and charge limits, so the demo takes the
-# booking at the outage site connected longest during the outage whose model has
-# a V2G version (ties: the earlier arrival) to be that V2G version: it gets the
-# model's discharge limit (DC at a fast station, AC elsewhere) and min_soc
-# V2X_MIN_SOC. No random draw: the choice follows from the seeded bookings (the
-# demo: r-050 at hub-05, 19:30-21:15, a Skoda Enyaq, 58 kWh / 124 kW, 11 kW).
-OUTAGE_V2X_CARS = 1
+# A second announced outage, at the office car park, 20:00-21:00 (a scenario event too),
+# where the battery alone cannot carry what must run: the standby blades and a critical
+# job the operator runs at one station through it (the demo's own job, OUTAGE_JOB; every
+# other job is drawn). The booking at the site connected longest during the outage whose
+# model has a V2G version (every model of the V2G list, ev_specs_v2g_enabled2024.json, is
+# also in ev_specs.json with the same battery and charge limits; ties: the earlier arrival)
+# is taken to be that V2G version: it gets the model's discharge limit (DC at a fast
+# station, AC elsewhere) and min_soc V2X_MIN_SOC, and the critical job runs at its station,
+# so the car can lend to it (a car powers its own station only). No random draw: the
+# choice follows from the seeded bookings (check_v2x_outage checks the physics).
+V2X_OUTAGE = Curtailment("work", "20:00", "21:00", 0.0)
+V2X_OUTAGE_CARS = 1
+OUTAGE_JOB_BLADES = 8  # blades of the critical job (fewer when its station has fewer in service)
 
 # Blade housings' heat (scenario.yaml thermal, docs/formulation.md): on, with the
 # default parameters of scheduler/inputs/settings.py ThermalSettings. There are no real
@@ -200,7 +207,8 @@ STATIONS = (
 HEADER = (
     "# evdc demo scenario: written by data/build_demo.py from data/reference/ (do not edit by hand;\n"
     "# change the script and rerun it). See data/README.md for what is real and what is drawn.\n"
-    "# grid_limits.csv holds an announced outage at the hub, 19:30-21:00 (a scenario event, not measured data).\n"
+    "# grid_limits.csv holds announced outages at the hub, 19:30-21:00, and at work, 20:00-21:00; jobs.csv's last\n"
+    "# job runs through the work outage (scenario events, not measured data).\n"
 )
 
 
@@ -244,30 +252,83 @@ def v2x_through_outage(ref: Reference, spec: ScenarioSpec, tables: dict[str, pd.
     return r
 
 
-def check_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment) -> None:
-    """The outage makes the demo's point: a critical job runs in it, a V2G car is connected, and the site battery
-    alone could carry the standby blades and the critical jobs (so the plan needs no unserved energy)."""
-    def fail(msg: str) -> None:
-        raise ScenarioCheckError(f"scenario check failed: outage at {outage.site_id}: {msg}")
+def job_through_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment) -> pd.DataFrame:
+    """jobs.csv with a critical job through the outage at the station of the V2G car connected in it: its
+    station's blade_kw per blade, OUTAGE_JOB_BLADES blades (at most those in service), the outage as its window."""
+    a, b = curtailment_window(spec.start_s, spec.end_s, outage.begin_local, outage.end_local)
+    r = tables["reservations"]
+    station = {s.station_id: s for s in spec.stations}
+    lend = r[(r["vehicle_discharge_kw"] > 0) & (r["arrival"] < b) & (r["departure"] > a)
+             & (r["station_id"].map(lambda sid: station[sid].site_id) == outage.site_id)]
+    st = station[lend["station_id"].iloc[0]]
+    j = tables["jobs"]
+    row = {"job_id": f"job-{len(j) + 1:02d}", "station_id": st.station_id, "priority": "critical",
+           "power_kw": st.blade_kw, "blades": min(OUTAGE_JOB_BLADES, st.blades - st.blades_out_of_service),
+           "work_hours": (b - a) / 3600.0, "release": a, "deadline": b, "migratable": False, "preemptible": False}
+    return pd.concat([j, pd.DataFrame([row]).astype(j.dtypes.to_dict())], ignore_index=True)
 
+
+def _outage_load(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment):
+    """(site, its stations, window, critical jobs in it, standby kW of the idle blades, critical kW, PV kW
+    in effect in the window (min, max))."""
     a, b = curtailment_window(spec.start_s, spec.end_s, outage.begin_local, outage.end_local)
     site = next(s for s in spec.sites if s.site_id == outage.site_id)
     stations = {s.station_id: s for s in spec.stations if s.site_id == outage.site_id}
     j = tables["jobs"]
     crit = j[(j["priority"] == "critical") & j["station_id"].isin(list(stations))
              & (j["release"] < b) & (j["deadline"] > a)]
+    in_service = sum(s.blades - s.blades_out_of_service for s in stations.values())
+    standby_kw = sum((s.blades - s.blades_out_of_service) * s.blade_standby_kw for s in stations.values())
+    standby_kw -= sum(stations[sid].blade_standby_kw * n for sid, n in zip(crit["station_id"], crit["blades"]))
+    critical_kw = float((crit["blades"] * crit["power_kw"]).sum())
+    pv = tables["pv"][tables["pv"]["site_id"] == outage.site_id].sort_values("time")
+    in_effect = pv[(pv["time"] < b) & (pv["time"] >= pv.loc[pv["time"] <= a, "time"].max())]["pv_kw"]
+    assert in_service > 0
+    return site, stations, (a, b), crit, standby_kw, critical_kw, (float(in_effect.min()), float(in_effect.max()))
+
+
+def check_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment) -> None:
+    """The hub's outage makes the demo's point: a critical job runs in it, and the site battery alone could carry
+    the standby blades and the critical jobs (so the plan needs no unserved energy)."""
+    def fail(msg: str) -> None:
+        raise ScenarioCheckError(f"scenario check failed: outage at {outage.site_id}: {msg}")
+
+    site, _, (a, b), crit, standby_kw, critical_kw, _ = _outage_load(spec, tables, outage)
     if crit.empty:
         fail("no critical job runs in it")
-    r = tables["reservations"]
-    if not ((r["vehicle_discharge_kw"] > 0) & r["station_id"].isin(list(stations))
-            & (r["arrival"] < b) & (r["departure"] > a)).any():
-        fail("no V2G car is connected in it")
-    standby_kw = sum(s.blades * s.blade_standby_kw for s in stations.values())
-    critical_kw = float((crit["blades"] * crit["power_kw"]).sum())
     need_kwh = (standby_kw + critical_kw) * (b - a) / 3600.0
     usable_kwh = site.battery_kwh * np.sqrt(site.battery_efficiency or 1.0)  # full, discharged at its efficiency
     if site.battery_kw < standby_kw + critical_kw or usable_kwh < need_kwh:
         fail("the site battery cannot carry its standby blades and critical jobs")
+
+
+def check_v2x_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage: Curtailment) -> None:
+    """The work outage makes the demo's other point: the battery and PV alone cannot carry the standby blades and
+    the critical job, and the V2G car, lending to the critical job's station, closes the gap."""
+    def fail(msg: str) -> None:
+        raise ScenarioCheckError(f"scenario check failed: outage at {outage.site_id}: {msg}")
+
+    site, stations, (a, b), crit, standby_kw, critical_kw, (pv_min, pv_max) = _outage_load(spec, tables, outage)
+    r = tables["reservations"]
+    lend = r[(r["vehicle_discharge_kw"] > 0) & r["station_id"].isin(list(stations)) & (r["arrival"] <= a)
+             & (r["departure"] >= b)]
+    if crit.empty or lend.empty or lend["station_id"].iloc[0] not in set(crit["station_id"]):
+        fail("no V2G car is connected through it at the station of a critical job")
+    need_kw = standby_kw + critical_kw
+    if site.battery_kw + pv_max >= need_kw:
+        fail(f"the battery ({site.battery_kw:g} kW) and PV (up to {pv_max:g} kW) alone carry its {need_kw:.2f} kW")
+    st = stations[lend["station_id"].iloc[0]]
+    own = crit.loc[crit["station_id"] == st.station_id]
+    idle = st.blades - st.blades_out_of_service - int(own["blades"].sum())
+    station_kw = float((own["blades"] * own["power_kw"]).sum()) + idle * st.blade_standby_kw
+    car_kw = min(float(lend["vehicle_discharge_kw"].iloc[0]), station_kw)
+    if site.battery_kw + pv_min + car_kw < need_kw:
+        fail(f"the battery, PV and the car's {car_kw:.2f} kW do not carry its {need_kw:.2f} kW")
+    car = lend.iloc[0]  # what it can hold when the outage begins, charging from arrival at its own limit
+    reach_kwh = min(car["energy_kwh"], car["vehicle_max_kw"] * (a - car["arrival"]) / 3600.0)
+    spare_kwh = (car["soc_arrival"] - V2X_MIN_SOC) * car["battery_kwh"] + reach_kwh
+    if spare_kwh < car_kw * (b - a) / 3600.0:
+        fail(f"the car can hold {spare_kwh:.2f} kWh above its min_soc, too little to lend through it")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -278,8 +339,11 @@ def main(argv: list[str] | None = None) -> None:
     ref = load_reference()
     tables = build_tables(ref, spec, SEED)
     tables["grid_limits"] = add_outage(spec, tables, OUTAGE)
-    tables["reservations"] = v2x_through_outage(ref, spec, tables, OUTAGE, OUTAGE_V2X_CARS)
+    tables["grid_limits"] = add_outage(spec, tables, V2X_OUTAGE)
+    tables["reservations"] = v2x_through_outage(ref, spec, tables, V2X_OUTAGE, V2X_OUTAGE_CARS)
+    tables["jobs"] = job_through_outage(spec, tables, V2X_OUTAGE)
     check_outage(spec, tables, OUTAGE)
+    check_v2x_outage(spec, tables, V2X_OUTAGE)
     path = write_scenario(args.out, tables, scenario_yaml(spec) + THERMAL_YAML)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in tables.items())
     print(f"wrote {path}: {sizes} rows")

@@ -22,8 +22,10 @@ def tiny_config(slot_minutes: int = 60, n_slots: int = 2, **overrides) -> Scenar
     raw = {"timezone": "Europe/Amsterdam", "start": "2024-05-01T00:00", "slot_minutes": slot_minutes,
            "horizon_hours": slot_minutes * n_slots / 60,
            "thermal": {"enabled": False},  # hand-solved cases of other families leave heat out
-           "servers": FREE_SERVERS}  # ... and restarts and power cycles (tests/scheduler/optimization/test_servers.py)
-    raw.update(overrides)
+           "servers": FREE_SERVERS,  # ... and restarts and power cycles (tests/scheduler/optimization/test_servers.py)
+           "policies": {"priority": "cars_first"}}  # ... in evdc 0.7's priority order (test_charging_states.py: the table)
+    policies = {**raw["policies"], **overrides.pop("policies", {})}
+    raw.update(overrides, policies=policies)
     return ScenarioConfig.model_validate(raw)
 
 

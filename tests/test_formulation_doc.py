@@ -62,11 +62,13 @@ def every_family_inputs():
 
     stations = [bladed("a"), bladed("b"), Station("c", "s", 50.0, 22.0, 0, 0.5, 0.0, link_id="T")]
     links = (Link("T", "s", None, 500.0), Link("B", "s", "T", 450.0))
-    sessions = [  # a fast-capable V2X car that reaches its taper; a plain car
+    sessions = [  # a fast-capable V2X car that reaches its taper; a plain car; an urgent car beside blades
         Session("v2x", "a", at(cfg, 0), at(cfg, 180), energy_kwh=40, vehicle_max_kw=300, battery_kwh=50,
                 soc_arrival=0.5, vehicle_discharge_kw=5, min_soc=0.3),
         Session("plain", "c", at(cfg, 0), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60,
-                soc_arrival=0.2)]
+                soc_arrival=0.2),
+        Session("urgent", "b", at(cfg, 60), at(cfg, 180), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60,
+                soc_arrival=0.2, priority="urgent")]
     jobs = [Job("crit", 1.0, 1, at(cfg, 0), at(cfg, 120), priority="critical", blades=1, station_id="a"),
             Job("move", 1.0, 2, at(cfg, 0), at(cfg, 180), blades=2, migratable=True, station_id="a",
                 preemptible=False),

@@ -56,7 +56,7 @@ PROPS = dict(deadline=None, derandomize=True, database=None, print_blob=False,
 #: Weights in the scenario currency: scaled with prices. The others are pure ratios.
 MONEY_WEIGHTS = frozenset({
     "ev_value_per_kwh", "blade_value_per_h", "denial_penalty", "partial_penalty", "v2x_cost_per_kwh",
-    "migration_cost", "early_charging_per_kwh", "job_late_penalty", "critical_miss_penalty_per_h",
+    "migration_cost", "mode_change_penalty", "early_charging_per_kwh", "job_late_penalty", "critical_miss_penalty_per_h",
     "reserve_short_penalty_per_kwh", "unserved_penalty_per_kwh"})
 RATIO_WEIGHTS = frozenset({
     "urgent_weight", "job_weight_critical", "job_weight_high", "job_weight_normal", "job_weight_low",

@@ -50,7 +50,7 @@ TABLE_STEMS: tuple[str, ...] = (*PLAN_COLUMNS, *EXTRA_TABLES)
 #: Columns read as text (everything else required is a number).
 TEXT_COLUMNS: frozenset[str] = frozenset(
     {"site_id", "station_id", "reservation_id", "job_id", "slot_start", "decision", "mode", "state", "finish", "on_time",
-     "source", "use", "from_station_id", "to_station_id"}
+     "source", "use", "from_station_id", "to_station_id", "mode_reason"}
 )
 #: Largest JSON file of a plan evdc reads (summary.json, events.json): a fleet's summary is a few MiB.
 PLAN_JSON_BYTES_MAX = 64 * 2**20

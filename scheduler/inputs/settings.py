@@ -94,11 +94,23 @@ class ModeLimits(_Setting):
         return float(getattr(self, mode))
 
 
+class StartingState(_Setting):
+    """One mode's starting state (None: the value ``charging`` gives every mode)."""
+
+    start_minutes: float | None = Field(None, ge=0, le=24 * 60, description="length of the starting state, minutes")
+    start_kw: float | None = Field(None, ge=0.1, le=SETTING_KW_MAX, description="power ceiling while starting, kW")
+
+
 class ChargingProfile(_Setting):
-    """Shape of a charging session: starting state, in progress, finishing taper."""
+    """Shape of a charging session, per mode: a short starting state that draws little, the in-progress
+    state that draws the mode's ceiling, and the finishing taper from ``finish_soc`` on (the seed's
+    FIG. 10: fast charging starts for 0-5 minutes under 20 kW, and finishes near 20 kW)."""
 
     start_minutes: float = Field(5.0, ge=0, le=24 * 60, description="length of the starting state after arrival, minutes")
     start_kw: float = Field(20.0, ge=0.1, le=SETTING_KW_MAX, description="power ceiling during the starting state, kW")
+    by_mode: dict[ModeName, StartingState] = Field(
+        default_factory=dict, description="a mode's own starting state, e.g. {regular: {start_minutes: 2}} (the "
+        "seed: regular charging starts and finishes sooner than fast); a mode not named uses the values above")
     finish_soc: float = Field(0.8, ge=0.05, le=0.99, description="state of charge where the finishing taper begins")
     default_battery_kwh: float = Field(
         60.0, ge=1, le=1e5, description="battery size assumed when a booking gives none, kWh"
@@ -106,6 +118,13 @@ class ChargingProfile(_Setting):
     default_soc_arrival: float = Field(
         0.2, ge=0, lt=1, description="state of charge at arrival assumed when a booking gives none"
     )
+
+    def starting(self, mode: str) -> tuple[float, float]:
+        """(minutes, kW ceiling) of ``mode``'s starting state."""
+        own = self.by_mode.get(mode)  # type: ignore[call-overload]
+        minutes = own.start_minutes if own is not None and own.start_minutes is not None else self.start_minutes
+        kw = own.start_kw if own is not None and own.start_kw is not None else self.start_kw
+        return float(minutes), float(kw)
 
 
 class Weights(_Setting):
@@ -126,6 +145,9 @@ class Weights(_Setting):
     v2x_cost_per_kwh: float = Field(
         0.05, ge=0, le=WEIGHT_MAX, description="cost of one kWh a car lends back (V2X), e.g. battery wear and the driver's fee"
     )
+    mode_change_penalty: float = Field(
+        1.0, ge=0, le=WEIGHT_MAX, description="penalty per booking served in another mode than it booked (a high "
+        "job switching a car to slow, claim 18): the plan changes a driver's choice only for a reason")
     migration_cost: float = Field(
         0.0, ge=0, le=WEIGHT_MAX, description="cost of moving a running job to another station once (0: moves are free)")
     early_charging_per_kwh: float = Field(
@@ -152,19 +174,68 @@ class Weights(_Setting):
         return float(getattr(self, f"job_weight_{priority}"))
 
 
+PriorityClass = Literal["critical_job", "urgent_car", "high_job", "normal_job", "low_job", "normal_car"]
+PRIORITY_CLASSES: tuple[str, ...] = get_args(PriorityClass)
+#: Named priority tables, highest rank first; classes in one rank are valued by their own weights.
+PRIORITY_ORDERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    # the seed (FIG. 9): power shifts to the servers unless the car's side forces it (an urgent request)
+    "servers_first": (("critical_job",), ("urgent_car",), ("high_job",), ("normal_job",), ("low_job",),
+                      ("normal_car",)),
+    # evdc 0.7 and before: high jobs above normal cars, normal cars and other jobs by their weights
+    "cars_first": (("critical_job",), ("urgent_car",), ("high_job",), ("normal_car", "normal_job", "low_job")),
+}
+PriorityRank = PriorityClass | list[PriorityClass]
+
+
 class Policies(_Setting):
-    """The seed's coupling rules between charging and blades, each a switch."""
+    """The seed's coupling rules between charging and blades."""
 
     fast_charge_blade_standby: bool = Field(
-        True, description="non-critical blades of a station stand by while its car fast-charges in progress"
+        True, description="a station's non-critical blades stand by while its car charges in fast mode in the "
+        "in-progress state, whatever the power (claim 19)"
     )
     priority_job_slows_car: bool = Field(
         True,
-        description="critical and high jobs' work outranks normal bookings' energy, which may push a car to slow mode",
+        description="a critical or high job at a station may switch a car booked fast or regular there to slow "
+                    "mode (claim 18; sessions.csv mode_reason says so)",
     )
     urgent_car_preempts_blades: bool = Field(
-        True, description="urgent bookings' energy outranks every non-critical job's work"
-    )
+        True, description="while an urgent car charges, its station's non-critical blades stand by (FIG. 10A, "
+        "1018-1020)")
+    priority: Literal["servers_first", "cars_first"] | list[PriorityRank] = Field(
+        "servers_first",
+        description="who gets shared power first: a named table (servers_first, the seed's rule; cars_first, "
+                    "evdc 0.7's order) or ranks, highest first, of critical_job, urgent_car, high_job, "
+                    "normal_job, low_job, normal_car (a rank may be a list of classes valued by their weights)")
+    priority_margin: float = Field(
+        1.25, ge=1, le=100, description="a rank's value per kWh of shared power is at least this many times "
+        "the highest value of the ranks below it")
+
+    @field_validator("priority")
+    @classmethod
+    def _table(cls, value):
+        if isinstance(value, str):
+            return value
+        ranks = [tuple(r) if isinstance(r, list) else (r,) for r in value]
+        seen = [c for r in ranks for c in r]
+        if any(not r for r in ranks):
+            raise ValueError("a priority rank is an empty list")
+        twice = sorted({c for c in seen if seen.count(c) > 1})
+        missing = [c for c in PRIORITY_CLASSES if c not in seen]
+        if twice or missing:
+            raise ValueError("names every class once: " + "; ".join(
+                ([f"twice: {', '.join(twice)}"] if twice else []) + ([f"missing: {', '.join(missing)}"] if missing else [])))
+        if "critical_job" not in ranks[0]:
+            raise ValueError("critical_job must be in the first rank (critical jobs are kept by "
+                             "critical_miss_penalty_per_h, above every value)")
+        return value
+
+    def priority_ranks(self) -> tuple[tuple[str, ...], ...]:
+        """The priority table, highest rank first."""
+        if isinstance(self.priority, str):
+            return PRIORITY_ORDERS[self.priority]
+        return tuple(tuple(r) if isinstance(r, list) else (r,) for r in self.priority)
+
     cross_site_jobs: bool = Field(
         False, description="migratable jobs may be placed at another site when their home site has no room"
     )

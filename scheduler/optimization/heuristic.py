@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from scheduler.optimization.preparation import SitePrep
+from scheduler.optimization.preparation import SitePrep, fast_phases
 
 #: Share of the residual a greedy step may plan on, leaving room for rounding in the LP.
 SAFETY = 0.999
@@ -62,6 +62,8 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     run = {k: 0 for k in m.JST}
     pinned = {j for (j, _) in m.JPIN}
     fast = {k: 0 for k in m.RF}
+    finishing = {k: 0 for k in m.RFF}
+    urgent = {k: 0 for k in m.RU}
     served_mode: dict[str, str] = {}
 
     def take_job(jp, s, t) -> bool:
@@ -69,7 +71,7 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
         need = j.blades * (j.power_kw - m.st[s].blade_standby_kw)
         if free_blades[(s, t)] < j.blades or need > SAFETY * room(s, t):
             return False
-        if not jp.critical and any(fast.get((r, t), 0) for r in m.sessions_at.get((s, t), ())):
+        if not jp.critical and any(fast.get((r, t), 0) or urgent.get((r, t), 0) for r in m.sessions_at.get((s, t), ())):
             return False
         prev = last_station.get(j.job_id)
         if prev is not None and prev != s and j.job_id in pinned:
@@ -112,12 +114,6 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
                 limit = min(limit, sp.phys_kw * (sp.battery_kwh - e_car) /
                             ((1 - sig) * sp.battery_kwh + sp.phys_kw * h))
             kw = max(0.0, min(limit, SAFETY * room(s, t), (sp.energy_cap_kwh - got) / h))
-            if (r, t) in m.RF and kw > min(reg, sp.phys_kw) * sp.frac[t]:
-                busy = any(run[(j, s, t)] and not m.job[j].critical for j in m.jobs_at.get((s, t), ()))
-                if busy:
-                    kw = min(kw, min(reg, sp.phys_kw) * sp.frac[t])
-                else:
-                    fast[(r, t)] = 1
             plan_kw[t] = kw
             got += kw * h
             e_car += kw * h
@@ -125,10 +121,11 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
             served_mode[r] = mode
             for t, kw in plan_kw.items():
                 use(s, t, kw)
-        else:
-            for t in sp.slots:
-                if (r, t) in m.RF:
-                    fast[(r, t)] = 0
+            # non-critical jobs come after the cars: a fast car in progress keeps them off (fast_standby)
+            on, ending = fast_phases(sp, mode, plan_kw, cfg.charging.finish_soc, h)
+            fast.update({(r, t): 1 for t in on if (r, t) in m.RF})
+            urgent.update({(r, t): 1 for t, kw in plan_kw.items() if kw > 0 and (r, t) in m.RU})
+            finishing.update({(r, t): 1 for t in ending if (r, t) in m.RFF})
     # other jobs by priority, then deadline
     order = {"high": 0, "normal": 1, "low": 2}
     for jp in sorted((jp for jp in p.jobs if not jp.critical), key=lambda jp: (order[jp.job.priority], jp.job.deadline)):
@@ -142,7 +139,7 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
                 done += 1
             elif not jp.job.preemptible and done:
                 break
-    decisions: dict = {"run": run, "fast_on": fast}
+    decisions: dict = {"run": run, "fast_on": fast, "fast_finishing": finishing, "urgent_on": urgent}
     decisions["mode_on"] = {(r, mo): int(served_mode.get(r) == mo) for (r, mo) in m.RM}
     decisions["granted"] = {r: 0 for r in m.RG}
     hours = {j: sum(v for (jj, _, _), v in run.items() if jj == j) * h for j in m.J}

@@ -123,7 +123,7 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     h = new_solver(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, threads=threads, random_seed=random_seed,
                    log_to_console=log_to_console)
     h.passModel(compiled.lp)
-    return run_and_load(h, model, compiled, warm_start, handoff_started=t0)
+    return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True)
 
 
 def new_solver(*, time_limit_s: float, mip_rel_gap: float, threads: int, random_seed: int,
@@ -138,10 +138,35 @@ def new_solver(*, time_limit_s: float, mip_rel_gap: float, threads: int, random_
     return h
 
 
+#: Most seconds the polish LP may take (``polish_continuous``).
+POLISH_TIME_LIMIT_S = 10.0
+
+
+def polish_continuous(h: highspy.Highs, integrality: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """The continuous values that are best for the integer decisions of ``x``: the integer columns fixed
+    at their values, the LP solved. A MIP stopped at its gap may leave continuous values short of what its
+    own decisions allow (PV curtailed while a car lends); this is the same plan's decisions, each slot's
+    power at its best. Returns None when the LP does not end optimal. Leaves ``h`` changed: call it on
+    an instance that is not kept."""
+    idx = np.flatnonzero(integrality == int(highspy.HighsVarType.kInteger)).astype(np.int32)
+    if not idx.size:
+        return None
+    vals = np.round(x[idx]).astype(float)
+    h.changeColsBounds(int(idx.size), idx, vals, vals)
+    h.changeColsIntegrality(int(idx.size), idx, np.zeros(idx.size, dtype=np.uint8))
+    h.setOptionValue("time_limit", POLISH_TIME_LIMIT_S)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return np.asarray(h.getSolution().col_value, dtype=float)
+
+
 def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled, warm_start: bool,
-                 handoff_started: float) -> MatrixOutcome:
+                 handoff_started: float, polish: bool = False) -> MatrixOutcome:
     """Run HiGHS on the model it holds and load a feasible point into the Pyomo columns (the only
-    place solver values reach the model); ``handoff_started`` is when compiling began."""
+    place solver values reach the model); ``handoff_started`` is when compiling began. With ``polish``
+    (an instance that is not kept), a MIP's continuous values are re-optimised for its integer decisions
+    (``polish_continuous``) and the objective is the polished one."""
     cols, sign = compiled.cols, compiled.sign
     if warm_start:
         start = [(i, float(v.value)) for i, v in enumerate(cols) if v.value is not None]
@@ -158,14 +183,21 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
     objective = bound = None
     if has:
         x = np.asarray(h.getSolution().col_value, dtype=float) if cols else np.zeros(0)
+        integer = compiled.lp.integrality_ is not None and len(compiled.lp.integrality_) > 0
+        raw = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
+        found = float(info.objective_function_value) if cols else compiled.lp.offset_
+        if polish and integer and cols:
+            kinds = np.array([int(k) for k in compiled.lp.integrality_], dtype=np.int64)
+            better = polish_continuous(h, kinds, x)
+            if better is not None:
+                x, found = better, float(h.getInfo().objective_function_value)
+            t2 = time.perf_counter()
         for v, val in zip(cols, x):
             if v.is_integer():
                 val = float(round(val))
             v.set_value(float(val), skip_validation=True)
         _settle_unused(model)
-        objective = sign * (float(info.objective_function_value) if cols else compiled.lp.offset_)
-        integer = compiled.lp.integrality_ is not None and len(compiled.lp.integrality_) > 0
-        raw = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
+        objective = sign * found
         if not integer and status != "optimal":
             raw = math.nan
         bound = sign * raw if math.isfinite(raw) else None

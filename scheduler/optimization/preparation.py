@@ -17,10 +17,14 @@ from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.typed import Job, Session, SiteInputs, Station
 from scheduler.inputs.units import MINUTES_PER_HOUR
 
-#: A policy-ranked value is set this many times above the value it must outrank.
-PRIORITY_MARGIN = 1.25
 #: Job priorities that count as "high" for the slow-mode policy.
 HIGH_PRIORITIES = ("critical", "high")
+#: The mode a high job may switch a car to (claim 18).
+SLOW = "slow"
+#: Power below which a slot's charging fits in its starting state, kW; energy above which a car is
+#: finishing, kWh (``slot_states``): the planner's and the verifier's shared tolerances.
+STATE_TOL_KW = 1e-5
+STATE_TOL_KWH = 1e-4
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class SessionPrep:
     station: Station
     slots: tuple[int, ...]  # slots overlapping [arrival, departure)
     frac: dict[int, float]  # share of each slot covered by the stay
-    modes: tuple[str, ...]  # modes the optimizer may choose
+    modes: tuple[str, ...]  # modes the optimizer may choose (the booked ones, then any switch_modes)
     high_job_overlap: bool  # a critical or high job may run at the station during the stay
     limit_kw: dict[tuple[int, str], float]  # (slot, mode) -> average-power ceiling in the slot, every mode
     phys_kw: float  # min(charger, vehicle)
@@ -41,6 +45,12 @@ class SessionPrep:
     min_energy_kwh: float  # V2X: energy the car keeps at least (min_soc, default its arrival state)
     value_per_kwh: float
     takeable_kwh: float = 0.0  # the most the car can physically take in its stay (takeable_kwh)
+    start_kw: dict[tuple[int, str], float] | None = None  # (slot, mode) -> the starting state's share of limit_kw
+    switch_modes: tuple[str, ...] = ()  # modes beyond the booking's that a policy allows (claim 18: slow)
+
+    def in_progress_kw(self, t: int, mode: str) -> float:
+        """The part of slot t's ceiling in ``mode`` that lies outside the starting state."""
+        return self.limit_kw[(t, mode)] - (self.start_kw or {}).get((t, mode), 0.0)
 
 
 def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> SessionPrep:
@@ -56,14 +66,17 @@ def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> Sessi
     # starting state: minutes of each slot inside [arrival, arrival + start_minutes)
     arr_min = grid.hours_from_start(sess.arrival) * MINUTES_PER_HOUR
     dep_min = grid.hours_from_start(sess.departure) * MINUTES_PER_HOUR
-    limit = {}
+    limit, start_part = {}, {}
+    starting = {m: ch.starting(m) for m in MODE_NAMES}
     for t in slots:
         a, b = t * slot_min, (t + 1) * slot_min
         stay = max(0.0, min(b, dep_min) - max(a, arr_min))
-        start = max(0.0, min(b, dep_min, arr_min + ch.start_minutes) - max(a, arr_min))
         for m in MODE_NAMES:  # every mode, so results can describe a profile in any of them
+            start_minutes, start_kw = starting[m]
+            start = max(0.0, min(b, dep_min, arr_min + start_minutes) - max(a, arr_min))
             cap = min(cfg.modes.kw(m), phys)
-            limit[(t, m)] = (cap * stay - max(0.0, cap - ch.start_kw) * start) / slot_min
+            limit[(t, m)] = (cap * stay - max(0.0, cap - start_kw) * start) / slot_min
+            start_part[(t, m)] = min(cap, start_kw) * start / slot_min
     soc0 = sess.soc_arrival if sess.soc_arrival is not None else ch.default_soc_arrival
     if sess.battery_kwh is not None:
         batt = sess.battery_kwh
@@ -75,7 +88,7 @@ def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> Sessi
     sp = SessionPrep(
         session=sess, station=st, slots=slots, frac=fr, modes=modes, high_job_overlap=False, limit_kw=limit,
         phys_kw=float(phys), energy_cap_kwh=float(cap_kwh), battery_kwh=float(batt), soc_arrival=float(soc0),
-        taper=bool(taper), value_per_kwh=0.0,
+        taper=bool(taper), value_per_kwh=0.0, start_kw=start_part,
         discharge_kw=float(sess.vehicle_discharge_kw or 0.0),
         # never below min_soc, nor below the arrival state when the car came in lower
         min_energy_kwh=float(min(sess.min_soc if sess.min_soc is not None else soc0, soc0) * batt),
@@ -99,6 +112,42 @@ def takeable_kwh(sp: "SessionPrep", finish_soc: float, slot_h: float) -> float:
         got += kw * slot_h
         e += kw * slot_h
     return got
+
+
+def slot_states(sp: "SessionPrep", mode: str, kw: dict[int, float], finish_soc: float,
+                slot_h: float) -> dict[int, str]:
+    """The charging state of each slot a car draws or lends power in, derived from the plan exactly:
+    ``discharging`` while it lends; ``finishing`` when the car starts the slot at or above finish_soc
+    (its taper); ``starting`` when the slot's power fits in the starting state's minutes and power of
+    ``mode`` (``start_kw``); else ``in_progress``. A slot partly starting and partly in progress, or
+    in which the car reaches finish_soc, is in progress."""
+    e = sp.soc_arrival * sp.battery_kwh
+    full = finish_soc * sp.battery_kwh
+    out = {}
+    for t in sp.slots:
+        k = kw.get(t, 0.0)
+        if k == 0.0:
+            continue
+        if k < 0:
+            out[t] = "discharging"
+        elif e >= full - STATE_TOL_KWH:
+            out[t] = "finishing"
+        elif k <= (sp.start_kw or {}).get((t, mode), 0.0) + STATE_TOL_KW:
+            out[t] = "starting"
+        else:
+            out[t] = "in_progress"
+        e += k * slot_h
+    return out
+
+
+def fast_phases(sp: "SessionPrep", mode: str, kw: dict[int, float], finish_soc: float,
+                slot_h: float) -> tuple[set[int], set[int]]:
+    """The slots a car charges in fast mode in progress and finishing (``slot_states``): the model's
+    fast_on and fast_finishing for a plan given as power per slot."""
+    if mode != "fast":
+        return set(), set()
+    states = slot_states(sp, mode, kw, finish_soc, slot_h)
+    return ({t for t, s in states.items() if s == "in_progress"}, {t for t, s in states.items() if s == "finishing"})
 
 
 @dataclass(frozen=True)
@@ -162,6 +211,47 @@ def check_links(si: SiteInputs) -> None:
                 f"{si.grid.starts_local[t].isoformat()}, above its link_kw {st.link_kw:g}")
 
 
+#: The priority class of a job of each priority.
+JOB_CLASS = {"critical": "critical_job", "high": "high_job", "normal": "normal_job", "low": "low_job"}
+
+
+def priority_values(jobs: list[list], stations: dict[str, Station], cfg: ScenarioConfig) -> dict[str, float]:
+    """Apply the priority table (policies.priority, docs/formulation.md "Priority"): from the lowest rank
+    up, each class's value per kWh of shared power is raised, where needed, to priority_margin times the
+    highest value of the ranks below. A job's value per kWh is its weight x blade_value_per_h / (power_kw
+    - blade_standby_kw), so a job's weight (``jobs`` rows [job, stations, slots, weight]) is raised in
+    place; returns the cars' values per kWh, ``normal_car`` and ``urgent_car``. Critical jobs keep their
+    weight: critical_miss_penalty_per_h keeps them."""
+    w = cfg.weights
+    margin = cfg.policies.priority_margin
+
+    def freed_kw(rec: list) -> float:  # power one blade of the job takes beyond standby
+        standby = min((stations[s].blade_standby_kw for s in rec[1]), default=0.0)
+        return max(rec[0].power_kw - standby, 1e-6)
+
+    def per_kwh(rec: list) -> float:
+        return rec[3] * w.blade_value_per_h / freed_kw(rec)
+
+    cars = {"normal_car": w.ev_value_per_kwh, "urgent_car": w.ev_value_per_kwh * w.urgent_weight}
+    below = 0.0
+    for rank in reversed(cfg.policies.priority_ranks()):
+        top = 0.0
+        for cls in rank:
+            if cls == "critical_job":
+                continue
+            if cls in cars:
+                cars[cls] = max(cars[cls], margin * below)
+                top = max(top, cars[cls])
+                continue
+            for rec in jobs:
+                if JOB_CLASS[rec[0].priority] == cls and rec[1]:
+                    if per_kwh(rec) < margin * below and w.blade_value_per_h > 0:  # no value per blade-hour: none to raise
+                        rec[3] = margin * below * freed_kw(rec) / w.blade_value_per_h
+                    top = max(top, per_kwh(rec))
+        below = max(below, top)
+    return cars
+
+
 def prepare_site(si: SiteInputs) -> SitePrep:
     cfg = si.config
     grid = si.grid
@@ -178,26 +268,7 @@ def prepare_site(si: SiteInputs) -> SitePrep:
         weight = w.job_weight(j.priority)
         jobs.append([j, job_stations(j, tuple(si.job_candidates.get(j.job_id, ())), stations, cfg), slots, weight])
 
-    # --- priority ladder (docs/formulation.md, "Priority policies")
-    def per_kwh(job: Job, weight: float, stations_: tuple[str, ...]) -> float:
-        standby = min((stations[s].blade_standby_kw for s in stations_), default=0.0)
-        freed = max(job.power_kw - standby, 1e-6)
-        return weight * w.blade_value_per_h / freed
-
-    ev_normal = w.ev_value_per_kwh
-    if pol.priority_job_slows_car:
-        for rec in jobs:
-            j, cands, _, weight = rec
-            if j.priority in HIGH_PRIORITIES and cands:
-                need = PRIORITY_MARGIN * ev_normal
-                have = per_kwh(j, weight, cands)
-                if have < need:
-                    rec[3] = weight * need / have
-    ev_urgent = ev_normal * w.urgent_weight
-    if pol.urgent_car_preempts_blades:
-        top = max((per_kwh(j, weight, c) for j, c, _, weight in jobs if j.priority != "critical" and c), default=0.0)
-        ev_urgent = max(ev_urgent, PRIORITY_MARGIN * top)
-
+    values = priority_values(jobs, stations, cfg)
     job_preps = tuple(
         JobPrep(job=j, stations=c, slots=s, value_per_blade_h=weight * w.blade_value_per_h, critical=j.priority == "critical",
                 starts=cfg.servers.max_starts(j.preemptible))
@@ -212,6 +283,9 @@ def prepare_site(si: SiteInputs) -> SitePrep:
             jp.job.priority in HIGH_PRIORITIES and st.station_id in jp.stations and set(jp.slots) & set(sp.slots)
             for jp in job_preps
         )
-        value = ev_urgent if sess.priority == "urgent" else ev_normal
-        sess_preps.append(replace(sp, high_job_overlap=high_overlap, value_per_kwh=float(value)))
+        switch = ((SLOW,) if pol.priority_job_slows_car and high_overlap and sess.mode in ("fast", "regular")
+                  and SLOW in st.modes else ())
+        value = values["urgent_car"] if sess.priority == "urgent" else values["normal_car"]
+        sess_preps.append(replace(sp, high_job_overlap=high_overlap, value_per_kwh=float(value),
+                                  modes=sp.modes + switch, switch_modes=switch))
     return SitePrep(inputs=si, sessions=tuple(sess_preps), jobs=job_preps, slot_h=slot_h)

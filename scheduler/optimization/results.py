@@ -11,7 +11,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from scheduler.inputs.typed import Inputs
-from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep
+from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep, slot_states
 from scheduler.inputs.units import GRANT_TOL_KWH, MINUTES_PER_HOUR, ZERO_KW
 
 TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows", "job_moves")
@@ -23,7 +23,8 @@ COLUMNS = {
                       "link_kw", "link_limit_kw", "load_kw", "thermal_kw", "cooling_kw", "housing_c",
                       "blades_powered_on"],
     "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
-                 "booked_mode", "booked_kwh", "lent_kwh", "soc_departure", "takeable_kwh", "shortfall_kwh"],
+                 "booked_mode", "booked_kwh", "lent_kwh", "soc_departure", "takeable_kwh", "shortfall_kwh",
+                 "mode_reason"],
     "session_slots": ["reservation_id", "station_id", "slot_start", "ev_kw", "state"],
     "jobs": ["job_id", "station_id", "required_h", "planned_h", "finish", "on_time", "priority", "blades", "stations",
              "moves", "critical_missed_h", "starts", "running_h"],
@@ -37,7 +38,7 @@ TIME_COLUMNS = frozenset({"slot_start", "finish"})
 INT_COLUMNS = frozenset({"blades_working", "blades", "moves", "starts", "blades_powered_on"})
 BOOL_COLUMNS = frozenset({"on_time"})
 TEXT_COLUMNS = frozenset({"site_id", "station_id", "reservation_id", "job_id", "decision", "mode", "priority",
-                          "booked_mode", "state", "stations", "source", "use", "from_station_id", "to_station_id"})
+                          "booked_mode", "mode_reason", "state", "stations", "source", "use", "from_station_id", "to_station_id"})
 
 
 def empty_table(name: str, timezone: str) -> pd.DataFrame:
@@ -81,10 +82,10 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
 
     ev = {k: _clean(_v(m.ev_net_kw[k])) for k in m.RT}  # net: negative while the car lends (V2X)
     run = {k: int(round(_v(m.run[k]))) for k in m.JST}
-    run_high: dict[str, set[int]] = {}
+    run_high: dict[tuple[str, int], list[str]] = {}  # (station, slot) -> critical and high jobs running
     for (j, s, t), on in run.items():
         if on and m.job[j].job.priority in HIGH_PRIORITIES:
-            run_high.setdefault(s, set()).add(t)
+            run_high.setdefault((s, t), []).append(j)
 
     # ----- sessions
     sess_rows, sess_slot_rows = [], []
@@ -92,24 +93,10 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
     for sp in p.sessions:
         r = sp.session.reservation_id
         s = sp.station.station_id
-        delivered = 0.0
-        e_car = sp.soc_arrival * sp.battery_kwh
-        for t in sp.slots:
-            kw = ev[(r, t)]
-            e_car += kw * h
-            if kw == 0:
-                continue
-            delivered += kw * h
+        kws = {t: ev[(r, t)] for t in sp.slots}
+        delivered = sum(kws.values()) * h
+        for t, kw in kws.items():
             ev_station[(s, t)] += kw
-            starting = any(
-                sp.limit_kw[(t, mo)] < min(si.config.modes.kw(mo), sp.phys_kw) * sp.frac[t] - 1e-9 for mo in sp.modes)
-            if kw < 0:
-                state = "discharging"
-            elif starting:
-                state = "starting"
-            else:
-                state = "finishing" if e_car > sig * sp.battery_kwh + 1e-6 else "in_progress"
-            sess_slot_rows.append((r, s, starts[t], kw, state))
         req = sp.session.energy_kwh
         delivered = _clean(delivered)
         takeable = _clean(sp.takeable_kwh)
@@ -120,13 +107,15 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
             decision = "granted"
         else:
             decision = "partial"
-        mode = "" if decision == "denied" else report_mode(sp, {t: ev[(r, t)] for t in sp.slots}, run_high.get(s, set()),
-                                                           si.config.policies.priority_job_slows_car)
+        chosen = next((mo for mo in sp.modes if _v(m.mode_on[r, mo]) > 0.5), sp.modes[0])
+        mode, reason = ("", "") if decision == "denied" else report_mode(sp, kws, chosen, run_high)
+        states = slot_states(sp, mode or chosen, kws, sig, h)
+        sess_slot_rows += [(r, s, starts[t], kws[t], state) for t, state in states.items()]
         booked = sp.session.booked_kwh if sp.session.booked_kwh is not None else req
-        lent = sum(max(-ev[(r, t)], 0.0) for t in sp.slots) * h  # the charger carries the net power
+        lent = sum(max(-kw, 0.0) for kw in kws.values()) * h  # the charger carries the net power
         soc_out = (sp.soc_arrival * sp.battery_kwh + delivered) / sp.battery_kwh
         sess_rows.append((r, s, decision, mode, req, delivered, sp.session.priority, sp.session.mode, booked,
-                          _clean(lent), round(soc_out, 6), takeable, _clean(max(due - delivered, 0.0))))
+                          _clean(lent), round(soc_out, 6), takeable, _clean(max(due - delivered, 0.0)), reason))
 
     # ----- jobs
     job_rows, job_slot_rows, move_rows = [], [], []
@@ -235,23 +224,27 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
     }
 
 
-def report_mode(sp: SessionPrep, ev: dict[int, float], high_slots: set[int], slow_policy: bool) -> str:
-    """The charging mode a served booking is planned in.
+def report_mode(sp: SessionPrep, ev: dict[int, float], chosen: str,
+                run_high: dict[tuple[str, int], list[str]]) -> tuple[str, str]:
+    """The charging mode a served booking is planned in, and why (sessions.csv mode, mode_reason).
 
-    A booking for ``any`` mode reports the lowest mode of its station whose ceiling
-    carries the planned profile. A booked mode is reported as booked, except that
-    with the ``priority_job_slows_car`` policy a car held at or below the slow
-    ceiling while a critical or high job runs at its station reports ``slow``.
+    A booking for ``any`` mode reports the lowest mode of its station whose ceilings carry the planned
+    profile (a lower mode has no rule a higher one lacks). A booked mode is honoured ("as booked") unless
+    the plan switched the car to slow for a critical or high job at its station (claim 18): the reason
+    names the jobs that ran there while the car was plugged in.
     """
     def fits(mode: str) -> bool:
         return all(kw <= sp.limit_kw[(t, mode)] + 1e-6 for t, kw in ev.items())
 
     if sp.session.mode == "any":
-        return next((mo for mo in reversed(sp.modes) if fits(mo)), sp.modes[0])
-    busy = {t for t, kw in ev.items() if kw > 0} & high_slots
-    if slow_policy and busy and sp.session.mode != "slow" and fits("slow"):
-        return "slow"
-    return sp.session.mode
+        mode = next((mo for mo in reversed(sp.modes) if fits(mo)), chosen)
+        return mode, "chosen by the plan (booked any)"
+    if chosen not in sp.switch_modes:
+        return chosen, "as booked"
+    s = sp.station.station_id
+    jobs = sorted({j for t in sp.slots for j in run_high.get((s, t), ())})
+    why = f"for job {', '.join(jobs)} at the station (claim 18)" if jobs else "no job needed it"
+    return chosen, f"switched from {sp.session.mode} to {chosen} {why}"
 
 
 #: Row order of each table within a site; sites follow each other in input order.

@@ -20,6 +20,7 @@ from scheduler.inputs.committed import FIX_SHRINK, read_committed
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.typed import SiteInputs
 from scheduler.optimization.heuristic import fix_decisions, residual_power_decisions
+from scheduler.optimization.preparation import fast_phases
 from scheduler.optimization.results import extract_site
 from scheduler.optimization.site_model import build_model
 from scheduler.optimization.solving import SolveResult, solve_model
@@ -189,9 +190,20 @@ def fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable
         if (r, t) in m.RV:
             m.ev_discharge_kw[r, t].fix(max(-kw, 0.0))
             m.lending[r, t].fix(int(kw < 0))
-        if (r, t) in m.RF:
-            m.fast_on[r, t].fix(int(kw > min(m.prep.inputs.config.modes.regular, m.sess[r].phys_kw) * m.sess[r].frac[t]
-                                    + 1e-6))
+    cfg = m.prep.inputs.config
+    for r in {r for (r, _) in m.RF}:  # the fast states the plan's power and the car's charge make
+        if r == "request" or r not in modes:
+            continue
+        sp = m.sess[r]
+        on, ending = fast_phases(sp, modes[r], {t: c.kw(r, t) for t in sp.slots}, cfg.charging.finish_soc, m.prep.slot_h)
+        for t in sp.slots:
+            if (r, t) in m.RF:
+                m.fast_on[r, t].fix(int(t in on))
+            if (r, t) in m.RFF:
+                m.fast_finishing[r, t].fix(int(t in ending))
+    for (r, t) in m.RU:
+        if r != "request" and r in modes:
+            m.urgent_on[r, t].fix(int(c.kw(r, t) > 0))
     for (r, mo) in m.RM:
         if r != "request" and r in modes:
             chosen = modes[r] if modes[r] in m.sess[r].modes else None

@@ -20,6 +20,11 @@ from scheduler.inputs.settings import ScenarioConfig
 from scheduler.inputs.typed import SiteInputs
 from scheduler.inputs.units import HOURS_PER_DAY, whole_slots_h
 from scheduler.optimization.preparation import SitePrep, prepare_site
+from scheduler.optimization.session_families import (
+    add_fast_sets, add_fast_state_constraints, add_session_energy_constraints, add_session_mode_constraints,
+    add_session_power_constraints, add_session_taper_constraints, add_session_v2x_constraints,
+    add_urgent_standby_constraints,
+)
 
 logging.getLogger("pyomo").setLevel(logging.WARNING)  # DEBUG logging slows builds sharply
 
@@ -47,7 +52,8 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_session_energy_constraints(m, prep)
     add_session_taper_constraints(m, prep)
     add_session_v2x_constraints(m, prep)
-    add_fast_standby_constraints(m, prep)
+    add_fast_state_constraints(m, prep)
+    add_urgent_standby_constraints(m, prep)
     add_job_station_constraints(m, prep)
     add_job_work_constraints(m, prep)
     add_job_critical_constraints(m, prep)
@@ -82,15 +88,6 @@ def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.JN = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.critical], ordered=True)
     m.JP = pyo.Set(initialize=[jp.job.job_id for jp in p.jobs if not jp.job.preemptible and jp.stations and jp.slots],
                    ordered=True)  # a window without a whole slot: nothing to keep in one stretch
-    # fast-in-progress candidates: sessions whose fast ceiling exceeds the regular one
-    pol = si.config.policies
-    fast = []
-    if pol.fast_charge_blade_standby:
-        reg = si.config.modes.regular
-        for sp in p.sessions:
-            if "fast" in sp.modes and sp.phys_kw > reg + 1e-9 and sp.station.blades_in_service > 0:
-                fast += [(sp.session.reservation_id, t) for t in sp.slots]
-    m.RF = pyo.Set(dimen=2, ordered=True, initialize=fast)
     # V2X: (booking, slot) pairs of cars that may lend power to their station
     m.RV = pyo.Set(dimen=2, ordered=True, initialize=[
         (sp.session.reservation_id, t) for sp in p.sessions if sp.discharge_kw > 0 for t in sp.slots])
@@ -108,6 +105,7 @@ def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
     for j, s, t in m.JST:
         jobs_at.setdefault((s, t), []).append(j)
     m.jobs_at = jobs_at
+    add_fast_sets(m, p)
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -143,6 +141,8 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.RG = pyo.Set(initialize=list(m.R) if si.config.weights.partial_penalty > 0 else [], ordered=True)
     m.granted = pyo.Var(m.RG, within=pyo.Binary)
     m.fast_on = pyo.Var(m.RF, within=pyo.Binary)
+    m.fast_finishing = pyo.Var(m.RFF, within=pyo.Binary)
+    m.urgent_on = pyo.Var(m.RU, within=pyo.Binary)
     m.run = pyo.Var(m.JST, within=pyo.Binary)
     m.critical_miss = pyo.Var([(j, t) for (j, t) in m.JT if j in m.JC], within=pyo.UnitInterval)
     m.job_done = pyo.Var(m.JN, within=pyo.Binary)
@@ -380,133 +380,6 @@ def add_blade_capacity_constraints(m, p: SitePrep) -> None:
     m.blade_capacity = pyo.Constraint(keys, rule=lambda m, s, t: m.blades_working[s, t] <= m.st[s].blades_in_service)
 
 
-# ----------------------------------------------------------------------------- sessions
-
-
-def add_session_power_constraints(m, p: SitePrep) -> None:
-    """session_power[r, t], (r, t) in RT:
-    ev_kw[r, t] <= sum_{m: (r, m) in RM} mode_on[r, m] * limit_kw[r, t, m]
-    limit_kw is the average ceiling over the slot: min(mode, charger, vehicle) for the minutes of the
-    stay in the slot, start_kw for the minutes of the starting state (docs/formulation.md).
-    """
-    if not len(m.RT):
-        return
-    m.session_power = pyo.Constraint(m.RT, rule=lambda m, r, t: m.ev_kw[r, t] <= sum(
-        m.mode_on[r, mo] * m.sess[r].limit_kw[(t, mo)] for mo in m.sess[r].modes))
-
-
-def add_session_mode_constraints(m, p: SitePrep) -> None:
-    """session_mode[r], r in R: sum_m mode_on[r, m] <= 1  (served = the sum; 0 means denied)."""
-    if not len(m.R):
-        return
-    m.session_mode = pyo.Constraint(m.R, rule=lambda m, r: m.served[r] <= 1)
-
-
-def add_session_energy_constraints(m, p: SitePrep) -> None:
-    """r in R, E = energy_cap_kwh (request capped by the room in the battery):
-    session_energy_max[r]:  delivered_kwh <= E * served
-    session_energy_min[r]:  delivered_kwh >= partial_min_fraction * E * served
-    session_granted[r]:        delivered_kwh >= due_kwh * granted    (r in RG: only when partial_penalty > 0;
-                               due_kwh = min(energy_kwh, takeable_kwh): what the car can take of its request)
-    session_granted_served[r]: granted <= served                        (r in RG)
-    delivered_kwh = sum_t ev_net_kw * slot_h (net of V2X lending); served = sum_m mode_on.
-    """
-    if not len(m.R):
-        return
-    frac = p.inputs.config.weights.partial_min_fraction
-
-    m.session_energy_max = pyo.Constraint(m.R, rule=lambda m, r: m.delivered_kwh[r] <= m.sess[r].energy_cap_kwh * m.served[r])
-    m.session_energy_min = pyo.Constraint(
-        m.R, rule=lambda m, r: m.delivered_kwh[r] >= frac * m.sess[r].energy_cap_kwh * m.served[r])
-    if not len(m.RG):
-        return
-    due = {r: min(m.sess[r].session.energy_kwh, m.sess[r].takeable_kwh) for r in m.RG}
-    m.session_granted = pyo.Constraint(m.RG, rule=lambda m, r: m.delivered_kwh[r] >= due[r] * m.granted[r])
-    m.session_granted_served = pyo.Constraint(m.RG, rule=lambda m, r: m.granted[r] <= m.served[r])
-
-
-def add_session_taper_constraints(m, p: SitePrep) -> None:
-    """session_taper[r, t], (r, t) in RT for sessions that can pass finish_soc:
-    e_end = soc_arrival * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h    (energy in the car at slot end)
-    ev_kw[r, t] * (1 - finish_soc) * B <= phys_kw * (B - e_end)
-    Using the energy at the end of the slot (implicit form) keeps the car below B.
-    """
-    sig = p.inputs.config.charging.finish_soc
-    keys = [(sp.session.reservation_id, t) for sp in p.sessions if sp.taper for t in sp.slots]
-    if not keys:
-        return
-    h = p.slot_h
-
-    def rule(m, r, t):
-        sp = m.sess[r]
-        b = sp.battery_kwh
-        e_end = sp.soc_arrival * b + sum(m.ev_net_kw[r, tau] * h for tau in sp.slots if tau <= t)
-        return m.ev_kw[r, t] * (1 - sig) * b <= sp.phys_kw * (b - e_end)
-
-    m.session_taper = pyo.Constraint(keys, rule=rule)
-
-
-def add_session_v2x_constraints(m, p: SitePrep) -> None:
-    """V2X, (r, t) in RV (cars with vehicle_discharge_kw > 0); ev_net_kw = ev_kw - ev_discharge_kw:
-    session_discharge[r, t]: ev_discharge_kw <= vehicle_discharge_kw * frac[r, t] * lending[r, t]
-    session_lending_served[r, t]: lending[r, t] <= served[r]
-    session_lend_or_charge[r, t]: ev_kw <= max_{m: (r, m) in RM} limit_kw[r, t, m] * (1 - lending[r, t])
-                             (a car lends or charges in a slot, not both)
-    session_min_soc[r, t]:   soc0 * B + sum_{tau <= t} ev_net_kw[r, tau] * slot_h >= min_energy_kwh
-    station_no_export[s, t], s the station of a car in RV at t: station_draw_kw + station_load_kw >= 0
-                             (station_draw_kw = ev_station_kw + blade_kw + thermal_kw: a car powers its
-                             own station, never the rest of the site)
-    """
-    if not len(m.RV):
-        return
-    h = p.slot_h
-    si = p.inputs
-    m.lending = pyo.Var(m.RV, within=pyo.Binary)
-    m.session_discharge = pyo.Constraint(m.RV, rule=lambda m, r, t: (
-        m.ev_discharge_kw[r, t] <= m.sess[r].discharge_kw * m.sess[r].frac[t] * m.lending[r, t]))
-    m.session_lending_served = pyo.Constraint(m.RV, rule=lambda m, r, t: m.lending[r, t] <= m.served[r])
-    m.session_lend_or_charge = pyo.Constraint(m.RV, rule=lambda m, r, t: (
-        m.ev_kw[r, t] <= max(m.sess[r].limit_kw[(t, mo)] for mo in m.sess[r].modes) * (1 - m.lending[r, t])))
-
-    def min_soc(m, r, t):
-        sp = m.sess[r]
-        return sp.soc_arrival * sp.battery_kwh + sum(m.ev_net_kw[r, tau] * h for tau in sp.slots if tau <= t) \
-            >= sp.min_energy_kwh
-
-    m.session_min_soc = pyo.Constraint(m.RV, rule=min_soc)
-    keys = sorted({(m.sess[r].station.station_id, t) for r, t in m.RV}, key=lambda k: (list(m.S).index(k[0]), k[1]))
-    m.station_no_export = pyo.Constraint(keys, rule=lambda m, s, t: (
-        m.station_draw_kw[s, t] + float(si.station_load_kw[s][t]) >= 0))
-
-
-def add_fast_standby_constraints(m, p: SitePrep) -> None:
-    """Policy fast_charge_blade_standby, (r, t) in RF (fast-capable sessions at stations with blades):
-    fast_power[r, t]:   ev_kw[r, t] <= base + max(limit_kw[r, t, fast] - base, 0) * fast_on[r, t],
-                        base = min(regular_kw, phys_kw) * frac[r, t]
-    fast_standby[r, t]: sum_{non-critical j} blades_j * run[j, s, t] <= blades_in_service * (1 - fast_on[r, t])
-                        (s the booking's station; skipped where no non-critical job may run at s, t)
-    """
-    if not len(m.RF):
-        return
-    reg = p.inputs.config.modes.regular
-
-    def power(m, r, t):
-        sp = m.sess[r]
-        base = min(reg, sp.phys_kw) * sp.frac[t]
-        top = sp.limit_kw[(t, "fast")]
-        return m.ev_kw[r, t] <= base + max(top - base, 0.0) * m.fast_on[r, t]
-
-    def standby(m, r, t):
-        s = m.sess[r].station.station_id
-        nc = sum(m.job[j].job.blades * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()) if not m.job[j].critical)
-        if isinstance(nc, int):
-            return pyo.Constraint.Skip
-        return nc <= m.st[s].blades_in_service * (1 - m.fast_on[r, t])
-
-    m.fast_power = pyo.Constraint(m.RF, rule=power)
-    m.fast_standby = pyo.Constraint(m.RF, rule=standby)
-
-
 # ----------------------------------------------------------------------------- jobs
 
 
@@ -730,6 +603,7 @@ def add_objective(m, p: SitePrep) -> None:
     demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0
     penalties = (
         sum(w.denial_penalty * (1 - m.served[r]) for r in m.R)
+        + sum(w.mode_change_penalty * m.mode_on[r, mo] for r in m.R for mo in m.sess[r].switch_modes)
         + sum(w.partial_penalty * (m.served[r] - m.granted[r]) for r in m.RG)
         + sum(w.job_late_penalty * w.job_weight(m.job[j].job.priority) * (1 - m.job_done[j]) for j in m.JN)
         + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)

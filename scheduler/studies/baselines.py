@@ -33,15 +33,15 @@ Order of service, per slot:
   high priority), then on cars (latest arrival first), critical jobs last: they
   are served before any car, so a critical job is never cut for a car.
 - ``ResidualPower``, the seed's residual-power method (``scheduler/optimization/heuristic.py``
-  and docs/formulation.md, "Priority policies"): critical jobs, urgent cars
+  and docs/formulation.md, "Priority"): critical jobs, urgent cars
   (first come first served), high jobs, normal cars (first come first served),
   then normal and low jobs by priority and deadline, each against what is left.
-  The policy switches of ``config.policies`` apply:
-  ``urgent_car_preempts_blades`` keeps non-critical blades of an urgent car's
-  station on standby; ``priority_job_slows_car`` serves high jobs before normal
-  cars and holds a normal car at the slow ceiling (``modes.slow``) where a critical
-  or high job runs; ``fast_charge_blade_standby`` keeps non-critical blades of a
-  station on standby while its car charges above the regular ceiling. A car is
+  Classes take their turn in the order of the priority table (``policies.priority``; the
+  order above is ``cars_first``): an urgent car ranked above normal jobs keeps the
+  non-critical blades of its station on standby; ``priority_job_slows_car`` holds a
+  normal car at the slow ceiling (``modes.slow``) where a critical or high job runs;
+  ``fast_charge_blade_standby`` keeps non-critical blades of a station on standby
+  while its car charges above the regular ceiling (the replay's cars have no mode). A car is
   urgent when a booking of the day with its id (``Session.reservation_id ==
   Car.session_id``) is ``priority: urgent``; otherwise it is normal.
 - ``EarliestDeadlineFirst`` / ``LeastLaxityFirst``: acnportal's
@@ -268,25 +268,28 @@ class ResidualPower(_Baseline):
             if pol.fast_charge_blade_standby and kw > cfg.modes.regular * st.presence(car) + 1e-9:
                 slot.blocked.add(car.station_id)
 
-        for jp in sorted(self._active_jobs(st, critical=True), key=_by_deadline):
-            slot.place_job(jp)
-        for car in urgent:
-            charged(car, slot.grant_car(car))
-            if pol.urgent_car_preempts_blades:
-                slot.blocked.add(car.station_id)
-        others = sorted(self._active_jobs(st, critical=False), key=_by_priority_deadline)
-        if pol.priority_job_slows_car:
-            for jp in [jp for jp in others if jp.job.priority == "high"]:
-                slot.place_job(jp)
-            others = [jp for jp in others if jp.job.priority != "high"]
-            slowed = {s for j, s in slot.runs.items() if st.jobs[j].job.priority in ("critical", "high")}
-        else:
-            slowed = set()
-        for car in normal:
-            cap = cfg.modes.slow * st.presence(car) if car.station_id in slowed else None
-            charged(car, slot.grant_car(car, cap))
-        for jp in others:
-            slot.place_job(jp)
+        ranks = [c for rank in pol.priority_ranks() for c in rank]  # the priority table, highest first
+        urgent_first = ranks.index("urgent_car") < ranks.index("normal_job")
+        jobs = sorted(self._active_jobs(st, critical=False), key=_by_priority_deadline)
+        slowed: set[str] = set()
+        for cls in ranks:
+            if cls == "critical_job":
+                for jp in sorted(self._active_jobs(st, critical=True), key=_by_deadline):
+                    slot.place_job(jp)
+            elif cls == "urgent_car":
+                for car in urgent:
+                    charged(car, slot.grant_car(car))
+                    if urgent_first:
+                        slot.blocked.add(car.station_id)
+            elif cls == "normal_car":
+                if pol.priority_job_slows_car:
+                    slowed = {s for j, s in slot.runs.items() if st.jobs[j].job.priority in ("critical", "high")}
+                for car in normal:
+                    cap = cfg.modes.slow * st.presence(car) if car.station_id in slowed else None
+                    charged(car, slot.grant_car(car, cap))
+            else:
+                for jp in [jp for jp in jobs if jp.job.priority == cls.removesuffix("_job")]:
+                    slot.place_job(jp)
 
 
 class EarliestDeadlineFirst(_Baseline):

@@ -73,14 +73,14 @@ def busy_fast_station(tmp_path):
 
 @pytest.mark.parametrize("reduce", [True, False])
 def test_fast_charging_at_a_busy_station_moves_the_job(tmp_path, reduce):
-    """Fast charging puts a's blade on standby (policy), so a fast request at a gets no more than the
-    regular ceiling (150 kW) while j runs there: 150 of 200 kWh in the first try (the 400 kWh battery,
-    from 20 % to 70 %, never reaches the taper). Moving j to b frees fast charging: 200 kWh, granted,
-    and the answer names j."""
+    """Fast charging in progress puts a's blade on standby whatever the power (claim 19), so a fast
+    request at a cannot charge while j runs there (no starting state: start_minutes 0; the 400 kWh
+    battery, from 20 % to 70 %, never reaches the taper): denied in the first try. Moving j to b frees
+    fast charging: 200 kWh, granted, and the answer names j."""
     cfg, inputs, tables = busy_fast_station(tmp_path)
     req = BookingRequest("a", at(cfg, 0), at(cfg, 60), energy_kwh=200, mode="fast")
     first = admit(inputs, tables, req, reduce=reduce, move_jobs=False).offer
-    assert (first.decision, first.planned_kwh) == ("partial", pytest.approx(150.0, abs=1e-3))
+    assert (first.decision, first.planned_kwh) == ("denied", 0.0)
     ans = admit(inputs, tables, req, reduce=reduce)
     assert (ans.offer.decision, ans.offer.mode) == ("granted", "fast")
     assert ans.offer.planned_kwh == pytest.approx(200.0, abs=1e-3)

@@ -12,26 +12,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from scheduler import PlanConfig, SolverConfig, load_scenario, write_plan
+from scheduler import PlanConfig, SolverConfig, write_plan
 
 from scheduler import plan
 from scheduler.inputs.typed import Inputs
 from scheduler.verify.plan_checks import verify_plan
 from tests.conftest import without_heat
 
-FAST = PlanConfig(solver=SolverConfig(time_limit_s=20))
+from tests.scheduler.planning.conftest import FAST
 
 
-@pytest.fixture(scope="module")
-def demo_inputs():
-    from scheduler import demo_scenario_path
-
-    return load_scenario(demo_scenario_path())
-
-
-def test_demo_plan_verifies(demo_inputs, tmp_path):
-    result = plan(demo_inputs, FAST)
-    out = write_plan(result, tmp_path / "demo", formats=("csv", "parquet"))
+def test_demo_plan_verifies(demo_inputs, demo_plan):
+    result, out = demo_plan
     assert verify_plan(out, demo_inputs) == []
     k = result.kpis
     assert result.summary["status"] in ("optimal", "feasible")

@@ -89,7 +89,8 @@ def make_plan() -> dict[str, Any]:
         "station_id": ["hub-01", "hub-01", "hub-02", "hub-02", "hub-02"],
         "slot_start": [SLOTS[0], SLOTS[1], SLOTS[1], SLOTS[2], SLOTS[3]],
         "ev_kw": [24.0, 16.0, 20.0, 20.0, 20.0],
-        "state": ["starting", "in_progress", "starting", "in_progress", "in_progress"],
+        # each first slot has 5 starting minutes (<= 20 kW: 6.67 kW of the slot) and draws more: in progress
+        "state": ["in_progress"] * 5,
     })
     # blades hub-01 (3 in service, standby 0.1): working 2,2,3,2 -> 0.8+0.1, 0.8+0.1, 0.8+0.3, 0.8+0.1
     # blades hub-02 (2 in service, standby 0.05): working 0,1,0,0 -> 0.1, 0.3+0.05, 0.1, 0.1

@@ -1,0 +1,96 @@
+"""Every seed behaviour shows in the bundled demo's plan: each test reads the written plan files.
+
+The plan is the one ``test_night_verified.py`` verifies (the session fixture ``demo_plan`` of
+tests/scheduler/planning/conftest.py), so the demo is planned once for both modules.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+TOL_KW = 1e-6
+
+
+@pytest.fixture(scope="module")
+def written(demo_plan):
+    """The written plan's tables, and per (station, slot) the blades of non-critical jobs working."""
+    _, out = demo_plan
+    t = {name: pd.read_csv(out / f"{name}.csv") for name in
+         ("sessions", "session_slots", "station_slots", "job_slots", "jobs", "site_slots", "source_flows", "job_moves")}
+    critical = set(t["jobs"].loc[t["jobs"]["priority"] == "critical", "job_id"])
+    js = t["job_slots"]
+    t["non_critical"] = js[~js["job_id"].isin(critical)].groupby(["station_id", "slot_start"])["blades"].sum()
+    return t
+
+
+def busy(t, station: str, slot: str) -> int:
+    return int(t["non_critical"].get((station, slot), 0))
+
+
+def test_fast_charging_in_progress_sends_the_blades_to_standby(written):
+    """Claim 19: in every slot a car charges in fast mode in progress, its station runs no non-critical
+    job; at least one such station runs one in the slots around (the blades were sent to standby)."""
+    t = written
+    fast = set(t["sessions"].loc[t["sessions"]["mode"] == "fast", "reservation_id"])
+    rows = t["session_slots"][t["session_slots"]["reservation_id"].isin(fast)
+                              & (t["session_slots"]["state"] == "in_progress")]
+    assert len(rows) > 0
+    assert all(busy(t, s, slot) == 0 for s, slot in zip(rows["station_id"], rows["slot_start"]))
+    slots = sorted(t["station_slots"]["slot_start"].unique())
+    around = [busy(t, s, slots[i + d]) for s, slot in zip(rows["station_id"], rows["slot_start"])
+              for i in [slots.index(slot)] for d in (-1, 1) if 0 <= i + d < len(slots)]
+    assert max(around) > 0
+
+
+def test_a_high_job_switches_a_car_to_slow(written):
+    """Claim 18: a car booked fast or regular is planned slow, sessions.csv says for which jobs, and
+    those jobs are critical or high and run at its station while it is plugged in."""
+    t = written
+    se = t["sessions"]
+    switched = se[se["mode_reason"].fillna("").str.startswith("switched from")]
+    assert len(switched) >= 1
+    for r in switched.itertuples():
+        assert r.mode == "slow" and r.booked_mode in ("fast", "regular")
+        named = r.mode_reason.split(" for job ")[1].split(" at the station")[0].split(", ")
+        jobs = t["jobs"].set_index("job_id")
+        assert all(jobs.at[j, "priority"] in ("critical", "high") for j in named)
+        stay = set(t["session_slots"].loc[t["session_slots"]["reservation_id"] == r.reservation_id, "slot_start"])
+        ran = t["job_slots"][t["job_slots"]["job_id"].isin(named) & (t["job_slots"]["station_id"] == r.station_id)]
+        assert stay & set(ran["slot_start"])
+    others = se[~se.index.isin(switched.index) & (se["booked_mode"] != "any") & (se["decision"] != "denied")]
+    assert (others["mode"] == others["booked_mode"]).all() and (others["mode_reason"] == "as booked").all()
+
+
+def test_an_urgent_car_sends_its_stations_blades_to_standby(written):
+    """FIG. 10A, 1018: while an urgent car charges, its station's non-critical blades stand by; the demo
+    has an urgent car at a station whose non-critical jobs run at other times of the day."""
+    t = written
+    urgent = t["sessions"].loc[t["sessions"]["priority"] == "urgent", "reservation_id"]
+    rows = t["session_slots"][t["session_slots"]["reservation_id"].isin(urgent) & (t["session_slots"]["ev_kw"] > TOL_KW)]
+    assert all(busy(t, s, slot) == 0 for s, slot in zip(rows["station_id"], rows["slot_start"]))
+    stood_down = {s for s in rows["station_id"] if any(k[0] == s for k in t["non_critical"].index)}
+    assert stood_down
+
+
+def test_a_car_lends_power_in_the_outage_the_battery_alone_cannot_carry(written, demo_inputs):
+    """The work site's announced outage (grid 0, 20:00-21:00): what its blades draw is more than its
+    battery's power and the PV together, a car lends the rest (V2X, state discharging), nothing goes
+    unserved, and the critical job runs through it."""
+    t = written
+    sl = t["site_slots"]
+    out = sl[(sl["site_id"] == "work") & (sl["grid_limit_kw"] == 0)]
+    assert len(out) == 4
+    flows = t["source_flows"][t["source_flows"]["site_id"] == "work"]
+    battery_kw = demo_inputs.site("work").site.battery_kw
+    for slot, pv in zip(out["slot_start"], out["pv_kw"]):
+        f = flows[flows["slot_start"] == slot]
+        blades = float(f.loc[f["use"] == "blades", "power_kw"].sum())
+        lent = float(f.loc[f["source"] == "cars", "power_kw"].sum())
+        assert blades > battery_kw + pv + TOL_KW and lent > TOL_KW
+    assert (out["unserved_kw"] <= TOL_KW).all()
+    lending = t["session_slots"][(t["session_slots"]["state"] == "discharging")
+                                & t["session_slots"]["slot_start"].isin(out["slot_start"])]
+    assert set(lending["station_id"]) == {"work-10"} and (lending["ev_kw"] < 0).all()
+    crit = t["job_slots"][(t["job_slots"]["station_id"] == "work-10") & t["job_slots"]["slot_start"].isin(out["slot_start"])]
+    assert len(crit) == 4
