@@ -39,6 +39,7 @@ PLAN_COLUMNS: dict[str, tuple[str, ...]] = {
 EXTRA_TABLES: dict[str, tuple[str, ...]] = {
     "source_flows": ("site_id", "slot_start", "source", "use", "power_kw"),
     "job_moves": ("job_id", "from_station_id", "to_station_id", "slot_start", "duration_min", "energy_kwh"),
+    "blade_swaps": ("station_id", "failed_at", "count", "spares_used", "in_service_at", "spares_left", "origin"),
 }
 #: Every table a plan directory may hold.
 TABLE_STEMS: tuple[str, ...] = (*PLAN_COLUMNS, *EXTRA_TABLES)
@@ -50,7 +51,7 @@ TABLE_STEMS: tuple[str, ...] = (*PLAN_COLUMNS, *EXTRA_TABLES)
 #: Columns read as text (everything else required is a number).
 TEXT_COLUMNS: frozenset[str] = frozenset(
     {"site_id", "station_id", "reservation_id", "job_id", "slot_start", "decision", "mode", "state", "finish", "on_time",
-     "source", "use", "from_station_id", "to_station_id", "mode_reason"}
+     "source", "use", "from_station_id", "to_station_id", "mode_reason", "failed_at", "in_service_at", "origin"}
 )
 #: Largest JSON file of a plan evdc reads (summary.json, events.json): a fleet's summary is a few MiB.
 PLAN_JSON_BYTES_MAX = 64 * 2**20

@@ -351,6 +351,14 @@ class ServerSettings(_Setting):
         "never", description="'never': a job that runs in one stretch stays on its own station; 'checkpoint': its "
         "checkpoint may be restored on another station before it starts")
 
+    swap_minutes: float = Field(
+        240.0, ge=0, le=7 * 24 * 60, description="a failed blade's spare is in service this long after the failure: "
+        "a technician's 24x7 four-hour on-site response with the spare already at the station, the hot swap "
+        "itself minutes of it, minutes")
+    swap_known_faults: bool = Field(
+        True, description="a plan swaps spares (stations.csv spare_blades) for the blades stations.csv reports out "
+        "of service, swap_minutes after the horizon start; false: they stay out for the whole horizon")
+
     def max_starts(self, preemptible: bool) -> int:
         """Most starts of a non-critical job in its window: one, and its restarts when preemptible."""
         return 1 + (self.restarts_per_job if preemptible else 0)

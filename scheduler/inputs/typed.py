@@ -7,6 +7,7 @@ every per-slot array has one value per slot of ``grid``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
@@ -103,6 +104,63 @@ class Link:
 
 
 @dataclass(frozen=True)
+class BladeFailure:
+    """``count`` blades of a station fail at ``at`` (UTC, a re-plan's time): out of service from the
+    slot holding ``at`` on, until a spare takes each one's place (:func:`blade_swaps`)."""
+
+    station_id: str
+    at: pd.Timestamp
+    count: int
+
+
+@dataclass(frozen=True)
+class BladeSwap:
+    """One failure and what the station's spares do about it (a row of the plan's blade_swaps table).
+
+    ``origin``: "stations" for the faulty blades stations.csv reports at the horizon start
+    (``blades_out_of_service``, with ``servers.swap_known_faults``), "blade_failure" for a re-plan's event.
+    ``spares_used`` of the ``count`` failed blades are replaced by spares; they are in service from
+    ``in_service_at`` (the first slot boundary at or after ``failed_at`` + ``servers.swap_minutes``;
+    None when no spare is used). ``spares_left``: the station's spares after this swap."""
+
+    station_id: str
+    failed_at: pd.Timestamp
+    count: int
+    spares_used: int
+    in_service_at: pd.Timestamp | None
+    spares_left: int
+    origin: str
+
+
+def blade_swaps(stations: tuple[Station, ...], failures: tuple[BladeFailure, ...], grid: TimeGrid,
+                swap_minutes: float, swap_known_faults: bool) -> tuple[BladeSwap, ...]:
+    """Each failure of a site, station by station and in time order (known faults first), with the spares
+    it takes: while a station holds spares (``spare_blades`` less those earlier failures took), up to
+    ``count`` of them are swapped in ``swap_minutes`` after the failure, from the next slot boundary on."""
+    slot = pd.Timedelta(minutes=grid.slot_minutes)
+    out = []
+    for st in stations:
+        spares = st.spare_blades
+        known = ([BladeFailure(st.station_id, grid.start_utc, st.blades_out_of_service)]
+                 if swap_known_faults and st.blades_out_of_service > 0 else [])
+        events = sorted((f for f in failures if f.station_id == st.station_id), key=lambda f: f.at)
+        for origin, f in [("stations", f) for f in known] + [("blade_failure", f) for f in events]:
+            used = min(f.count, spares)
+            spares -= used
+            back = None
+            if used:
+                k = math.ceil((f.at + pd.Timedelta(minutes=swap_minutes) - grid.start_utc) / slot - 1e-9)
+                back = grid.start_utc + max(k, 0) * slot
+            out.append(BladeSwap(st.station_id, f.at, f.count, used, back, spares, origin))
+    return tuple(out)
+
+
+def slot_of(grid: TimeGrid, when: pd.Timestamp) -> int:
+    """The slot holding ``when`` (0 before the horizon, n_slots from its end on)."""
+    return min(max(0, int(np.floor(grid.slot_position(when) + 1e-9))), grid.n_slots)
+
+
+@dataclass(frozen=True)
 class SiteInputs:
     """Everything one site's model needs; sites share nothing once jobs are placed."""
 
@@ -125,6 +183,13 @@ class SiteInputs:
     station_load_kw: Mapping[str, np.ndarray] = field(default_factory=dict)
     #: station_id -> headroom kept for forecast walk-ins, kW per slot (0 until a forecast is applied)
     reserve_kw: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: blades that failed during the horizon (re-plans' blade_failure events), in the order given
+    blade_failures: tuple[BladeFailure, ...] = ()
+    #: derived: the failures with the spares swapped in (``blade_swaps``), station by station
+    swaps: tuple[BladeSwap, ...] = field(init=False, repr=False, compare=False)
+    #: derived: station_id -> blades in service per slot (whole numbers): ``Station.blades_in_service``
+    #: less the failed blades from their slot on, plus the spares swapped in from ``in_service_at`` on
+    in_service: Mapping[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.grid.n_slots
@@ -146,6 +211,23 @@ class SiteInputs:
             given = getattr(self, name)
             full = {s.station_id: frozen_array(given.get(s.station_id, np.zeros(n))) for s in self.stations}
             object.__setattr__(self, name, full)
+        srv = self.config.servers
+        swaps = blade_swaps(self.stations, self.blade_failures, self.grid, srv.swap_minutes, srv.swap_known_faults)
+        counts = {s.station_id: np.full(n, s.blades_in_service, dtype=np.int64) for s in self.stations}
+        for f in self.blade_failures:
+            counts[f.station_id][slot_of(self.grid, f.at):] -= f.count
+        for w in swaps:
+            if w.in_service_at is not None:
+                counts[w.station_id][slot_of(self.grid, w.in_service_at):] += w.spares_used
+        for arr in counts.values():
+            np.clip(arr, 0, None, out=arr)
+            arr.setflags(write=False)
+        object.__setattr__(self, "swaps", swaps)
+        object.__setattr__(self, "in_service", counts)
+
+    def blades_in_service(self, station_id: str, t: int) -> int:
+        """Blades of a station in service in slot ``t`` (after failures and swaps)."""
+        return int(self.in_service[station_id][t])
 
     @property
     def station_ids(self) -> tuple[str, ...]:

@@ -32,18 +32,19 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     room_link = {}
     for st in si.stations:
         s = st.station_id
-        fixed = [st.blade_standby_kw * st.blades_in_service + float(si.station_load_kw[s][t]) for t in T]
+        fixed = [st.blade_standby_kw * si.blades_in_service(s, t) + float(si.station_load_kw[s][t]) for t in T]
         room_link[s] = [st.link_kw - fixed[t] - float(si.reserve_kw[s][t]) for t in T]
         for t in T:
             room_site[t] -= fixed[t] + float(si.reserve_kw[s][t])
-    free_blades = {(st.station_id, t): st.blades_in_service for st in si.stations for t in T}
+    free_blades = {(st.station_id, t): si.blades_in_service(st.station_id, t) for st in si.stations for t in T}
     # the power tree: each station draws through its link and every link above it
     room_node = {lk.link_id: [lk.capacity_kw] * len(T) for lk in si.links}
     path: dict[str, list[str]] = {}
     for st in si.stations:
         path[st.station_id] = list(si.link_path(st.station_id))
         for t in T:
-            fixed = st.blade_standby_kw * st.blades_in_service + float(si.station_load_kw[st.station_id][t]) \
+            fixed = st.blade_standby_kw * si.blades_in_service(st.station_id, t) \
+                + float(si.station_load_kw[st.station_id][t]) \
                 + float(si.reserve_kw[st.station_id][t])
             for node in path[st.station_id]:
                 room_node[node][t] -= fixed

@@ -165,7 +165,7 @@ FIT_TOL_KW = 1e-9
 
 
 def job_stations(job: Job, candidates: tuple[str, ...], stations: dict[str, Station],
-                 cfg: ScenarioConfig) -> tuple[str, ...]:
+                 cfg: ScenarioConfig, most_in_service: dict[str, int] | None = None) -> tuple[str, ...]:
     """The stations the MIP may run ``job`` on: its own station alone when that station may run it
     (enough blades in service, rating and link) and servers.station is "home", or the job may not move
     (policies.max_job_moves = 0, or it runs in one stretch and servers.nonpreemptible_moves is
@@ -177,7 +177,9 @@ def job_stations(job: Job, candidates: tuple[str, ...], stations: dict[str, Stat
     if cfg.policies.max_job_moves == 0 or (not job.preemptible and srv.nonpreemptible_moves == "never"):
         return (home,)
     st = stations[home]
-    fits = (st.blades_in_service >= job.blades and job.power_kw <= st.blade_kw + FIT_TOL_KW
+    # blades in service: the most in a slot of the job's window after failures and swaps (stations.csv's without)
+    up = st.blades_in_service if most_in_service is None else most_in_service[home]
+    fits = (up >= job.blades and job.power_kw <= st.blade_kw + FIT_TOL_KW
             and job.blades * job.power_kw <= st.link_kw + FIT_TOL_KW)
     return (home,) if srv.station == "home" and fits else candidates
 
@@ -202,7 +204,8 @@ def session_modes(sess: Session, station: Station) -> tuple[str, ...]:
 def check_links(si: SiteInputs) -> None:
     """A station's fixed draw (standby blades, other load, reserve) must fit its link in every slot."""
     for st in si.stations:
-        fixed = st.blade_standby_kw * st.blades_in_service + si.station_load_kw[st.station_id] + si.reserve_kw[st.station_id]
+        fixed = (st.blade_standby_kw * si.in_service[st.station_id] + si.station_load_kw[st.station_id]
+                 + si.reserve_kw[st.station_id])
         over = np.flatnonzero(fixed > st.link_kw + 1e-9)
         if over.size:
             t = int(over[0])
@@ -266,7 +269,10 @@ def prepare_site(si: SiteInputs) -> SitePrep:
         first, frac = grid.overlap_fractions(j.release, j.deadline)
         slots = tuple(first + i for i, f in enumerate(frac) if f >= 1.0 - 1e-9)
         weight = w.job_weight(j.priority)
-        jobs.append([j, job_stations(j, tuple(si.job_candidates.get(j.job_id, ())), stations, cfg), slots, weight])
+        most = {s: int(si.in_service[s][list(slots)].max()) if slots else stations[s].blades_in_service
+                for s in (j.station_id,) if s in stations}
+        jobs.append([j, job_stations(j, tuple(si.job_candidates.get(j.job_id, ())), stations, cfg, most), slots,
+                     weight])
 
     values = priority_values(jobs, stations, cfg)
     job_preps = tuple(

@@ -14,14 +14,15 @@ from scheduler.inputs.typed import Inputs
 from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep, slot_states
 from scheduler.inputs.units import GRANT_TOL_KWH, MINUTES_PER_HOUR, ZERO_KW
 
-TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows", "job_moves")
+TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows", "job_moves",
+          "blade_swaps")
 COLUMNS = {
     "site_slots": ["site_id", "slot_start", "grid_kw", "pv_kw", "pv_curtailed_kw", "battery_kw", "battery_soc_kwh",
                    "load_kw", "budget_kw", "grid_limit_kw", "price_per_kwh", "unserved_kw", "reserve_kw",
                    "reserve_short_kw"],
     "station_slots": ["site_id", "station_id", "slot_start", "ev_kw", "blade_kw", "blades_working", "reserve_kw",
                       "link_kw", "link_limit_kw", "load_kw", "thermal_kw", "cooling_kw", "housing_c",
-                      "blades_powered_on"],
+                      "blades_powered_on", "blades_in_service"],
     "sessions": ["reservation_id", "station_id", "decision", "mode", "requested_kwh", "planned_kwh", "priority",
                  "booked_mode", "booked_kwh", "lent_kwh", "soc_departure", "takeable_kwh", "shortfall_kwh",
                  "mode_reason"],
@@ -31,14 +32,18 @@ COLUMNS = {
     "job_slots": ["job_id", "station_id", "slot_start", "blades", "power_kw", "progress_h"],
     "source_flows": ["site_id", "slot_start", "source", "use", "power_kw"],
     "job_moves": ["job_id", "from_station_id", "to_station_id", "slot_start", "duration_min", "energy_kwh"],
+    "blade_swaps": ["site_id", "station_id", "failed_at", "count", "spares_used", "in_service_at", "spares_left",
+                    "origin"],
 }
 #: Column kinds of the plan tables (everything else is a float): what an empty table is typed as,
 #: and how ``scheduler.output.sql`` reads a stored plan back.
-TIME_COLUMNS = frozenset({"slot_start", "finish"})
-INT_COLUMNS = frozenset({"blades_working", "blades", "moves", "starts", "blades_powered_on"})
+TIME_COLUMNS = frozenset({"slot_start", "finish", "failed_at", "in_service_at"})
+INT_COLUMNS = frozenset({"blades_working", "blades", "moves", "starts", "blades_powered_on", "blades_in_service",
+                         "count", "spares_used", "spares_left"})
 BOOL_COLUMNS = frozenset({"on_time"})
 TEXT_COLUMNS = frozenset({"site_id", "station_id", "reservation_id", "job_id", "decision", "mode", "priority",
-                          "booked_mode", "mode_reason", "state", "stations", "source", "use", "from_station_id", "to_station_id"})
+                          "booked_mode", "mode_reason", "state", "stations", "source", "use", "from_station_id",
+                          "to_station_id", "origin"})
 
 
 def empty_table(name: str, timezone: str) -> pd.DataFrame:
@@ -165,7 +170,8 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         s = st.station_id
         for t in T:
             wk = blades_working[(s, t)]
-            blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (st.blades_in_service - wk))
+            up = si.blades_in_service(s, t)
+            blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (up - wk))
             load = float(si.station_load_kw[s][t])
             evk = _clean(ev_station[(s, t)])
             if m.thermal and s in m.SH:
@@ -176,7 +182,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
                 thermal, cool, housing = 0.0, 0.0, float("nan")
             st_rows.append((sid, s, starts[t], evk, blade_kw, wk, float(si.reserve_kw[s][t]),
                             _clean(evk + blade_kw + thermal + load), st.link_kw, _clean(load), thermal, cool, housing,
-                            max(wk - (blades_working[(s, t - 1)] if t > 0 else 0), 0)))
+                            max(wk - (blades_working[(s, t - 1)] if t > 0 else 0), 0), up))
 
     # ----- site
     site_rows = []
@@ -221,7 +227,22 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
         "job_slots": frame("job_slots", job_slot_rows),
         "source_flows": frame("source_flows", flow_rows),
         "job_moves": frame("job_moves", move_rows),
+        "blade_swaps": blade_swaps_table(si),
     }
+
+
+def blade_swaps_table(si) -> pd.DataFrame:
+    """blade_swaps of a site: each blade failure and the spares swapped in for it, from the inputs alone
+    (``SiteInputs.swaps``); times in the scenario's zone, ``in_service_at`` NaT without a spare."""
+    tz = si.grid.timezone
+    if not si.swaps:
+        return empty_table("blade_swaps", tz)
+    rows = [(si.site.site_id, w.station_id, w.failed_at, w.count, w.spares_used,
+             w.in_service_at if w.in_service_at is not None else pd.NaT, w.spares_left, w.origin) for w in si.swaps]
+    df = pd.DataFrame.from_records(rows, columns=COLUMNS["blade_swaps"])
+    for c in ("failed_at", "in_service_at"):
+        df[c] = pd.to_datetime(df[c], utc=True).dt.tz_convert(tz)
+    return df.astype({c: "int64" for c in ("count", "spares_used", "spares_left")})
 
 
 def report_mode(sp: SessionPrep, ev: dict[int, float], chosen: str,
@@ -251,7 +272,8 @@ def report_mode(sp: SessionPrep, ev: dict[int, float], chosen: str,
 ROW_KEYS = {"site_slots": ["slot_start"], "station_slots": ["station_id", "slot_start"],
             "sessions": ["reservation_id"], "session_slots": ["reservation_id", "slot_start"],
             "jobs": ["job_id"], "job_slots": ["job_id", "slot_start"],
-            "source_flows": ["slot_start", "source", "use"], "job_moves": ["job_id", "slot_start"]}
+            "source_flows": ["slot_start", "source", "use"], "job_moves": ["job_id", "slot_start"],
+            "blade_swaps": ["station_id", "failed_at"]}
 
 
 def sort_site_table(name: str, df: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ def add_fast_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
         sig = p.inputs.config.charging.finish_soc
         for sp in p.sessions:
             s = sp.station.station_id
-            if FAST not in sp.modes or sp.station.blades_in_service <= 0:
+            if FAST not in sp.modes or p.inputs.in_service[s].max() <= 0:
                 continue
             reach = sp.soc_arrival * sp.battery_kwh
             for t in sp.slots:
@@ -39,7 +39,7 @@ def add_fast_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
     if p.inputs.config.policies.urgent_car_preempts_blades:
         for sp in p.sessions:
             s = sp.station.station_id
-            if sp.session.priority == "urgent" and sp.station.blades_in_service > 0:
+            if sp.session.priority == "urgent" and p.inputs.in_service[s].max() > 0:
                 urgent += [(sp.session.reservation_id, t) for t in sp.slots
                            if any(not m.job[j].critical for j in m.jobs_at.get((s, t), ()))]
     m.RU = pyo.Set(dimen=2, ordered=True, initialize=urgent)

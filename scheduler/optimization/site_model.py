@@ -96,6 +96,7 @@ def add_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.sess = {sp.session.reservation_id: sp for sp in p.sessions}
     m.job = {jp.job.job_id: jp for jp in p.jobs}
     m.st = {s.station_id: s for s in si.stations}
+    m.in_service = si.in_service  # station -> blades in service per slot (after failures and swaps)
     by_station_t: dict[tuple[str, int], list[str]] = {}
     for sp in p.sessions:
         for t in sp.slots:
@@ -131,7 +132,7 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.grid_kw = pyo.Var(m.T, within=nn)
     # fixed demand (standby blades, other loads) the site cannot supply, e.g. in an outage; heavily penalised
     fixed = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s.station_id][t])
-             + s.blade_standby_kw * s.blades_in_service for s in si.stations) for t in p.T]
+             + s.blade_standby_kw * float(si.in_service[s.station_id][t]) for s in si.stations) for t in p.T]
     m.unserved_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, fixed[t]))
     m.pv_used_kw = pyo.Var(m.T, within=nn, bounds=lambda m, t: (0.0, float(si.pv_kw[t])))
     m.ev_kw = pyo.Var(m.RT, within=nn)
@@ -173,7 +174,7 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     def blade_kw(m, s, t):
         st = m.st[s]
         working = sum(m.job[j].job.blades * m.job[j].job.power_kw * m.run[j, s, t] for j in m.jobs_at.get((s, t), ()))
-        return working + st.blade_standby_kw * (st.blades_in_service - m.blades_working[s, t])
+        return working + st.blade_standby_kw * (int(m.in_service[s][t]) - m.blades_working[s, t])
 
     m.ev_station_kw = pyo.Expression(m.S, m.T, rule=ev_station)
     m.blades_working = pyo.Expression(m.S, m.T, rule=blades_working)
@@ -185,7 +186,8 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     if m.thermal:
         def cool_max(m, s, t):
             st = m.st[s]
-            return (0.0, th.cooling_max_kw if th.cooling_max_kw is not None else st.blades_in_service * st.blade_kw)
+            return (0.0, th.cooling_max_kw if th.cooling_max_kw is not None
+                    else int(m.in_service[s][t]) * st.blade_kw)
 
         m.cooling_heat_kw = pyo.Var(m.SH, m.T, within=nn, bounds=cool_max)
         m.heater_kw = pyo.Var(m.SH, m.T, within=nn, bounds=(0.0, th.heating_max_kw))
@@ -373,11 +375,12 @@ def add_link_tree_constraints(m, p: SitePrep) -> None:
 
 
 def add_blade_capacity_constraints(m, p: SitePrep) -> None:
-    """blade_capacity[s, t], (s, t) with a job in JST: blades_working <= blades_in_service."""
+    """blade_capacity[s, t], (s, t) with a job in JST: blades_working <= in_service[s, t]
+    (in_service: blades_in_service less failed blades from their slot on, plus spares from their swap on)."""
     keys = sorted(m.jobs_at, key=lambda k: (list(m.S).index(k[0]), k[1]))
     if not keys:
         return
-    m.blade_capacity = pyo.Constraint(keys, rule=lambda m, s, t: m.blades_working[s, t] <= m.st[s].blades_in_service)
+    m.blade_capacity = pyo.Constraint(keys, rule=lambda m, s, t: m.blades_working[s, t] <= int(m.in_service[s][t]))
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -511,7 +514,7 @@ def add_job_pinning_constraints(m, p: SitePrep) -> None:
 def add_blade_power_on_constraints(m, p: SitePrep) -> None:
     """Power-on cap (servers.max_power_ons_per_day set), s in SB (stations some job of JN runs on alone):
     blade_power_on_cap[s]: sum_{j in JN on s alone} blades_j * job_starts[j]
-                           <= max_power_ons_per_day * blades_in_service * horizon_h / 24
+                           <= max_power_ons_per_day * sum_t in_service[s, t] * slot_h / 24
     A job's starts power its blades on; a job the MIP places (JPIN) is bounded by its starts_max alone.
     """
     cap = p.inputs.config.servers.max_power_ons_per_day
@@ -522,9 +525,9 @@ def add_blade_power_on_constraints(m, p: SitePrep) -> None:
     m.SB = pyo.Set(initialize=[s for s in m.S if s in on_station] if cap is not None else [], ordered=True)
     if not len(m.SB):
         return
-    days = p.inputs.grid.n_slots * p.slot_h / HOURS_PER_DAY
+    blade_days = {s: float(np.sum(m.in_service[s])) * p.slot_h / HOURS_PER_DAY for s in m.SB}
     m.blade_power_on_cap = pyo.Constraint(m.SB, rule=lambda m, s: sum(
-        m.job[j].job.blades * m.job_starts[j] for j in on_station[s]) <= cap * m.st[s].blades_in_service * days)
+        m.job[j].job.blades * m.job_starts[j] for j in on_station[s]) <= cap * blade_days[s])
 
 
 def housing_surroundings_c(si: SiteInputs) -> "np.ndarray":

@@ -80,10 +80,12 @@ def legacy_power_limit_payload(setpoint_w: float) -> dict:
 def _slot_states(rows: pd.DataFrame, station: Station, timezone: str) -> list[tuple[str, float, int, int]]:
     """(slot_start text, cap W, blades on, blades standby) per slot of one station, in time order."""
     rows = rows.assign(_t=utc_times(rows["slot_start"])).sort_values("_t")
-    group = station.blades_in_service
+    # blades in service per slot (station_slots blades_in_service: after failures and swaps)
+    groups = (rows["blades_in_service"] if "blades_in_service" in rows.columns
+              else pd.Series(station.blades_in_service, index=rows.index))
     out = []
-    for start, kw, working in zip(rows["slot_start"], rows["blade_kw"], rows["blades_working"]):
-        on = int(working)
+    for start, kw, working, group in zip(rows["slot_start"], rows["blade_kw"], rows["blades_working"], groups):
+        on, group = int(working), int(group)
         if on > group:
             raise EvdcError(f"station {station.station_id}: {on} blades working at {start}, "
                             f"more than its {group} in service")
@@ -138,10 +140,13 @@ def redfish_schedules(tables: Mapping[str, Any], inputs: Inputs) -> dict[str, di
     out = {}
     for sid in ids:
         station = stations[sid]
-        entries = cap_schedule(_slot_states(st_slots[st_slots["station_id"] == sid], station, grid.timezone), end)
+        states = _slot_states(st_slots[st_slots["station_id"] == sid], station, grid.timezone)
+        entries = cap_schedule(states, end)
+        # the most blades in service in a slot (more than stations.csv's once spares are swapped in)
+        group = max((on + standby for _, _, on, standby in states), default=station.blades_in_service)
         out[sid] = {"format": FORMAT_NAME, "station_id": sid, "site_id": station.site_id,
-                    "blades_in_service": station.blades_in_service, "targets": dict(TARGETS),
-                    "schedule": entries, "transitions": transitions(entries, station.blades_in_service)}
+                    "blades_in_service": group, "targets": dict(TARGETS),
+                    "schedule": entries, "transitions": transitions(entries, group)}
     return out
 
 

@@ -280,9 +280,10 @@ def _move_candidates(site: SiteInputs, tables: dict[str, pd.DataFrame], request:
     slot = pd.Timedelta(minutes=site.grid.slot_minutes)
     inside = js[(t + slot > request.arrival) & (t < request.departure)]
     busy = inside.groupby("station_id")["blades"].sum()
-    _, frac = site.grid.overlap_fractions(request.arrival, request.departure)
-    free = {st.station_id: st.blades_in_service * len(frac) - float(busy.get(st.station_id, 0.0))
-            for st in site.stations if st.station_id != request.station_id and st.blades_in_service > 0}
+    first, frac = site.grid.overlap_fractions(request.arrival, request.departure)
+    up = {st.station_id: float(site.in_service[st.station_id][first:first + len(frac)].sum()) for st in site.stations}
+    free = {st.station_id: up[st.station_id] - float(busy.get(st.station_id, 0.0))
+            for st in site.stations if st.station_id != request.station_id and up[st.station_id] > 0}
     best = sorted(free, key=lambda s: (-free[s], s))[:MOVE_CANDIDATES]
     return {request.station_id, *best}
 

@@ -228,15 +228,27 @@ def site_size(site: SiteInputs) -> float:
 
 
 def blade_inventory(inputs: Inputs) -> dict:
-    """Stations holding faulty (out-of-service) blades, and stations whose replacement stock is empty."""
-    st = inputs.stations
+    """Blades as the horizon leaves them: in service and out of service at its last slot (after the
+    failures of re-plans and the spares swapped in, ``SiteInputs.in_service``), spares left, the
+    failures and swaps (blade_swaps.csv) counted, stations still holding faulty blades, and stations
+    whose replacement stock is empty."""
+    rows = []
+    for si in inputs.sites:
+        left = {w.station_id: w.spares_left for w in si.swaps}  # the last swap of a station leaves this
+        for s in si.stations:
+            up = int(si.in_service[s.station_id][-1]) if si.grid.n_slots else s.blades_in_service
+            rows.append((s, up, s.blades - up, left.get(s.station_id, s.spare_blades)))
+    swaps = [w for si in inputs.sites for w in si.swaps]
     return {
-        "blades_in_service": sum(s.blades_in_service for s in st),
-        "blades_out_of_service": sum(s.blades_out_of_service for s in st),
+        "blades_in_service": sum(up for _, up, _, _ in rows),
+        "blades_out_of_service": sum(out for _, _, out, _ in rows),
+        "spare_blades": sum(spares for _, _, _, spares in rows),
+        "blades_failed": sum(w.count for w in swaps if w.origin == "blade_failure"),
+        "blades_swapped": sum(w.spares_used for w in swaps),
         "stations_with_faulty_blades": [
-            {"station_id": s.station_id, "out_of_service": s.blades_out_of_service, "spare_blades": s.spare_blades}
-            for s in st if s.blades_out_of_service > 0],
-        "stations_without_spares": [s.station_id for s in st if s.spare_blades == 0 and s.blades > 0],
+            {"station_id": s.station_id, "out_of_service": out, "spare_blades": spares}
+            for s, _, out, spares in rows if out > 0],
+        "stations_without_spares": [s.station_id for s, _, _, spares in rows if spares == 0 and s.blades > 0],
     }
 
 

@@ -8,7 +8,7 @@ Events (a CSV or JSON list, one event a row) and their fields:
 | urgent_job | job_id, station_id, power_kw, work_hours, deadline (+ blades, release) | a new high-priority job |
 | car_arrival | reservation_id, arrival | the booked car comes early or late |
 | no_show | reservation_id | the booking is dropped |
-| blade_failure | station_id, count (+ job_id) | that many blades are lost from ``at`` on (held by a critical placeholder job ``failed-blades-...`` that draws nothing) |
+| blade_failure | station_id, count | that many blades fail at ``at``: out of service from its slot on, until the station's spares (if any) are swapped in ``servers.swap_minutes`` later (``SiteInputs.blade_failures``, blade_swaps.csv) |
 | grid_limit | site_id, grid_kw, start, end | the import limit changes in [start, end) |
 
 Every field is checked with the table loader's rules (``scheduler.inputs.loading.SPECS``: the same types, bounds
@@ -44,7 +44,7 @@ import pandas as pd
 
 from scheduler.inputs.settings import PlanConfig
 from scheduler.inputs.errors import EvdcError, InputError
-from scheduler.inputs.typed import Inputs, Job, Session
+from scheduler.inputs.typed import BladeFailure, Inputs, Job, Session, slot_of
 from scheduler.inputs.tables import BLADES_MAX, SPECS, Col, convert_column, decode_text, read_csv_table
 from scheduler.inputs.timegrid import parse_instant
 
@@ -54,7 +54,6 @@ EVENTS_FILE = "events.json"
 EVENTS_FORMAT = 1
 #: Id prefixes of what events add without an id of their own.
 URGENT_PREFIX = "urgent-"
-FAILED_PREFIX = "failed-blades-"
 #: Tables a plan directory must hold to be re-planned or admitted against.
 PLAN_TABLES = ("sessions", "session_slots", "jobs", "job_slots", "station_slots", "site_slots")
 
@@ -80,6 +79,7 @@ FIELDS: dict[str, dict[str, Col]] = {
         _col("jobs", "release", False)),
     "car_arrival": _fields(_col("reservations", "reservation_id", True), _col("reservations", "arrival", True)),
     "no_show": _fields(_col("reservations", "reservation_id", True)),
+    # job_id: the placeholder job id re-plans before 0.8 recorded; accepted and ignored
     "blade_failure": _fields(_col("stations", "station_id", True),
                              Col("count", "int", True, min=1, max=BLADES_MAX),
                              _col("jobs", "job_id", False)),
@@ -270,10 +270,12 @@ class _State:
             raise InputError(file, f"unknown station {sid!r}", row, "station_id")
         return self.site_of[sid]
 
-    def failed_blades(self, site_id: str, station_id: str) -> int:
-        """Blades of the station already held by blade-failure placeholders."""
-        return sum(j.blades for j in self.sites[site_id].jobs
-                   if j.station_id == station_id and j.job_id.startswith(FAILED_PREFIX) and j.power_kw == 0)
+    def blades_left(self, site_id: str, station_id: str, at: pd.Timestamp) -> int:
+        """The fewest blades of the station in service from the slot of ``at`` on (after the failures and
+        swaps so far)."""
+        site = self.sites[site_id]
+        counts = site.in_service[station_id][slot_of(site.grid, at):]
+        return int(counts.min()) if len(counts) else 0
 
     def check_overlap(self, site_id: str, sess: Session, file: str, row: int, column: str) -> None:
         """One connector per station: two bookings of a station may not overlap (as the loader checks)."""
@@ -326,8 +328,8 @@ def apply_events(inputs: Inputs, events: list[dict], at: pd.Timestamp | None = N
 
 def check_events(inputs: Inputs, events: list[dict], at: pd.Timestamp | None = None) -> list[dict]:
     """The events as ``apply_events`` applies them, checked: plain JSON values (times as local ISO 8601,
-    numbers, ids), every id resolved (an urgent car's reservation_id, a blade failure's placeholder
-    job_id), in order. Applying these again gives the same inputs."""
+    numbers, ids), every id resolved (an urgent car's reservation_id), in order. Applying these again
+    gives the same inputs."""
     return _apply(inputs, events, at)[1]
 
 
@@ -393,7 +395,7 @@ def _apply(inputs: Inputs, events: list[dict], at: pd.Timestamp | None,
             if v["power_kw"] > st.blade_kw + 1e-9:
                 raise InputError(f, f"{v['power_kw']:g} kW per blade is more than station {st.station_id}'s blades "
                                  f"give ({st.blade_kw:g} kW)", row, "power_kw")
-            free = st.blades_in_service - state.failed_blades(k, st.station_id)
+            free = int(sites[k].in_service[st.station_id][slot_of(grid, max(at, release)):].max(initial=0))
             if v["blades"] > free:
                 raise InputError(f, f"{v['blades']} blades is more than the {free} in service at station "
                                  f"{st.station_id}", row, "blades")
@@ -437,27 +439,17 @@ def _apply(inputs: Inputs, events: list[dict], at: pd.Timestamp | None,
             sites[k] = replace(sites[k], sessions=tuple(ss))
             rec.update(reservation_id=v["reservation_id"])
         elif kind == "blade_failure":
-            # failed blades are held from the slot of `at` on (the slots before it stay as planned) by a
-            # critical placeholder job drawing nothing, so the past (when they still worked) is kept
+            # the blades fail at `at`: out of service from its slot on (the slots before it stay as
+            # planned); SiteInputs swaps the station's spares in servers.swap_minutes later
             k = state.station_site(v["station_id"], f, row)
             st = sites[k].station(v["station_id"])
-            free = st.blades_in_service - state.failed_blades(k, st.station_id)
+            free = state.blades_left(k, st.station_id, at)
             if v["count"] > free:
                 raise InputError(f, f"{v['count']} blades is more than the {free} in service at station "
                                  f"{st.station_id}", row, "count")
-            given = v["job_id"]
-            if given is not None and not given.startswith(FAILED_PREFIX):
-                raise InputError(f, f"a blade failure's placeholder job id starts with {FAILED_PREFIX!r}", row,
-                                 "job_id")
-            jid = state.new_id(given, f"{FAILED_PREFIX}{st.station_id}-{row}", state.jobs, f, row, "job_id")
-            start = replanned
-            job = Job(jid, power_kw=0.0, work_hours=(grid.end_utc - start).total_seconds() / 3600.0, release=start,
-                      deadline=grid.end_utc, priority="critical", blades=int(v["count"]), station_id=st.station_id)
-            cands = dict(sites[k].job_candidates)
-            cands[jid] = (st.station_id,)
-            state.jobs.add(jid)
-            sites[k] = replace(sites[k], jobs=sites[k].jobs + (job,), job_candidates=cands)
-            rec.update(station_id=st.station_id, count=job.blades, job_id=jid)
+            failure = BladeFailure(st.station_id, at, int(v["count"]))
+            sites[k] = replace(sites[k], blade_failures=sites[k].blade_failures + (failure,))
+            rec.update(station_id=st.station_id, count=failure.count)
         elif kind == "grid_limit":
             k = v["site_id"]
             if k not in sites:

@@ -334,7 +334,7 @@ def without_idle_stations(site: SiteInputs) -> SiteInputs:
     idle = [st for st in site.stations if st.station_id not in busy]
     if not idle or len(idle) == len(site.stations):
         return site
-    extra = sum(np.asarray(site.station_load_kw[st.station_id]) + st.blade_standby_kw * st.blades_in_service
+    extra = sum(np.asarray(site.station_load_kw[st.station_id]) + st.blade_standby_kw * site.in_service[st.station_id]
                 for st in idle)
     keep = tuple(st for st in site.stations if st.station_id in busy)
     return replace(site, stations=keep, site_load_kw=np.asarray(site.site_load_kw) + extra,

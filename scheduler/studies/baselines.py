@@ -101,13 +101,14 @@ class _Room:
         self.free_blades: dict[str, int] = {}
         for st in si.stations:
             s = st.station_id
-            fixed = float(si.station_load_kw[s][t]) + st.blade_standby_kw * st.blades_in_service
+            up = si.blades_in_service(s, t)  # after failures and swaps
+            fixed = float(si.station_load_kw[s][t]) + st.blade_standby_kw * up
             self.link[s] = st.link_kw - fixed
             chain = list(si.link_path(s))
             self.path[s] = tuple(chain)
             for n in chain:
                 self.node[n] -= fixed
-            self.free_blades[s] = st.blades_in_service
+            self.free_blades[s] = up
 
     @property
     def battery_kw(self) -> float:

@@ -119,7 +119,7 @@ class DayState:
         """Demand nobody decides in slot t: other loads on the site and its stations, idle blades at standby."""
         si = self.site
         return float(si.site_load_kw[self.t]) + sum(
-            float(si.station_load_kw[s.station_id][self.t]) + s.blade_standby_kw * s.blades_in_service
+            float(si.station_load_kw[s.station_id][self.t]) + s.blade_standby_kw * si.blades_in_service(s.station_id, self.t)
             for s in si.stations)
 
     def budget_kw(self) -> float:
@@ -254,7 +254,7 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
                 broke = True
                 notes.append(f"slot {t}: job {j_id} may not run at station {s}")
                 continue
-            if working[s] + jp.job.blades > stations[s].blades_in_service:
+            if working[s] + jp.job.blades > site.blades_in_service(s, t):
                 broke = True
                 notes.append(f"slot {t}: station {s} has too few blades for {j_id}")
                 continue
@@ -267,7 +267,7 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
                 jp.critical_missed_h += h * jp.job.blades
         draw = {}
         for s, st in stations.items():
-            draw[s] = (station_kw[s] + job_kw[s] + st.blade_standby_kw * (st.blades_in_service - working[s])
+            draw[s] = (station_kw[s] + job_kw[s] + st.blade_standby_kw * (site.blades_in_service(s, t) - working[s])
                        + float(site.station_load_kw[s][t]))
             if draw[s] > st.link_kw + LIMIT_TOL_KW:
                 broke = True
@@ -294,7 +294,8 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
         # in an outage the fixed demand may exceed grid + PV + the most the battery could give:
         # only import above that unavoidable part counts against the decision
         fixed = float(site.site_load_kw[t]) + sum(
-            float(site.station_load_kw[s][t]) + st.blade_standby_kw * st.blades_in_service for s, st in stations.items())
+            float(site.station_load_kw[s][t]) + st.blade_standby_kw * site.blades_in_service(s, t)
+            for s, st in stations.items())
         most_out = min(site.site.battery_kw, soc_before * eta / h) if site.site.has_battery else 0.0
         allowed = max(float(site.grid_limit_kw[t]), fixed - float(site.pv_kw[t]) - most_out)
         if grid_kw > allowed + LIMIT_TOL_KW:

@@ -55,7 +55,7 @@ FLOW_USES = ("cars", "blades", "loads", "battery")
 #: Extension columns read when present (evdc writes them; other planners may not).
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "site_slots": ("unserved_kw", "grid_limit_kw", "price_per_kwh"),
-    "station_slots": ("load_kw", "thermal_kw", "housing_c", "blades_powered_on"),
+    "station_slots": ("load_kw", "thermal_kw", "housing_c", "blades_powered_on", "blades_in_service"),
     "sessions": ("lent_kwh",),
     "jobs": ("moves", "starts", "running_h"),
     "job_slots": ("progress_h",),
@@ -66,6 +66,7 @@ OPTIONAL_VALUES: dict[str, frozenset[str]] = {
     "jobs": frozenset({"finish", "station_id"}),
     "session_slots": frozenset({"state"}),
     "station_slots": frozenset({"housing_c"}),
+    "blade_swaps": frozenset({"in_service_at"}),
 }
 #: Per table, the columns that identify a row (a repeat is a duplicate).
 ROW_KEYS: dict[str, tuple[str, ...]] = {
@@ -85,6 +86,7 @@ POSITION_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "job_slots": (("_job", "job_id"), ("_station", "station_id")),
     "source_flows": (("_site", "site_id"),),
     "job_moves": (("_job", "job_id"),),
+    "blade_swaps": (("_station", "station_id"),),
 }
 DECISIONS = ("granted", "partial", "denied")
 SESSION_STATES = ("starting", "in_progress", "finishing", "discharging")

@@ -122,6 +122,12 @@ class PlanView:
         """Position of each session's station (-1 when unknown)."""
         return id_positions([r.station_id for r in self.inputs.sessions], self.station_ids)
 
+    @cached_property
+    def in_service(self) -> np.ndarray:
+        """Blades in service per station × slot, after failures and swaps (``SiteInputs.in_service``)."""
+        return np.array([np.asarray(si.in_service[s.station_id], dtype=float) for si in self.inputs.sites
+                         for s in si.stations]).reshape(len(self.inputs.stations), self.n)
+
     def station_attr(self, name: str) -> np.ndarray:
         return np.array([float(getattr(s, name)) for s in self.inputs.stations], dtype=float)
 

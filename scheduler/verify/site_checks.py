@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from scheduler.inputs.units import one_way_efficiency
 from scheduler.inputs.plan_files import SUMMARY_FILE
-from scheduler.verify.columns import Cols, emit, number_text
+from scheduler.verify.columns import Cols, emit, is_missing, number_text
 from scheduler.verify.contract import COUNT_TOL, PRICE_TOL, Violation
 from scheduler.verify.plan_view import PlanView
 
@@ -299,14 +300,16 @@ def _ancestors(link_id: str, nodes: Mapping[str, Any]) -> tuple[list[str], str]:
 def check_blade_capacity(p: PlanView) -> list[Violation]:
     """Blades per station and slot.
 
-    0 ≤ blades_working ≤ station.blades_in_service, a whole number, and
-    blades_working = Σ job_slots.blades at that station and slot.
+    0 ≤ blades_working ≤ blades in service in the slot (``SiteInputs.in_service``: stations.csv's less
+    the failed blades, plus the spares swapped in), a whole number, and
+    blades_working = Σ job_slots.blades at that station and slot; station_slots ``blades_in_service``
+    (when written) is that count.
     """
     if not p.has("station_slots", "station_id", "blades_working"):
         return []
     df = _station_rows(p)
     i, t = df["_station"], df["t"]
-    in_service = np.array([s.blades_in_service for s in p.inputs.stations], dtype=float)[i]
+    in_service = p.in_service[i, t]
     df = df.with_(in_blades=in_service)
     w = df["blades_working"]
     where = lambda r: p.where(site=r.in_site, station=r.station_id, t=r.t)  # noqa: E731
@@ -314,6 +317,10 @@ def check_blade_capacity(p: PlanView) -> list[Violation]:
     out = emit("blade_capacity", df, bad, where,
                 lambda r: f"blades_working {number_text(r.blades_working)} is not a whole number in [0, {int(r.in_blades)}] "
                           "(blades in service)")
+    if p.has("station_slots", "blades_in_service"):
+        out += emit("blade_capacity", df, np.abs(df["blades_in_service"] - in_service) > COUNT_TOL, where,
+                    lambda r: f"blades_in_service {number_text(r.blades_in_service)}, the inputs leave "
+                              f"{int(r.in_blades)} in service (failures and swaps)")
     if p.has("job_slots", "station_id", "blades"):
         js = p.table("job_slots")
         job_blades = p.dense(js["_station"], js["t"], js["blades"], len(p.station_ids))[i, t]
@@ -326,7 +333,7 @@ def check_blade_capacity(p: PlanView) -> list[Violation]:
 def check_blade_power(p: PlanView) -> list[Violation]:
     """Blade power per station and slot.
 
-    blade_kw = Σ_jobs job.power_kw × blades + blade_standby_kw × (blades_in_service − Σ_jobs blades);
+    blade_kw = Σ_jobs job.power_kw × blades + blade_standby_kw × (in service in the slot − Σ_jobs blades);
     job_slots.power_kw = job.power_kw × blades.
     """
     if not p.has("job_slots", "job_id", "station_id", "blades"):
@@ -350,11 +357,68 @@ def check_blade_power(p: PlanView) -> list[Violation]:
     working = p.dense(js["_station"], js["t"], js["blades"], n_st)[i, t]
     jobs_kw = p.dense(js["_station"], js["t"], job_kw, n_st)[i, t]
     standby = p.station_attr("blade_standby_kw")[i]
-    idle = np.array([s.blades_in_service for s in p.inputs.stations], dtype=float)[i] - working
+    idle = p.in_service[i, t] - working
     expected = jobs_kw + standby * idle
     df = df.with_(jobs_kw=jobs_kw, standby_kw=standby, idle=idle, expected_kw=expected)
     out += emit("blade_power", df, np.abs(df["blade_kw"] - expected) > tol,
                  lambda r: p.where(site=r.in_site, station=r.station_id, t=r.t),
                  lambda r: f"blade_kw {number_text(r.blade_kw)}, expected jobs {number_text(r.jobs_kw)} + standby "
                            f"{number_text(r.standby_kw)} × {number_text(r.idle)} idle = {number_text(r.expected_kw)}")
+    return out
+
+
+def check_blade_swaps(p: PlanView) -> list[Violation]:
+    """blade_swaps.csv (when written) lists exactly the failures the inputs hold and the spares each takes
+    (``scheduler.inputs.typed.blade_swaps``: station, failed_at, count, spares_used, in_service_at (empty
+    without a spare), spares_left, origin), in any order."""
+    cols = ("station_id", "failed_at", "count", "spares_used", "in_service_at", "spares_left", "origin")
+    if not p.has("blade_swaps", *cols):
+        return []
+    df = p.table("blade_swaps")
+    tz = p.grid.timezone
+
+    def when(text) -> str:
+        if is_missing(text) or not str(text).strip():
+            return ""
+        try:
+            return pd.Timestamp(str(text)).tz_convert("UTC").isoformat()
+        except (ValueError, TypeError):
+            return f"unreadable {text!r}"
+
+    def key(station, failed_at, origin) -> tuple:
+        return str(station), when(failed_at), str(origin)
+
+    expected: dict[tuple, list[tuple]] = {}
+    for w in (w for si in p.inputs.sites for w in si.swaps):
+        back = w.in_service_at.isoformat() if w.in_service_at is not None else ""
+        expected.setdefault(key(w.station_id, w.failed_at.isoformat(), w.origin), []).append(
+            (w.count, w.spares_used, back, w.spares_left))
+    written: dict[tuple, list[tuple]] = {}
+    for row in zip(*(df[c] for c in cols)):
+        station, failed_at, count, used, back, left, origin = row
+        written.setdefault(key(station, failed_at, origin), []).append(
+            (round(float(count)) if not is_missing(count) else -1,
+             round(float(used)) if not is_missing(used) else -1, when(back),
+             round(float(left)) if not is_missing(left) else -1))
+    out = []
+    for k in sorted(set(expected) | set(written)):
+        want, got = sorted(expected.get(k, [])), sorted(written.get(k, []))
+        if want == got:
+            continue
+        station, failed_at, origin = k
+        at = pd.Timestamp(failed_at).tz_convert(tz).isoformat() if failed_at and not failed_at.startswith("u") \
+            else failed_at
+        where = f"blade_swaps.csv station {station} failed_at {at}"
+        if not got:
+            out.append(Violation("blade_capacity", where, f"the inputs hold a {origin} failure blade_swaps.csv does "
+                                 "not list"))
+        elif not want:
+            out.append(Violation("blade_capacity", where, f"blade_swaps.csv lists a {origin} failure the inputs do "
+                                 "not hold"))
+        else:
+            def shown(rows):
+                return "; ".join(f"count {c}, spares_used {u}, in_service_at "
+                                 f"{pd.Timestamp(b).tz_convert(tz).isoformat() if b and not b.startswith('u') else b or 'none'}"
+                                 f", spares_left {s}" for c, u, b, s in rows)
+            out.append(Violation("blade_capacity", where, f"written {shown(got)}; the inputs give {shown(want)}"))
     return out
