@@ -7,7 +7,7 @@ import pytest
 from scheduler import PlanConfig, SolverConfig, load_scenario, plan
 from scheduler.inputs.job_sites import site_options
 from scheduler.optimization import fleet_placement
-from scheduler.planning.fleet import place_fleet, place_jobs
+from scheduler.planning.fleet import place_fleet, place_jobs, spare_power
 from scheduler.studies.generator import generate_scenario
 from tests.conftest import free_servers
 
@@ -44,7 +44,8 @@ def test_the_fleet_step_places_every_job_once_as_the_placement_model_chooses(cro
     where = {j.job_id: s.site.site_id for s in placed.sites for j in s.jobs}
     every = [*inputs.jobs, *inputs.unplaced_jobs]
     assert sorted(where) == sorted(j.job_id for j in every)  # each job once
-    job_site, candidates = place_jobs(every, list(inputs.stations), inputs.grid, cross_site=True)
+    job_site, candidates = place_jobs(every, list(inputs.stations), inputs.grid, cross_site=True,
+                                      spare_kw=spare_power(inputs))
     assert where == job_site
     for s in placed.sites:
         assert dict(s.job_candidates) == {j.job_id: candidates[j.job_id] for j in s.jobs}
