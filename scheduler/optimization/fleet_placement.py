@@ -163,18 +163,31 @@ def power_profile(job: Job, grid: TimeGrid, usable: np.ndarray) -> tuple[int, np
     return first, job.blades * frac * np.where(u, r_in, r_out)
 
 
+def ahead_of_jobs(site: SiteInputs) -> set[str]:
+    """The car classes (``normal_car``, ``urgent_car``) the priority table ranks at or above normal jobs:
+    the cars whose power the placement keeps free (policies.priority; servers_first keeps urgent cars')."""
+    rank = {c: i for i, r in enumerate(site.config.policies.priority_ranks()) for c in r}
+    return {c for c in ("normal_car", "urgent_car") if rank[c] <= rank["normal_job"]}
+
+
 def car_kw(site: SiteInputs) -> dict[str, np.ndarray]:
-    """station_id -> the cars' expected draw per slot: the larger of the bookings' energy spread evenly
-    over their stays (``min(charger_kw, energy_kwh / stay_h)`` in each slot of the stay) and the walk-in
-    reserve ``reserve_kw``."""
+    """station_id -> the expected draw per slot of the cars ranked at or above normal jobs
+    (:func:`ahead_of_jobs`): the larger of the bookings' energy spread evenly over their stays
+    (``min(charger_kw, energy_kwh / stay_h)`` in each slot of the stay) and, when normal cars count, the
+    walk-in reserve ``reserve_kw``."""
     grid = site.grid
     booked = {st.station_id: np.zeros(grid.n_slots) for st in site.stations}
     charger = {st.station_id: st.charger_kw for st in site.stations}
+    counted = ahead_of_jobs(site)
     for r in sorted(site.sessions, key=lambda r: r.reservation_id):
+        if ("urgent_car" if r.priority == "urgent" else "normal_car") not in counted:
+            continue
         stay_h = (r.departure - r.arrival) / pd.Timedelta(hours=1)
         first, frac = grid.overlap_fractions(r.arrival, r.departure)
         if stay_h > 0 and len(frac) and r.station_id in booked:
             booked[r.station_id][first:first + len(frac)] += min(charger[r.station_id], r.energy_kwh / stay_h) * frac
+    if "normal_car" not in counted:
+        return booked
     return {sid: np.maximum(kw, np.asarray(site.reserve_kw[sid], dtype=float)) for sid, kw in booked.items()}
 
 
