@@ -94,3 +94,20 @@ def test_a_car_lends_power_in_the_outage_the_battery_alone_cannot_carry(written,
     assert set(lending["station_id"]) == {"work-10"} and (lending["ev_kw"] < 0).all()
     crit = t["job_slots"][(t["job_slots"]["station_id"] == "work-10") & t["job_slots"]["slot_start"].isin(out["slot_start"])]
     assert len(crit) == 4
+
+
+def test_a_spare_blade_is_swapped_in(written, demo_plan):
+    """The demo's stations holding faulty blades and a spare get the spare in after servers.swap_minutes
+    (blade_swaps.csv), their blades in service rise in that slot (station_slots), and no slot works more
+    blades than are in service."""
+    _, out = demo_plan
+    swaps = pd.read_csv(out / "blade_swaps.csv")
+    done = swaps[swaps["in_service_at"].notna() & (swaps["spares_used"] > 0)]
+    assert len(done) >= 1
+    st = written["station_slots"]
+    for r in done.itertuples():
+        rows = st[st["station_id"] == r.station_id].sort_values("slot_start")
+        before = rows[rows["slot_start"] < r.in_service_at]["blades_in_service"]
+        after = rows[rows["slot_start"] >= r.in_service_at]["blades_in_service"]
+        assert len(before) and len(after) and int(after.min()) == int(before.max()) + r.spares_used
+    assert (st["blades_working"] <= st["blades_in_service"]).all()
