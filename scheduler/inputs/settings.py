@@ -191,7 +191,8 @@ class Policies(_Setting):
     """The seed's coupling rules between charging and blades."""
 
     fast_charge_blade_standby: bool = Field(
-        True, description="a station's non-critical blades stand by while its car charges in fast mode in the "
+        True, description="a station's suspendable blades (jobs neither critical nor non-preemptible) stand by "
+        "while its car charges in fast mode in the "
         "in-progress state, whatever the power (claim 19)"
     )
     priority_job_slows_car: bool = Field(
@@ -200,7 +201,7 @@ class Policies(_Setting):
                     "mode (claim 18; sessions.csv mode_reason says so)",
     )
     urgent_car_preempts_blades: bool = Field(
-        True, description="while an urgent car charges, its station's non-critical blades stand by (FIG. 10A, "
+        True, description="while an urgent car charges, its station's suspendable blades stand by (FIG. 10A, "
         "1018-1020)")
     priority: Literal["servers_first", "cars_first"] | list[PriorityRank] = Field(
         "servers_first",

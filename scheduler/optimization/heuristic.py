@@ -72,7 +72,8 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
         need = j.blades * (j.power_kw - m.st[s].blade_standby_kw)
         if free_blades[(s, t)] < j.blades or need > SAFETY * room(s, t):
             return False
-        if not jp.critical and any(fast.get((r, t), 0) or urgent.get((r, t), 0) for r in m.sessions_at.get((s, t), ())):
+        if (not jp.critical and jp.job.preemptible
+                and any(fast.get((r, t), 0) or urgent.get((r, t), 0) for r in m.sessions_at.get((s, t), ()))):
             return False
         prev = last_station.get(j.job_id)
         if prev is not None and prev != s and j.job_id in pinned:

@@ -14,9 +14,9 @@ FAST = "fast"
 
 def add_fast_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
     """RF: (booking, slot) pairs in which the booking may charge in fast mode in the in-progress state
-    while a non-critical job may run at its station (policy fast_charge_blade_standby); RFF: the pairs of
+    while a suspendable job (``suspendable``) may run at its station (policy fast_charge_blade_standby); RFF: the pairs of
     RF in which the car may already be finishing (its energy could have reached finish_soc by the slot's
-    start); RU: (booking, slot) pairs of urgent bookings in which a non-critical job may run at their station
+    start); RU: (booking, slot) pairs of urgent bookings in which a suspendable job may run at their station
     (policy urgent_car_preempts_blades). Needs ``m.jobs_at`` and ``m.job``."""
     fast, finishing = [], []
     if p.inputs.config.policies.fast_charge_blade_standby:
@@ -27,7 +27,7 @@ def add_fast_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
                 continue
             reach = sp.soc_arrival * sp.battery_kwh
             for t in sp.slots:
-                busy = any(not m.job[j].critical for j in m.jobs_at.get((s, t), ()))
+                busy = any(suspendable(m, j) for j in m.jobs_at.get((s, t), ()))
                 if busy and sp.in_progress_kw(t, FAST) > 0:
                     fast.append((sp.session.reservation_id, t))
                     if reach >= sig * sp.battery_kwh:
@@ -41,7 +41,7 @@ def add_fast_sets(m: pyo.ConcreteModel, p: SitePrep) -> None:
             s = sp.station.station_id
             if sp.session.priority == "urgent" and p.inputs.in_service[s].max() > 0:
                 urgent += [(sp.session.reservation_id, t) for t in sp.slots
-                           if any(not m.job[j].critical for j in m.jobs_at.get((s, t), ()))]
+                           if any(suspendable(m, j) for j in m.jobs_at.get((s, t), ()))]
     m.RU = pyo.Set(dimen=2, ordered=True, initialize=urgent)
 
 
@@ -142,14 +142,14 @@ def add_session_v2x_constraints(m, p: SitePrep) -> None:
 
 
 def add_fast_state_constraints(m, p: SitePrep) -> None:
-    """Fast charging in progress sends the station's non-critical blades to standby, whatever the power
+    """Fast charging in progress sends the station's suspendable blades to standby, whatever the power
     (claim 19); (r, t) in RF, s the booking's station; fast_on[r, t]: in fast mode and in progress;
     fast_finishing[r, t], (r, t) in RFF: in fast mode and finishing (the taper):
     fast_power[r, t]:   ev_kw <= start_kw[r, t, fast] * mode_on[r, fast] + in_progress_kw[r, t, fast] * fast_on
                                  + limit_kw[r, t, fast] * fast_finishing + sum_{m != fast} limit_kw[r, t, m] * mode_on[r, m]
     fast_phase[r, t]:   fast_on + fast_finishing <= mode_on[r, fast]
     fast_finish[r, t], (r, t) in RFF: soc_arrival * B + sum_{tau < t} ev_net_kw[r, tau] * slot_h >= finish_soc * B * fast_finishing
-    fast_standby[r, t, j], (r, t, j) in RFJ (each non-critical job j that may run at s in t): run[j, s, t] <= 1 - fast_on
+    fast_standby[r, t, j], (r, t, j) in RFJ (each suspendable job j that may run at s in t): run[j, s, t] <= 1 - fast_on
     start_kw is the starting state's share of the slot's ceiling and in_progress_kw the rest (limit_kw =
     start_kw + in_progress_kw); fast_finishing is 0 outside RFF.
     """
@@ -184,18 +184,24 @@ def add_fast_state_constraints(m, p: SitePrep) -> None:
         m.run[j, m.sess[r].station.station_id, t] <= 1 - m.fast_on[r, t]))
 
 
+def suspendable(m, j: str) -> bool:
+    """Whether job j's blades go to standby for a fast or urgent car: a job that is neither critical nor
+    bound to run in one stretch (suspending a non-preemptible job would lose its work)."""
+    return not m.job[j].critical and m.job[j].job.preemptible
+
+
 def standby_rows(m, pairs) -> list[tuple[str, int, str]]:
-    """(booking, slot, job) for each non-critical job that may run at the booking's station in the slot:
+    """(booking, slot, job) for each suspendable job that may run at the booking's station in the slot:
     one standby row per job (a tighter relaxation than one row of the blades' sum)."""
     return [(r, t, j) for r, t in pairs for j in m.jobs_at.get((m.sess[r].station.station_id, t), ())
-            if not m.job[j].critical]
+            if suspendable(m, j)]
 
 
 def add_urgent_standby_constraints(m, p: SitePrep) -> None:
-    """An urgent car that charges sends its station's non-critical blades to standby (FIG. 10A, 1018-1020);
+    """An urgent car that charges sends its station's suspendable blades to standby (FIG. 10A, 1018-1020);
     (r, t) in RU, s the booking's station; urgent_on[r, t]: the urgent car charges in slot t:
     urgent_power[r, t]:   ev_kw <= max_m limit_kw[r, t, m] * urgent_on
-    urgent_standby[r, t, j], (r, t, j) in RUJ (each non-critical job j that may run at s in t): run[j, s, t] <= 1 - urgent_on
+    urgent_standby[r, t, j], (r, t, j) in RUJ (each suspendable job j that may run at s in t): run[j, s, t] <= 1 - urgent_on
     """
     if not len(m.RU):
         return

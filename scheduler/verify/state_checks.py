@@ -18,7 +18,8 @@ def check_charging_states(p: PlanView) -> list[Violation]:
     - a booked mode (not ``any``) is kept, or switched to slow with policies.priority_job_slows_car at a
       station offering slow while a critical or high job may run there in the stay (claim 18);
     - fast_standby: with policies.fast_charge_blade_standby, in a slot where a car charges in fast mode
-      in progress, its station runs no non-critical job (claim 19);
+      in progress, its station runs no job that is neither critical nor bound to one stretch (claim 19;
+      suspending a non-preemptible job would lose its work);
     - urgent_standby: with policies.urgent_car_preempts_blades, nor while an urgent car charges.
     """
     if not p.has("session_slots", "reservation_id", "ev_kw") or not p.has("sessions", "reservation_id", "mode"):
@@ -52,7 +53,7 @@ def check_charging_states(p: PlanView) -> list[Violation]:
             if jpos < 0 or t < 0:
                 continue
             job = p.inputs.jobs[int(jpos)]
-            if job.priority != CRITICAL:
+            if job.priority != CRITICAL and job.preemptible:  # what a fast or urgent car stands down
                 busy[(s, int(t))] = busy.get((s, int(t)), 0.0) + float(blades)
     for site in p.inputs.sites:  # where a critical or high job may run, and when
         for job in site.jobs:
@@ -84,12 +85,12 @@ def check_charging_states(p: PlanView) -> list[Violation]:
             if (pol.urgent_car_preempts_blades and r.priority == "urgent" and kw[pos][t] > p.tol_kw
                     and busy.get((r.station_id, t), 0.0) > 0):
                 out.append(Violation("urgent_standby", p.where(station=r.station_id, reservation=r.reservation_id, t=t),
-                                     f"{busy[(r.station_id, t)]:g} non-critical blades work while the urgent car "
+                                     f"{busy[(r.station_id, t)]:g} suspendable blades work while the urgent car "
                                      "charges (they stand by: policies.urgent_car_preempts_blades)"))
             if (pol.fast_charge_blade_standby and mode == "fast" and state == "in_progress"
                     and busy.get((r.station_id, t), 0.0) > 0):
                 out.append(Violation("fast_standby", p.where(station=r.station_id, reservation=r.reservation_id, t=t),
-                                     f"{busy[(r.station_id, t)]:g} non-critical blades work while the car charges fast "
+                                     f"{busy[(r.station_id, t)]:g} suspendable blades work while the car charges fast "
                                      "in progress (claim 19: they stand by)"))
     return out
 

@@ -13,23 +13,24 @@ TOL_KW = 1e-6
 
 
 @pytest.fixture(scope="module")
-def written(demo_plan):
-    """The written plan's tables, and per (station, slot) the blades of non-critical jobs working."""
+def written(demo_plan, demo_inputs):
+    """The written plan's tables, and per (station, slot) the blades working on suspendable jobs (neither
+    critical nor bound to one stretch: what a fast or urgent car stands down)."""
     _, out = demo_plan
     t = {name: pd.read_csv(out / f"{name}.csv") for name in
          ("sessions", "session_slots", "station_slots", "job_slots", "jobs", "site_slots", "source_flows", "job_moves")}
-    critical = set(t["jobs"].loc[t["jobs"]["priority"] == "critical", "job_id"])
+    suspendable = {j.job_id for j in demo_inputs.jobs if j.priority != "critical" and j.preemptible}
     js = t["job_slots"]
-    t["non_critical"] = js[~js["job_id"].isin(critical)].groupby(["station_id", "slot_start"])["blades"].sum()
+    t["suspendable"] = js[js["job_id"].isin(suspendable)].groupby(["station_id", "slot_start"])["blades"].sum()
     return t
 
 
 def busy(t, station: str, slot: str) -> int:
-    return int(t["non_critical"].get((station, slot), 0))
+    return int(t["suspendable"].get((station, slot), 0))
 
 
 def test_fast_charging_in_progress_sends_the_blades_to_standby(written):
-    """Claim 19: in every slot a car charges in fast mode in progress, its station runs no non-critical
+    """Claim 19: in every slot a car charges in fast mode in progress, its station runs no suspendable
     job; at least one such station runs one in the slots around (the blades were sent to standby)."""
     t = written
     fast = set(t["sessions"].loc[t["sessions"]["mode"] == "fast", "reservation_id"])
@@ -63,13 +64,13 @@ def test_a_high_job_switches_a_car_to_slow(written):
 
 
 def test_an_urgent_car_sends_its_stations_blades_to_standby(written):
-    """FIG. 10A, 1018: while an urgent car charges, its station's non-critical blades stand by; the demo
-    has an urgent car at a station whose non-critical jobs run at other times of the day."""
+    """FIG. 10A, 1018: while an urgent car charges, its station's suspendable blades stand by; the demo
+    has an urgent car at a station whose suspendable jobs run at other times of the day."""
     t = written
     urgent = t["sessions"].loc[t["sessions"]["priority"] == "urgent", "reservation_id"]
     rows = t["session_slots"][t["session_slots"]["reservation_id"].isin(urgent) & (t["session_slots"]["ev_kw"] > TOL_KW)]
     assert all(busy(t, s, slot) == 0 for s, slot in zip(rows["station_id"], rows["slot_start"]))
-    stood_down = {s for s in rows["station_id"] if any(k[0] == s for k in t["non_critical"].index)}
+    stood_down = {s for s in rows["station_id"] if any(k[0] == s for k in t["suspendable"].index)}
     assert stood_down
 
 
