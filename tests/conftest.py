@@ -24,8 +24,10 @@ def tiny_config(slot_minutes: int = 60, n_slots: int = 2, **overrides) -> Scenar
            "thermal": {"enabled": False},  # hand-solved cases of other families leave heat out
            "servers": FREE_SERVERS,  # ... and restarts and power cycles (tests/scheduler/optimization/test_servers.py)
            "policies": {"priority": "cars_first"}}  # ... in evdc 0.7's priority order (test_charging_states.py: the table)
+    # ... and the early-charging bonus (worked out with the weights a case states; default 0 here)
+    weights = {"early_charging_per_kwh": 0.0, **overrides.pop("weights", {})}
     policies = {**raw["policies"], **overrides.pop("policies", {})}
-    raw.update(overrides, policies=policies)
+    raw.update(overrides, weights=weights, policies=policies)
     return ScenarioConfig.model_validate(raw)
 
 
@@ -71,4 +73,15 @@ def free_servers(inputs: Inputs) -> Inputs:
     from dataclasses import replace
 
     cfg = inputs.config.model_copy(update={"servers": inputs.config.servers.model_copy(update=FREE_SERVERS)})
+    return replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))
+
+
+def without_early_charging(inputs: Inputs) -> Inputs:
+    """The same scenario with ``weights.early_charging_per_kwh`` at 0: tests that prove one optimum to a
+    tiny gap two ways stay fast (the bonus spreads the optimum's ties over many nearly equal plans, which
+    a 1e-6 gap must then tell apart); tests/scheduler/studies/test_default_weights.py keeps the default."""
+    from dataclasses import replace
+
+    w = inputs.config.weights.model_copy(update={"early_charging_per_kwh": 0.0})
+    cfg = inputs.config.model_copy(update={"weights": w})
     return replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))

@@ -48,8 +48,10 @@ def tariff_prices(path: Path, start: str, days: int, timezone: str) -> pd.DataFr
     return pd.DataFrame(rows, columns=["time", "price_per_kwh"])
 
 
-def write_caltech_scenario(out: str | Path, slot_minutes: int = 5, start: str = MONTH_START) -> Path:
-    """Write the Caltech scenario directory (planning day ``start``); returns its path."""
+def write_caltech_scenario(out: str | Path, slot_minutes: int = 5, start: str = MONTH_START,
+                           prices: bool = True) -> Path:
+    """Write the Caltech scenario directory (planning day ``start``); returns its path. With
+    ``prices=False`` the scenario has no prices table (energy is free: only delivery is scored)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sessions = pd.read_csv(reference_path("acn", "caltech_2019-03_sessions.csv"), dtype={"station_id": str})
@@ -60,13 +62,16 @@ def write_caltech_scenario(out: str | Path, slot_minutes: int = 5, start: str = 
                  ).to_csv(out / "stations.csv", index=False)
     hist = sessions.assign(booked=False, status="completed")
     hist.to_csv(out / "history.csv", index=False)
-    tariff_prices(reference_path("tariffs", TARIFF), MONTH_START, MONTH_DAYS, TIMEZONE).to_csv(
-        out / "prices.csv", index=False)
+    if prices:
+        tariff_prices(reference_path("tariffs", TARIFF), MONTH_START, MONTH_DAYS, TIMEZONE).to_csv(
+            out / "prices.csv", index=False)
+    elif (out / "prices.csv").exists():
+        (out / "prices.csv").unlink()
     (out / "scenario.yaml").write_text(
         "# The Caltech ACN garage, March 2019 (written by scheduler.inputs.caltech from data/reference)\n"
         f"name: caltech-2019-03\ntimezone: {TIMEZONE}\nstart: \"{start}T00:00:00\"\nhorizon_hours: 24\n"
         f"slot_minutes: {slot_minutes}\ncurrency: USD\ncountry: US\n"
-        "tables:\n  sites: sites.csv\n  stations: stations.csv\n  history: history.csv\n  prices: prices.csv\n"
-        "forecast:\n  risk: none\n"
-        "weights:\n  early_charging_per_kwh: 0.05\n", encoding="utf-8")
+        "tables:\n  sites: sites.csv\n  stations: stations.csv\n  history: history.csv\n"
+        + ("  prices: prices.csv\n" if prices else "")
+        + "forecast:\n  risk: none\n", encoding="utf-8")
     return out

@@ -9,12 +9,13 @@ from scheduler import SolverConfig, build_model, demo_scenario_path, load_scenar
 from scheduler.optimization.highs_handoff import compile_lp
 from scheduler.inputs.typed import Site, Station
 from scheduler.optimization.solving import solve_model
-from tests.conftest import free_servers, one_site, tiny_config, without_heat
+from tests.conftest import free_servers, one_site, tiny_config, without_early_charging, without_heat
 
 
 @pytest.fixture(scope="module")
 def demo_inputs():
-    return free_servers(without_heat(load_scenario(demo_scenario_path())))  # two hand-offs compared: free starts
+    # two hand-offs compared to a 1e-6 gap: free starts, no early-charging bonus
+    return without_early_charging(free_servers(without_heat(load_scenario(demo_scenario_path()))))
 
 
 def _solve(site, interface: str, **kw):
