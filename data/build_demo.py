@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run from a clone without installing: import the repository's scheduler
     sys.path.insert(0, str(HERE.parent))
 
+from scheduler.inputs.settings import ModeLimits  # noqa: E402
 from scheduler.studies.generator import (  # noqa: E402
     AC_MODES,
     DC_MODES,
@@ -138,6 +139,12 @@ OUTAGE = Curtailment("hub", "19:30", "21:00", 0.0)
 V2X_OUTAGE = Curtailment("work", "20:00", "21:00", 0.0)
 V2X_OUTAGE_CARS = 1
 OUTAGE_JOB_BLADES = 8  # blades of the critical job (fewer when its station has fewer in service)
+# A high-priority job beside a fast car (a scenario event too, the demo's own job like OUTAGE_JOB):
+# claim 18 lets such a job switch the car to slow. It runs at the station of the normal fast booking with the
+# longest stay whose energy slow charging still delivers in that stay (HIGH_JOB_SLOW_SHARE of the slow
+# ceiling over the stay; ties: the earlier arrival), for the whole stay, on HIGH_JOB_BLADES blades.
+HIGH_JOB_BLADES = 8
+HIGH_JOB_SLOW_SHARE = 0.95  # the starting state aside (5 minutes at 20 kW)
 
 # Blade housings' heat (scenario.yaml thermal, docs/formulation.md): on, with the
 # default parameters of scheduler/inputs/settings.py ThermalSettings. There are no real
@@ -208,7 +215,7 @@ HEADER = (
     "# evdc demo scenario: written by data/build_demo.py from data/reference/ (do not edit by hand;\n"
     "# change the script and rerun it). See data/README.md for what is real and what is drawn.\n"
     "# grid_limits.csv holds announced outages at the hub, 19:30-21:00, and at work, 20:00-21:00; jobs.csv's last\n"
-    "# job runs through the work outage (scenario events, not measured data).\n"
+    "# two jobs run through the work outage and beside a fast car (scenario events, not measured data).\n"
 )
 
 
@@ -265,6 +272,26 @@ def job_through_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outa
     row = {"job_id": f"job-{len(j) + 1:02d}", "station_id": st.station_id, "priority": "critical",
            "power_kw": st.blade_kw, "blades": min(OUTAGE_JOB_BLADES, st.blades - st.blades_out_of_service),
            "work_hours": (b - a) / 3600.0, "release": a, "deadline": b, "migratable": False, "preemptible": False}
+    return pd.concat([j, pd.DataFrame([row]).astype(j.dtypes.to_dict())], ignore_index=True)
+
+
+def job_beside_fast_car(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], slow_kw: float) -> pd.DataFrame:
+    """jobs.csv with a high-priority job beside a fast booking (HIGH_JOB_*): the stay as its window, all of
+    it as its work, at the booking's station."""
+    r = tables["reservations"]
+    station = {s.station_id: s for s in spec.stations}
+    stay_h = (r["departure"] - r["arrival"]) / 3600.0
+    ok = ((r["mode"] == "fast") & (r["priority"] == "normal") & (r["energy_kwh"] <= HIGH_JOB_SLOW_SHARE * slow_kw * stay_h)
+          & r["station_id"].map(lambda sid: station[sid].blades - station[sid].blades_out_of_service >= HIGH_JOB_BLADES)
+          & (r["arrival"] % 900 == 0) & (r["departure"] % 900 == 0))
+    if not ok.any():
+        raise ScenarioCheckError("scenario check failed: no fast booking slow charging could serve for a high job")
+    car = r[ok].assign(stay=stay_h[ok]).sort_values(["stay", "arrival"], ascending=[False, True]).iloc[0]
+    st = station[car["station_id"]]
+    j = tables["jobs"]
+    row = {"job_id": f"job-{len(j) + 1:02d}", "station_id": st.station_id, "priority": "high",
+           "power_kw": st.blade_kw, "blades": HIGH_JOB_BLADES, "work_hours": float(car["stay"]),
+           "release": int(car["arrival"]), "deadline": int(car["departure"]), "migratable": False, "preemptible": True}
     return pd.concat([j, pd.DataFrame([row]).astype(j.dtypes.to_dict())], ignore_index=True)
 
 
@@ -342,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     tables["grid_limits"] = add_outage(spec, tables, V2X_OUTAGE)
     tables["reservations"] = v2x_through_outage(ref, spec, tables, V2X_OUTAGE, V2X_OUTAGE_CARS)
     tables["jobs"] = job_through_outage(spec, tables, V2X_OUTAGE)
+    tables["jobs"] = job_beside_fast_car(spec, tables, ModeLimits().slow)
     check_outage(spec, tables, OUTAGE)
     check_v2x_outage(spec, tables, V2X_OUTAGE)
     path = write_scenario(args.out, tables, scenario_yaml(spec) + THERMAL_YAML)

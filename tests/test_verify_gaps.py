@@ -226,14 +226,14 @@ def test_a_corruption_in_the_parquet_copy_alone_is_caught(planned, tmp_path):
     scen, out = planned
     plan = _copy(out, tmp_path / "plan")
     site = pd.read_parquet(plan / "site_slots.parquet")
-    planned_kw = float(site.loc[0, "grid_kw"])
+    planned_kw = pd.read_csv(plan / "site_slots.csv", dtype=str).loc[0, "grid_kw"]  # as the CSV copy writes it
     site.loc[0, "grid_kw"] = float(ABOVE_GRID_KW)
     site.to_parquet(plan / "site_slots.parquet", index=False)
     code, found, output = _verify(scen, plan)
     assert code == 1, output
     differ = [(w, m) for c, w, m in found if c == PLAN_FORMAT and "the copies differ" in m]
     assert differ == [("site_slots.csv and site_slots.parquet row 2 column grid_kw",
-                       f"the copies differ: {planned_kw:g} in the CSV copy, {float(ABOVE_GRID_KW)} in the Parquet copy "
+                       f"the copies differ: {planned_kw} in the CSV copy, {float(ABOVE_GRID_KW)} in the Parquet copy "
                        "(1 differing value(s) in this column)")], output
     # and the Parquet copy is checked on its own: its import is above the grid limit
     assert any(c == "grid_limit" and w.startswith("Parquet copy, site s1") for c, w, _ in found), output

@@ -199,7 +199,7 @@ class Policies(_Setting):
     )
     priority_job_slows_car: bool = Field(
         True,
-        description="a critical or high job at a station may switch a car booked fast or regular there to slow "
+        description="a high job at a station may switch a car booked fast or regular there to slow "
                     "mode (claim 18; sessions.csv mode_reason says so)",
     )
     urgent_car_preempts_blades: bool = Field(

@@ -289,7 +289,10 @@ def prepare_site(si: SiteInputs) -> SitePrep:
             jp.job.priority in HIGH_PRIORITIES and st.station_id in jp.stations and set(jp.slots) & set(sp.slots)
             for jp in job_preps
         )
-        switch = ((SLOW,) if pol.priority_job_slows_car and high_overlap and sess.mode in ("fast", "regular")
+        # a car is switched to slow only for a job its fast charging would stand down (a suspendable high one)
+        slows = any(jp.job.priority == "high" and jp.job.preemptible and st.station_id in jp.stations
+                    and set(jp.slots) & set(sp.slots) for jp in job_preps)
+        switch = ((SLOW,) if pol.priority_job_slows_car and slows and sess.mode in ("fast", "regular")
                   and SLOW in st.modes else ())
         value = values["urgent_car"] if sess.priority == "urgent" else values["normal_car"]
         sess_preps.append(replace(sp, high_job_overlap=high_overlap, value_per_kwh=float(value),

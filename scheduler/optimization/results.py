@@ -11,7 +11,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from scheduler.inputs.typed import Inputs
-from scheduler.optimization.preparation import HIGH_PRIORITIES, SessionPrep, SitePrep, slot_states
+from scheduler.optimization.preparation import SessionPrep, SitePrep, slot_states
 from scheduler.inputs.units import GRANT_TOL_KWH, MINUTES_PER_HOUR, ZERO_KW
 
 TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows", "job_moves",
@@ -87,9 +87,9 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
 
     ev = {k: _clean(_v(m.ev_net_kw[k])) for k in m.RT}  # net: negative while the car lends (V2X)
     run = {k: int(round(_v(m.run[k]))) for k in m.JST}
-    run_high: dict[tuple[str, int], list[str]] = {}  # (station, slot) -> critical and high jobs running
+    run_high: dict[tuple[str, int], list[str]] = {}  # (station, slot) -> high jobs a fast car would stand down
     for (j, s, t), on in run.items():
-        if on and m.job[j].job.priority in HIGH_PRIORITIES:
+        if on and m.job[j].job.priority == "high" and m.job[j].job.preemptible:
             run_high.setdefault((s, t), []).append(j)
 
     # ----- sessions
@@ -251,7 +251,7 @@ def report_mode(sp: SessionPrep, ev: dict[int, float], chosen: str,
 
     A booking for ``any`` mode reports the lowest mode of its station whose ceilings carry the planned
     profile (a lower mode has no rule a higher one lacks). A booked mode is honoured ("as booked") unless
-    the plan switched the car to slow for a critical or high job at its station (claim 18): the reason
+    the plan switched the car to slow for a high job at its station (claim 18): the reason
     names the jobs that ran there while the car was plugged in.
     """
     def fits(mode: str) -> bool:

@@ -19,7 +19,7 @@ from scheduler.inputs.typed import Inputs
 from scheduler.verify.plan_checks import verify_plan
 from tests.conftest import without_heat
 
-from tests.scheduler.planning.conftest import FAST
+from tests.scheduler.planning.conftest import DEMO_SOLVE
 
 
 def test_demo_plan_verifies(demo_inputs, demo_plan):
@@ -78,7 +78,7 @@ def generated(demo: Inputs, seed: int) -> Inputs:
 @pytest.mark.parametrize("seed", range(4))
 def test_generated_plans_verify(demo_inputs, tmp_path, seed):
     inputs = generated(demo_inputs, seed)
-    result = plan(inputs, FAST)
+    result = plan(inputs, DEMO_SOLVE)
     out = write_plan(result, tmp_path / f"gen{seed}")
     violations = verify_plan(out, inputs)
     assert violations == [], violations[:5]
@@ -86,7 +86,7 @@ def test_generated_plans_verify(demo_inputs, tmp_path, seed):
 
 def test_parallel_sites_give_the_same_plan(demo_inputs):
     inputs = generated(demo_inputs, 1)
-    one = plan(inputs, FAST)
+    one = plan(inputs, DEMO_SOLVE)
     two = plan(inputs, PlanConfig(solver=SolverConfig(time_limit_s=20), workers=2))
     for name in one.tables:
         assert one.tables[name].equals(two.tables[name]), name

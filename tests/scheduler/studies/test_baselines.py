@@ -308,13 +308,19 @@ def demo():
 
 @pytest.mark.parametrize("cls", ALL, ids=[c.name for c in ALL])
 def test_no_budget_violation_on_the_demo_day(demo, cls):
-    """The demo's bookings as the day's real cars; the hub's four slots of outage are bridged by its battery."""
+    """The demo's bookings as the day's real cars; the hub's six slots of outage are bridged by its battery.
+    At the office car park's outage only a lending car could carry the critical job beside the standby
+    blades (data/README.md); the baselines never lend, so they miss that job's hour and nothing else."""
     for site in demo.sites:
         truth = [RealSession(r.reservation_id, r.station_id, r.arrival, r.departure, r.energy_kwh, booked=True)
                  for r in site.sessions]
         rec = simulate_day(site, truth, cls())
         assert rec.budget_violations == 0, (site.site.site_id, rec.violation_notes[:3])
-        assert sum(jp.critical_missed_h for jp in rec.jobs.values()) == 0.0, site.site.site_id
+        missed = sum(jp.critical_missed_h for jp in rec.jobs.values())
+        out = np.flatnonzero(np.asarray(site.grid_limit_kw) == 0)
+        lending_needed = sum(j.blades * j.work_hours for j in site.jobs if j.priority == "critical"
+                             and int(site.grid.slot_position(j.release)) in out) if site.site.site_id == "work" else 0.0
+        assert missed <= lending_needed, site.site.site_id
         assert sum(c.delivered_kwh for c in rec.cars.values()) > 0.8 * sum(r.energy_kwh for r in truth)
 
 
