@@ -145,8 +145,7 @@ POLISH_TIME_LIMIT_S = 10.0
 def polish_continuous(h: highspy.Highs, integrality: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """The continuous values that are best for the integer decisions of ``x``: the integer columns fixed
     at their values, the LP solved. A MIP stopped at its gap may leave continuous values short of what its
-    own decisions allow (PV curtailed while a car lends); this is the same plan's decisions, each slot's
-    power at its best. Returns None when the LP does not end optimal. Leaves ``h`` changed: call it on
+    own decisions allow; this is the same plan's decisions, each slot's power at its best. Returns None when the LP does not end optimal. Leaves ``h`` changed: call it on
     an instance that is not kept."""
     idx = np.flatnonzero(integrality == int(highspy.HighsVarType.kInteger)).astype(np.int32)
     if not idx.size:
