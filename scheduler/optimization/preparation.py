@@ -17,8 +17,6 @@ from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.typed import Job, Session, SiteInputs, Station
 from scheduler.inputs.units import MINUTES_PER_HOUR
 
-#: Job priorities that count as "high" for the slow-mode policy.
-HIGH_PRIORITIES = ("critical", "high")
 #: The mode a high job may switch a car to (claim 18).
 SLOW = "slow"
 #: Power below which a slot's charging fits in its starting state, kW; energy above which a car is
@@ -34,7 +32,6 @@ class SessionPrep:
     slots: tuple[int, ...]  # slots overlapping [arrival, departure)
     frac: dict[int, float]  # share of each slot covered by the stay
     modes: tuple[str, ...]  # modes the optimizer may choose (the booked ones, then any switch_modes)
-    high_job_overlap: bool  # a critical or high job may run at the station during the stay
     limit_kw: dict[tuple[int, str], float]  # (slot, mode) -> average-power ceiling in the slot, every mode
     phys_kw: float  # min(charger, vehicle)
     energy_cap_kwh: float  # the most the car can take: min(request, (1 - soc0) * battery)
@@ -55,7 +52,7 @@ class SessionPrep:
 
 def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> SessionPrep:
     """What the car and charger allow a booking, slot by slot (its ceilings, battery, taper); no
-    policy: ``high_job_overlap`` is False and ``value_per_kwh`` 0 (``prepare_site`` sets them)."""
+    policy: ``value_per_kwh`` is 0 and ``switch_modes`` empty (``prepare_site`` sets them)."""
     ch = cfg.charging
     slot_min = grid.slot_minutes
     first, frac = grid.overlap_fractions(sess.arrival, sess.departure)
@@ -86,7 +83,7 @@ def session_prep(sess: Session, st: Station, cfg: ScenarioConfig, grid) -> Sessi
     cap_kwh = min(sess.energy_kwh, room)
     taper = soc0 * batt + cap_kwh > ch.finish_soc * batt + 1e-9
     sp = SessionPrep(
-        session=sess, station=st, slots=slots, frac=fr, modes=modes, high_job_overlap=False, limit_kw=limit,
+        session=sess, station=st, slots=slots, frac=fr, modes=modes, limit_kw=limit,
         phys_kw=float(phys), energy_cap_kwh=float(cap_kwh), battery_kwh=float(batt), soc_arrival=float(soc0),
         taper=bool(taper), value_per_kwh=0.0, start_kw=start_part,
         discharge_kw=float(sess.vehicle_discharge_kw or 0.0),
@@ -285,16 +282,12 @@ def prepare_site(si: SiteInputs) -> SitePrep:
     for sess in si.sessions:
         st = stations[sess.station_id]
         sp = session_prep(sess, st, cfg, grid)
-        high_overlap = any(
-            jp.job.priority in HIGH_PRIORITIES and st.station_id in jp.stations and set(jp.slots) & set(sp.slots)
-            for jp in job_preps
-        )
         # a car is switched to slow only for a job its fast charging would stand down (a suspendable high one)
-        slows = any(jp.job.priority == "high" and jp.job.preemptible and st.station_id in jp.stations
-                    and set(jp.slots) & set(sp.slots) for jp in job_preps)
-        switch = ((SLOW,) if pol.priority_job_slows_car and slows and sess.mode in ("fast", "regular")
-                  and SLOW in st.modes else ())
+        may_switch = pol.priority_job_slows_car and sess.mode in ("fast", "regular") and SLOW in st.modes
+        switch = ((SLOW,) if may_switch and any(
+            jp.job.priority == "high" and jp.job.preemptible and st.station_id in jp.stations
+            and set(jp.slots) & set(sp.slots) for jp in job_preps) else ())
         value = values["urgent_car"] if sess.priority == "urgent" else values["normal_car"]
-        sess_preps.append(replace(sp, high_job_overlap=high_overlap, value_per_kwh=float(value),
+        sess_preps.append(replace(sp, value_per_kwh=float(value),
                                   modes=sp.modes + switch, switch_modes=switch))
     return SitePrep(inputs=si, sessions=tuple(sess_preps), jobs=job_preps, slot_h=slot_h)
