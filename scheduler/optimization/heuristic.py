@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from scheduler.optimization.preparation import SitePrep, fast_phases
+from scheduler.optimization.preparation import STATE_TOL_KW, STATE_TOL_KWH, SitePrep, fast_phases
 
 #: Share of the residual a greedy step may plan on, leaving room for rounding in the LP.
 SAFETY = 0.999
@@ -109,13 +109,19 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
         mode = sp.modes[0]  # modes are ordered fast, regular, slow: the highest one offered
         e_car = sp.soc_arrival * sp.battery_kwh
         got, plan_kw = 0.0, {}
+        full_kwh = cfg.charging.finish_soc * sp.battery_kwh
+        was_on = True  # fast_stretch: in RF, a fast car not in progress in t - 1 is not in progress in t
         for t in sp.slots:
             limit = sp.limit_kw[(t, mode)]
             if sp.taper:
                 sig = cfg.charging.finish_soc
                 limit = min(limit, sp.phys_kw * (sp.battery_kwh - e_car) /
                             ((1 - sig) * sp.battery_kwh + sp.phys_kw * h))
+            tapering = e_car >= full_kwh - STATE_TOL_KWH
+            if (r, t) in m.RF and (r, t - 1) in m.RF and not was_on and not tapering:
+                limit = min(limit, (sp.start_kw or {}).get((t, mode), 0.0))
             kw = max(0.0, min(limit, SAFETY * room(s, t), (sp.energy_cap_kwh - got) / h))
+            was_on = tapering or kw > (sp.start_kw or {}).get((t, mode), 0.0) + STATE_TOL_KW
             plan_kw[t] = kw
             got += kw * h
             e_car += kw * h

@@ -153,7 +153,7 @@ def polish_continuous(h: highspy.Highs, integrality: np.ndarray, x: np.ndarray) 
     vals = np.round(x[idx]).astype(float)
     h.changeColsBounds(int(idx.size), idx, vals, vals)
     h.changeColsIntegrality(int(idx.size), idx, np.zeros(idx.size, dtype=np.uint8))
-    h.setOptionValue("time_limit", POLISH_TIME_LIMIT_S)
+    h.setOptionValue("time_limit", h.getRunTime() + POLISH_TIME_LIMIT_S)  # HiGHS's clock runs on from the MIP
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None

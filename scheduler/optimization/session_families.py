@@ -150,8 +150,13 @@ def add_fast_state_constraints(m, p: SitePrep) -> None:
     fast_phase[r, t]:   fast_on + fast_finishing <= mode_on[r, fast]
     fast_finish[r, t], (r, t) in RFF: soc_arrival * B + sum_{tau < t} ev_net_kw[r, tau] * slot_h >= finish_soc * B * fast_finishing
     fast_standby[r, t, j], (r, t, j) in RFJ (each suspendable job j that may run at s in t): run[j, s, t] <= 1 - fast_on
+    fast_stretch[r, t], (r, t) and (r, t + 1) in RF:  fast_on[r, t + 1] <= fast_on[r, t]
     start_kw is the starting state's share of the slot's ceiling and in_progress_kw the rest (limit_kw =
-    start_kw + in_progress_kw); fast_finishing is 0 outside RFF.
+    start_kw + in_progress_kw); fast_finishing is 0 outside RFF. fast_stretch: fast means now; while
+    a suspendable job may run beside it, a fast car is in progress from its first slot in one stretch
+    and is never deferred or paused for blades (a paused DC session is a new handshake and a waiting
+    driver); to favour a job the plan switches the car to slow instead (claim 18). The rule also takes
+    the many pause-and-resume patterns out of the search (docs/formulation.md, measured cost).
     """
     if not len(m.RF):
         return
@@ -179,9 +184,18 @@ def add_fast_state_constraints(m, p: SitePrep) -> None:
     m.fast_phase = pyo.Constraint(m.RF, rule=phase)
     if len(m.RFF):
         m.fast_finish = pyo.Constraint(m.RFF, rule=finish)
+    m.RFS = pyo.Set(dimen=2, ordered=True, initialize=stretch_pairs(m.RF))
+    if len(m.RFS):
+        m.fast_stretch = pyo.Constraint(m.RFS, rule=lambda m, r, t: m.fast_on[r, t + 1] <= m.fast_on[r, t])
     m.RFJ = pyo.Set(dimen=3, ordered=True, initialize=standby_rows(m, m.RF))
     m.fast_standby = pyo.Constraint(m.RFJ, rule=lambda m, r, t, j: (
         m.run[j, m.sess[r].station.station_id, t] <= 1 - m.fast_on[r, t]))
+
+
+def stretch_pairs(pairs) -> list[tuple[str, int]]:
+    """(booking, t) for each (booking, t) of ``pairs`` whose next slot (booking, t + 1) is in it too."""
+    have = set(pairs)
+    return [(r, t) for r, t in pairs if (r, t + 1) in have]
 
 
 def suspendable(m, j: str) -> bool:

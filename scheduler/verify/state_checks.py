@@ -20,7 +20,12 @@ def check_charging_states(p: PlanView) -> list[Violation]:
     - fast_standby: with policies.fast_charge_blade_standby, in a slot where a car charges in fast mode
       in progress, its station runs no job that is neither critical nor bound to one stretch (claim 19;
       suspending a non-preemptible job would lose its work);
-    - urgent_standby: with policies.urgent_car_preempts_blades, nor while an urgent car charges.
+    - urgent_standby: with policies.urgent_car_preempts_blades, nor while an urgent car charges;
+    - fast_stretch: with policies.fast_charge_blade_standby, a car charging fast is not paused for
+      blades: over consecutive slots in which a suspendable job may run at its station, no such job
+      runs in a slot before one in which the car is in progress (the model's fast_stretch: fast_on
+      never rises again, so the earlier slot is in progress too, whatever its power; the slots counted
+      are those of ``suspendable_slots``).
     """
     if not p.has("session_slots", "reservation_id", "ev_kw") or not p.has("sessions", "reservation_id", "mode"):
         return []
@@ -61,6 +66,7 @@ def check_charging_states(p: PlanView) -> list[Violation]:
                 first, frac = p.grid.overlap_fractions(job.release, job.deadline)
                 for s in set(site.job_candidates.get(job.job_id, ())) | {job.station_id}:
                     high.setdefault(s, set()).update(first + i for i, f in enumerate(frac) if f >= 1 - 1e-9)
+    may = suspendable_slots(p) if pol.fast_charge_blade_standby else {}
     out: list[Violation] = []
     for pos, r in enumerate(p.inputs.sessions):
         st = stations.get(r.station_id)
@@ -92,6 +98,35 @@ def check_charging_states(p: PlanView) -> list[Violation]:
                 out.append(Violation("fast_standby", p.where(station=r.station_id, reservation=r.reservation_id, t=t),
                                      f"{busy[(r.station_id, t)]:g} suspendable blades work while the car charges fast "
                                      "in progress (claim 19: they stand by)"))
+        if mode == "fast" and may.get(r.station_id):
+            chain = {t for t in sp.slots if t in may[r.station_id] and sp.in_progress_kw(t, "fast") > 0}
+            for t in sorted(chain):
+                if busy.get((r.station_id, t), 0.0) <= 0:
+                    continue
+                later = t + 1
+                while later in chain and states.get(later) != "in_progress":
+                    later += 1
+                if later in chain:
+                    out.append(Violation("fast_stretch", p.where(station=r.station_id, reservation=r.reservation_id, t=t),
+                                         f"the fast car is paused for {busy[(r.station_id, t)]:g} blades and in "
+                                         f"progress again {later - t} slot(s) later (fast means now: one stretch)"))
     return out
 
 
+def suspendable_slots(p: PlanView) -> dict[str, set[int]]:
+    """Station -> slots in which a suspendable job (neither critical nor bound to one stretch) that the
+    plan runs there at least once may run: the whole slots of its window. The model's set is at least
+    this (its jobs may run on each of their stations in every whole slot of their windows), so a
+    pause the check names is one the model forbids."""
+    out: dict[str, set[int]] = {}
+    if not p.has("job_slots", "job_id", "station_id", "blades"):
+        return out
+    js = p.table("job_slots")
+    ran = {(int(j), s) for j, s, b in zip(js["_job"], js["station_id"], js["blades"]) if j >= 0 and float(b) > 0}
+    for jpos, s in ran:
+        job = p.inputs.jobs[jpos]
+        if job.priority == CRITICAL or not job.preemptible:
+            continue
+        first, frac = p.grid.overlap_fractions(job.release, job.deadline)
+        out.setdefault(s, set()).update(first + i for i, f in enumerate(frac) if f >= 1 - 1e-9)
+    return out

@@ -110,3 +110,44 @@ def test_the_verifier_recomputes_states_modes_and_standby(tmp_path):
     moved.loc[moved.index[0], "slot_start"] = ss["slot_start"][1]  # the job's first run into the in-progress slot
     moved.to_csv(out / "job_slots.csv", index=False)
     assert "fast_standby" in {v.check for v in verify_plan(out, inputs)}
+
+
+def fast_car_and_a_job_at_a_dear_hour():
+    """Three hours at prices 0.1, 0.5, 0.1; a fast car (10 kW, wants 20 kWh) and a 4-blade normal job
+    (4 kW, one hour, 0.15 per blade-hour, 10 if late) at one station, plenty of grid power."""
+    cfg = tiny_config(60, 3, weights={"denial_penalty": 0, "job_late_penalty": 10}, **NO_START)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 180), energy_kwh=20, mode="fast", vehicle_max_kw=10,
+                battery_kwh=100, soc_arrival=0.2)
+    j = Job("j1", power_kw=1.0, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 180), blades=4, station_id="a")
+    return one_site(cfg, Site("s", grid_kw=1000), [bladed(blade_standby_kw=0.0)], [s], [j],
+                    price_per_kwh=[0.1, 0.5, 0.1])
+
+
+def test_a_fast_car_is_not_paused_for_blades():
+    """Pausing the car in the dear hour for the job would earn 12 - 2 (car in hours 0 and 2) + 0.6 - 2
+    (job in hour 1) = 8.6. Fast means now (fast_stretch): the car stays in progress through hour 1,
+    so charging in hours 0 and 2 leaves the job late, 10 - 10 = 0; in hours 0 and 1 it earns
+    12 - 1 - 5 = 6 and the job runs in hour 2, 0.6 - 0.4 = 0.2: 6.2."""
+    p = plan(fast_car_and_a_job_at_a_dear_hour())
+    assert p.summary["objective"] == pytest.approx(6.2, abs=1e-6)
+    assert col(p, "session_slots", "state") == ["in_progress", "in_progress"]
+    assert col(p, "session_slots", "ev_kw") == pytest.approx([10.0, 10.0], abs=1e-6)
+    assert col(p, "station_slots", "blades_working") == [0, 0, 4]
+
+
+def test_the_verifier_names_a_fast_car_paused_for_blades(tmp_path):
+    """The plan above, rewritten as the pause: car in hours 0 and 2, the job in hour 1."""
+    from scheduler.output.plan_dir import write_plan
+    from scheduler.verify.plan_checks import verify_plan
+
+    inputs = fast_car_and_a_job_at_a_dear_hour()
+    out = write_plan(plan(inputs), tmp_path / "p")
+    assert verify_plan(out, inputs) == []
+    hours = pd.read_csv(out / "station_slots.csv")["slot_start"].tolist()
+    ss = pd.read_csv(out / "session_slots.csv")
+    ss.loc[1, "slot_start"] = hours[2]
+    ss.to_csv(out / "session_slots.csv", index=False)
+    js = pd.read_csv(out / "job_slots.csv")
+    js.loc[0, "slot_start"] = hours[1]
+    js.to_csv(out / "job_slots.csv", index=False)
+    assert "fast_stretch" in {v.check for v in verify_plan(out, inputs)}

@@ -23,7 +23,8 @@ def fleet(tmp_path_factory):
 
 
 def test_streamed_plan_files_equal_in_memory_plan_files(fleet, tmp_path):
-    cfg = PlanConfig(solver=SolverConfig(mip_rel_gap=0.0, time_limit_s=30))
+    # ended by the gap, never by the clock: a solve cut by its time limit depends on the machine's load
+    cfg = PlanConfig(solver=SolverConfig(time_limit_s=300))
     whole = plan(fleet, cfg)
     streamed = plan(fleet, cfg, sink=SpoolSink(tmp_path / "spool"))
     assert set(streamed.tables) == {"site_slots", "sessions", "jobs"}
@@ -37,6 +38,7 @@ def test_streamed_plan_files_equal_in_memory_plan_files(fleet, tmp_path):
     assert len(whole.tables["station_slots"]) == 3 * 4 * 96
     for key in ("kpis", "critical_unmet_jobs", "objective", "status"):
         assert sa[key] == sb[key], key
+    assert sa["status"] == "optimal"
 
 
 def test_streamed_plan_refuses_parquet_and_names_its_missing_tables(fleet, tmp_path):
