@@ -3,16 +3,20 @@
 Runs the same measurements with this checkout and with an older commit (``--base``, checked out
 as a ``git worktree``), each in its own process, side by side in one session:
 
-* the bundled demo (heat on, as shipped): moves per job (a start on another station than the
+* the base's bundled demo (heat on, as shipped), planned by both codes: moves per job (a start on another station than the
   job's previous stretch, or than its own station), power-ons per blade and day (the largest of any
   station: increases of ``blades_working`` over the day divided by its blades in service), the
   energy delivered to cars, the blade work done (blade-hours of progress, at most each job's
   work; the base has no restarts, so its progress is its running time) and the blades' running
   hours (a start's boot and restore run without progress), and the wall time of the plan;
-* the 1,000-station benchmark fleet of ``plan_scaling.py`` (the demo tiled, 10 stations a site,
-  heat off): wall time and the worst site gap.
+* the 1,000-station benchmark fleet of ``plan_scaling.py`` (the base's demo tiled, 10 stations a
+  site, heat off): wall time and the worst site gap.
 
     python benchmarks/server_costs.py [--base e11715a] [--fleet 1000] [--time-limit 120] [--workers 1]
+
+The demo runs a third time with this checkout in the base's priority order (``policies.priority:
+cars_first``): the default table (servers first, the seed's) moves energy from normal cars to
+blade work by design, and this row shows what the costs of moves and power cycles do alone.
 
 Prints a Markdown table and the targets of issue 17.
 """
@@ -30,13 +34,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(kind: str, stations: int, time_limit: float, workers: int) -> dict:
-    """One run in this process with whatever ``scheduler`` is first on sys.path."""
+def measure(kind: str, stations: int, time_limit: float, workers: int, priority: str | None = None,
+            scenario: str | None = None) -> dict:
+    """One run in this process with whatever ``scheduler`` is first on sys.path, on ``scenario`` (a
+    scenario directory; default: that code's bundled demo); ``priority`` sets policies.priority (a code
+    with the priority table only)."""
     import numpy as np
 
     from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario, plan
 
-    base = load_scenario(demo_scenario_path())
+    base = load_scenario(scenario or demo_scenario_path())
+    if priority is not None:
+        from dataclasses import replace
+
+        cfg = base.config.model_copy(update={"policies": base.config.policies.model_copy(update={"priority": priority})})
+        base = replace(base, config=cfg, sites=tuple(replace(s, config=cfg) for s in base.sites))
     if kind == "fleet":
         from dataclasses import replace
 
@@ -91,12 +103,13 @@ def measure(kind: str, stations: int, time_limit: float, workers: int) -> dict:
     return out
 
 
-def run(code: Path, kind: str, stations: int, time_limit: float, workers: int) -> dict:
+def run(code: Path, kind: str, stations: int, time_limit: float, workers: int, priority: str | None = None,
+        scenario: str | None = None) -> dict:
     env_path = str(code)
     cmd = [sys.executable, "-c",
            f"import sys, json; sys.path.insert(0, {env_path!r}); sys.path.insert(1, {str(ROOT / 'benchmarks')!r}); "
            f"from server_costs import measure; "
-           f"print(json.dumps(measure({kind!r}, {stations}, {time_limit}, {workers})))"]
+           f"print(json.dumps(measure({kind!r}, {stations}, {time_limit}, {workers}, {priority!r}, {scenario!r})))"]
     print(f"{kind} with {code} ...", file=sys.stderr, flush=True)
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=code)
     if out.returncode != 0:
@@ -117,11 +130,14 @@ def main() -> None:
                        check=True, capture_output=True)
         try:
             rows = {}
+            demo = str(old / "data" / "demo")  # both codes plan the base's demo: the same sessions and jobs
             for name, code in (("base", old), ("this", ROOT)):
-                rows[("demo", name)] = run(code, "demo", 0, args.time_limit, args.workers)
+                rows[("demo", name)] = run(code, "demo", 0, args.time_limit, args.workers, scenario=demo)
+            # the same demo in the base's priority order: the costs of moves and power cycles alone
+            rows[("demo", "this, cars_first")] = run(ROOT, "demo", 0, args.time_limit, args.workers, "cars_first", demo)
             if args.fleet:
                 for name, code in (("base", old), ("this", ROOT)):
-                    rows[("fleet", name)] = run(code, "fleet", args.fleet, args.time_limit, args.workers)
+                    rows[("fleet", name)] = run(code, "fleet", args.fleet, args.time_limit, args.workers, scenario=demo)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True)
     for kind in ("demo", "fleet"):
@@ -130,7 +146,9 @@ def main() -> None:
         cols = list(rows[(kind, "this")])
         print(f"\n{kind}\n\n| code | " + " | ".join(cols) + " |")
         print("|---|" + "---|" * len(cols))
-        for name in ("base", "this"):
+        for name in ("base", "this", "this, cars_first"):
+            if (kind, name) not in rows:
+                continue
             print(f"| {name} | " + " | ".join(str(rows[(kind, name)].get(c, "")) for c in cols) + " |")
     b, n = rows[("demo", "base")], rows[("demo", "this")]
     print("\ntargets (issue 17)")
@@ -139,6 +157,10 @@ def main() -> None:
     print(f"- energy to cars {n['ev_kwh']} vs {b['ev_kwh']}: {100 * (n['ev_kwh'] / b['ev_kwh'] - 1):+.2f} % (within 1 %)")
     print(f"- blade work {n['blade_work_h']} vs {b['blade_work_h']}: "
           f"{100 * (n['blade_work_h'] / b['blade_work_h'] - 1):+.2f} % (within 1 %)")
+    c = rows[("demo", "this, cars_first")]
+    print(f"- in the base's priority order (policies.priority: cars_first): energy to cars {c['ev_kwh']} "
+          f"({100 * (c['ev_kwh'] / b['ev_kwh'] - 1):+.2f} %), blade work {c['blade_work_h']} "
+          f"({100 * (c['blade_work_h'] / b['blade_work_h'] - 1):+.2f} %)")
     if ("fleet", "base") in rows:
         fb, fn = rows[("fleet", "base")], rows[("fleet", "this")]
         print(f"- fleet wall {fn['wall_s']} s vs {fb['wall_s']} s: {fn['wall_s'] / fb['wall_s']:.2f} x (<= 1.3); "
