@@ -15,6 +15,7 @@ from __future__ import annotations
 import pyomo.environ as pyo
 
 from scheduler.optimization.preparation import STATE_TOL_KW, STATE_TOL_KWH, SitePrep, fast_phases
+from scheduler.optimization.session_families import stretch_closure
 
 #: Share of the residual a greedy step may plan on, leaving room for rounding in the LP.
 SAFETY = 0.999
@@ -131,7 +132,7 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
                 use(s, t, kw)
             # non-critical jobs come after the cars: a fast car in progress keeps them off (fast_standby)
             on, ending = fast_phases(sp, mode, plan_kw, cfg.charging.finish_soc, h)
-            fast.update({(r, t): 1 for t in on if (r, t) in m.RF})
+            fast.update({(r, t): 1 for t in stretch_closure(r, on, m.RF) if (r, t) in m.RF})
             urgent.update({(r, t): 1 for t, kw in plan_kw.items() if kw > 0 and (r, t) in m.RU})
             finishing.update({(r, t): 1 for t in ending if (r, t) in m.RFF})
     # other jobs by priority, then deadline

@@ -198,6 +198,20 @@ def stretch_pairs(pairs) -> list[tuple[str, int]]:
     return [(r, t) for r, t in pairs if (r, t + 1) in have]
 
 
+def stretch_closure(r: str, on: set[int], pairs) -> set[int]:
+    """The slots in which booking r is in progress under fast_stretch, given the slots ``on`` in which
+    its power shows it (``preparation.fast_phases``): a slot of ``pairs`` (RF) before an in-progress slot
+    of the same run of consecutive RF slots is in progress too, whatever its power (a plan may keep the
+    session at 0 kW there)."""
+    out = set(on)
+    for t in sorted(on, reverse=True):
+        k = t - 1
+        while (r, k) in pairs and (r, k + 1) in pairs and k not in out:
+            out.add(k)
+            k -= 1
+    return out
+
+
 def suspendable(m, j: str) -> bool:
     """Whether job j's blades go to standby for a fast or urgent car: a job that is neither critical nor
     bound to run in one stretch (suspending a non-preemptible job would lose its work)."""

@@ -21,6 +21,7 @@ from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.typed import SiteInputs
 from scheduler.optimization.heuristic import fix_decisions, residual_power_decisions
 from scheduler.optimization.preparation import fast_phases
+from scheduler.optimization.session_families import stretch_closure
 from scheduler.optimization.results import extract_site
 from scheduler.optimization.site_model import build_model
 from scheduler.optimization.solving import SolveResult, solve_model
@@ -196,6 +197,7 @@ def fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable
             continue
         sp = m.sess[r]
         on, ending = fast_phases(sp, modes[r], {t: c.kw(r, t) for t in sp.slots}, cfg.charging.finish_soc, m.prep.slot_h)
+        on = stretch_closure(r, on, m.RF)
         for t in sp.slots:
             if (r, t) in m.RF:
                 m.fast_on[r, t].fix(int(t in on))

@@ -151,3 +151,15 @@ def test_the_verifier_names_a_fast_car_paused_for_blades(tmp_path):
     js.loc[0, "slot_start"] = hours[1]
     js.to_csv(out / "job_slots.csv", index=False)
     assert "fast_stretch" in {v.check for v in verify_plan(out, inputs)}
+
+
+def test_a_stretch_at_zero_power_stays_in_progress_when_a_plan_is_fixed():
+    """A plan may hold a fast session at 0 kW inside its stretch (slot 3 below) and charge again after;
+    fixing that plan (admission, the heuristic) must keep slot 3 in progress, or fast_stretch would make
+    the fixed plan infeasible. Runs of RF: slots 2-5 and 8-9."""
+    from scheduler.optimization.session_families import stretch_closure
+
+    rf = {("r", t) for t in (2, 3, 4, 5, 8, 9)}
+    assert stretch_closure("r", {2, 4}, rf) == {2, 3, 4}
+    assert stretch_closure("r", {5, 9}, rf) == {2, 3, 4, 5, 8, 9}
+    assert stretch_closure("r", {0, 8}, rf) == {0, 8}
