@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,13 +46,9 @@ def measure(kind: str, stations: int, time_limit: float, workers: int, priority:
 
     base = load_scenario(scenario or demo_scenario_path())
     if priority is not None:
-        from dataclasses import replace
-
         cfg = base.config.model_copy(update={"policies": base.config.policies.model_copy(update={"priority": priority})})
         base = replace(base, config=cfg, sites=tuple(replace(s, config=cfg) for s in base.sites))
     if kind == "fleet":
-        from dataclasses import replace
-
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from plan_scaling import tile_inputs
 
