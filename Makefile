@@ -19,8 +19,9 @@ venv: $(VENV)/.installed
 demo: venv
 	$(BIN)/evdc plan --demo --out $(DEMO_OUT)
 
+# one test process per core (pytest-xdist); a file's tests share a process, so its module fixtures are built once
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: venv
 	$(BIN)/python benchmarks/plan_scaling.py
