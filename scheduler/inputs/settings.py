@@ -436,6 +436,10 @@ class SolverConfig(_Frozen):
     log_to_console: bool = Field(False, description="show HiGHS's own log")
     warm_start: bool = Field(
         True, description="start HiGHS from the values already on the model (re-planning sets the previous plan's)")
+    mip_start: Literal["priced", "none"] = Field(
+        "priced", description="when no previous plan gives a start: 'priced' hands HiGHS each job's run pattern "
+        "chosen from the LP relaxation's prices (scheduler/optimization/mip_start.py; matrix interface), 'none' "
+        "lets HiGHS find its own first plan")
     interface: Literal["matrix", "pyomo"] = Field(
         "matrix", description="how the model reaches HiGHS: compiled sparse arrays passed to highspy (fast), "
         "or Pyomo's persistent HiGHS interface (the reference the matrix path is tested against)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import highspy
@@ -111,18 +112,30 @@ def set_matrix(lp: highspy.HighsLp, A) -> None:
 
 
 def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: float, threads: int,
-                 random_seed: int, log_to_console: bool, warm_start: bool = True) -> MatrixOutcome:
+                 random_seed: int, log_to_console: bool, warm_start: bool = True,
+                 start: Callable[[Compiled, float], tuple[np.ndarray, np.ndarray]] | None = None) -> MatrixOutcome:
     """Compile, solve, and (only when HiGHS holds a feasible point) load the values into the model.
 
     With ``warm_start``, the free variables' current values (a previous plan's, set by the caller)
     are handed to HiGHS as a starting point; HiGHS completes and repairs a partial one itself.
+    When no variable has a value, ``start(compiled, seconds)`` may give one instead (columns and
+    values, e.g. ``mip_start.priced_start``); its time comes out of ``time_limit_s``.
     Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
     """
     t0 = time.perf_counter()
     compiled = compile_model(model)
-    h = new_solver(time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, threads=threads, random_seed=random_seed,
+    given = warm_start and any(v.value is not None for v in compiled.cols)
+    idx, val, left_s = np.zeros(0, dtype=np.int32), np.zeros(0), time_limit_s
+    if start is not None and not given:
+        t_start = time.perf_counter()
+        idx, val = start(compiled, time_limit_s)
+        # the start's time is the site's; past the limit the MIP keeps a sliver, as a tiny limit would give it
+        left_s = max(time_limit_s - (time.perf_counter() - t_start), min(time_limit_s, 1e-3))
+    h = new_solver(time_limit_s=left_s, mip_rel_gap=mip_rel_gap, threads=threads, random_seed=random_seed,
                    log_to_console=log_to_console)
     h.passModel(compiled.lp)
+    if len(idx):
+        h.setSolution(len(idx), np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=float))
     return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True)
 
 

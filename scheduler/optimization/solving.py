@@ -13,6 +13,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.errors import EvdcError
 from scheduler.optimization.highs_handoff import solve_matrix
+from scheduler.optimization.mip_start import priced_start
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: fl
     try:
         out = solve_matrix(model, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, threads=cfg.threads,
                            random_seed=cfg.random_seed, log_to_console=cfg.log_to_console,
-                           warm_start=cfg.warm_start)
+                           warm_start=cfg.warm_start,
+                           start=(lambda c, s: priced_start(model, c, s)) if cfg.mip_start == "priced" else None)
     except Exception as exc:  # the compiler or the solver itself failed
         return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,
                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

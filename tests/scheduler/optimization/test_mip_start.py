@@ -1,0 +1,105 @@
+"""The priced start: hand-solved run patterns, and a start HiGHS can complete on the demo."""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+import pytest
+
+from scheduler import SolverConfig, load_scenario
+from scheduler.optimization.highs_handoff import compile_model, new_solver
+from scheduler.optimization.mip_start import best_run_pattern, priced_start
+from scheduler.optimization.site_model import build_model, slots_of
+from scheduler.optimization.solving import solve_model
+
+
+def pattern(profit, *, allowed=None, min_on=1, min_off=1, max_starts=2, need=None, start_cost=0.0, done_value=0.0):
+    return best_run_pattern(profit, allowed or [True] * len(profit), min_on=min_on, min_off=min_off,
+                            max_starts=max_starts, need=len(profit) if need is None else need,
+                            start_cost=start_cost, done_value=done_value)
+
+
+def test_a_pause_shorter_than_min_off_is_not_taken():
+    profit = [1, 1, -0.5, 1, 1, 1.2]
+    # a one-slot pause earns 5.2 with five slots (the need)
+    assert pattern(profit, min_off=1, need=5) == [1, 1, 0, 1, 1, 1]
+    # a two-slot pause is the least: 1 + 1 + 1 + 1.2 = 4.2 beats one stretch through the dip (1..5: 3.7)
+    assert pattern(profit, min_on=2, min_off=2, need=5) == [1, 1, 0, 0, 1, 1]
+    # one start only: the best stretch of at most five slots
+    assert pattern(profit, min_on=2, min_off=2, max_starts=1, need=5) == [0, 1, 1, 1, 1, 1]
+
+
+def test_runs_last_min_on_unless_the_window_or_the_need_ends_them():
+    # a run must last 3 slots: the lone good slot is not worth two bad ones
+    assert pattern([-1, 1, -1, -1], min_on=3, need=4) == [0, 0, 0, 0]
+    # a run that reaches the window's end may be shorter
+    assert pattern([-1, -1, -1, 1, 1], min_on=4, need=5) == [0, 0, 0, 1, 1]
+    # a job that needs 2 slots runs 2, however long min_on is
+    assert pattern([1, 1.2, 1.1, 1, 1], min_on=4, need=2, done_value=1.0) == [0, 1, 1, 0, 0]
+
+
+def test_the_on_time_value_pays_for_costly_slots_and_starts():
+    profit = [-0.1, -0.2, -0.1, -0.1, -0.05]
+    assert pattern(profit, need=3) == [0, 0, 0, 0, 0]  # nothing to earn
+    # done: worth 1.0; one start (0.5) and the cheapest stretch of three (2..4: -0.25) earn 0.25,
+    # two starts (slots 0, 3, 4: -0.25 - 1.0) earn less
+    assert pattern(profit, need=3, start_cost=0.5, done_value=1.0) == [0, 0, 1, 1, 1]
+
+
+def test_a_slot_not_allowed_is_never_run():
+    allowed = [True, True, False, True, True]
+    assert pattern([1, 1, 1, 1, 1.5], allowed=allowed, min_on=2, min_off=1) == [1, 1, 0, 1, 1]
+    assert pattern([1, 1, 1, 1, 1.5], allowed=allowed, min_on=2, min_off=1, max_starts=1) == [0, 0, 0, 1, 1]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from scheduler import demo_scenario_path
+
+    return load_scenario(demo_scenario_path())
+
+
+@pytest.mark.parametrize("site_id", ["home", "work"])
+def test_the_demo_start_keeps_every_job_rule_and_highs_completes_it(demo, site_id):
+    """Each job's start pattern runs at one station, keeps min on/off and its starts and need; with the
+    pattern fixed the rest of the MIP is feasible (so HiGHS takes it as its first plan)."""
+    site = demo.site(site_id)
+    m = build_model(site)
+    comp = compile_model(m)
+    idx, val = priced_start(m, comp, 30.0)
+    assert idx.size > 0
+    srv, slot_min = site.config.servers, site.grid.slot_minutes
+    up, down = slots_of(srv.min_on_minutes, slot_min), slots_of(srv.min_off_minutes, slot_min)
+    runs: dict[str, dict[int, float]] = {}
+    for c, v in zip(idx, val):
+        j, _station, t = comp.cols[c].index()
+        runs.setdefault(j, {})
+        runs[j][t] = runs[j].get(t, 0.0) + v
+        assert v in (0.0, 1.0)
+    for j, by_slot in runs.items():
+        slots = m.job[j].slots
+        on = [int(by_slot.get(t, 0.0)) for t in slots]
+        assert max(on, default=0) <= 1, j  # one station at a time
+        assert sum(on) <= m.job_need_slots[j], j
+        edges = np.diff(np.concatenate([[0], on, [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        assert len(starts) <= m.job[j].starts, j
+        for a, b in zip(starts, ends):
+            assert b - a >= min(up, m.job_need_slots[j]) or b == len(on), (j, a, b)
+        for b, a in zip(ends[:-1], starts[1:]):
+            assert a - b >= down, (j, b, a)
+    h = new_solver(time_limit_s=30, mip_rel_gap=0.01, threads=1, random_seed=0, log_to_console=False)
+    h.passModel(comp.lp)
+    for c, v in zip(idx, val):
+        h.changeColBounds(int(c), float(v), float(v))
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+
+def test_with_or_without_the_start_the_solve_ends_at_its_gap(demo):
+    site = demo.site("work")
+    with_start = solve_model(build_model(site), SolverConfig(time_limit_s=60))
+    without = solve_model(build_model(site), SolverConfig(time_limit_s=60, mip_start="none"))
+    assert with_start.status == without.status == "optimal"
+    assert with_start.objective >= without.bound * (1 - 0.005) - 1e-6
+    assert without.objective >= with_start.bound * (1 - 0.005) - 1e-6
