@@ -40,7 +40,14 @@ _NEG = -np.inf
 
 def best_run_pattern(profit: list[float], allowed: list[bool], *, min_on: int, min_off: int, max_starts: int,
                      need: int, start_cost: float, done_value: float) -> list[int]:
-    """The 0/1 run pattern over a job's window that maximises
+    """The pattern of ``best_run`` alone."""
+    return best_run(profit, allowed, min_on=min_on, min_off=min_off, max_starts=max_starts, need=need,
+                    start_cost=start_cost, done_value=done_value)[0]
+
+
+def best_run(profit: list[float], allowed: list[bool], *, min_on: int, min_off: int, max_starts: int,
+             need: int, start_cost: float, done_value: float) -> tuple[list[int], float]:
+    """The 0/1 run pattern over a job's window, and what it earns, that maximises
     sum_t profit[t] * run[t] - start_cost * starts + done_value * [sum_t run[t] = need]
     with run[t] = 0 where not allowed, at most ``need`` slots run, at most ``max_starts`` starts, each
     run at least min(min_on, need) slots (a run that reaches the window's end may be shorter) and each
@@ -49,7 +56,7 @@ def best_run_pattern(profit: list[float], allowed: list[bool], *, min_on: int, m
     same inputs give the same pattern."""
     n = len(profit)
     if n == 0 or need <= 0:
-        return [0] * n
+        return [0] * n, 0.0
     cap = max(min_on, min_off, 1)
     up = max(1, min(min_on, need))
     states = [(on, k, tm) for on in (0, 1) for k in range(max_starts + 1) for tm in range(1, cap + 1)]
@@ -93,11 +100,12 @@ def best_run_pattern(profit: list[float], allowed: list[bool], *, min_on: int, m
         value = nxt
     value[:, need] += done_value
     state, count = np.unravel_index(int(np.argmax(value)), value.shape)
+    earned = float(value[state, count])
     pattern = [0] * n
     for t in range(n - 1, -1, -1):
         pattern[t] = states[state][0]
         state, count = came_from[t, state, count]
-    return pattern
+    return pattern, earned
 
 
 def priced_start(m: pyo.ConcreteModel, compiled: Compiled, time_limit_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -132,9 +140,11 @@ def priced_start(m: pyo.ConcreteModel, compiled: Compiled, time_limit_s: float) 
         return None if var.fixed else col_of.get(id(var))
 
     free = {(s, t): int(m.in_service[s][t]) for s in m.S for t in m.T}
-    for (j, s, t) in m.JST:  # critical jobs keep the blades the LP gives them
-        c = col(m.run[j, s, t])
-        if j in m.JC and (c is None or x[c] > 1e-6):
+    for (j, s, t) in m.JST:  # blades a fixed run holds, and those the LP gives critical jobs
+        var = m.run[j, s, t]
+        c = col(var)
+        held = (var.value or 0.0) > 0.5 if c is None else (j in m.JC and x[c] > 1e-6)
+        if held:
             free[s, t] -= m.job[j].job.blades
     busy = {(m.sess[r].station.station_id, t) for (r, t) in list(m.RF) + list(m.RU)}
     srv = p.inputs.config.servers
@@ -161,9 +171,8 @@ def priced_start(m: pyo.ConcreteModel, compiled: Compiled, time_limit_s: float) 
             allowed = [(j, s, t) in cols and free[s, t] >= blades and not (suspendable and (s, t) in busy)
                        for t in jp.slots]
             profit = [price(cols[(j, s, t)]) if (j, s, t) in cols else 0.0 for t in jp.slots]
-            pattern = best_run_pattern(profit, allowed, min_on=min_on, min_off=min_off, max_starts=jp.starts,
+            pattern, earned = best_run(profit, allowed, min_on=min_on, min_off=min_off, max_starts=jp.starts,
                                        need=need, start_cost=start_cost, done_value=done_value)
-            earned = sum(pr for pr, on in zip(profit, pattern) if on) + (done_value if sum(pattern) == need else 0.0)
             if best is None or earned > best[0]:
                 best = (earned, s, pattern)
         _, chosen, pattern = best

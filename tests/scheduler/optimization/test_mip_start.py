@@ -8,7 +8,7 @@ import pytest
 
 from scheduler import SolverConfig, load_scenario
 from scheduler.optimization.highs_handoff import compile_model, new_solver
-from scheduler.optimization.mip_start import best_run_pattern, priced_start
+from scheduler.optimization.mip_start import best_run, best_run_pattern, priced_start
 from scheduler.optimization.site_model import build_model, slots_of
 from scheduler.optimization.solving import solve_model
 
@@ -46,6 +46,15 @@ def test_the_on_time_value_pays_for_costly_slots_and_starts():
     assert pattern(profit, need=3, start_cost=0.5, done_value=1.0) == [0, 0, 1, 1, 1]
 
 
+def test_what_a_pattern_earns_counts_its_starts_and_its_need():
+    run, earned = best_run([1, 1, -0.5, 1, 1, 1.2], [True] * 6, min_on=2, min_off=2, max_starts=2, need=5,
+                           start_cost=0.3, done_value=0.0)
+    assert run == [1, 1, 0, 0, 1, 1] and earned == pytest.approx(4.2 - 2 * 0.3)
+    run, earned = best_run([1, 1], [True, True], min_on=1, min_off=1, max_starts=1, need=2, start_cost=0.5,
+                           done_value=2.0)
+    assert run == [1, 1] and earned == pytest.approx(2 - 0.5 + 2.0)
+
+
 def test_a_slot_not_allowed_is_never_run():
     allowed = [True, True, False, True, True]
     assert pattern([1, 1, 1, 1, 1.5], allowed=allowed, min_on=2, min_off=1) == [1, 1, 0, 1, 1]
@@ -59,7 +68,7 @@ def demo():
     return load_scenario(demo_scenario_path())
 
 
-@pytest.mark.parametrize("site_id", ["home", "work"])
+@pytest.mark.parametrize("site_id", ["home", "work", "hub"])
 def test_the_demo_start_keeps_every_job_rule_and_highs_completes_it(demo, site_id):
     """Each job's start pattern runs at one station, keeps min on/off and its starts and need; with the
     pattern fixed the rest of the MIP is feasible (so HiGHS takes it as its first plan)."""
@@ -71,11 +80,14 @@ def test_the_demo_start_keeps_every_job_rule_and_highs_completes_it(demo, site_i
     srv, slot_min = site.config.servers, site.grid.slot_minutes
     up, down = slots_of(srv.min_on_minutes, slot_min), slots_of(srv.min_off_minutes, slot_min)
     runs: dict[str, dict[int, float]] = {}
+    busy = {(m.sess[r].station.station_id, t) for (r, t) in list(m.RF) + list(m.RU)}
     for c, v in zip(idx, val):
-        j, _station, t = comp.cols[c].index()
+        j, station, t = comp.cols[c].index()
         runs.setdefault(j, {})
         runs[j][t] = runs[j].get(t, 0.0) + v
         assert v in (0.0, 1.0)
+        # a suspendable job keeps off the slots where a fast or urgent car at its station may charge
+        assert not (v and m.job[j].job.preemptible and (station, t) in busy), (j, station, t)
     for j, by_slot in runs.items():
         slots = m.job[j].slots
         on = [int(by_slot.get(t, 0.0)) for t in slots]
