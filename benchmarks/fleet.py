@@ -2,8 +2,9 @@
 
 Fleets come from ``scheduler.studies.generator`` (10-station sites of the home / work /
 hub kinds, real 2019 Dutch prices, PV and household loads, ElaadNL-drawn
-bookings, blades and blade jobs; heat off, as generated scenarios have no
-ambient temperatures), 96 slots of 15 minutes. Each (size, workers) run is a
+bookings, blades and blade jobs, and each site's air temperature drawn from real
+typical-year profiles), 96 slots of 15 minutes. The blade housings' heat is on
+(the default); ``--heat off`` (or ``both``) plans the same fleets without it. Each (size, workers) run is a
 fresh process that loads the scenario, plans it (job placement, then one MIP
 per site on the engine) with every site's large tables streamed to disk, and
 writes the plan directory. Walk-in forecasting is not part of the run: the
@@ -14,16 +15,17 @@ build, hand-off to HiGHS and HiGHS seconds; the peak resident memory of the
 main process and of each worker process (as each worker saw it after its
 last site); the fleet's objective and gap, and the worst site gap.
 
-    python benchmarks/fleet.py [--sizes 100 1000 10000] [--workers 1 2] [--seed 1]
+    python benchmarks/fleet.py [--sizes 100 1000 10000] [--workers 1 2] [--seed 1] [--heat on|off|both]
                                [--time-limit 60] [--gap 0.005] [--out benchmarks/out/fleet]
 
-Writes ``results.csv`` and ``results.md`` (the table and the targets of issue 6) to --out.
+Writes ``results.csv`` and ``results.md`` (the table and the targets of issues 6 and 18) to --out.
 With 1 worker the sites are solved in the main process, which is then the worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -42,19 +44,23 @@ def scenario_for(n_stations: int, seed: int, cache: Path) -> Path:
     from scheduler.studies.generator import generate_scenario
 
     path = cache / f"fleet-{n_stations}-seed{seed}"
-    if not (path / "scenario.yaml").exists():
+    if not (path / "scenario.yaml").exists() or not (path / "ambient.csv").exists():  # older caches had no air
         generate_scenario(path, n_stations // STATIONS_PER_SITE, STATIONS_PER_SITE, days=0, seed=seed)
     return path
 
 
-def run_one(scenario: Path, workers: int, time_limit: float, gap: float) -> dict:
+def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True) -> dict:
     """Load, plan (streamed) and write one fleet in this process; the measured figures."""
-    from scheduler import PlanConfig, SolverConfig, load_scenario, write_plan
-    from scheduler import plan
+    from dataclasses import replace
+
+    from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
     from scheduler.planning.night import peak_rss_mb
 
     t0 = time.perf_counter()
     inputs = load_scenario(scenario)
+    if inputs.config.thermal.enabled != heat:
+        cfg = inputs.config.model_copy(update={"thermal": inputs.config.thermal.model_copy(update={"enabled": heat})})
+        inputs = replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))
     load_s = time.perf_counter() - t0
     cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
     n_sites = len(inputs.sites)
@@ -78,7 +84,7 @@ def run_one(scenario: Path, workers: int, time_limit: float, gap: float) -> dict
             per_worker[o.pid] = max(per_worker.get(o.pid, 0.0), o.peak_rss_mb)
     highs = sum(s["solve_seconds"] - s["handoff_seconds"] for s in sites)
     return {
-        "stations": len(inputs.stations), "sites": n_sites, "workers": workers,
+        "stations": len(inputs.stations), "sites": n_sites, "workers": workers, "heat": heat,
         "load_s": round(load_s, 2), "plan_s": round(plan_s, 2), "write_s": round(write_s, 2),
         "wall_s": round(plan_s + write_s, 2),
         "build_s": round(sum(s["build_seconds"] for s in sites), 2),
@@ -95,12 +101,22 @@ def run_one(scenario: Path, workers: int, time_limit: float, gap: float) -> dict
 
 
 def targets(rows: list[dict]) -> list[str]:
-    """Issue 6's targets, each with the figures it was judged on."""
-    at = {(r["stations"], r["workers"]): r for r in rows}
+    """Issue 6's and 18's targets, each with the figures it was judged on (heat on; heat off beside it)."""
     lines = []
 
     def check(name: str, ok: bool, detail: str) -> None:
         lines.append(f"- {'met' if ok else 'MISSED'}: {name} ({detail})")
+
+    on = {(r["stations"], r["workers"]): r for r in rows if r.get("heat", False)}
+    off = {(r["stations"], r["workers"]): r for r in rows if not r.get("heat", False)}
+    for key in sorted(set(on) & set(off)):
+        ratio = on[key]["wall_s"] / off[key]["wall_s"]
+        check(f"{key[0]:,} stations, {key[1]} worker(s): heat on <= 1.5 x heat off", ratio <= 1.5,
+              f"{on[key]['wall_s']:.1f} s vs {off[key]['wall_s']:.1f} s, {ratio:.2f} x")
+    for key, r in sorted(on.items()):
+        check(f"{key[0]:,} stations, {key[1]} worker(s), heat on: every site at <= 0.5 % gap",
+              r["max_site_gap"] <= 0.005 + 1e-9, f"worst {100 * r['max_site_gap']:.2f} %")
+    at = on or off
 
     for (n, w), r in sorted(at.items()):
         if n == 1000:
@@ -125,10 +141,10 @@ def targets(rows: list[dict]) -> list[str]:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| stations | workers | wall s | build s | hand-off s | HiGHS s | worker peak MiB | main peak MiB "
-            "| objective | gap | worst site gap |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| stations | workers | heat | wall s | build s | hand-off s | HiGHS s | worker peak MiB | main peak MiB "
+            "| objective | gap | worst site gap |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     body = "".join(
-        f"| {r['stations']:,} | {r['workers']} | {r['wall_s']:.1f} | {r['build_s']:.1f} | {r['handoff_s']:.1f} "
+        f"| {r['stations']:,} | {r['workers']} | {'on' if r.get('heat') else 'off'} | {r['wall_s']:.1f} | {r['build_s']:.1f} | {r['handoff_s']:.1f} "
         f"| {r['highs_s']:.1f} | {r['worker_peak_mb']:.0f} | {r['main_peak_mb']:.0f} | {r['objective']:.2f} "
         f"| {100 * r['gap']:.3f} % | {100 * r['max_site_gap']:.2f} % |\n" for r in rows)
     return head + body + "\n" + "\n".join(targets(rows)) + "\n"
@@ -141,11 +157,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--time-limit", type=float, default=60.0, help="per site, seconds")
     ap.add_argument("--gap", type=float, default=0.005, help="relative MIP gap per site")
+    ap.add_argument("--heat", choices=("on", "off", "both"), default="on", help="the blade housings' heat")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "fleet")
     ap.add_argument("--one", nargs=2, metavar=("SCENARIO", "WORKERS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(Path(args.one[0]), int(args.one[1]), args.time_limit, args.gap)))
+        print(json.dumps(run_one(Path(args.one[0]), int(args.one[1]), args.time_limit, args.gap, args.heat != "off")))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     import pandas as pd
@@ -157,15 +174,17 @@ def main() -> None:
         if n % STATIONS_PER_SITE:
             ap.error(f"--sizes: {n} is not a multiple of {STATIONS_PER_SITE}")
         scenario = scenario_for(n, args.seed, args.out / "scenarios")
-        for w in args.workers:
-            print(f"{n} stations, {w} worker(s) ...", file=sys.stderr, flush=True)
-            done = subprocess.run([sys.executable, __file__, "--one", str(scenario), str(w),
+        heats = ("on", "off") if args.heat == "both" else (args.heat,)
+        for w, heat in itertools.product(args.workers, heats):
+            print(f"{n} stations, {w} worker(s), heat {heat} ...", file=sys.stderr, flush=True)
+            done = subprocess.run([sys.executable, __file__, "--one", str(scenario), str(w), "--heat", heat,
                                    "--time-limit", str(args.time_limit), "--gap", str(args.gap)],
                                   check=True, stdout=subprocess.PIPE, text=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             print(json.dumps(row), file=sys.stderr, flush=True)
-            rows = sorted([r for r in rows if (r["stations"], r["workers"]) != (n, w)] + [row],
-                          key=lambda r: (r["stations"], r["workers"]))
+            key = (n, w, heat == "on")
+            rows = sorted([r for r in rows if (r["stations"], r["workers"], r.get("heat", False)) != key] + [row],
+                          key=lambda r: (r["stations"], r["workers"], not r.get("heat", False)))
             pd.DataFrame(rows).to_csv(previous, index=False)
             kept.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
             (args.out / "results.md").write_text(markdown(rows), encoding="utf-8")

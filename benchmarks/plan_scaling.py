@@ -9,6 +9,10 @@ scaled by the number of its stations. 96 slots of 15 minutes.
 Each size runs in a fresh process so peak RSS (resident memory) is its own.
 
     python benchmarks/plan_scaling.py [--sizes 10 100 1000] [--per-site 10] [--time-limit 60] [--workers 2]
+        [--heat on|off|both]
+
+The blade housings' heat is on (the default, with the demo sites' air temperature); ``--heat both``
+plans each size with and without it and prints the ratio of wall times (issue 18: at most 1.5).
 
 Peak RSS is the parent process's; with --workers > 1 the solving happens in child processes.
 """
@@ -61,17 +65,22 @@ def tile_inputs(base, n_stations: int, per_site: int):
             site=site, grid=base.grid, config=base.config, stations=tuple(stations), sessions=tuple(sessions),
             jobs=tuple(j for j, _ in jobs), job_candidates=cands, pv_kw=ref.pv_kw * scale,
             price_per_kwh=ref.price_per_kwh, grid_limit_kw=ref.grid_limit_kw * scale,
-            site_load_kw=ref.site_load_kw * scale, station_load_kw=loads))
+            site_load_kw=ref.site_load_kw * scale, station_load_kw=loads, ambient_c=ref.ambient_c))
     return Inputs(config=base.config, grid=base.grid, sites=tuple(sites), scenario_hash=f"tiled-{n_stations}")
 
 
 def run_one(n: int, per_site: int, time_limit: float, workers: int = 1, heat: bool = True) -> dict:
-    from scheduler import PlanConfig, SolverConfig, demo_scenario_path, load_scenario
-    from scheduler import plan
+    from scheduler import (
+        PlanConfig,
+        SolverConfig,
+        demo_scenario_path,
+        load_scenario,
+        plan,
+    )
 
     t0 = time.perf_counter()
     base = load_scenario(demo_scenario_path())
-    if not heat:  # the demo has the housings' heat on; without it the MIP is about four times easier
+    if not heat:  # the housings' heat is on by default, with the demo's real air temperature
         from dataclasses import replace
 
         cfg = base.config.model_copy(update={"thermal": base.config.thermal.model_copy(update={"enabled": False})})
@@ -99,25 +108,35 @@ def main() -> None:
     ap.add_argument("--per-site", type=int, default=10)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=1, help="processes solving sites in parallel")
-    ap.add_argument("--no-heat", action="store_true", help="switch the housings' thermal model off")
+    ap.add_argument("--heat", choices=("on", "off", "both"), default="on", help="the blade housings' heat")
+    ap.add_argument("--no-heat", action="store_true", help=argparse.SUPPRESS)  # the single run's switch
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.per_site, args.time_limit, args.workers, not args.no_heat)))
         return
     rows = []
+    heats = (True, False) if args.heat == "both" else (args.heat == "on",)
     for n in args.sizes:
-        print(f"planning {n} stations ...", file=sys.stderr, flush=True)
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--per-site", str(args.per_site),
-                              "--time-limit", str(args.time_limit), "--workers", str(args.workers)]
-                             + (["--no-heat"] if args.no_heat else []),
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for heat in heats:
+            print(f"planning {n} stations, heat {'on' if heat else 'off'} ...", file=sys.stderr, flush=True)
+            out = subprocess.run([sys.executable, __file__, "--one", str(n), "--per-site", str(args.per_site),
+                                  "--time-limit", str(args.time_limit), "--workers", str(args.workers)]
+                                 + ([] if heat else ["--no-heat"]), capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    by = {(r["stations"], r["heat"]): r for r in rows}
+    for n in args.sizes:
+        if (n, True) in by and (n, False) in by:
+            on, off = by[n, True], by[n, False]
+            ratio = on["wall_s"] / off["wall_s"]
+            print(f"- {'met' if ratio <= 1.5 else 'MISSED'}: {n:,} stations, heat on <= 1.5 x heat off "
+                  f"({on['wall_s']:.1f} s vs {off['wall_s']:.1f} s, {ratio:.2f} x; worst site gap heat on "
+                  f"{100 * on['max_site_gap']:.2f} %)")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ FAMILIES = [f for f in build_model_calls() if FAMILY.fullmatch(f)]
 
 def every_family_inputs():
     """3 one-hour slots; stations a, b (4 blades each) under link B under link T, station c (no blades) under T."""
-    cfg = tiny_config(60, 3, thermal={"enabled": True},
+    cfg = tiny_config(60, 3, thermal={"enabled": True, "cooling_max_kw": 1.0},  # hot, over, cold, under: ambient below
                       weights={"partial_penalty": 1.0, "migration_cost": 0.05},
                       policies={"max_job_moves": 1, "fast_charge_blade_standby": True, "battery_end_soc": "initial"},
                       charging={"start_minutes": 0},
@@ -74,7 +74,8 @@ def every_family_inputs():
                 preemptible=False),
             Job("roam", 0.5, 1, at(cfg, 0), at(cfg, 180), blades=1, migratable=True)]  # no own station: the plan picks one
     site = Site("s", grid_kw=300, battery_kwh=20, battery_kw=10, battery_soc_kwh=10, demand_charge_per_kw=5)
-    return one_site(cfg, site, stations, sessions, jobs, links=links, reserve_kw={"c": [1.0, 1.0, 1.0]}).sites[0]
+    return one_site(cfg, site, stations, sessions, jobs, links=links, reserve_kw={"c": [1.0, 1.0, 1.0]},
+                    ambient_c=[50.0, 10.0, -60.0]).sites[0]
 
 
 @pytest.fixture(scope="module")

@@ -35,9 +35,9 @@ FREE_TEXT = {("jobs", "station_id")}
 VIOLATION_LINE = re.compile(r"^([a-z_]+): (.+?): (.+)$")
 
 
-#: The tiny scenario with the early-charging bonus stated off: the cases below were worked out on its plan
-#: without it (e.g. 10.9 kW imported in the 01:00 slot).
-TINY = SCENARIO + "weights:\n  early_charging_per_kwh: 0\n"
+#: The tiny scenario with the early-charging bonus and the housings' heat stated off: the cases below were
+#: worked out on its plan without them (e.g. 10.9 kW imported in the 01:00 slot).
+TINY = SCENARIO + "weights:\n  early_charging_per_kwh: 0\nthermal:\n  enabled: false\n"
 
 
 @pytest.fixture(scope="module")

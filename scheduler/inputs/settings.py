@@ -289,7 +289,12 @@ class ThermalSettings(_Setting):
     """
 
     enabled: bool = Field(
-        False, description="model the housing temperature and its cooling and heating (opt-in: see docs/formulation.md)")
+        True, description="model the housing temperature and its cooling and heating at every station with blades")
+    model: Literal["steady", "dynamic"] = Field(
+        "steady", description="steady: each slot's steady-state housing temperature within [min_c, max_c] (no "
+        "thermal storage, one row per station-slot that can need cooling or heating; the plan's housing_c, "
+        "which follows the heat capacity, then stays within too); dynamic: the housing's temperature as a "
+        "state per slot (pre-cooling allowed, several times slower to solve; docs/formulation.md)")
     min_c: float = Field(-40.0, ge=-100, le=100, description="lowest housing temperature allowed, deg C")
     max_c: float = Field(55.0, ge=-100, le=100, description="highest housing temperature allowed, deg C")
     initial_c: float | None = Field(None, ge=-100, le=100,

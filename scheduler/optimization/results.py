@@ -7,12 +7,18 @@ mean the same whether a plan came from the MIP or from a baseline.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from scheduler.inputs.thermal import (
+    housing_start_c,
+    housing_surroundings_c,
+    housing_temperatures_c,
+)
 from scheduler.inputs.typed import Inputs
-from scheduler.optimization.preparation import SessionPrep, SitePrep, slot_states
 from scheduler.inputs.units import GRANT_TOL_KWH, MINUTES_PER_HOUR, ZERO_KW
+from scheduler.optimization.preparation import SessionPrep, SitePrep, slot_states
 
 TABLES = ("site_slots", "station_slots", "sessions", "session_slots", "jobs", "job_slots", "source_flows", "job_moves",
           "blade_swaps")
@@ -166,18 +172,28 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
 
     # ----- stations
     st_rows = []
+    th = si.config.thermal
     for st in si.stations:
         s = st.station_id
-        for t in T:
+        housed = m.thermal and s in m.SH
+        if housed:  # cooling heat and heater power as planned; the housing follows them (scheduler.inputs.thermal)
+            cool_heat = [_clean(_v(m.cooling_heat_kw[s, t])) if (s, t) in m.SHOT else 0.0 for t in T]
+            heater = [_clean(_v(m.heater_kw[s, t])) if (s, t) in m.SCOLD else 0.0 for t in T]
+            blade_heat = [_clean(blade_power[(s, t)] + st.blade_standby_kw * (si.blades_in_service(s, t)
+                                                                                - blades_working[(s, t)])) for t in T]
+            housing_c = housing_temperatures_c(np.array(blade_heat) + np.array(heater) - np.array(cool_heat),
+                                               housing_surroundings_c(si)[T], housing_start_c(si),
+                                               th.heat_capacity_kwh_per_k, th.ua_kw_per_k, h)
+        for i, t in enumerate(T):
             wk = blades_working[(s, t)]
             up = si.blades_in_service(s, t)
             blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (up - wk))
             load = float(si.station_load_kw[s][t])
             evk = _clean(ev_station[(s, t)])
-            if m.thermal and s in m.SH:
-                cool = _v(m.cooling_heat_kw[s, t]) / si.config.thermal.cooling_cop
-                thermal = _clean(cool + _v(m.heater_kw[s, t]))
-                cool, housing = _clean(cool), round(_v(m.housing_c[s, t]), 4)
+            if housed:
+                cool = _clean(cool_heat[i] / th.cooling_cop)
+                thermal = _clean(cool + heater[i])
+                housing = round(float(housing_c[i]), 4)
             else:
                 thermal, cool, housing = 0.0, 0.0, float("nan")
             st_rows.append((sid, s, starts[t], evk, blade_kw, wk, float(si.reserve_kw[s][t]),

@@ -17,12 +17,18 @@ import numpy as np
 import pyomo.environ as pyo
 
 from scheduler.inputs.settings import ScenarioConfig
+from scheduler.inputs.thermal import housing_start_c, housing_surroundings_c
 from scheduler.inputs.typed import SiteInputs
 from scheduler.inputs.units import HOURS_PER_DAY, whole_slots_h
 from scheduler.optimization.preparation import SitePrep, prepare_site
 from scheduler.optimization.session_families import (
-    add_fast_sets, add_fast_state_constraints, add_session_energy_constraints, add_session_mode_constraints,
-    add_session_power_constraints, add_session_taper_constraints, add_session_v2x_constraints,
+    add_fast_sets,
+    add_fast_state_constraints,
+    add_session_energy_constraints,
+    add_session_mode_constraints,
+    add_session_power_constraints,
+    add_session_taper_constraints,
+    add_session_v2x_constraints,
     add_urgent_standby_constraints,
 )
 
@@ -181,21 +187,30 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.blade_kw = pyo.Expression(m.S, m.T, rule=blade_kw)
     th = si.config.thermal
     m.thermal = th.enabled
-    # blade housings: only stations with blades have one
+    # blade housings: only stations with blades have one (docs/formulation.md, "Blade housings")
     m.SH = pyo.Set(initialize=[s.station_id for s in si.stations if s.blades > 0] if m.thermal else [], ordered=True)
+    hot, cold, over, under = housing_slots(m, p) if m.thermal else ([], [], [], [])
+    m.SHOT = pyo.Set(dimen=2, ordered=True, initialize=hot)    # (s, t) where cooling may be needed
+    m.SCOLD = pyo.Set(dimen=2, ordered=True, initialize=cold)  # (s, t) where heating may be needed
+    m.SOVER = pyo.Set(dimen=2, ordered=True, initialize=over)  # where even full cooling may fall short
+    m.SUNDER = pyo.Set(dimen=2, ordered=True, initialize=under)  # where even full heating may fall short
     if m.thermal:
         def cool_max(m, s, t):
-            st = m.st[s]
-            return (0.0, th.cooling_max_kw if th.cooling_max_kw is not None
-                    else int(m.in_service[s][t]) * st.blade_kw)
+            return (0.0, housing_cooling_max_kw(m, th, s, t))
 
-        m.cooling_heat_kw = pyo.Var(m.SH, m.T, within=nn, bounds=cool_max)
-        m.heater_kw = pyo.Var(m.SH, m.T, within=nn, bounds=(0.0, th.heating_max_kw))
-        m.housing_c = pyo.Var(m.SH, m.T, within=pyo.Reals)
-        m.housing_over_c = pyo.Var(m.SH, m.T, within=nn)
-        m.housing_under_c = pyo.Var(m.SH, m.T, within=nn)
+        m.cooling_heat_kw = pyo.Var(m.SHOT, within=nn, bounds=cool_max)
+        m.heater_kw = pyo.Var(m.SCOLD, within=nn, bounds=(0.0, th.heating_max_kw))
+        unit = "c" if th.model == "dynamic" else "kw"  # the breach: kelvin of housing, or kW of heat
+        setattr(m, f"housing_over_{unit}", pyo.Var(m.SOVER, within=nn))
+        setattr(m, f"housing_under_{unit}", pyo.Var(m.SUNDER, within=nn))
+        if th.model == "dynamic":
+            m.housing_c = pyo.Var(m.SH, m.T, within=pyo.Reals)
     m.thermal_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: (
-        m.cooling_heat_kw[s, t] / th.cooling_cop + m.heater_kw[s, t] if s in m.SH else 0.0))
+        (m.cooling_heat_kw[s, t] / th.cooling_cop if (s, t) in m.SHOT else 0.0)
+        + (m.heater_kw[s, t] if (s, t) in m.SCOLD else 0.0)))
+    m.housing_heat_kw = pyo.Expression(m.SH, m.T, rule=lambda m, s, t: (
+        m.blade_kw[s, t] + (m.heater_kw[s, t] if (s, t) in m.SCOLD else 0.0)
+        - (m.cooling_heat_kw[s, t] if (s, t) in m.SHOT else 0.0)))
     m.station_draw_kw = pyo.Expression(m.S, m.T, rule=lambda m, s, t: (
         m.ev_station_kw[s, t] + m.blade_kw[s, t] + m.thermal_kw[s, t]))
     m.delivered_kwh = pyo.Expression(m.R, rule=lambda m, r: sum(m.ev_net_kw[r, t] * p.slot_h for t in m.sess[r].slots))
@@ -240,6 +255,8 @@ def add_site_balance_constraints(m, p: SitePrep) -> None:
 
 #: (source, use) pairs that cannot carry power: a store does not feed itself, and the unserved
 #: slack stands only for fixed demand (standby blades and other loads).
+#: Below this many kW of heat a housing slot counts as needing no cooling or heating (no row).
+THERMAL_TOL_KW = 1e-9
 IMPOSSIBLE_FLOWS = {("battery", "battery"), ("cars", "cars"), ("unserved", "cars"), ("unserved", "battery")}
 
 
@@ -530,43 +547,114 @@ def add_blade_power_on_constraints(m, p: SitePrep) -> None:
         m.job[j].job.blades * m.job_starts[j] for j in on_station[s]) <= cap * blade_days[s])
 
 
-def housing_surroundings_c(si: SiteInputs) -> "np.ndarray":
-    """What a housing exchanges heat with, deg C per slot: the ambient air, else the ground."""
-    if si.ambient_c is not None:
-        return np.asarray(si.ambient_c, dtype=float)
-    return np.full(si.grid.n_slots, si.config.thermal.ground_c)
+def housing_cooling_max_kw(m, th, s: str, t: int) -> float:
+    """Most heat station s's cooling removes in slot t: thermal.cooling_max_kw, else its blades' rating."""
+    return th.cooling_max_kw if th.cooling_max_kw is not None else int(m.in_service[s][t]) * m.st[s].blade_kw
 
 
-def housing_start_c(si: SiteInputs) -> float:
+def housing_slots(m, p: SitePrep) -> tuple[list, list, list, list]:
+    """(hot, cold, over, under) station-slots of the housings (s in SH, t in T).
+
+    steady: hot where the most heat the blades can give (blades in service at the higher of the
+    rating and any job's power per blade) exceeds UA * (max_c - amb); cold where the least (blades in
+    service on standby) falls short of UA * (min_c - amb); over / under where even the most cooling /
+    heating cannot close that gap (only there a breach is possible, and penalised). Elsewhere the
+    slot's steady state is within the limits whatever the plan does, and no row is written.
+    dynamic: every station-slot is all four.
+    """
+    si = p.inputs
     th = si.config.thermal
-    start = th.initial_c if th.initial_c is not None else float(housing_surroundings_c(si)[0])
-    return min(max(start, th.min_c), th.max_c)
+    if th.model == "dynamic":
+        keys = [(s, t) for s in m.SH for t in m.T]
+        return keys, keys, keys, keys
+    amb = housing_surroundings_c(si)
+    ua = th.ua_kw_per_k
+    hot, cold, over, under = [], [], [], []
+    for s in m.SH:
+        st = m.st[s]
+        per_blade_kw = max([st.blade_kw] + [m.job[j].job.power_kw for j in m.J if s in m.job[j].stations])
+        for t in m.T:
+            up = int(m.in_service[s][t])
+            most_kw, least_kw = up * per_blade_kw, up * st.blade_standby_kw
+            room_kw = ua * (th.max_c - float(amb[t]))  # heat the surroundings take at max_c
+            need_kw = ua * (th.min_c - float(amb[t]))  # heat the housing needs to stay at min_c
+            if most_kw > room_kw + THERMAL_TOL_KW:
+                hot.append((s, t))
+                if most_kw - housing_cooling_max_kw(m, th, s, t) > room_kw + THERMAL_TOL_KW:
+                    over.append((s, t))
+            if least_kw < need_kw - THERMAL_TOL_KW:
+                cold.append((s, t))
+                if least_kw + th.heating_max_kw < need_kw - THERMAL_TOL_KW:
+                    under.append((s, t))
+    return hot, cold, over, under
+
+
+def housing_kelvin_per_kw(th, slot_h: float) -> float:
+    """Kelvin of steady-state excess per kW of heat the housing cannot shed (or lacks): 1 / UA, or
+    without exchange (UA 0) the rise one kW gives the heat capacity in a slot."""
+    return 1.0 / th.ua_kw_per_k if th.ua_kw_per_k > 0 else slot_h / th.heat_capacity_kwh_per_k
 
 
 def add_thermal_constraints(m, p: SitePrep) -> None:
-    """Blade housings (thermal.enabled), s in SH (stations with blades), t in T; C heat capacity, UA exchange, amb surroundings:
-    housing_heat[s, t]: C * (housing_c[t] - housing_c[t-1])
-                        = (blade_kw + heater_kw - cooling_heat_kw - UA * (housing_c[t] - amb[t])) * slot_h
-    housing_max[s, t]:  housing_c <= max_c + housing_over_c;   housing_min[s, t]: housing_c >= min_c - housing_under_c
-    The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw; housing_c[-1] = initial_c
-    (default amb[0]) clipped to [min_c, max_c].
+    """Blade housings (thermal.enabled), s in SH (stations with blades), t in T; C heat capacity, UA exchange,
+    amb the surroundings (scheduler.inputs.thermal); housing_heat_kw = blade_kw + heater_kw - cooling_heat_kw.
+
+    steady (thermal.model, default), on the sets of ``housing_slots``:
+    housing_max[s, t], (s, t) in SHOT:  housing_heat_kw <= UA * (max_c - amb[t]) + housing_over_kw[s, t]
+    housing_min[s, t], (s, t) in SCOLD: housing_heat_kw >= UA * (min_c - amb[t]) - housing_under_kw[s, t]
+    (each slot's steady state amb + housing_heat_kw / UA within [min_c, max_c]; the housing's temperature
+    moves from the previous slot's toward it, so it stays within too; housing_over_kw / housing_under_kw
+    only on SOVER / SUNDER, where physics may forbid it)
+
+    dynamic:
+    housing_heat[s, t]: C * (housing_c[t] - housing_c[t-1]) = (housing_heat_kw - UA * (housing_c[t] - amb[t])) * slot_h
+    housing_max[s, t]:  housing_c <= max_c + housing_over;   housing_min[s, t]: housing_c >= min_c - housing_under
+    housing_c[-1] = initial_c (default amb[0]) clipped to [min_c, max_c].
+
+    The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw.
     """
     if not m.thermal or not len(m.SH):
         return
     si = p.inputs
     th = si.config.thermal
     amb = housing_surroundings_c(si)
-    t0 = housing_start_c(si)
     h, c, ua = p.slot_h, th.heat_capacity_kwh_per_k, th.ua_kw_per_k
+    over_var, under_var = housing_breach_vars(m, th)
+    over = lambda s, t: over_var[s, t] if (s, t) in m.SOVER else 0.0
+    under = lambda s, t: under_var[s, t] if (s, t) in m.SUNDER else 0.0
+    if th.model == "steady":
+        if len(m.SHOT):
+            m.housing_max = pyo.Constraint(m.SHOT, rule=lambda m, s, t: (
+                m.housing_heat_kw[s, t] <= ua * (th.max_c - float(amb[t])) + over(s, t)))
+        if len(m.SCOLD):
+            m.housing_min = pyo.Constraint(m.SCOLD, rule=lambda m, s, t: (
+                m.housing_heat_kw[s, t] >= ua * (th.min_c - float(amb[t])) - under(s, t)))
+        return
+    t0 = housing_start_c(si)
 
     def heat(m, s, t):
         prev = m.housing_c[s, t - 1] if t > 0 else t0
-        return c * (m.housing_c[s, t] - prev) == (
-            m.blade_kw[s, t] + m.heater_kw[s, t] - m.cooling_heat_kw[s, t] - ua * (m.housing_c[s, t] - float(amb[t]))) * h
+        return c * (m.housing_c[s, t] - prev) == (m.housing_heat_kw[s, t] - ua * (m.housing_c[s, t] - float(amb[t]))) * h
 
     m.housing_heat = pyo.Constraint(m.SH, m.T, rule=heat)
-    m.housing_max = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] <= th.max_c + m.housing_over_c[s, t])
-    m.housing_min = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] >= th.min_c - m.housing_under_c[s, t])
+    m.housing_max = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] <= th.max_c + over(s, t))
+    m.housing_min = pyo.Constraint(m.SH, m.T, rule=lambda m, s, t: m.housing_c[s, t] >= th.min_c - under(s, t))
+
+
+def housing_breach_vars(m, th):
+    """(over, under): housing_over_kw / housing_under_kw (steady, kW of heat) or housing_over_c /
+    housing_under_c (dynamic, kelvin)."""
+    unit = "c" if th.model == "dynamic" else "kw"
+    return getattr(m, f"housing_over_{unit}"), getattr(m, f"housing_under_{unit}")
+
+
+def housing_breach_kelvin_h(m, p: SitePrep):
+    """Kelvin-hours outside [min_c, max_c] the plan accepts (the objective's thermal penalty); steady:
+    kW of heat times ``housing_kelvin_per_kw``."""
+    th = p.inputs.config.thermal
+    scale = housing_kelvin_per_kw(th, p.slot_h) if th.model == "steady" else 1.0
+    over, under = housing_breach_vars(m, th)
+    return (sum((over[k] for k in m.SOVER), 0) + sum((under[k] for k in m.SUNDER), 0)) * scale * p.slot_h
 
 
 def add_demand_peak_constraints(m, p: SitePrep) -> None:
@@ -612,8 +700,7 @@ def add_objective(m, p: SitePrep) -> None:
         + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
         + sum((srv.power_on_cost * m.job[j].job.blades + srv.restart_cost) * m.job_arrive[j, t] for (j, t) in m.JAT)
         + sum(w.migration_cost * m.job_at[j, s] for (j, s) in m.JPIN if s != m.job[j].job.station_id)
-        + (sum(si.config.thermal.violation_penalty_per_kh * (m.housing_over_c[s, t] + m.housing_under_c[s, t]) * h
-               for s in m.SH for t in m.T) if m.thermal else 0)
+        + (si.config.thermal.violation_penalty_per_kh * housing_breach_kelvin_h(m, p) if m.thermal else 0)
         + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)
         + sum(w.critical_miss_penalty_per_h * m.job[j].job.blades * m.critical_miss[j, t] * h

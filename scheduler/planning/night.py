@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from typing import Callable, Protocol
 
+import numpy as np
 import pandas as pd
 
 from scheduler.version import __version__
@@ -255,6 +256,8 @@ def blade_inventory(inputs: Inputs) -> dict:
 #: A slot counts as missed by a critical job when the plan leaves at least this share of it unrun,
 #: and as short of fixed demand when at least this much power goes unserved, kW.
 BREACH_TOL = 1e-6
+#: Kelvin beyond a housing limit that counts as a breach (housing_c is written to 4 decimals).
+HOUSING_BREACH_C = 1e-3
 #: A slot fully inside a job's window overlaps it by at least this share (as in ``scheduler.optimization.preparation``).
 FULL_SLOT = 1.0 - 1e-9
 
@@ -291,6 +294,27 @@ def site_breaches(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> list[dic
         out.append(_breach(sid, "fixed_demand", list(short["slot_start"]), kwh, "kWh",
                            f"fixed demand (standby blades, other loads) above what grid, PV and battery can give: "
                            f"{kwh:.3f} kWh unserved, at most {float(short['unserved_kw'].max()):g} kW"))
+    out += _housing_breaches(site, tables["station_slots"])
+    return out
+
+
+def _housing_breaches(site: SiteInputs, st: pd.DataFrame) -> list[dict]:
+    """Blade housings outside [thermal.min_c, thermal.max_c] (``housing``, amount in kelvin-hours), one
+    entry per station: only where the cooling or heating cannot hold the limit (add_thermal_constraints)."""
+    th = site.config.thermal
+    if st.empty or "housing_c" not in st or not st["housing_c"].notna().any():
+        return []
+    out = []
+    hc = st["housing_c"]
+    off = st[(hc > th.max_c + HOUSING_BREACH_C) | (hc < th.min_c - HOUSING_BREACH_C)]
+    for station_id, rows in off.groupby("station_id", sort=True):
+        temps = rows["housing_c"].to_numpy(dtype=float)
+        excess = np.maximum(temps - th.max_c, 0.0) + np.maximum(th.min_c - temps, 0.0)
+        worst = float(temps[np.argmax(excess)])
+        out.append(_breach(site.site.site_id, "housing", list(rows["slot_start"]), float(excess.sum()) * site.grid.slot_h,
+                           "K_h", f"blade housing of station {station_id} at {worst:g} C, outside [{th.min_c:g}, "
+                           f"{th.max_c:g}] C, in {len(rows)} slot(s): its cooling or heating cannot hold the limit",
+                           station_id=str(station_id)))
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scheduler.inputs.thermal import housing_start_c, housing_surroundings_c, housing_temperatures_c
 from scheduler.inputs.units import one_way_efficiency
 from scheduler.inputs.plan_files import SUMMARY_FILE
 from scheduler.verify.columns import Cols, emit, is_missing, number_text
@@ -18,6 +19,10 @@ from scheduler.verify.plan_view import PlanView
 
 # --------------------------------------------------------------------------- checks: site
 
+
+#: Kelvin a written housing temperature may differ from its limits and from what the written flows give
+#: (housing_c is written to 4 decimals, flows to 6).
+HOUSING_TOL_C = 1e-3
 
 def check_grid_limit(p: PlanView) -> list[Violation]:
     """The site's import against the scenario's grid limit, per site and slot.
@@ -183,8 +188,15 @@ def thermal_column(p: PlanView, df: Cols) -> Any:
 
 
 def check_thermal(p: PlanView) -> list[Violation]:
-    """Housing temperature (evdc's ``housing_c``, when written) within [thermal.min_c, thermal.max_c] unless the
-    summary reports the violation, and thermal_kw >= 0."""
+    """Blade housings, per station and slot.
+
+    thermal_kw >= 0; cooling_kw (the heat pump's draw, when written) within [0, thermal_kw]; with evdc's
+    ``housing_c`` written: housing_c within [thermal.min_c, thermal.max_c] unless summary.json
+    ``hard_limit_breaches`` lists the station and slot under ``housing``, and equal (within
+    HOUSING_TOL_C) to the temperature the written flows give a housing of the scenario's heat capacity and
+    exchange, from thermal.initial_c or the first slot's surroundings (``scheduler.inputs.thermal``): heat =
+    blade_kw + (thermal_kw - cooling_kw) - cooling_kw * cooling_cop (the heater draws what the cooling does not).
+    """
     out: list[Violation] = []
     if not p.has("station_slots", "station_id", "thermal_kw"):
         return out
@@ -192,13 +204,50 @@ def check_thermal(p: PlanView) -> list[Violation]:
     df = p.rows("station_slots", "_station")
     where = lambda r: p.where(station=r.station_id, t=r.t)  # noqa: E731
     out += emit("thermal", df, df["thermal_kw"] < -tol, where, lambda r: f"thermal_kw {number_text(r.thermal_kw)} is negative")
-    if p.has("station_slots", "housing_c"):
-        th = p.inputs.config.thermal
-        hc = df["housing_c"]
-        bad = ~np.isnan(hc) & ((hc > th.max_c + 1e-3) | (hc < th.min_c - 1e-3))
-        out += emit("thermal", df, bad, where,
-                     lambda r: f"housing at {number_text(r.housing_c)} C, outside [{th.min_c:g}, {th.max_c:g}] C")
+    if not p.has("station_slots", "housing_c"):
+        return out
+    th = p.inputs.config.thermal
+    hc = df["housing_c"]
+    reported = _reported_housing(p)
+    bad = ~np.isnan(hc) & ((hc > th.max_c + HOUSING_TOL_C) | (hc < th.min_c - HOUSING_TOL_C))
+    bad &= np.array([(s, p.slot_label(t)) not in reported for s, t in zip(df["station_id"], df["t"])], dtype=bool)
+    out += emit("thermal", df, bad, where,
+                 lambda r: f"housing at {number_text(r.housing_c)} C, outside [{th.min_c:g}, {th.max_c:g}] C, "
+                           "and summary.json hard_limit_breaches does not list it")
+    if not p.has("station_slots", "cooling_kw", "blade_kw"):
+        return out
+    cool = df["cooling_kw"]
+    out += emit("thermal", df, (cool < -tol) | (cool > df["thermal_kw"] + tol), where,
+                 lambda r: f"cooling_kw {number_text(r.cooling_kw)} outside [0, thermal_kw {number_text(r.thermal_kw)}]")
+    n_st = len(p.station_ids)
+    written = p.dense(df["_station"], df["t"], hc, n_st)
+    heat = p.dense(df["_station"], df["t"], df["blade_kw"] + df["thermal_kw"] - cool - cool * th.cooling_cop, n_st)
+    rows = p.dense(df["_station"], df["t"], None, n_st)
+    expected = np.full((n_st, p.n), np.nan)
+    i = 0
+    for si in p.inputs.sites:
+        amb, start = housing_surroundings_c(si), housing_start_c(si)
+        for _ in si.stations:
+            if np.all(rows[i] == 1) and not np.isnan(written[i]).any():
+                expected[i] = housing_temperatures_c(heat[i], amb, start, th.heat_capacity_kwh_per_k,
+                                                     th.ua_kw_per_k, p.slot_h)
+            i += 1
+    want = expected[df["_station"], df["t"]]
+    df = df.with_(expected_c=want)
+    off = ~np.isnan(want) & ~np.isnan(hc) & (np.abs(hc - want) > HOUSING_TOL_C)
+    out += emit("thermal", df, off, where,
+                 lambda r: f"housing_c {number_text(r.housing_c)} C, the written flows give {number_text(r.expected_c)} C")
     return out
+
+
+def _reported_housing(p: PlanView) -> set[tuple[str, str]]:
+    """(station, slot) pairs evdc's summary.json ``hard_limit_breaches`` lists under ``housing``."""
+    listed = p.summary.get("hard_limit_breaches")
+    if not isinstance(listed, list):
+        return set()
+    return {(str(b.get("station_id")), str(slot)) for b in listed
+            if isinstance(b, dict) and b.get("constraint") == "housing"
+            for slot in (b.get("slots") if isinstance(b.get("slots"), list) else ())}
 
 
 def check_station_link(p: PlanView) -> list[Violation]:

@@ -347,12 +347,12 @@ def test_verifier_checks_source_flows(tmp_path):
 
 
 def test_housing_is_cooled_to_its_limit():
-    """10 working blades (10 kW) heat a 1 kWh/K housing from 50 C, no exchange (UA 0): 60 C uncooled.
-    Cooling must remove 5 kWh in the hour (COP 2: 2.5 kWh drawn); price 0.1; the critical work is worth its
-    weight 4 x 0.15 per blade-hour x 10 = 6 (priority tables leave critical jobs as they are):
+    """Dynamic housing: 10 working blades (10 kW) heat a 1 kWh/K housing from 50 C, no exchange (UA 0): 60 C
+    uncooled. Cooling must remove 5 kWh in the hour (COP 2: 2.5 kWh drawn); price 0.1; the critical work is worth
+    its weight 4 x 0.15 per blade-hour x 10 = 6 (priority tables leave critical jobs as they are):
     objective = 6 - (10 + 2.5)*0.1 = 4.75."""
-    thermal = {"enabled": True, "heat_capacity_kwh_per_k": 1.0, "ua_kw_per_k": 0.0, "initial_c": 50.0,
-               "max_c": 55.0, "cooling_cop": 2.0, "heating_max_kw": 0.0}
+    thermal = {"enabled": True, "model": "dynamic", "heat_capacity_kwh_per_k": 1.0, "ua_kw_per_k": 0.0,
+               "initial_c": 50.0, "max_c": 55.0, "cooling_cop": 2.0, "heating_max_kw": 0.0}
     cfg = tiny_config(60, 1, thermal=thermal)
     st = station(blades=10, blade_kw=1.0, blade_standby_kw=0.0)
     j = Job("j", power_kw=1.0, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
@@ -365,16 +365,49 @@ def test_housing_is_cooled_to_its_limit():
     assert p.summary["objective"] == pytest.approx(4.75, abs=1e-6)
 
 
-def test_housing_is_heated_in_the_cold():
+@pytest.mark.parametrize("model", ["steady", "dynamic"])
+def test_housing_is_heated_in_the_cold(model):
     """Idle housing at -40 C (its minimum), ambient -50 C, UA 0.5 kW/K: holding -40 C takes
-    0.5 * 10 = 5 kW of heat for the hour; price 0.1 -> objective -0.5."""
-    thermal = {"enabled": True, "heat_capacity_kwh_per_k": 1.0, "ua_kw_per_k": 0.5, "initial_c": -40.0,
-               "heating_max_kw": 10.0}
+    0.5 * 10 = 5 kW of heat for the hour, in both models (the steady state is -40 C); price 0.1 -> objective -0.5."""
+    thermal = {"enabled": True, "model": model, "heat_capacity_kwh_per_k": 1.0, "ua_kw_per_k": 0.5,
+               "initial_c": -40.0, "heating_max_kw": 10.0}
     cfg = tiny_config(60, 1, thermal=thermal)
     p = plan(one_site(cfg, Site("s", grid_kw=100), [station(blades=2)], price_per_kwh=[0.1], ambient_c=[-50.0]))
     assert col(p, "station_slots", "thermal_kw") == pytest.approx([5.0])
     assert col(p, "station_slots", "housing_c") == pytest.approx([-40.0])
     assert p.summary["objective"] == pytest.approx(-0.5, abs=1e-6)
+
+
+def test_steady_housing_is_cooled_to_its_steady_limit():
+    """Steady housing: 10 working blades (10 kW), ambient 35 C, UA 0.2 kW/K, max 55 C: the surroundings take
+    0.2 * (55 - 35) = 4 kW at 55 C, so cooling removes 10 - 4 = 6 kW (COP 2: 3 kW drawn) in each of two
+    30-minute slots. The housing (0.5 kWh/K, from 35 C) then follows T = (0.5 T' + (4 + 0.2 * 35) * 0.5)
+    / (0.5 + 0.1): 35 -> 38.3333 -> 41.1111 C, within the limit. Critical work 4 x 0.15 x 10 blade-hours = 6;
+    price 0.1: objective = 6 - (10 + 3) * 1 h * 0.1 = 4.7."""
+    thermal = {"enabled": True, "model": "steady", "heat_capacity_kwh_per_k": 0.5, "ua_kw_per_k": 0.2,
+               "max_c": 55.0, "cooling_cop": 2.0, "heating_max_kw": 0.0}
+    cfg = tiny_config(30, 2, thermal=thermal)
+    st = station(blades=10, blade_kw=1.0, blade_standby_kw=0.0)
+    j = Job("j", power_kw=1.0, work_hours=1, release=at(cfg, 0), deadline=at(cfg, 60), priority="critical",
+            blades=10, station_id="a")
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], jobs=[j], price_per_kwh=[0.1, 0.1], ambient_c=[35.0, 35.0]))
+    assert col(p, "station_slots", "thermal_kw") == pytest.approx([3.0, 3.0])
+    assert col(p, "station_slots", "cooling_kw") == pytest.approx([3.0, 3.0])
+    assert col(p, "station_slots", "housing_c") == pytest.approx([38.3333, 41.1111], abs=1e-4)
+    assert p.summary["objective"] == pytest.approx(4.7, abs=1e-6)
+
+
+def test_steady_housing_writes_no_row_where_no_plan_can_break_a_limit():
+    """Steady housing, 2 blades of 1 kW, ambient 10 C, UA 0.2 kW/K: at most 2 kW against 0.2 * (55 - 10) = 9 kW
+    the surroundings take at 55 C, and no heating need above -40 C: no thermal row, no cooling variable."""
+    from scheduler.optimization.site_model import build_model
+
+    cfg = tiny_config(60, 2, thermal={"enabled": True, "ua_kw_per_k": 0.2})
+    inputs = one_site(cfg, Site("s", grid_kw=100), [station(blades=2, blade_kw=1.0)], price_per_kwh=[0.1, 0.1],
+                      ambient_c=[10.0, 10.0])
+    m = build_model(inputs.sites[0])
+    assert len(m.SH) == 1 and len(m.SHOT) == 0 and len(m.SCOLD) == 0
+    assert not hasattr(m, "housing_max") and not hasattr(m, "housing_min")
 
 
 def test_battery_is_filled_ahead_of_a_known_outage():
