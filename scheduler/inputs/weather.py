@@ -15,7 +15,7 @@ hottest day. The CLI, tests, data/build_demo.py and ``evdc generate`` all go thr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -90,7 +90,7 @@ def read_typical_year(path: str | Path, name: str | None = None) -> TypicalYear:
     return TypicalYear(name or path.stem, df["temp_c"].to_numpy(float))
 
 
-@lru_cache(maxsize=None)
+@cache
 def typical_year(name: str) -> TypicalYear:
     """A bundled profile by its name in :data:`PROFILES` (read once)."""
     if name not in PROFILES:
