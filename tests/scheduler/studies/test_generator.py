@@ -181,11 +181,12 @@ def test_demo_build_reproduces_the_bundled_demo(tmp_path):
     spec = importlib.util.spec_from_file_location("build_demo", DATA_DIR / "build_demo.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--out", str(tmp_path / "demo")])
-    built, bundled = files(tmp_path / "demo"), files(DATA_DIR / "demo")
-    built.pop("manifest.json")  # evdc's record of what it wrote; the bundled demo carries none
-    bundled.pop("manifest.json", None)
-    assert built == bundled
+    module.main(["--out", str(tmp_path / "demo"), "--extremes-out", str(tmp_path / "extremes")])
+    for name in ("demo", "extremes/cold-snap", "extremes/heat-wave"):  # the extremes: the demo, another ambient
+        built, bundled = files(tmp_path / name), files(DATA_DIR / name)
+        built.pop("manifest.json")  # evdc's record of what it wrote; the bundled scenarios carry none
+        bundled.pop("manifest.json", None)
+        assert built == bundled, name
 
 
 def test_some_bookings_are_v2x_and_every_station_has_a_spare_blade_stock(tmp_path):
