@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -176,8 +177,7 @@ THERMAL_YAML = (
 )
 
 
-@dataclass(frozen=True)
-class Extreme:
+class Extreme(NamedTuple):
     """An extreme-weather scenario: the demo with the ambient of a profile's coldest or hottest day, shifted."""
 
     name: str  # directory under data/extremes and scenario.yaml name
