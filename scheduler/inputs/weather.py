@@ -9,7 +9,7 @@ and the temperature there is linear between the two hourly readings around it; t
 (1 January 00:00 is the reading of 31 December, hour 24). ``day_offset_days`` reads the profile
 that many days later, ``shift_k`` adds a constant. :func:`extreme_day_offset` and
 :func:`shift_to_extreme` build the cold-snap and heat-wave scenarios from a profile's coldest or
-hottest day. The CLI, tests, data/build_demo.py and ``evdc generate`` all go through these.
+hottest day. data/build_demo.py, ``evdc generate`` and the tests all go through these.
 """
 
 from __future__ import annotations
