@@ -8,7 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scheduler import EvdcError, demo_scenario_path, extreme_scenario_path, load_scenario
+from scheduler import (
+    EvdcError,
+    demo_scenario_path,
+    extreme_scenario_path,
+    load_scenario,
+)
 from scheduler.inputs.samples import EXTREME_KINDS
 
 SITES = ["home", "hub", "work"]

@@ -12,7 +12,13 @@ import pytest
 from scheduler import EvdcError
 from scheduler.inputs import weather
 from scheduler.inputs.weather import (
-    PROFILES, TypicalYear, ambient_temp_c, extreme_day_offset, read_typical_year, shift_to_extreme, typical_year,
+    PROFILES,
+    TypicalYear,
+    ambient_temp_c,
+    extreme_day_offset,
+    read_typical_year,
+    shift_to_extreme,
+    typical_year,
 )
 
 DEMO_START = "2019-06-25T00:00:00+02:00"
