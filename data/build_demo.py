@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Build the bundled evdc demo scenario from the real reference data.
 
-Usage: python data/build_demo.py [--out DIR]   (with evdc installed, e.g. .venv/bin/python)
+Usage: python data/build_demo.py [--out DIR] [--extremes-out DIR2]   (with evdc installed, e.g. .venv/bin/python)
 
 Reads only data/reference/ and writes a scenario directory (scenario.yaml +
-CSV tables, see CONTRACT.md) to DIR, by default data/demo/, atomically. The
+CSV tables, see CONTRACT.md) to DIR, by default data/demo/, atomically; then
+the two extreme-weather scenarios, the demo's tables with another ambient.csv,
+to DIR2/cold-snap and DIR2/heat-wave (by default data/extremes/). The
 drawing, checking and writing are those of ``evdc generate``
 (``scheduler.studies.generator``); this script only names the demo's own sites,
 stations, feeders, curtailment, day and seed. Same run, byte-identical files.
@@ -24,8 +26,14 @@ What is real and what is drawn (details in data/README.md):
           measured data): at the hub, 19:30-21:00, carried by its battery; at the office
           car park, 20:00-21:00, where the booking connected longest through it is taken to
           be the V2G-capable (2024) version of its model and a critical job runs at its station
-  model   the blade housings' heat (scenario.yaml thermal, default parameters; no
-          ambient table, so the housings exchange with the ground, thermal.ground_c)
+  real    air temperature (ambient.csv): Greensboro NC's typical year (NREL TMY3), the
+          values of the demo's calendar day at each local clock time, for every site; not
+          Dutch measurements
+  model   the blade housings' heat (scenario.yaml thermal, default parameters), exchanging
+          with that air
+  extreme cold-snap / heat-wave: the coldest day of Sand Point AK's typical year and the
+          hottest of Greensboro's, read on the demo's clock and shifted by a constant so that
+          the horizon's minimum is -40.0 C / maximum 55.0 C (constructed extremes)
 """
 
 from __future__ import annotations
@@ -33,8 +41,9 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -44,6 +53,10 @@ if str(HERE.parent) not in sys.path:  # run from a clone without installing: imp
     sys.path.insert(0, str(HERE.parent))
 
 from scheduler.inputs.settings import ModeLimits  # noqa: E402
+from scheduler.inputs.weather import (  # noqa: E402
+    DAYS_PER_TYPICAL_YEAR, HOURS_PER_DAY, PROFILES, TEMP_C_DECIMALS, ambient_temp_c, extreme_day_offset,
+    profile_hours, shift_to_extreme,
+)
 from scheduler.studies.generator import (  # noqa: E402
     AC_MODES,
     DC_MODES,
@@ -65,8 +78,10 @@ from scheduler.studies.generator import (  # noqa: E402
     scenario_yaml,
     write_scenario,
 )
+from scheduler.studies.generator.parameters import HORIZON_HOURS, SLOT_MINUTES, TIMEZONE  # noqa: E402
 
 DEFAULT_OUT = HERE / "demo"
+DEFAULT_EXTREMES_OUT = HERE / "extremes"
 
 # =========================================================================== parameters
 # Every number the demo depends on is named here; the shared ones (session,
@@ -85,6 +100,13 @@ HISTORY_DAYS = 28  # weeks of history before the start: 4
 # a critical job at about one commercial station in six (3 of the 18 expected).
 JOBS = JobSettings(jobs_per_blade=0.14, p_critical=0.17)
 
+# Air temperature (ambient.csv) of every site: there are no measured temperatures
+# for these (Dutch, invented) sites in the reference data, so the demo reads a real
+# typical year, Greensboro NC's (NREL TMY3, data/reference/weather/), on its own
+# calendar day and local clock: 25 June, 20.0 to 30.6 C. Greensboro's values,
+# not Dutch measurements.
+DEMO_WEATHER = "greensboro_nc"
+
 # ---- sites (all chosen for the demo; see data/README.md)
 SITES = (
     # Fast-charging hub in a congested grid area, on a 150 kW low-voltage
@@ -95,17 +117,17 @@ SITES = (
     # (about 3 EUR/kW/month prorated to one day; not from the reference data).
     # Drivers book 60 % of the sessions (many walk-ins).
     SiteSpec("hub", grid_kw=150.0, pv_kwp=100.0, battery_kwh=150.0, battery_kw=75.0, battery_soc_kwh=75.0,
-             battery_efficiency=0.90, demand_charge_per_kw=0.10, p_booked=0.60),
+             battery_efficiency=0.90, demand_charge_per_kw=0.10, p_booked=0.60, ambient_profile=DEMO_WEATHER),
     # Office car park with 10 AC points sharing a 40 kW budget (sum of link_kw
     # 222 kW: reached around midday, when the morning's cars and the blades
     # all draw), a 40 kWp rooftop PV and a small 10 kWh / 5 kW battery (a
     # home-size unit, half full at the start, 90 % round trip); 70 % booked.
     SiteSpec("work", grid_kw=40.0, pv_kwp=40.0, battery_kwh=10.0, battery_kw=5.0, battery_soc_kwh=5.0,
-             battery_efficiency=0.90, p_booked=0.70),
+             battery_efficiency=0.90, p_booked=0.70, ambient_profile=DEMO_WEATHER),
     # Six homes on one low-voltage feeder budget of 40 kW, household loads
     # included (their sum peaks at 16.6 kW on the demo day); no PV. 85 % booked:
     # the household's smart-charging app asks for departure and energy.
-    SiteSpec("home", grid_kw=40.0, p_booked=0.85),
+    SiteSpec("home", grid_kw=40.0, p_booked=0.85, ambient_profile=DEMO_WEATHER),
 )
 
 # Hub feeders (links.csv): two cables from the site's source.
@@ -147,13 +169,28 @@ HIGH_JOB_BLADES = 8
 HIGH_JOB_SLOW_SHARE = 0.95  # the starting state aside (5 minutes at 20 kW)
 
 # Blade housings' heat (scenario.yaml thermal, docs/formulation.md): on, with the
-# default parameters of scheduler/inputs/settings.py ThermalSettings. There are no real
-# temperatures for these sites (no ambient table), so the housings exchange heat
-# with the ground at thermal.ground_c (default 10 C, about the yearly mean soil
-# temperature in the Netherlands).
+# default parameters of scheduler/inputs/settings.py ThermalSettings; the housings
+# exchange heat with the air of ambient.csv (DEMO_WEATHER above).
 THERMAL_YAML = (
-    "thermal:  # blade housings' heat, default parameters; no ambient table: they exchange with the ground (ground_c)\n"
+    "thermal:  # blade housings' heat, default parameters; they exchange with the air of ambient.csv\n"
     "  enabled: true\n"
+)
+
+
+class Extreme(NamedTuple):
+    """An extreme-weather scenario: the demo with the ambient of a profile's coldest or hottest day, shifted."""
+
+    name: str  # directory under data/extremes and scenario.yaml name
+    profile: str  # scheduler.inputs.weather.PROFILES
+    day: str  # "coldest" (lowest minimum over the horizon) or "hottest" (highest maximum)
+    target_c: float  # the horizon's minimum (coldest) or maximum (hottest) after the shift
+
+
+# The housings' limits of the seed's stations (FIGS. 5A/5B, ThermalSettings): -40 to 55 C outside.
+# Sand Point AK is the colder of the two bundled typical years, Greensboro NC the hotter.
+EXTREMES = (
+    Extreme("cold-snap", "sand_point_ak", "coldest", -40.0),
+    Extreme("heat-wave", "greensboro_nc", "hottest", 55.0),
 )
 
 
@@ -216,6 +253,8 @@ HEADER = (
     "# change the script and rerun it). See data/README.md for what is real and what is drawn.\n"
     "# grid_limits.csv holds announced outages at the hub, 19:30-21:00, and at work, 20:00-21:00; jobs.csv's last\n"
     "# two jobs run through the work outage and beside a fast car (scenario events, not measured data).\n"
+    "# ambient.csv: Greensboro NC's typical-year air temperatures (NREL TMY3) for 25 June at each local clock\n"
+    "# time, read on the Dutch wall clock (every site alike): Greensboro's values, not Dutch measurements.\n"
 )
 
 
@@ -358,9 +397,47 @@ def check_v2x_outage(spec: ScenarioSpec, tables: dict[str, pd.DataFrame], outage
         fail(f"the car can hold {spare_kwh:.2f} kWh above its min_soc, too little to lend through it")
 
 
+def extreme_ambient(spec: ScenarioSpec, extreme: Extreme) -> tuple[pd.DataFrame, str]:
+    """ambient.csv of an extreme scenario for every site, and a comment saying how it was made.
+
+    The profile's coldest or hottest day (``extreme_day_offset``) is read on the demo's clock and shifted
+    (``shift_to_extreme``) so that its minimum or maximum over the horizon is exactly ``target_c``.
+    """
+    start = pd.Timestamp(spec.start_s, unit="s", tz="UTC")
+    offset = extreme_day_offset(extreme.profile, start, HORIZON_HOURS, SLOT_MINUTES, extreme.day, TIMEZONE)
+    read = ambient_temp_c(extreme.profile, start, HORIZON_HOURS, SLOT_MINUTES, TIMEZONE, day_offset_days=offset)
+    kind = "min" if extreme.day == "coldest" else "max"
+    shifted = shift_to_extreme(read, extreme.target_c, kind).round(TEMP_C_DECIMALS)
+    got = shifted.min() if kind == "min" else shifted.max()
+    if got != extreme.target_c:
+        raise ScenarioCheckError(f"scenario check failed: {extreme.name}: {kind} {got!r}, not {extreme.target_c}")
+    first_day = int(profile_hours(read.index[:1])[0] // HOURS_PER_DAY + offset) % DAYS_PER_TYPICAL_YEAR
+    day = date(2019, 1, 1) + timedelta(days=first_day)  # a year without 29 February, as the profile's
+    station = PROFILES[extreme.profile]
+    times = read.index.tz_convert("UTC").as_unit("s").asi8
+    ambient = pd.DataFrame({
+        "site_id": np.repeat(np.array([s.site_id for s in spec.sites], dtype=object), times.size),
+        "time": np.tile(times, len(spec.sites)),
+        "temp_c": np.tile(shifted.to_numpy(), len(spec.sites)),
+    })
+    note = (f"# ambient.csv (every site alike): the {extreme.day} day of {station.name}, {station.state}'s typical "
+            f"year (NREL TMY3),\n# {day.day} {day:%B} ({read.min():g} to {read.max():g} C), read on the demo's local "
+            f"clock and shifted by {extreme.target_c - (read.min() if kind == 'min' else read.max()):+.1f} K so "
+            f"that its {'minimum' if kind == 'min' else 'maximum'} is\n# {extreme.target_c:.1f} C: a constructed "
+            "extreme built from a real profile, not a measurement.\n")
+    return ambient, note
+
+
+def extreme_header(extreme: Extreme, note: str) -> str:
+    return (f"# evdc extreme-weather scenario ({extreme.name}): written by data/build_demo.py (do not edit by hand),\n"
+            "# the demo's tables (data/demo, see data/README.md) with another ambient.csv.\n" + note)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Build the evdc demo scenario from data/reference/.")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="scenario directory to write (default data/demo)")
+    ap.add_argument("--extremes-out", type=Path, default=DEFAULT_EXTREMES_OUT,
+                    help="where the cold-snap and heat-wave scenarios go (default data/extremes)")
     args = ap.parse_args(argv)
     spec = demo_spec()
     ref = load_reference()
@@ -375,6 +452,14 @@ def main(argv: list[str] | None = None) -> None:
     path = write_scenario(args.out, tables, scenario_yaml(spec) + THERMAL_YAML)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in tables.items())
     print(f"wrote {path}: {sizes} rows")
+    for extreme in EXTREMES:
+        ambient, note = extreme_ambient(spec, extreme)
+        yaml_text = scenario_yaml(replace(spec, name=extreme.name, header=extreme_header(extreme, note))).replace(
+            "real typical-year air temperatures (NREL TMY3), see data/README.md",
+            "a real typical-year day shifted to an extreme, see above")
+        path = write_scenario(args.extremes_out / extreme.name, {**tables, "ambient": ambient},
+                              yaml_text + THERMAL_YAML)
+        print(f"wrote {path}: ambient {ambient['temp_c'].min():g} to {ambient['temp_c'].max():g} C")
 
 
 if __name__ == "__main__":

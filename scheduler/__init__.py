@@ -20,14 +20,14 @@ from scheduler.inputs.typed import Inputs, SiteInputs
 from scheduler.inputs.loading import load_scenario
 from scheduler.optimization.site_model import build_model
 from scheduler.planning.night import Plan, plan
-from scheduler.inputs.samples import demo_scenario_path
+from scheduler.inputs.samples import demo_scenario_path, extreme_scenario_path
 from scheduler.api import (PlanCheck, PlanResult, PlanVerificationError, Scenario, WrittenPlan, admit_booking,
                            check_plan_dir, plan_scenario, plan_to_dir, replan_scenario, replan_to_dir, verify_plan_dir)
 from scheduler.studies.backtest import WrittenBacktest, backtest_scenario, backtest_to_dir
 
 __all__ = [
     "EvdcError", "InputError", "Inputs", "Plan", "PlanConfig", "ScenarioConfig", "SiteInputs", "SolverConfig",
-    "build_model", "demo_scenario_path", "load_scenario", "plan", "write_plan", "__version__",
+    "build_model", "demo_scenario_path", "extreme_scenario_path", "load_scenario", "plan", "write_plan", "__version__",
     "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenBacktest", "WrittenPlan",
     "admit_booking", "backtest_scenario", "backtest_to_dir", "check_plan_dir", "plan_scenario", "plan_to_dir",
     "replan_scenario", "replan_to_dir", "verify_plan_dir",

@@ -10,7 +10,9 @@ What is real and what is drawn:
 * real: PV output per kWp (``pv_netherlands.csv``), Dutch day-ahead prices,
   household loads (``residential_loads_6hh.csv``), EV models and their
   registration counts (``ev_specs.json``), all of 2019; V2G-capable models
-  with their discharge limits (``ev_specs_v2g_enabled2024.json``);
+  with their discharge limits (``ev_specs_v2g_enabled2024.json``); air
+  temperatures of two NREL TMY3 typical years (``reference/weather``, read with
+  ``scheduler.inputs.weather``; which one and a day offset are drawn per site);
 * drawn: charging sessions from the ElaadNL arrival / connection-time /
   energy distributions (history and the planning day), booking behaviour
   after the Caltech ACN figures (share booked, no-shows, cancellations,
@@ -37,7 +39,7 @@ Modules, each importing only those listed before it:
 * ``random_streams``: the seeded sub-streams and inverse sampling;
 * ``reference_data``: :func:`load_reference` and the reference series of a horizon;
 * ``fleet_layout``: ``fleet_spec``, the sites and stations of a generated fleet;
-* ``site_tables``: sites, stations, links, PV, prices, loads, grid limits, scenario.yaml;
+* ``site_tables``: sites, stations, links, PV, prices, loads, ambient, grid limits, scenario.yaml;
 * ``charging_sessions``: the drawn sessions and bookings, history and reservations;
 * ``blade_jobs``: the planning day's blade jobs;
 * ``scenario_checks``: ``check_tables`` and :class:`ScenarioCheckError`;

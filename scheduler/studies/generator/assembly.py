@@ -18,8 +18,8 @@ from scheduler.studies.generator.parameters import CSV_CHUNK_ROWS, DEFAULT_HISTO
 from scheduler.studies.generator.reference_data import Reference, load_reference
 from scheduler.studies.generator.scenario_checks import check_tables
 from scheduler.studies.generator.site_tables import (
-    TABLE_FILES, TIME_COLUMNS, build_grid_limits, build_links, build_loads, build_prices, build_pv, build_sites,
-    build_stations, draw_spare_blades, scenario_yaml,
+    TABLE_FILES, TIME_COLUMNS, build_ambient, build_grid_limits, build_links, build_loads, build_prices, build_pv,
+    build_sites, build_stations, draw_spare_blades, has_ambient, scenario_yaml,
 )
 from scheduler.studies.generator.specs import ScenarioSpec
 from scheduler.studies.generator.timekeeping import (
@@ -32,7 +32,7 @@ from scheduler.studies.generator.timekeeping import (
 
 def build_tables(ref: Reference, spec: ScenarioSpec, seed: int,
                  progress: Progress = None) -> dict[str, pd.DataFrame]:
-    """Every table of the scenario (times as UTC seconds), checked."""
+    """Every table of the scenario (times as UTC seconds), checked; ambient only when a site has a weather profile."""
     ref_day = reference_day(spec.start_s, spec.end_s)
     history, reservations = session_tables(ref, spec, seed, progress)
     tables = {
@@ -44,9 +44,12 @@ def build_tables(ref: Reference, spec: ScenarioSpec, seed: int,
         "pv": build_pv(ref, spec, ref_day),
         "prices": build_prices(ref, spec, ref_day),
         "loads": build_loads(ref, spec, ref_day),
+        "ambient": build_ambient(spec),
         "grid_limits": build_grid_limits(spec),
         "links": build_links(spec),
     }
+    if not has_ambient(spec):
+        del tables["ambient"]
     check_tables(spec, tables)
     return tables
 

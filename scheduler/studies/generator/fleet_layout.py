@@ -8,10 +8,10 @@ from datetime import date, timedelta
 import numpy as np
 
 from scheduler.studies.generator.parameters import (
-    BLADES_RANGE, CURTAILMENT_LOCAL, CURTAILMENT_SHARE, FEEDER_KW_PER_CHARGER_KW, FEEDER_KW_STEP, FEEDER_STATIONS,
-    FIXED_LOAD_HEADROOM, GRID_KW_STEP, HORIZON_HOURS, HOUSEHOLD_DAY_OFFSET_DAYS, LINK_BLADE_SHARE, MINUTES_PER_HOUR,
-    P_BLADE_OUT_OF_SERVICE, SECONDS_PER_HOUR, SECONDS_PER_MINUTE, SITE_ACTIVITY_RANGE, SITE_KINDS, STREAM_LAYOUT,
-    TOL, JobSettings, SiteKind,
+    AMBIENT_DAY_OFFSET_DAYS, AMBIENT_PROFILES, BLADES_RANGE, CURTAILMENT_LOCAL, CURTAILMENT_SHARE,
+    FEEDER_KW_PER_CHARGER_KW, FEEDER_KW_STEP, FEEDER_STATIONS, FIXED_LOAD_HEADROOM, GRID_KW_STEP, HORIZON_HOURS,
+    HOUSEHOLD_DAY_OFFSET_DAYS, LINK_BLADE_SHARE, MINUTES_PER_HOUR, P_BLADE_OUT_OF_SERVICE, SECONDS_PER_HOUR,
+    SECONDS_PER_MINUTE, SITE_ACTIVITY_RANGE, SITE_KINDS, STREAM_AMBIENT, STREAM_LAYOUT, TOL, JobSettings, SiteKind,
 )
 from scheduler.studies.generator.random_streams import _weights_cdf, choice_from_cdf, stream
 from scheduler.studies.generator.reference_data import Reference, fixed_load_kw, quarter_times
@@ -51,6 +51,8 @@ def fleet_spec(ref: Reference, n_sites: int, stations_per_site: int, seed: int, 
             links.extend(site_links)
         fixed = fixed_load_kw(ref, site_stations, start_s, end_s, ref_day)
         site = size_site(kind, site_id, stations_per_site, float(fixed.max()))
+        profile, day_offset = draw_ambient(seed, i)
+        site = replace(site, ambient_profile=profile, ambient_day_offset_days=day_offset)
         sites.append(site)
         if rng.random() < kind.p_curtailment:
             curtailments.append(_curtailment(site_id, site.grid_kw, fixed, start_s))
@@ -99,6 +101,14 @@ def draw_site_stations(ref: Reference, kind: SiteKind, site_id: str, n: int, rng
             household=household, household_day_offset=day_offset,
         ))
     return out
+
+
+def draw_ambient(seed: int, site_index: int) -> tuple[str, int]:
+    """A site's air temperature: one of AMBIENT_PROFILES (even odds) and a day offset within
+    +-AMBIENT_DAY_OFFSET_DAYS, from the site's own STREAM_AMBIENT stream (no other draw changes)."""
+    rng = stream(seed, STREAM_AMBIENT, site_index)
+    profile = AMBIENT_PROFILES[int(rng.integers(len(AMBIENT_PROFILES)))]
+    return profile, int(rng.integers(-AMBIENT_DAY_OFFSET_DAYS, AMBIENT_DAY_OFFSET_DAYS + 1))
 
 
 def size_site(kind: SiteKind, site_id: str, n_stations: int, fixed_peak_kw: float) -> SiteSpec:

@@ -48,8 +48,16 @@ STREAM_LAYOUT = 2  # site kinds, station types, sizes
 STREAM_SESSIONS = 3  # charging sessions and bookings
 STREAM_JOBS = 4  # blade jobs
 STREAM_SPARES = 5  # spare blades held at each station
+STREAM_AMBIENT = 6  # each site's weather profile and its day offset
 
 TOL = 1e-9  # float tolerance of comparisons
+
+# ---- air temperature (ambient.csv) of generated sites: one of the real typical years
+# (scheduler.inputs.weather.PROFILES, NREL TMY3), drawn with even odds per site, read on the
+# site's local clock up to this many days earlier or later (uniform, whole days), so that
+# neighbouring sites of one profile do not share a curve
+AMBIENT_PROFILES = ("greensboro_nc", "sand_point_ak")
+AMBIENT_DAY_OFFSET_DAYS = 3
 SOC_ROUNDING_KWH = 0.05  # a booking may exceed the free battery by this much (soc_arrival is rounded to 0.001)
 CSV_CHUNK_ROWS = 50_000  # large tables are formatted and written in chunks of this many rows
 CHUNK_STATIONS = 1000  # sessions are drawn for chunks of sites with about this many stations at a time

@@ -1,5 +1,5 @@
-"""The tables that are not drawn session by session: sites, stations, links, PV, prices, loads, grid
-limits, and the text of scenario.yaml; with the table helpers the session and job tables share."""
+"""The tables that are not drawn session by session: sites, stations, links, PV, prices, loads, ambient air
+temperature, grid limits, and the text of scenario.yaml; with the table helpers the session and job tables share."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from scheduler.inputs.weather import HOURS_PER_DAY, TEMP_C_DECIMALS, profile_hours, temp_at
 from scheduler.studies.generator.fleet_layout import curtailment_window
 from scheduler.studies.generator.parameters import (
-    COUNTRY, CURRENCY, HORIZON_HOURS, KWH_PER_MWH, SLOT_MINUTES, SPARE_BLADES_RANGE, STREAM_SPARES, TIMEZONE,
+    COUNTRY, CURRENCY, HORIZON_HOURS, KWH_PER_MWH, SECONDS_PER_MINUTE, SLOT_MINUTES, SPARE_BLADES_RANGE,
+    STREAM_SPARES, TIMEZONE,
 )
 from scheduler.studies.generator.random_streams import stream
 from scheduler.studies.generator.reference_data import Reference, household_matrix, reference_hours
@@ -23,14 +25,14 @@ from scheduler.studies.generator.timekeeping import iso_times
 TABLE_FILES = {
     "sites": "sites.csv", "stations": "stations.csv", "reservations": "reservations.csv",
     "history": "history.csv", "jobs": "jobs.csv", "pv": "pv.csv", "prices": "prices.csv",
-    "loads": "loads.csv", "grid_limits": "grid_limits.csv", "links": "links.csv",
+    "loads": "loads.csv", "ambient": "ambient.csv", "grid_limits": "grid_limits.csv", "links": "links.csv",
 }
 # columns holding UTC seconds (written as ISO 8601 with the UTC offset)
 TIME_COLUMNS = {
     "reservations": ("arrival", "departure"), "history": ("arrival", "departure", "reserved_arrival",
                                                           "reserved_departure"),
     "jobs": ("release", "deadline"), "pv": ("time",), "prices": ("time",), "loads": ("time",),
-    "grid_limits": ("time",),
+    "ambient": ("time",), "grid_limits": ("time",),
 }
 
 
@@ -142,6 +144,30 @@ def build_loads(ref: Reference, spec: ScenarioSpec, ref_day: date) -> pd.DataFra
     })
 
 
+def has_ambient(spec: ScenarioSpec) -> bool:
+    """Whether the scenario gets an ambient table (some site has a weather profile)."""
+    return any(s.ambient_profile is not None for s in spec.sites)
+
+
+def build_ambient(spec: ScenarioSpec) -> pd.DataFrame:
+    """ambient.csv: the air temperature of each site with a weather profile at every slot start, deg C.
+
+    The site's typical year (``SiteSpec.ambient_profile``) is read on the local clock
+    ``ambient_day_offset_days`` later, linear between its hourly readings, plus ``ambient_shift_k``
+    (as ``scheduler.inputs.weather.ambient_temp_c``); rounded to TEMP_C_DECIMALS.
+    """
+    times = np.arange(spec.start_s, spec.end_s, SLOT_MINUTES * SECONDS_PER_MINUTE, dtype=np.int64)
+    hours = profile_hours(pd.DatetimeIndex(times.astype("datetime64[s]")).tz_localize("UTC").tz_convert(TIMEZONE))
+    sites = [s for s in spec.sites if s.ambient_profile is not None]
+    temp = [temp_at(s.ambient_profile, hours + s.ambient_day_offset_days * HOURS_PER_DAY) + s.ambient_shift_k
+            for s in sites]
+    return pd.DataFrame({
+        "site_id": np.repeat(np.array([s.site_id for s in sites], dtype=object), times.size),
+        "time": np.tile(times, len(sites)),
+        "temp_c": np.round(np.concatenate(temp), TEMP_C_DECIMALS) if sites else np.zeros(0),
+    })
+
+
 def build_grid_limits(spec: ScenarioSpec) -> pd.DataFrame:
     """Each curtailment as steps: grid_kw from the start (unless the cut begins there), the cut, grid_kw again."""
     base = {s.site_id: float(s.grid_kw) for s in spec.sites}
@@ -162,8 +188,11 @@ def build_grid_limits(spec: ScenarioSpec) -> pd.DataFrame:
 
 
 def scenario_yaml(spec: ScenarioSpec) -> str:
-    """scenario.yaml text: grid, time zone, country and the table files."""
-    tables = "\n".join(f"  {k}: {v}" for k, v in TABLE_FILES.items())
+    """scenario.yaml text: grid, time zone, country and the table files (ambient only when a site has a profile)."""
+    ambient = has_ambient(spec)
+    tables = "\n".join(f"  {k}: {v}" for k, v in TABLE_FILES.items() if k != "ambient" or ambient)
+    note = ("ambient.csv: real typical-year air temperatures (NREL TMY3), see data/README.md" if ambient
+            else "no ambient table: there are no real temperatures for these sites")
     start = iso_times(np.array([spec.start_s]))[0]
     return (
         f"{spec.header}"
@@ -174,6 +203,6 @@ def scenario_yaml(spec: ScenarioSpec) -> str:
         f"slot_minutes: {SLOT_MINUTES}\n"
         f"currency: {CURRENCY}\n"
         f"country: {COUNTRY}\n"
-        "tables:  # no ambient table: there are no real temperatures for these sites\n"
+        f"tables:  # {note}\n"
         f"{tables}\n"
     )

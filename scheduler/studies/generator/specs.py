@@ -23,6 +23,11 @@ class SiteSpec:
     battery_efficiency: float | None = None  # round trip
     demand_charge_per_kw: float | None = None
     p_booked: float = 0.65  # share of sessions booked ahead
+    # air temperature (ambient.csv): a typical year of scheduler.inputs.weather.PROFILES read on the site's
+    # clock, this many days later and shifted by this much; None: no ambient rows for the site
+    ambient_profile: str | None = None
+    ambient_day_offset_days: int = 0
+    ambient_shift_k: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -181,11 +181,12 @@ def test_demo_build_reproduces_the_bundled_demo(tmp_path):
     spec = importlib.util.spec_from_file_location("build_demo", DATA_DIR / "build_demo.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--out", str(tmp_path / "demo")])
-    built, bundled = files(tmp_path / "demo"), files(DATA_DIR / "demo")
-    built.pop("manifest.json")  # evdc's record of what it wrote; the bundled demo carries none
-    bundled.pop("manifest.json", None)
-    assert built == bundled
+    module.main(["--out", str(tmp_path / "demo"), "--extremes-out", str(tmp_path / "extremes")])
+    for name in ("demo", "extremes/cold-snap", "extremes/heat-wave"):  # the extremes: the demo, another ambient
+        built, bundled = files(tmp_path / name), files(DATA_DIR / name)
+        built.pop("manifest.json")  # evdc's record of what it wrote; the bundled scenarios carry none
+        bundled.pop("manifest.json", None)
+        assert built == bundled, name
 
 
 def test_some_bookings_are_v2x_and_every_station_has_a_spare_blade_stock(tmp_path):
@@ -201,3 +202,42 @@ def test_some_bookings_are_v2x_and_every_station_has_a_spare_blade_stock(tmp_pat
     assert st["spare_blades"].between(*gen.SPARE_BLADES_RANGE).all() and (st["spare_blades"] == 0).any()
     inputs = load_scenario(path)
     assert any(r.vehicle_discharge_kw > 0 and r.min_soc == gen.V2X_MIN_SOC for s in inputs.sites for r in s.sessions)
+
+
+def test_every_site_gets_the_air_of_a_real_typical_year_a_few_days_off(tmp_path):
+    from datetime import timedelta
+
+    from scheduler.inputs.samples import reference_path
+    from scheduler.inputs.weather import PROFILES
+
+    path = gen.generate_scenario(tmp_path / "air", 6, 1, 0, seed=SEED)
+    assert "  ambient: ambient.csv\n" in (path / "scenario.yaml").read_text()
+    air = pd.read_csv(path / "ambient.csv")
+    assert sorted(air["site_id"].unique()) == sorted(pd.read_csv(path / "sites.csv")["site_id"])
+    profiles = {name: pd.read_csv(reference_path("weather", st.file)).set_index(["month", "day", "hour"])["temp_c"]
+                for name, st in PROFILES.items()}
+    drawn = {}
+    for site_id, part in air.groupby("site_id"):
+        local = pd.to_datetime(part["time"], format="ISO8601").dt.tz_convert("Europe/Amsterdam")
+        assert len(part) == 96 and (local.diff().dropna() == pd.Timedelta(minutes=15)).all()
+        whole = (local.dt.minute == 0) & (local.dt.hour > 0)  # on the hour: a row of the file, as written there
+        first_day = local.iloc[0].date()
+        found = [(name, k) for name, temp in profiles.items() for k in range(-3, 4)
+                 if np.allclose(part.loc[whole, "temp_c"], [
+                     temp[(d.month, d.day, h)] for d, h in
+                     ((first_day + timedelta(days=k), t.hour) for t in local[whole])])]
+        assert len(found) == 1, (site_id, found)  # one profile, read a few days off
+        drawn[site_id] = found[0]
+    assert {name for name, _ in drawn.values()} == set(PROFILES)  # both profiles among six sites (this seed)
+
+
+def test_the_air_is_drawn_apart_from_every_other_table(small, tmp_path, monkeypatch):
+    from scheduler.studies.generator import fleet_layout
+
+    monkeypatch.setattr(fleet_layout, "draw_ambient", lambda seed, site_index: (None, 0))
+    without = files(gen.generate_scenario(tmp_path / "no-air", SITES, STATIONS_PER_SITE, DAYS, seed=SEED))
+    with_air = files(small)
+    assert "ambient.csv" in with_air and "ambient.csv" not in without
+    for name in set(without) - {"scenario.yaml", "manifest.json"}:
+        assert without[name] == with_air[name], name
+    assert b"no ambient table" in without["scenario.yaml"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -83,8 +84,11 @@ def test_edits_change_exactly_what_they_name(files):
         edited_tables(files, parse_vary(["charger_kw=-100"])[0])
     with pytest.raises(EvdcError, match="no site of the scenario has a battery"):
         edited_tables(files, parse_vary(["battery_kwh=200%"])[0])
+    t = edited_tables(files, parse_vary(["ambient_c=+5"])[0])  # generated scenarios carry an ambient table
+    np.testing.assert_allclose(t["ambient"]["temp_c"], base["ambient"]["temp_c"] + 5.0)
+    without = dataclasses.replace(files, tables={**base, "ambient": base["ambient"].iloc[0:0]})
     with pytest.raises(EvdcError, match="no ambient table"):
-        edited_tables(files, parse_vary(["ambient_c=+5"])[0])
+        edited_tables(without, parse_vary(["ambient_c=+5"])[0])
 
 
 def test_a_study_plans_every_case_writes_its_report_and_resumes(files, tmp_path, monkeypatch):
