@@ -55,7 +55,7 @@ FLOW_USES = ("cars", "blades", "loads", "battery")
 #: Extension columns read when present (evdc writes them; other planners may not).
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "site_slots": ("unserved_kw", "grid_limit_kw", "price_per_kwh"),
-    "station_slots": ("load_kw", "thermal_kw", "housing_c", "blades_powered_on", "blades_in_service"),
+    "station_slots": ("load_kw", "thermal_kw", "cooling_kw", "housing_c", "blades_powered_on", "blades_in_service"),
     "sessions": ("lent_kwh",),
     "jobs": ("moves", "starts", "running_h"),
     "job_slots": ("progress_h",),

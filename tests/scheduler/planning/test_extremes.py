@@ -46,6 +46,6 @@ def test_extreme_plan_verifies_with_housings_within_limits(extreme):
         assert result.kpis["cooling_kwh"] > 0
     else:
         assert amb.min() == pytest.approx(-40.0)
-        # the blades' own heat keeps every housing above the air: no heating, no cooling needed
+        # the blades' own heat keeps every housing at or above the air (-40 C at the coldest): no heating
         assert (housed["housing_c"] >= -40.0 - 1e-3).all()
-        assert result.kpis["thermal_kwh"] == pytest.approx(0.0, abs=1e-6)
+        assert (housed["thermal_kw"] - housed["cooling_kw"]).abs().max() == pytest.approx(0.0, abs=1e-6)
