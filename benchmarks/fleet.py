@@ -54,6 +54,7 @@ def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: b
     from dataclasses import replace
 
     from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
+    from scheduler.output.plan_dir import SpoolSink
     from scheduler.planning.night import peak_rss_mb
 
     t0 = time.perf_counter()
@@ -72,7 +73,7 @@ def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: b
 
     with tempfile.TemporaryDirectory(prefix="evdc-fleet-") as tmp:
         t0 = time.perf_counter()
-        result = plan(inputs, cfg, progress=progress, spool=Path(tmp) / "spool")
+        result = plan(inputs, cfg, progress=progress, sink=SpoolSink(Path(tmp) / "spool"))
         plan_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         write_plan(result, Path(tmp) / "plan")
