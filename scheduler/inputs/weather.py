@@ -24,12 +24,10 @@ import pandas as pd
 
 from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.samples import reference_path
+from scheduler.inputs.units import HOURS_PER_DAY, MINUTES_PER_HOUR, SECONDS_PER_HOUR
 
-HOURS_PER_DAY = 24
 DAYS_PER_TYPICAL_YEAR = 365  # a TMY3 year has no 29 February
-HOURS_PER_TYPICAL_YEAR = DAYS_PER_TYPICAL_YEAR * HOURS_PER_DAY  # 8,760 rows
-MINUTES_PER_HOUR = 60
-SECONDS_PER_HOUR = 3600
+HOURS_PER_TYPICAL_YEAR = DAYS_PER_TYPICAL_YEAR * int(HOURS_PER_DAY)  # 8,760 rows
 #: first day of each month in a year without 29 February, 0-based day of the year
 _MONTH_FIRST_DAY = np.cumsum([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])
 FEBRUARY, LAST_FEBRUARY_DAY = 2, 28

@@ -175,19 +175,19 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
     th = si.config.thermal
     for st in si.stations:
         s = st.station_id
+        blade_kws = [_clean(blade_power[(s, t)] + st.blade_standby_kw * (si.blades_in_service(s, t)
+                                                                          - blades_working[(s, t)])) for t in T]
         housed = m.thermal and s in m.SH
         if housed:  # cooling heat and heater power as planned; the housing follows them (scheduler.inputs.thermal)
             cool_heat = [_clean(_v(m.cooling_heat_kw[s, t])) if (s, t) in m.SHOT else 0.0 for t in T]
             heater = [_clean(_v(m.heater_kw[s, t])) if (s, t) in m.SCOLD else 0.0 for t in T]
-            blade_heat = [_clean(blade_power[(s, t)] + st.blade_standby_kw * (si.blades_in_service(s, t)
-                                                                                - blades_working[(s, t)])) for t in T]
-            housing_c = housing_temperatures_c(np.array(blade_heat) + np.array(heater) - np.array(cool_heat),
+            housing_c = housing_temperatures_c(np.array(blade_kws) + np.array(heater) - np.array(cool_heat),
                                                housing_surroundings_c(si)[T], housing_start_c(si),
                                                th.heat_capacity_kwh_per_k, th.ua_kw_per_k, h)
         for i, t in enumerate(T):
             wk = blades_working[(s, t)]
             up = si.blades_in_service(s, t)
-            blade_kw = _clean(blade_power[(s, t)] + st.blade_standby_kw * (up - wk))
+            blade_kw = blade_kws[i]
             load = float(si.station_load_kw[s][t])
             evk = _clean(ev_station[(s, t)])
             if housed:

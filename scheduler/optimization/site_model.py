@@ -253,10 +253,10 @@ def add_site_balance_constraints(m, p: SitePrep) -> None:
     m.site_balance = pyo.Constraint(m.T, rule=rule)
 
 
-#: (source, use) pairs that cannot carry power: a store does not feed itself, and the unserved
-#: slack stands only for fixed demand (standby blades and other loads).
 #: Below this many kW of heat a housing slot counts as needing no cooling or heating (no row).
 THERMAL_TOL_KW = 1e-9
+#: (source, use) pairs that cannot carry power: a store does not feed itself, and the unserved
+#: slack stands only for fixed demand (standby blades and other loads).
 IMPOSSIBLE_FLOWS = {("battery", "battery"), ("cars", "cars"), ("unserved", "cars"), ("unserved", "battery")}
 
 
@@ -608,7 +608,7 @@ def add_thermal_constraints(m, p: SitePrep) -> None:
 
     dynamic:
     housing_heat[s, t]: C * (housing_c[t] - housing_c[t-1]) = (housing_heat_kw - UA * (housing_c[t] - amb[t])) * slot_h
-    housing_max[s, t]:  housing_c <= max_c + housing_over;   housing_min[s, t]: housing_c >= min_c - housing_under
+    housing_max[s, t]:  housing_c <= max_c + housing_over_c;   housing_min[s, t]: housing_c >= min_c - housing_under_c
     housing_c[-1] = initial_c (default amb[0]) clipped to [min_c, max_c].
 
     The station draws thermal_kw = cooling_heat_kw / cooling_cop + heater_kw.

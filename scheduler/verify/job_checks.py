@@ -268,28 +268,18 @@ def check_job_critical(p: PlanView) -> list[Violation]:
 HARD_LIMITS = "hard_limits"
 
 
-def _reported(p: PlanView, constraint: str, key: str) -> set[tuple[str, str]] | None:
-    """(id, slot) pairs summary.json ``hard_limit_breaches`` lists for ``constraint`` (id from ``key``);
-    None when the summary has no such list (a plan from another planner)."""
-    listed = p.summary.get("hard_limit_breaches")
-    if not isinstance(listed, list):
-        return None
-    return {(str(b.get(key)), str(slot)) for b in listed if isinstance(b, dict) and b.get("constraint") == constraint
-            for slot in (b.get("slots") if isinstance(b.get("slots"), list) else ())}
-
-
 def check_hard_limits(p: PlanView) -> list[Violation]:
     """Extra family ``hard_limits`` (evdc's summary.json ``hard_limit_breaches``, when present): every slot
     a critical job misses is listed under ``critical_job`` for that job, and every slot with unserved fixed
     demand (unserved_kw above tol_kw) under ``fixed_demand`` for its site."""
     out: list[Violation] = []
-    jobs = _reported(p, "critical_job", "job_id")
+    jobs = p.reported_breaches("critical_job", "job_id")
     if jobs is not None:
         miss = critical_misses(p)
         unlisted = np.array([(j, p.slot_label(t)) not in jobs for j, t in zip(miss["job_id"], miss["t"])], dtype=bool)
         out += emit(HARD_LIMITS, miss, unlisted, lambda r: p.where(job=r.job_id, t=r.t),
                      lambda r: "critical job misses this slot and summary.json hard_limit_breaches does not list it")
-    sites = _reported(p, "fixed_demand", "site_id")
+    sites = p.reported_breaches("fixed_demand", "site_id")
     if sites is not None and p.has("site_slots", "site_id", "unserved_kw"):
         df = p.rows("site_slots", "_site")
         short = df["unserved_kw"] > p.tol_kw

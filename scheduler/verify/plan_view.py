@@ -139,6 +139,16 @@ class PlanView:
         """``values[pos]`` as an object array, None where pos is -1."""
         return np.array(list(values) + [None], dtype=object)[pos]
 
+    def reported_breaches(self, constraint: str, key: str) -> set[tuple[str, str]] | None:
+        """(id, slot) pairs summary.json ``hard_limit_breaches`` lists for ``constraint`` (id from ``key``);
+        None when the summary has no such list (a plan from another planner)."""
+        listed = self.summary.get("hard_limit_breaches")
+        if not isinstance(listed, list):
+            return None
+        return {(str(b.get(key)), str(slot)) for b in listed
+                if isinstance(b, dict) and b.get("constraint") == constraint
+                for slot in (b.get("slots") if isinstance(b.get("slots"), list) else ())}
+
     def table(self, name: str) -> Cols:
         return self.tables[name]
 

@@ -24,6 +24,7 @@ from scheduler.verify.plan_view import PlanView
 #: (housing_c is written to 4 decimals, flows to 6).
 HOUSING_TOL_C = 1e-3
 
+
 def check_grid_limit(p: PlanView) -> list[Violation]:
     """The site's import against the scenario's grid limit, per site and slot.
 
@@ -208,7 +209,7 @@ def check_thermal(p: PlanView) -> list[Violation]:
         return out
     th = p.inputs.config.thermal
     hc = df["housing_c"]
-    reported = _reported_housing(p)
+    reported = p.reported_breaches("housing", "station_id") or set()
     bad = ~np.isnan(hc) & ((hc > th.max_c + HOUSING_TOL_C) | (hc < th.min_c - HOUSING_TOL_C))
     bad &= np.array([(s, p.slot_label(t)) not in reported for s, t in zip(df["station_id"], df["t"])], dtype=bool)
     out += emit("thermal", df, bad, where,
@@ -238,16 +239,6 @@ def check_thermal(p: PlanView) -> list[Violation]:
     out += emit("thermal", df, off, where,
                  lambda r: f"housing_c {number_text(r.housing_c)} C, the written flows give {number_text(r.expected_c)} C")
     return out
-
-
-def _reported_housing(p: PlanView) -> set[tuple[str, str]]:
-    """(station, slot) pairs evdc's summary.json ``hard_limit_breaches`` lists under ``housing``."""
-    listed = p.summary.get("hard_limit_breaches")
-    if not isinstance(listed, list):
-        return set()
-    return {(str(b.get("station_id")), str(slot)) for b in listed
-            if isinstance(b, dict) and b.get("constraint") == "housing"
-            for slot in (b.get("slots") if isinstance(b.get("slots"), list) else ())}
 
 
 def check_station_link(p: PlanView) -> list[Violation]:

@@ -44,12 +44,10 @@ def build_tables(ref: Reference, spec: ScenarioSpec, seed: int,
         "pv": build_pv(ref, spec, ref_day),
         "prices": build_prices(ref, spec, ref_day),
         "loads": build_loads(ref, spec, ref_day),
-        "ambient": build_ambient(spec),
+        **({"ambient": build_ambient(spec)} if has_ambient(spec) else {}),
         "grid_limits": build_grid_limits(spec),
         "links": build_links(spec),
     }
-    if not has_ambient(spec):
-        del tables["ambient"]
     check_tables(spec, tables)
     return tables
 

@@ -8,7 +8,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from scheduler.inputs.weather import HOURS_PER_DAY, TEMP_C_DECIMALS, profile_hours, temp_at
+from scheduler.inputs.units import HOURS_PER_DAY
+from scheduler.inputs.weather import TEMP_C_DECIMALS, profile_hours, temp_at
 from scheduler.studies.generator.fleet_layout import curtailment_window
 from scheduler.studies.generator.parameters import (
     COUNTRY, CURRENCY, HORIZON_HOURS, KWH_PER_MWH, SECONDS_PER_MINUTE, SLOT_MINUTES, SPARE_BLADES_RANGE,
