@@ -187,6 +187,16 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
             h.setSolution(len(idx), np.array(idx, dtype=np.int32), np.array(val, dtype=float))
     t1 = time.perf_counter()
     h.run()
+    if _returned_worse_than_reported(h, compiled):
+        # HiGHS 1.16 can end "optimal" at an objective its returned point does not have: with a partial
+        # start (setSolution) that presolve completes differently, it reports the reduced space's best
+        # and hands back the start's completion (docs/formulation.md, "A priced start"). Solve again
+        # without the start, in what is left of the time limit.
+        _, limit_s = h.getOptionValue("time_limit")  # (status, value)
+        left_s = float(limit_s) - (time.perf_counter() - t1)
+        h.clearSolver()
+        h.setOptionValue("time_limit", max(left_s, MIN_RETRY_S))
+        h.run()
     t2 = time.perf_counter()
     ms = h.getModelStatus()
     info = h.getInfo()
@@ -217,6 +227,26 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
             bound = objective
     return MatrixOutcome(status, has, objective, bound, t1 - handoff_started, t2 - t1, len(cols),
                          compiled.lp.num_row_)
+
+
+#: Seconds a solve repeated without its start keeps even when the first run used the whole limit.
+MIN_RETRY_S = 1.0
+#: Relative slack between a point's own objective and the one HiGHS reports for it.
+OBJECTIVE_MATCH_TOL = 1e-6
+
+
+def _returned_worse_than_reported(h: highspy.Highs, compiled: Compiled) -> bool:
+    """Whether the MIP point HiGHS returns is worse than the objective it reports (HiGHS minimises)."""
+    lp = compiled.lp
+    if lp.integrality_ is None or not len(lp.integrality_) or not compiled.cols:
+        return False
+    info = h.getInfo()
+    if info.primal_solution_status != _FEASIBLE:
+        return False
+    x = np.asarray(h.getSolution().col_value, dtype=float)
+    own = float(np.dot(np.asarray(lp.col_cost_), x)) + lp.offset_
+    reported = float(info.objective_function_value)
+    return own > reported + OBJECTIVE_MATCH_TOL * max(1.0, abs(reported))
 
 
 _banner_shown = False

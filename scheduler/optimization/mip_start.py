@@ -12,9 +12,9 @@ take most of a site's solve time to find a plan near the bound. This module hand
 2. Job by job (least slack first), choose the station and the run pattern that earn most by
    ``best_run_pattern``: runs of at least min_on slots, pauses of at least min_off, at most the
    job's starts, at most its need, its on-time value when it reaches its need. A suspendable job
-   (preemptible, not critical) avoids every slot where a fast or urgent car at the station may
-   send its blades to standby; blades taken by earlier jobs (and by critical jobs wherever the LP
-   runs them) are not offered.
+   (preemptible, not critical) avoids the slots a fast or urgent car at the station needs to take
+   what it is due at full speed from its arrival (``car_slots``), where its blades would stand by;
+   blades taken by earlier jobs (and by critical jobs wherever the LP runs them) are not offered.
 3. Hand the run values to HiGHS as a partial solution; HiGHS fixes them, completes the rest (car
    modes, states, power) and keeps the result as its first incumbent when it is feasible, and
    ignores it otherwise. The plan is still HiGHS's: the start only changes how soon it finds it.
@@ -36,6 +36,9 @@ from scheduler.optimization.site_model import slots_of
 JOB_ROW_PREFIXES = ("job_", "blade_power_on_cap")
 
 _NEG = -np.inf
+
+#: Energy below which a car counts as having what it is due (floating-point slack, kWh).
+ENERGY_TOL_KWH = 1e-9
 
 
 def best_run_pattern(profit: list[float], allowed: list[bool], *, min_on: int, min_off: int, max_starts: int,
@@ -108,6 +111,33 @@ def best_run(profit: list[float], allowed: list[bool], *, min_on: int, min_off: 
     return pattern, earned
 
 
+def car_slots(m: pyo.ConcreteModel, p: SitePrep) -> set[tuple[str, int]]:
+    """Station-slots a suspendable job keeps clear for a fast or urgent car: of each booking's pairs in
+    RF (fast) or RU (urgent), those from its arrival until the car, charging at its fastest ceiling,
+    could have taken what it is due (its request within what it can physically take; a fast car that
+    is not urgent only up to finish_soc, after which it is finishing and its blades may run). A car
+    that cannot get its due in its stay keeps all its pairs clear."""
+    sig = p.inputs.config.charging.finish_soc
+    pairs: dict[str, set[int]] = {}
+    for r, t in list(m.RF) + list(m.RU):
+        pairs.setdefault(r, set()).add(t)
+    urgent = {r for r, _ in m.RU}
+    out: set[tuple[str, int]] = set()
+    for r, ts in pairs.items():
+        sp = m.sess[r]
+        due_kwh = min(sp.session.energy_kwh, sp.takeable_kwh)
+        if r not in urgent:
+            due_kwh = min(due_kwh, max(0.0, (sig - sp.soc_arrival) * sp.battery_kwh))
+        got_kwh = 0.0
+        for t in sp.slots:
+            if got_kwh >= due_kwh - ENERGY_TOL_KWH:
+                break
+            if t in ts:
+                out.add((sp.station.station_id, t))
+            got_kwh += max(sp.limit_kw[(t, mo)] for mo in sp.modes) * p.slot_h
+    return out
+
+
 def priced_start(m: pyo.ConcreteModel, compiled: Compiled, time_limit_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Columns and values of a partial starting point (the run columns of the jobs the pattern sets);
     empty when the LP relaxation does not end optimal or no job is free to set."""
@@ -146,7 +176,7 @@ def priced_start(m: pyo.ConcreteModel, compiled: Compiled, time_limit_s: float) 
         held = (var.value or 0.0) > 0.5 if c is None else (j in m.JC and x[c] > 1e-6)
         if held:
             free[s, t] -= m.job[j].job.blades
-    busy = {(m.sess[r].station.station_id, t) for (r, t) in list(m.RF) + list(m.RU)}
+    busy = car_slots(m, p)
     srv = p.inputs.config.servers
     slot_min = p.inputs.grid.slot_minutes
     min_on, min_off = slots_of(srv.min_on_minutes, slot_min), slots_of(srv.min_off_minutes, slot_min)

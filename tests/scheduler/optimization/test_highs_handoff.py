@@ -7,9 +7,11 @@ import pytest
 
 from scheduler import SolverConfig, build_model, demo_scenario_path, load_scenario
 from scheduler.optimization.highs_handoff import compile_lp
-from scheduler.inputs.typed import Site, Station
+from scheduler.inputs.typed import Job, Session, Site, Station
 from scheduler.optimization.solving import solve_model
-from tests.conftest import free_servers, one_site, tiny_config, without_early_charging, without_heat
+from tests.conftest import at, free_servers, one_site, tiny_config, without_early_charging, without_heat
+from tests.scheduler.optimization.test_charging_states import bladed
+from tests.scheduler.optimization.test_site_model import NO_START
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,20 @@ def test_warm_start_is_handed_to_highs():
     warm = solve_matrix(m, warm_start=True, **opts)
     assert warm.has_solution and warm.objective == pytest.approx(9.0)
     assert [round(m.x[i].value) for i in m.I] == [1, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_a_start_highs_completes_differently_does_not_leave_a_worse_plan():
+    """Two hours; a car (any mode, so it may charge fast) wants 20 kWh at 22 kW beside a 4-blade job of
+    2 h, power to spare, no standby rules but the fast one. The start keeps the job off slot 0 (the car
+    needs it at full speed); HiGHS 1.16 completes the start in its presolved space with the job in both
+    slots (25.2), reports that, and hands back the start's own completion (22.6). The hand-off notices
+    and solves again without the start: both run, 20 x 1.2 + 0.15 x 4 blades x 2 h = 25.2."""
+    cfg = tiny_config(60, 2, policies={"urgent_car_preempts_blades": False}, **NO_START)
+    s = Session("u", "a", at(cfg, 0), at(cfg, 120), energy_kwh=20, vehicle_max_kw=22, battery_kwh=100,
+                soc_arrival=0.2, priority="urgent")
+    j = Job("j1", power_kw=1.0, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 120), blades=4, station_id="a")
+    m = build_model(one_site(cfg, Site("s", grid_kw=1000), [bladed(charger_kw=22)], [s], [j]).sites[0])
+    res = solve_model(m, SolverConfig(time_limit_s=10))
+    assert res.status == "optimal"
+    assert res.objective == pytest.approx(25.2, abs=1e-6)
+    assert [round(pyo.value(m.run["j1", "a", t])) for t in (0, 1)] == [1, 1]

@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 
 from scheduler import SolverConfig, load_scenario
+from scheduler.inputs.typed import Job, Session, Site
 from scheduler.optimization.highs_handoff import compile_model, new_solver
-from scheduler.optimization.mip_start import best_run, best_run_pattern, priced_start
+from scheduler.optimization.mip_start import (
+    best_run,
+    best_run_pattern,
+    car_slots,
+    priced_start,
+)
 from scheduler.optimization.site_model import build_model, slots_of
 from scheduler.optimization.solving import solve_model
+from tests.conftest import at, one_site, tiny_config
+from tests.scheduler.optimization.test_charging_states import bladed
 
 
 def pattern(profit, *, allowed=None, min_on=1, min_off=1, max_starts=2, need=None, start_cost=0.0, done_value=0.0):
@@ -61,6 +69,25 @@ def test_a_slot_not_allowed_is_never_run():
     assert pattern([1, 1, 1, 1, 1.5], allowed=allowed, min_on=2, min_off=1, max_starts=1) == [0, 0, 0, 1, 1]
 
 
+def test_a_fast_car_keeps_clear_only_the_slots_it_needs():
+    """Six 5-minute slots; a fast car (60 kW, 100 kWh at 20 %) wants 12 kWh beside a suspendable job.
+    Slot 0 is all starting state (20 kW: 1.667 kWh), not in RF; at 60 kW (5 kWh a slot) it has 6.667
+    after slot 1, 11.667 after slot 2 and its 12 within slot 3: slots 1-3 are kept clear, 4-5 are the
+    job's to take."""
+    cfg = tiny_config(5, 6, weights={"denial_penalty": 0})
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 30), energy_kwh=12, mode="fast", vehicle_max_kw=60, battery_kwh=100,
+                soc_arrival=0.2)
+    j = Job("j1", power_kw=1.0, work_hours=0.25, release=at(cfg, 0), deadline=at(cfg, 30), blades=4, station_id="a")
+    m = build_model(one_site(cfg, Site("s", grid_kw=1000), [bladed()], [s], [j]).sites[0])
+    assert [t for _, t in m.RF] == [1, 2, 3, 4, 5]
+    assert car_slots(m, m.prep) == {("a", 1), ("a", 2), ("a", 3)}
+    # a car that wants more than its stay gives keeps every slot clear
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 30), energy_kwh=40, mode="fast", vehicle_max_kw=60, battery_kwh=100,
+                soc_arrival=0.2)
+    m = build_model(one_site(cfg, Site("s", grid_kw=1000), [bladed()], [s], [j]).sites[0])
+    assert car_slots(m, m.prep) == {("a", t) for t in range(1, 6)}
+
+
 @pytest.fixture(scope="module")
 def demo():
     from scheduler import demo_scenario_path
@@ -80,13 +107,13 @@ def test_the_demo_start_keeps_every_job_rule_and_highs_completes_it(demo, site_i
     srv, slot_min = site.config.servers, site.grid.slot_minutes
     up, down = slots_of(srv.min_on_minutes, slot_min), slots_of(srv.min_off_minutes, slot_min)
     runs: dict[str, dict[int, float]] = {}
-    busy = {(m.sess[r].station.station_id, t) for (r, t) in list(m.RF) + list(m.RU)}
+    busy = car_slots(m, m.prep)
     for c, v in zip(idx, val):
         j, station, t = comp.cols[c].index()
         runs.setdefault(j, {})
         runs[j][t] = runs[j].get(t, 0.0) + v
         assert v in (0.0, 1.0)
-        # a suspendable job keeps off the slots where a fast or urgent car at its station may charge
+        # a suspendable job keeps off the slots a fast or urgent car at its station needs
         assert not (v and m.job[j].job.preemptible and (station, t) in busy), (j, station, t)
     for j, by_slot in runs.items():
         slots = m.job[j].slots
