@@ -365,6 +365,10 @@ def admit_cmd(
     vehicle_max_kw: Optional[float] = typer.Option(None, "--vehicle-max-kw", help="the car's charging limit, kW"),
     urgent: bool = typer.Option(False, "--urgent", help="an urgent request"),
     at: Optional[str] = typer.Option(None, "--at", help="request time (default: the horizon start)"),
+    flex_hours: float = typer.Option(0.0, "--flex-hours", help="how far the driver would move the stay, earlier or "
+                                     "later, for an alternative at another time (hours)"),
+    request_id: Optional[str] = typer.Option(None, "--request-id", help="record the request and its answer in the "
+                                             "scenario's bookings ledger under this id (asked again: the same answer)"),
     as_json: bool = typer.Option(False, "--json", help="print the answer as JSON"),
 ) -> None:
     """Answer a booking request against the current plan: granted, partial or denied, with alternatives."""
@@ -374,18 +378,24 @@ def admit_cmd(
 
         sc = Scenario.from_dir(scenario)
         answer = admit_booking(sc, plan_dir, station, arrival, departure, energy_kwh, mode=mode,
-                               vehicle_max_kw=vehicle_max_kw, urgent=urgent, at=at or None, labels=REQUEST_OPTIONS)
+                               vehicle_max_kw=vehicle_max_kw, urgent=urgent, at=at or None, labels=REQUEST_OPTIONS,
+                               flex_hours=flex_hours, request_id=request_id)
+        a = answer if isinstance(answer, dict) else answer.as_dict()
         if as_json:
-            out.print_json(json.dumps(answer.as_dict()))
+            out.print_json(json.dumps(a))
             return
-        o = answer.offer
-        out.print(f"{o.decision}: {o.planned_kwh:.1f} of {energy_kwh:.1f} kWh at {o.station_id}"
-                  f"{' in ' + o.mode + ' mode' if o.mode else ''}"
-                  f"{'; jobs that move: ' + ', '.join(o.jobs_moved) if o.jobs_moved else ''}", highlight=False)
-        for a in answer.alternatives:
-            out.print(f"  alternative: {a.station_id} gives {a.planned_kwh:.1f} kWh ({a.decision}, {a.mode})",
+        out.print(f"{a['decision']}: {a['planned_kwh']:.1f} of {energy_kwh:.1f} kWh at {a['station_id']}"
+                  f"{' in ' + a['mode'] + ' mode' if a['mode'] else ''}"
+                  f"{'; jobs that move: ' + ', '.join(a['jobs_moved']) if a['jobs_moved'] else ''}"
+                  f"{' (' + a['reason'] + ')' if a.get('reason') else ''}", highlight=False)
+        for k, alt in enumerate(a["alternatives"], start=1):
+            out.print(f"  alternative {k} ({alt['kind'].replace('_', ' ')}): {alt['station_id']} {alt['start']} to "
+                      f"{alt['end']} gives {alt['planned_kwh']:.1f} kWh ({alt['decision']}, {alt['mode']}, energy "
+                      f"cost {alt['cost']:.2f})"
+                      f"{'; jobs that move: ' + ', '.join(alt['jobs_moved']) if alt['jobs_moved'] else ''}",
                       highlight=False)
-        out.print(f"answered in {answer.seconds:.2f} s", highlight=False)
+        recorded = f"; recorded as {request_id} (accept with: evdc bookings accept)" if request_id else ""
+        out.print(f"answered in {a['seconds']:.2f} s{recorded}", highlight=False)
     _run(run)
 
 
@@ -610,6 +620,73 @@ def _print_kpis(result, inputs, written: Path) -> None:
         t.add_row(a, b)
     out.print(t)
     out.print(f"plan written to {written}", highlight=False, soft_wrap=True)
+
+
+# ---- evdc bookings: the scenario's bookings ledger (requests recorded by evdc admit --request-id)
+
+bookings_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                           help="The bookings ledger: list requests, accept an offer, decline, cancel, no-show.")
+
+
+@bookings_app.command("list")
+def bookings_list_cmd(
+    scenario: Path = typer.Argument(..., help="scenario directory"),
+    as_json: bool = typer.Option(False, "--json", help="print the requests as JSON"),
+) -> None:
+    """Every recorded request with its answer and state (answered, accepted, declined, cancelled, no_show)."""
+    def run():
+        from scheduler.api import Scenario, bookings_ledger
+
+        ledger = bookings_ledger(Scenario.from_dir(scenario), create=False)
+        rows = ledger.requests().to_dict(orient="records") if ledger is not None else []
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        t = Table(title=f"bookings of {scenario}")
+        for c in ("request_id", "status", "station_id", "decision", "planned_kwh", "booked_station_id",
+                  "booked_start", "booked_end"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*(str(r[c]) for c in ("request_id", "status", "station_id", "decision", "planned_kwh",
+                                             "booked_station_id", "booked_start", "booked_end")))
+        out.print(t)
+    _run(run)
+
+
+@bookings_app.command("accept")
+def bookings_accept_cmd(
+    scenario: Path = typer.Argument(..., help="scenario directory"),
+    plan_dir: Path = typer.Argument(..., help="the current plan of that scenario"),
+    request_id: str = typer.Argument(..., help="the id the request was recorded under"),
+    offer: int = typer.Option(0, "--offer", min=0, help="0: the requested station's offer, k: alternative k"),
+) -> None:
+    """Book an offer of a recorded answer: its station is then held for the stay (the next admission sees it)."""
+    def run():
+        from scheduler.api import Scenario, accept_booking
+
+        b = accept_booking(Scenario.from_dir(scenario), plan_dir, request_id, offer)
+        out.print(f"booked {b.request_id}: {b.energy_kwh:.1f} kWh at {b.station_id}, {b.start.isoformat()} to "
+                  f"{b.end.isoformat()}{' in ' + b.mode + ' mode' if b.mode else ''}", highlight=False)
+    _run(run)
+
+
+def _close_cmd(status: str, doc: str):
+    def cmd(scenario: Path = typer.Argument(..., help="scenario directory"),
+            request_id: str = typer.Argument(..., help="the id the request was recorded under")) -> None:
+        def run():
+            from scheduler.api import Scenario, close_booking
+
+            close_booking(Scenario.from_dir(scenario), request_id, status)
+            out.print(f"{request_id}: {status.replace('_', ' ')}", highlight=False)
+        _run(run)
+    cmd.__doc__ = doc
+    return cmd
+
+
+bookings_app.command("decline")(_close_cmd("declined", "The driver does not take the answer."))
+bookings_app.command("cancel")(_close_cmd("cancelled", "Cancel a request or a booking: its station and power are free again."))
+bookings_app.command("no-show")(_close_cmd("no_show", "The booked car did not come: its station and power are free again."))
+app.add_typer(bookings_app, name="bookings")
 
 
 # ---- evdc export: a plan for other systems (OCPP charging profiles, Redfish power caps, OpenADR 3 reports);

@@ -47,9 +47,13 @@ def main() -> None:
             ids = list(inputs.sites[0].station_ids)
             for _ in range(args.requests):
                 start = inputs.grid.start_utc + pd.Timedelta(minutes=15 * int(rng.integers(28, 80)))
-                req = BookingRequest(ids[int(rng.integers(len(ids)))], start,
-                                     start + pd.Timedelta(minutes=15 * int(rng.integers(2, 12))),
-                                     float(rng.uniform(10, 60)))
+                sid = ids[int(rng.integers(len(ids)))]
+                stay_h = 0.25 * int(rng.integers(2, 12))
+                st = inputs.sites[0].station(sid)
+                most_kwh = stay_h * min(st.charger_kw, max(inputs.config.modes.kw(m) for m in st.modes))
+                # a request the stay could carry (admit refuses one asking more than that)
+                req = BookingRequest(sid, start, start + pd.Timedelta(hours=stay_h),
+                                     min(float(rng.uniform(10, 60)), most_kwh))
                 ans = admit(inputs, tables, req)
                 seconds.append(ans.seconds)
                 decisions.append(ans.offer.decision)

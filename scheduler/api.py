@@ -569,15 +569,19 @@ def _instant(value: Any, timezone: str, label: str, column: str) -> pd.Timestamp
 def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, station_id: str, arrival: Any,
                   departure: Any, energy_kwh: float, *, mode: str = "any", vehicle_max_kw: float | None = None,
                   urgent: bool = False, at: Any = None, solver: SolverConfig | None = None,
-                  labels: Mapping[str, str] | None = None):
+                  labels: Mapping[str, str] | None = None, flex_hours: float = 0.0, request_id: str | None = None):
     """``evdc admit``: answer a booking request against the plan written in ``plan`` (a directory, a
     WrittenPlan or a written PlanResult): a ``scheduler.planning.admission.Admission`` whose ``offer.decision`` is
     granted, partial or denied, with ``alternatives`` and ``as_dict()`` (``evdc admit --json``).
     Times are ISO 8601 text, datetimes or Timestamps (naive: local to the scenario); ``at`` is when
-    the request is made (default: the horizon start). A bad request is an InputError naming the field
+    the request is made (default: the horizon start); ``flex_hours``: how far the driver would move the
+    stay, earlier or later, for an alternative at other times. The answer sees the bookings the
+    scenario's ledger holds (``bookings_ledger``); with ``request_id`` it is recorded there and the
+    stored answer (``as_dict()``'s dict) is returned, the same one for the same request asked again.
+    A bad request is an InputError naming the field
     (``request, column departure: ...``), or with ``labels`` (field name to label, as
     ``scheduler.planning.admission.REQUEST_OPTIONS``, the command's options) naming the label (``--departure: ...``)."""
-    from scheduler.planning.admission import BookingRequest, admit, check_request
+    from scheduler.planning.admission import BookingRequest, admit, check_request, request_fields, with_bookings
     from scheduler.planning.replan import check_at, plan_inputs
 
     plan_dir, tables = _read_plan_of(scenario, plan)
@@ -592,10 +596,58 @@ def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
         when = check_at(when, inputs, labels["at"])
     request = BookingRequest(station_id, _instant(arrival, tz, label("arrival"), "arrival"),
                              _instant(departure, tz, label("departure"), "departure"), energy_kwh, mode,
-                             vehicle_max_kw, "urgent" if urgent else "normal")
+                             vehicle_max_kw, "urgent" if urgent else "normal", flex_hours=flex_hours)
     if labels:
         request = check_request(inputs, request, when, dict(labels))
-    return admit(inputs, tables, request, when, solver)
+    ledger = bookings_ledger(scenario, create=request_id is not None)
+    if ledger is None:
+        return admit(inputs, tables, request, when, solver)
+    if request_id is None:  # answered, not recorded: it still sees what the ledger holds
+        return admit(*with_bookings(inputs, tables, ledger.held()), request, when, solver)
+    request = dc_replace(request, reservation_id=request_id)
+    return ledger.answer(request_id, request_fields(request),
+                         lambda held: admit(*with_bookings(inputs, tables, held), request, when, solver).as_dict())
+
+
+def bookings_ledger(scenario: Scenario, create: bool = True):
+    """The scenario's bookings ledger (``scheduler.planning.ledger.Ledger``, SCENARIO/.evdc/bookings.sqlite);
+    None when the scenario has no directory, or has no ledger yet and ``create`` is false."""
+    from scheduler.output.files import CACHE_DIR
+    from scheduler.planning.ledger import LEDGER_FILE, Ledger
+
+    if scenario.directory is None:
+        if create:
+            raise EvdcError("a scenario read from frames has no state directory for a bookings ledger")
+        return None
+    path = scenario.directory / CACHE_DIR / LEDGER_FILE
+    if not create and not path.is_file():
+        return None
+    return Ledger(path)
+
+
+def accept_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, request_id: str,
+                   choice: int = 0):
+    """``evdc bookings accept``: book offer ``choice`` (0: the requested station's, k: alternative k) of
+    the answer the ledger holds for ``request_id``; the station must still have a free connector for
+    the stay, with the scenario's bookings and those already accepted. Returns the
+    ``scheduler.planning.ledger.HeldBooking``."""
+    from scheduler.planning.admission import booking_from_offer
+    from scheduler.planning.replan import plan_inputs
+
+    plan_dir, _ = _read_plan_of(scenario, plan)
+    inputs = plan_inputs(plan_dir, scenario.placed_inputs)
+    ledger = bookings_ledger(scenario)
+    return ledger.accept(request_id, choice, lambda request, offer, held: booking_from_offer(
+        inputs, request_id, request, offer, held))
+
+
+def close_booking(scenario: Scenario, request_id: str, status: str) -> None:
+    """``evdc bookings decline|cancel|no-show``: end a request (``declined``, ``cancelled`` or
+    ``no_show``); a booking's station and power are free again."""
+    ledger = bookings_ledger(scenario, create=False)
+    if ledger is None:
+        raise EvdcError(f"unknown request id {request_id!r}: the scenario has no bookings yet")
+    ledger.close(request_id, status)
 
 
 def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult,

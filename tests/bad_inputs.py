@@ -367,6 +367,15 @@ CASES: list[Case] = [
         bookings({}, {"reservation_id": "r2", "arrival": "2024-03-31T01:00+01:00",
                       "departure": "2024-03-31T01:30+01:00"}),
         ("reservations.csv", 3, "arrival"), "overlaps booking r1"),
+    bad("bookings-more-than-connectors", "overlap",
+        {**stations(connectors="2"), **bookings(
+            {"departure": "2024-03-31T02:00+01:00"},
+            {"reservation_id": "r2", "arrival": "2024-03-31T00:45+01:00", "departure": "2024-03-31T01:15+01:00"},
+            {"reservation_id": "r3", "arrival": "2024-03-31T01:00+01:00"})},
+        ("reservations.csv", 4, "arrival"),
+        "station a has 2 connectors; booking overlaps bookings r1 (row 2), r2 (row 3) at station a"),
+    bad("stations-no-connector", "negative/absurd", stations(connectors="0"), ("stations.csv", 2, "connectors"),
+        "must be at least 1"),
 
     # ---- times without offset at DST changes
     bad("bookings-naive-ambiguous-fall-back", "dst", fall_back(**bookings(

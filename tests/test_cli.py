@@ -120,6 +120,31 @@ def test_admit_json(tmp_path):
     assert bad.exit_code == 2 and "unknown station 'zz'" in bad.output
 
 
+def test_bookings_are_recorded_accepted_and_cancelled(tmp_path):
+    """admit --request-id records the answer (asked again: the same one); bookings accept holds the
+    station, so the next request there is denied with the holder named; cancel frees it."""
+    scen, out = write_scenario(tmp_path / "scen"), tmp_path / "plan"
+    assert runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q"]).exit_code == 0
+    request = ["--station", "b", "--arrival", "2024-03-31T01:00", "--departure", "2024-03-31T03:00+02:00",
+               "--energy-kwh", "10", "--json"]
+    first = runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q1"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q1"])
+    assert json.loads(again.output) == json.loads(first.output)
+    assert json.loads(first.output)["decision"] == "granted"
+    taken = runner.invoke(app, ["bookings", "accept", str(scen), str(out), "q1"])
+    assert taken.exit_code == 0 and taken.output.startswith("booked q1: 10.0 kWh at b"), taken.output
+    rows = json.loads(runner.invoke(app, ["bookings", "list", str(scen), "--json"]).output)
+    assert [(r["request_id"], r["status"], r["booked_station_id"]) for r in rows] == [("q1", "accepted", "b")]
+    second = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q2"]).output)
+    assert second["decision"] == "denied" and second["reason"] == "no free connector at b during the stay (held by q1)"
+    assert runner.invoke(app, ["bookings", "cancel", str(scen), "q1"]).output.strip() == "q1: cancelled"
+    third = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request]).output)
+    assert third["decision"] == "granted"
+    bad = runner.invoke(app, ["bookings", "accept", str(scen), str(out), "zz"])
+    assert bad.exit_code == 2 and bad.output.strip() == "error: unknown request id 'zz'"
+
+
 def test_whatif_and_report_from_the_command_line(tmp_path):
     scen = write_scenario(tmp_path / "scen")
     study = tmp_path / "study"

@@ -49,7 +49,8 @@ FAMILIES = [f for f in build_model_calls() if FAMILY.fullmatch(f)]
 
 
 def every_family_inputs():
-    """3 one-hour slots; stations a, b (4 blades each) under link B under link T, station c (no blades) under T."""
+    """3 one-hour slots; stations a, b (4 blades each) under link B under link T, station c (no blades, two
+    connectors) under T."""
     cfg = tiny_config(60, 3, thermal={"enabled": True, "cooling_max_kw": 1.0},  # hot, over, cold, under: ambient below
                       weights={"partial_penalty": 1.0, "migration_cost": 0.05},
                       policies={"max_job_moves": 1, "fast_charge_blade_standby": True, "battery_end_soc": "initial"},
@@ -60,13 +61,15 @@ def every_family_inputs():
         return Station(station_id=i, site_id="s", link_kw=400.0, charger_kw=300.0, blades=4, blade_kw=1.0,
                        blade_standby_kw=0.05, link_id="B")
 
-    stations = [bladed("a"), bladed("b"), Station("c", "s", 50.0, 22.0, 0, 0.5, 0.0, link_id="T")]
+    stations = [bladed("a"), bladed("b"), Station("c", "s", 50.0, 22.0, 0, 0.5, 0.0, link_id="T", connectors=2)]
     links = (Link("T", "s", None, 500.0), Link("B", "s", "T", 450.0))
     sessions = [  # a fast-capable V2X car that reaches its taper; a plain car; an urgent car beside blades
         Session("v2x", "a", at(cfg, 0), at(cfg, 180), energy_kwh=40, vehicle_max_kw=300, battery_kwh=50,
                 soc_arrival=0.5, vehicle_discharge_kw=5, min_soc=0.3),
         Session("plain", "c", at(cfg, 0), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60,
                 soc_arrival=0.2),
+        Session("second", "c", at(cfg, 60), at(cfg, 180), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60,
+                soc_arrival=0.2),  # c has two connectors: both cars share its charger in slot 1
         Session("urgent", "b", at(cfg, 60), at(cfg, 180), energy_kwh=10, vehicle_max_kw=22, battery_kwh=60,
                 soc_arrival=0.2, priority="urgent")]
     jobs = [Job("crit", 1.0, 1, at(cfg, 0), at(cfg, 120), priority="critical", blades=1, station_id="a"),

@@ -13,8 +13,10 @@ outside the scenario directory is refused (:func:`table_path`).
 
 from __future__ import annotations
 
+
 import difflib
 import hashlib
+import heapq
 import os
 import re
 from dataclasses import dataclass, replace
@@ -310,7 +312,7 @@ def build_inputs(
         if r["mode"] != "any" and r["mode"] not in station_modes[r["station_id"]]:
             raise InputError(L["reservations"], f"station {r['station_id']} does not offer mode {r['mode']}",
                              int(r[ROW]), "mode")
-    _check_no_overlap(res_df, L["reservations"])
+    _check_connectors(res_df, dict(zip(st_df["station_id"], st_df["connectors"].astype(int))), L["reservations"])
 
     hist_df = tables["history"]
     check_unique(hist_df, ["session_id"], L["history"])
@@ -350,7 +352,7 @@ def build_inputs(
         blades=int(r["blades"]), blade_kw=r["blade_kw"], blade_standby_kw=r["blade_standby_kw"], kind=r["kind"],
         modes=station_modes[r["station_id"]], link_id=r["link_id"] if isinstance(r["link_id"], str) else None,
         blades_out_of_service=int(r["blades_out_of_service"]), spare_blades=int(r["spare_blades"]),
-        phases=int(r["phases"]), voltage_v=float(r["voltage_v"]),
+        phases=int(r["phases"]), voltage_v=float(r["voltage_v"]), connectors=int(r["connectors"]),
     ) for _, r in st_df.iterrows()]
     sessions = [Session(
         reservation_id=r["reservation_id"], station_id=r["station_id"], arrival=r["arrival"],
@@ -578,18 +580,26 @@ def _check_link_tree(links_df: pd.DataFrame, link_site: dict[str, str], label: s
             node = p
 
 
-def _check_no_overlap(res_df: pd.DataFrame, label: str) -> None:
-    """Two bookings of one station may not overlap in time (one connector per station)."""
+def _check_connectors(res_df: pd.DataFrame, connectors: dict[str, int], label: str) -> None:
+    """At no instant may a station hold more bookings than it has connectors (stations.csv ``connectors``,
+    default 1): in arrival order, a booking that finds every connector held is named with the holders."""
     if res_df.empty:
         return
     df = res_df.sort_values(["station_id", "arrival", ROW])
-    same = df["station_id"].eq(df["station_id"].shift())
-    clash = same & (df["arrival"] < df["departure"].shift())
-    if clash.any():
-        pos = int(np.argmax(clash.to_numpy()))
-        this, before = df.iloc[pos], df.iloc[pos - 1]
-        raise InputError(label, f"booking overlaps booking {before['reservation_id']} (row {int(before[ROW])}) "
-                         f"at station {this['station_id']}", int(this[ROW]), "arrival")
+    held: list[tuple[pd.Timestamp, str, int]] = []  # heap of (departure, reservation_id, row) at the station
+    station = None
+    for sid, arrival, departure, rid, row in zip(df["station_id"], df["arrival"], df["departure"],
+                                                 df["reservation_id"], df[ROW]):
+        if sid != station:
+            station, held = sid, []
+        while held and held[0][0] <= arrival:
+            heapq.heappop(held)
+        n = connectors.get(sid, 1)
+        if len(held) >= n:
+            names = ", ".join(f"{r} (row {int(w)})" for _, r, w in sorted(held, key=lambda h: (h[2], h[1])))
+            what = "booking overlaps booking" if n == 1 else f"station {sid} has {n} connectors; booking overlaps bookings"
+            raise InputError(label, f"{what} {names} at station {sid}", int(row), "arrival")
+        heapq.heappush(held, (departure, rid, int(row)))
 
 
 def _series_on_grid(tables: dict[str, pd.DataFrame], grid: TimeGrid, site_ids: list[str],

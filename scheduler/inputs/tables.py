@@ -38,6 +38,7 @@ VEHICLE_KW_MAX = 1e4  # 10 MW: what one vehicle can take or give back
 VEHICLE_KWH_MAX = 1e5  # 100 MWh: energy of one booking or one vehicle's battery
 BLADE_KW_MAX = 100.0  # one server blade, working or standing by (a job's power is per blade)
 BLADES_MAX = 100_000  # blades of one station, or of one job
+CONNECTORS_MAX = 64  # cars one station holds at once
 JOB_WORK_H_MAX = 24.0 * 366  # work of one job: a year
 PRICE_PER_KWH_MAX = 1e4  # energy price magnitude, scenario currency per kWh (prices may be negative)
 DEMAND_CHARGE_PER_KW_MAX = 1e6  # scenario currency per kW of peak import
@@ -131,6 +132,7 @@ SPECS: dict[str, dict[str, Col]] = {
         Col("spare_blades", "int", min=0, max=BLADES_MAX, default=0),
         Col("phases", "int", min=1, max=3, default=3),  # evdc extension: charger supply phases (1 or 3)
         Col("voltage_v", "float", min=0, max=VOLTAGE_V_MAX, strict_min=True, default=230.0),  # evdc extension: phase-to-neutral volts
+        Col("connectors", "int", min=1, max=CONNECTORS_MAX, default=1),  # evdc extension: cars the station holds at once
     ),
     "reservations": _spec(
         Col("reservation_id", "str", True),

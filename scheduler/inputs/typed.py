@@ -56,6 +56,7 @@ class Station:
     spare_blades: int = 0
     phases: int = 3  # evdc extension: supply phases of the charger (1 or 3)
     voltage_v: float = 230.0  # evdc extension: phase-to-neutral voltage of the charger supply
+    connectors: int = 1  # evdc extension: cars the station holds at once; they share charger_kw
 
     @property
     def blades_in_service(self) -> int:

@@ -36,6 +36,7 @@ class BookingOutcome:
 
     energy_kwh: float
     modes: tuple[str, ...]
+    power_kw: tuple[tuple[int, float], ...] = ()  # (slot index, net kW) of each slot of the stay
 
 
 class SiteModel:
@@ -90,9 +91,10 @@ class SiteModel:
     def booking(self, reservation_id: str) -> BookingOutcome:
         """Net energy to the booking over its slots (kWh) and its modes switched on, after a solve."""
         m = self.pyomo_model
-        got = sum(pyo.value(m.ev_net_kw[reservation_id, t]) for t in m.sess[reservation_id].slots) * m.prep.slot_h
+        kw = tuple((t, float(pyo.value(m.ev_net_kw[reservation_id, t]))) for t in m.sess[reservation_id].slots)
+        got = sum(k for _, k in kw) * m.prep.slot_h
         modes = tuple(mo for mo in m.sess[reservation_id].modes if pyo.value(m.mode_on[reservation_id, mo]) > ON)
-        return BookingOutcome(float(got), modes)
+        return BookingOutcome(float(got), modes, kw)
 
     def job_runs(self) -> set[tuple[str, str, int]]:
         """(job_id, station_id, slot index) of every job run in the solution."""

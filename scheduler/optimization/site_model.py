@@ -51,6 +51,7 @@ def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo
     add_site_reserve_constraints(m, prep)
     add_battery_constraints(m, prep)
     add_station_link_constraints(m, prep)
+    add_station_charger_constraints(m, prep)
     add_link_tree_constraints(m, prep)
     add_blade_capacity_constraints(m, prep)
     add_session_power_constraints(m, prep)
@@ -371,6 +372,18 @@ def add_station_link_constraints(m, p: SitePrep) -> None:
     m.station_link = pyo.Constraint(m.S, m.T, rule=lambda m, s, t: (
         m.station_draw_kw[s, t]
         <= m.st[s].link_kw - float(si.station_load_kw[s][t]) - float(si.reserve_kw[s][t])))
+
+
+def add_station_charger_constraints(m, p: SitePrep) -> None:
+    """station_charger[s, t], (s, t) in SCH (stations with more than one connector, slots in which more
+    than one of their bookings stays): sum_{r at s in t} ev_kw[r, t] <= charger_kw_s
+    (the connectors share the station's charger; a car alone is held by its own ceiling)."""
+    keys = [(s, t) for s in m.S if m.st[s].connectors > 1 for t in m.T if len(m.sessions_at.get((s, t), ())) > 1]
+    m.SCH = pyo.Set(dimen=2, ordered=True, initialize=keys)
+    if not len(m.SCH):
+        return
+    m.station_charger = pyo.Constraint(m.SCH, rule=lambda m, s, t: sum(
+        m.ev_kw[r, t] for r in m.sessions_at[(s, t)]) <= m.st[s].charger_kw)
 
 
 def add_link_tree_constraints(m, p: SitePrep) -> None:

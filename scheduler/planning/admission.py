@@ -14,6 +14,11 @@ blades during the stay; the answer then names the jobs that would have to move.
 Other stations of the site are then sized by arithmetic on the plan's headroom
 (no solve), and the best three are offered.
 
+A station holds as many cars at once as it has connectors (stations.csv ``connectors``, default 1):
+a station whose connectors the scenario's bookings hold at some instant of the stay offers nothing
+(``denied``, with the holders in ``Offer.reason``) and is never an alternative
+(``scheduler.inputs.connectors``).
+
 Freezing loses one freedom of the full site model: a frozen station's cooling
 cannot shift in time to make room. Scenarios that dedicate a source to a use
 (``policies.source_uses``) are solved on the full site, since a frozen draw
@@ -24,20 +29,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from scheduler.inputs.committed import read_committed
+from scheduler.inputs.connectors import connector_holders
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
+from scheduler.inputs.units import SECONDS_PER_HOUR
 from scheduler.optimization.site_handle import SiteModel
+
+if TYPE_CHECKING:
+    from scheduler.planning.ledger import HeldBooking
 
 #: Requests are answered quickly: each of the (at most two) solves stops after this long with the best
 #: answer HiGHS has found (its incumbent), which is feasible but may leave some energy unoffered.
 ADMIT_TIME_LIMIT_S = 0.8
-MAX_ALTERNATIVES = 3
+MAX_ALTERNATIVES = 5
 #: stations (besides the requested one) the second solve lets displaced jobs move to
 MOVE_CANDIDATES = 3
 #: Cost of each (job, station, slot) the second solve changes against the plan, so that among equally good
@@ -45,6 +56,9 @@ MOVE_CANDIDATES = 3
 DISTURBANCE_COST = 1e-3
 #: Admission models are small: solve them close to optimal, so the disturbance cost takes effect.
 ADMIT_MIP_GAP = 1e-4
+#: Relative slack on what a stay can take before a request is refused as asking more than it
+#: (rounding of the times and powers it is given in).
+STAY_ENERGY_REL_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,14 @@ class BookingRequest:
     vehicle_max_kw: float | None = None
     priority: str = "normal"
     reservation_id: str = "request"
+    flex_hours: float = 0.0  # how far the driver would move the stay, earlier or later (same length)
+
+
+#: Power below which an offer leaves a slot out of its profile (kW).
+POWER_EPS_KW = 1e-6
+
+#: Kinds of offer: what the driver asked for, and the three kinds of alternative.
+OFFER_KINDS = ("requested", "other_station", "other_time", "slower_mode")
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,27 @@ class Offer:
     mode: str
     planned_kwh: float
     jobs_moved: tuple[str, ...] = ()
+    reason: str = ""  # why a station gives nothing (e.g. no free connector)
+    kind: str = "requested"  # one of OFFER_KINDS
+    start: pd.Timestamp | None = None  # the stay offered (an other_time alternative moves it)
+    end: pd.Timestamp | None = None
+    cost: float | None = None  # energy cost at the site's prices of the power offered (None: not priced)
+    power_kw: tuple[tuple[int, float], ...] = ()  # (slot index, kW) of the power offered, slots with power
+
+    def as_dict(self, tz: str, slot_starts: tuple[str, ...] = ()) -> dict:
+        """The offer as ``evdc admit --json`` prints it; with ``slot_starts`` (the plan's slot labels) its
+        power per slot as ``profile_kw`` ([slot_start, kW], ...)."""
+        out = {"kind": self.kind, "station_id": self.station_id, "decision": self.decision, "mode": self.mode,
+               "planned_kwh": round(self.planned_kwh, 3), "jobs_moved": list(self.jobs_moved)}
+        if self.start is not None and self.end is not None:
+            out.update(start=self.start.tz_convert(tz).isoformat(), end=self.end.tz_convert(tz).isoformat())
+        if slot_starts:
+            out["profile_kw"] = [[slot_starts[t], round(kw, 6)] for t, kw in self.power_kw]
+        if self.cost is not None:
+            out["cost"] = round(self.cost, 4)
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -75,21 +118,24 @@ class Admission:
     alternatives: tuple[Offer, ...] = ()
     seconds: float = 0.0
     details: dict = field(default_factory=dict)
+    timezone: str = "UTC"  # the scenario's: times in as_dict are local to it
+    slot_starts: tuple[str, ...] = ()  # the plan's slot labels (local ISO 8601), for each offer's profile
 
     def as_dict(self) -> dict:
-        return {
-            "decision": self.offer.decision, "station_id": self.offer.station_id, "mode": self.offer.mode,
-            "planned_kwh": round(self.offer.planned_kwh, 3), "jobs_moved": list(self.offer.jobs_moved),
-            "alternatives": [{"station_id": a.station_id, "decision": a.decision, "planned_kwh": round(a.planned_kwh, 3),
-                              "mode": a.mode, "jobs_moved": list(a.jobs_moved)} for a in self.alternatives],
-            "seconds": round(self.seconds, 3),
-        }
+        """The answer as ``evdc admit --json`` prints it: the requested station's offer, ``shortfall_kwh``
+        (what it leaves of the request) and the alternatives, best first."""
+        tz, starts = self.timezone, self.slot_starts
+        out = {**self.offer.as_dict(tz, starts),
+               "shortfall_kwh": round(max(self.request.energy_kwh - self.offer.planned_kwh, 0.0), 3),
+               "alternatives": [a.as_dict(tz, starts) for a in self.alternatives], "seconds": round(self.seconds, 3)}
+        out.pop("kind")
+        return out
 
 
 #: The option of ``evdc admit`` that gives each request field (named in its error messages).
 REQUEST_OPTIONS = {"station_id": "--station", "arrival": "--arrival", "departure": "--departure",
                    "energy_kwh": "--energy-kwh", "vehicle_max_kw": "--vehicle-max-kw", "mode": "--mode",
-                   "priority": "--urgent", "at": "--at"}
+                   "priority": "--urgent", "at": "--at", "flex_hours": "--flex-hours"}
 
 
 def check_request(inputs: Inputs, request: BookingRequest, at: pd.Timestamp | None = None,
@@ -138,6 +184,16 @@ def check_request(inputs: Inputs, request: BookingRequest, at: pd.Timestamp | No
         fail("mode", f"station {station_id} does not offer mode {mode} (it offers {', '.join(st.modes)})")
     if request.departure <= request.arrival:
         fail("departure", f"departure {local(request.departure)} is not after arrival {local(request.arrival)}")
+    flex = request.flex_hours
+    if not np.isfinite(flex) or flex < 0 or flex > grid.n_slots * grid.slot_h:
+        fail("flex_hours", f"flex_hours {flex:g} is not a number of hours in [0, {grid.n_slots * grid.slot_h:g}] "
+             "(the horizon)")
+    modes = st.modes if mode == "any" else (mode,)
+    most_kw = min(max(inputs.config.modes.kw(m) for m in modes), st.charger_kw, vmax if vmax is not None else np.inf)
+    stay_h = (request.departure - request.arrival).total_seconds() / SECONDS_PER_HOUR
+    if energy > most_kw * stay_h * (1 + STAY_ENERGY_REL_TOL):
+        fail("energy_kwh", f"energy {energy:g} kWh is more than the stay can take: {stay_h:g} h at {most_kw:g} kW "
+             f"is {most_kw * stay_h:g} kWh")
     if request.departure <= grid.start_utc or request.arrival >= grid.end_utc:
         fail("arrival", f"the stay {local(request.arrival)} to {local(request.departure)} lies outside the planned "
              f"horizon ({local(grid.start_utc)} to {local(grid.end_utc)})")
@@ -147,6 +203,18 @@ def check_request(inputs: Inputs, request: BookingRequest, at: pd.Timestamp | No
             fail("departure", f"departure {local(request.departure)} is not after the request time {local(at)}")
     return replace(request, station_id=station_id, energy_kwh=energy, vehicle_max_kw=vmax, mode=mode,
                    priority=priority)
+
+
+def connector_full(site: SiteInputs, request: BookingRequest, station_id: str) -> str:
+    """Why ``station_id`` cannot take the request's stay for want of a connector, or "" when one is free
+    (every booking of the plan's scenario holds a connector of its station for its stay)."""
+    n = site.station(station_id).connectors
+    held = connector_holders(site.sessions, station_id, request.arrival, request.departure, n,
+                             exclude=request.reservation_id)
+    if not held:
+        return ""
+    return f"no free connector at {station_id} during the stay ({n} held by {', '.join(held)})" if n > 1 else \
+        f"no free connector at {station_id} during the stay (held by {', '.join(held)})"
 
 
 def _site_of(inputs: Inputs, station_id: str) -> SiteInputs:
@@ -340,7 +408,8 @@ def _offer(sm: SiteModel, station_id: str, request: BookingRequest, tables) -> O
     before_iso = {(j, s, pd.Timestamp(t).isoformat()) for (j, s, t) in before if (j, s) in where}
     moved = sorted({j for (j, _, _) in (before_iso ^ after)})
     mode = got.modes[0] if got.modes and decision != "denied" else ""
-    return Offer(station_id, decision, mode, max(got.energy_kwh, 0.0), tuple(moved))
+    power = tuple((t, kw) for t, kw in got.power_kw if abs(kw) > POWER_EPS_KW)
+    return Offer(station_id, decision, mode, max(got.energy_kwh, 0.0), tuple(moved), power_kw=power)
 
 
 def _jobs_in_the_way(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> bool:
@@ -365,6 +434,9 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
     site's: they still run there), and the offer names them."""
     from scheduler.optimization.preparation import session_modes
 
+    full = connector_full(site, request, station_id)
+    if full:
+        return Offer(station_id, "denied", "", 0.0, reason=full)
     st = site.station(station_id)
     grid = site.grid
     h = grid.slot_h
@@ -391,11 +463,55 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
             if more > give[i] + 1e-9 and sum(give) * h < request.energy_kwh:
                 give[i] = more
                 moved |= {j for j, _ in jobs}
-    got = 0.0
-    for g in give:
-        got += min(g, (request.energy_kwh - got) / h) * h
+    got = cost = 0.0
+    prices = site.price_per_kwh if site.price_per_kwh is not None else np.zeros(grid.n_slots)
+    power = []
+    for i, g in enumerate(give):
+        e = min(g, (request.energy_kwh - got) / h) * h
+        got += e
+        cost += e * float(prices[first + i])
+        if e / h > POWER_EPS_KW:
+            power.append((first + i, e / h))
     decision = "denied" if got <= 1e-6 else ("granted" if got >= request.energy_kwh * (1 - 1e-6) else "partial")
-    return Offer(station_id, decision, mode if got > 1e-6 else "", got, tuple(sorted(moved)) if got > 1e-6 else ())
+    return Offer(station_id, decision, mode if got > 1e-6 else "", got, tuple(sorted(moved)) if got > 1e-6 else (),
+                 start=request.arrival, end=request.departure, cost=cost, power_kw=tuple(power))
+
+
+def alternatives_for(site: SiteInputs, sp: SitePlan, request: BookingRequest, offer: Offer) -> list[Offer]:
+    """Alternatives that give more than ``offer`` (sized by ``headroom_offer``), best first: other stations
+    of the site in the same stay (``other_station``); the same station with the stay moved by whole slots
+    up to ``request.flex_hours`` earlier or later within the horizon (``other_time``, the nearest move
+    that gives most); the same station and stay in a slower mode than the fastest it offers
+    (``slower_mode``: a mode that stands no blades by, claim 19). Ranked by energy, then fewer jobs moved,
+    then kind (other station, other time, slower mode), the smaller time shift, cost and station."""
+    grid = site.grid
+    found: list[tuple[float, Offer]] = []  # (hours moved, offer)
+    for other in site.stations:
+        if other.station_id != request.station_id:
+            found.append((0.0, replace(headroom_offer(site, sp, request, other.station_id), kind="other_station")))
+    steps = int(np.floor(request.flex_hours / grid.slot_h + 1e-9))
+    best_time: tuple[float, Offer] | None = None
+    for k in sorted(range(-steps, steps + 1), key=lambda k: (abs(k), k)):
+        shift = pd.Timedelta(minutes=k * grid.slot_minutes)
+        moved = replace(request, arrival=request.arrival + shift, departure=request.departure + shift)
+        if k == 0 or moved.arrival < grid.start_utc or moved.departure > grid.end_utc:
+            continue
+        alt = replace(headroom_offer(site, sp, moved, request.station_id), kind="other_time")
+        if best_time is None or alt.planned_kwh > best_time[1].planned_kwh + 1e-6:
+            best_time = (abs(k) * grid.slot_h, alt)
+    if best_time is not None:
+        found.append(best_time)
+    st = site.station(request.station_id)
+    asked = st.modes if request.mode == "any" else (request.mode,)
+    fastest = max(site.config.modes.kw(m) for m in asked)
+    for mode in st.modes:
+        if site.config.modes.kw(mode) < fastest:
+            alt = headroom_offer(site, sp, replace(request, mode=mode), request.station_id)
+            found.append((0.0, replace(alt, kind="slower_mode")))
+    better = [(h, a) for h, a in found if a.planned_kwh > offer.planned_kwh + 1e-6]
+    better.sort(key=lambda x: (-round(x[1].planned_kwh, 6), len(x[1].jobs_moved), OFFER_KINDS.index(x[1].kind),
+                               x[0], round(x[1].cost or 0.0, 6), x[1].station_id))
+    return [a for _, a in better]
 
 
 def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
@@ -415,19 +531,82 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     site = _with_plan_reserve(site, sp)
     grid = site.grid
     start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
-    offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce)
-    if move_jobs and (offer is None or offer.decision != "granted") and _jobs_in_the_way(site, tables, request):
+    full = connector_full(site, request, request.station_id)
+    offer = Offer(request.station_id, "denied", "", 0.0, reason=full) if full else \
+        _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce)
+    if (not full and move_jobs and (offer is None or offer.decision != "granted")
+            and _jobs_in_the_way(site, tables, request)):
         moved = _try(site, tables, sp, request, request.station_id, start_slot, True, solver, reduce)
         if moved is not None and (offer is None or moved.planned_kwh > offer.planned_kwh + 1e-6):
             offer = moved
     offer = offer or Offer(request.station_id, "denied", "", 0.0)
-    alternatives = []
-    if offer.decision != "granted":
-        for other in site.stations:
-            if other.station_id == request.station_id:
-                continue
-            alt = headroom_offer(site, sp, request, other.station_id)
-            if alt.planned_kwh > offer.planned_kwh + 1e-6:
-                alternatives.append(alt)
-        alternatives.sort(key=lambda a: (-round(a.planned_kwh, 6), len(a.jobs_moved), a.station_id))
-    return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0)
+    offer = replace(offer, start=request.arrival, end=request.departure)
+    alternatives = alternatives_for(site, sp, request, offer) if offer.decision != "granted" else []
+    return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0,
+                     timezone=grid.timezone, slot_starts=tuple(ts.isoformat() for ts in grid.starts_local))
+
+
+def request_fields(request: BookingRequest) -> dict:
+    """The request as the ledger stores and compares it (times in UTC)."""
+    return {"station_id": request.station_id, "arrival": request.arrival.tz_convert("UTC").isoformat(),
+            "departure": request.departure.tz_convert("UTC").isoformat(), "energy_kwh": request.energy_kwh,
+            "mode": request.mode, "vehicle_max_kw": request.vehicle_max_kw, "priority": request.priority,
+            "flex_hours": request.flex_hours}
+
+
+def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tuple[Inputs, dict[str, pd.DataFrame]]:
+    """The plan as the next admission must see it: each held booking (``ledger.HeldBooking``) joins
+    its site's bookings (so it holds a connector) and its power joins the written tables (its rows in
+    sessions and session_slots, its kW in its station's ev_kw and link_kw and its site's grid import),
+    where admission fixes it like any planned booking."""
+    if not held:
+        return inputs, tables
+    tables = {k: v.copy() for k, v in tables.items()}
+    sites = {s.site.site_id: s for s in inputs.sites}
+    station_site = {st.station_id: s.site.site_id for s in inputs.sites for st in s.stations}
+    sess_rows, slot_rows = [], []
+    ss, sl = tables["station_slots"], tables["site_slots"]
+    ss_key = {(a, pd.Timestamp(b)): i for i, (a, b) in enumerate(zip(ss["station_id"], ss["slot_start"]))}
+    sl_key = {(a, pd.Timestamp(b)): i for i, (a, b) in enumerate(zip(sl["site_id"], sl["slot_start"]))}
+    ss_ev, ss_link, sl_grid = ss["ev_kw"].to_numpy(float).copy(), ss["link_kw"].to_numpy(float).copy(), \
+        sl["grid_kw"].to_numpy(float).copy()
+    for b in held:
+        sid = station_site.get(b.station_id)
+        if sid is None:
+            raise EvdcError(f"booking {b.request_id}: station {b.station_id} is not in the scenario")
+        sess = Session(b.request_id, b.station_id, b.start, b.end, max(b.energy_kwh, 1e-3),
+                       mode=b.mode or "any", vehicle_max_kw=b.vehicle_max_kw)
+        sites[sid] = replace(sites[sid], sessions=sites[sid].sessions + (sess,))
+        sess_rows.append({"reservation_id": b.request_id, "station_id": b.station_id, "decision": "granted",
+                          "mode": b.mode, "requested_kwh": b.energy_kwh, "planned_kwh": b.energy_kwh})
+        for label, kw in b.power_kw:
+            ts = pd.Timestamp(label)
+            slot_rows.append({"reservation_id": b.request_id, "station_id": b.station_id, "slot_start": label,
+                              "ev_kw": kw, "state": "in_progress"})
+            if (b.station_id, ts) in ss_key:
+                i = ss_key[(b.station_id, ts)]
+                ss_ev[i] += kw
+                ss_link[i] += kw
+            if (sid, ts) in sl_key:
+                sl_grid[sl_key[(sid, ts)]] += kw
+    tables["station_slots"] = ss.assign(ev_kw=ss_ev, link_kw=ss_link)
+    tables["site_slots"] = sl.assign(grid_kw=sl_grid)
+    tables["sessions"] = pd.concat([tables["sessions"], pd.DataFrame(sess_rows)], ignore_index=True)
+    tables["session_slots"] = pd.concat([tables["session_slots"], pd.DataFrame(slot_rows)], ignore_index=True)
+    return replace(inputs, sites=tuple(sites[s.site.site_id] for s in inputs.sites)), tables
+
+
+def booking_from_offer(inputs: Inputs, request_id: str, request: dict, offer: dict, held) -> HeldBooking:
+    """The booking an accepted offer (an ``as_dict`` entry) makes, checked against the station's connectors
+    with the scenario's bookings and the bookings ``held`` now (an error names the holders)."""
+    from scheduler.planning.ledger import HeldBooking
+
+    start, end = pd.Timestamp(offer["start"]), pd.Timestamp(offer["end"])
+    site = _site_of(inputs, offer["station_id"])
+    n = site.station(offer["station_id"]).connectors
+    taken = connector_holders(list(site.sessions) + list(held), offer["station_id"], start, end, n, exclude=request_id)
+    if taken:
+        raise EvdcError(f"station {offer['station_id']} has no free connector from {start.isoformat()} to "
+                        f"{end.isoformat()} any more (held by {', '.join(taken)})")
+    return HeldBooking(request_id, offer["station_id"], start, end, float(offer["planned_kwh"]), offer["mode"],
+                       request.get("vehicle_max_kw"), tuple((str(t), float(kw)) for t, kw in offer.get("profile_kw", [])))

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from scheduler.inputs.settings import PlanConfig
+from scheduler.inputs.connectors import connector_holders
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import BladeFailure, Inputs, Job, Session, slot_of
 from scheduler.inputs.tables import BLADES_MAX, SPECS, Col, convert_column, decode_text, read_csv_table
@@ -278,12 +279,15 @@ class _State:
         return int(counts.min()) if len(counts) else 0
 
     def check_overlap(self, site_id: str, sess: Session, file: str, row: int, column: str) -> None:
-        """One connector per station: two bookings of a station may not overlap (as the loader checks)."""
-        for r in self.sites[site_id].sessions:
-            if (r.station_id == sess.station_id and r.reservation_id != sess.reservation_id
-                    and r.arrival < sess.departure and sess.arrival < r.departure):
-                raise InputError(file, f"booking overlaps booking {r.reservation_id} at station {sess.station_id} "
-                                 "(a no_show event before this one frees the station)", row, column)
+        """The station must have a free connector for the whole stay (as the loader checks)."""
+        site = self.sites[site_id]
+        n = site.station(sess.station_id).connectors
+        held = connector_holders(site.sessions, sess.station_id, sess.arrival, sess.departure, n,
+                                 exclude=sess.reservation_id)
+        if held:
+            what = "booking overlaps booking" if n == 1 else f"station {sess.station_id} has {n} connectors; booking overlaps bookings"
+            raise InputError(file, f"{what} {', '.join(held)} at station {sess.station_id} "
+                             "(a no_show event before this one frees the station)", row, column)
 
 
 def local_iso(ts: pd.Timestamp, timezone: str) -> str:

@@ -56,7 +56,7 @@ from scheduler.verify.contract import PLAN_FORMAT, Violation
 from scheduler.verify.copies import check_source_flows, compare_copies
 from scheduler.verify.job_checks import check_hard_limits, check_job_critical, check_job_window, check_job_work
 from scheduler.verify.plan_view import PlanView, prepare
-from scheduler.verify.session_checks import check_session_energy, check_session_power, check_session_window
+from scheduler.verify.session_checks import check_session_energy, check_session_power, check_session_window, check_station_connectors
 from scheduler.verify.site_checks import check_battery_soc, check_blade_capacity, check_blade_power, check_blade_swaps, check_grid_limit, check_link_tree, check_prices, check_scenario_hash, check_site_balance, check_station_link, check_thermal
 from scheduler.verify.state_checks import check_charging_states
 from scheduler.verify.summary_checks import check_summary_kpis
@@ -180,6 +180,7 @@ CHECKS: tuple[Callable[[PlanView], list[Violation]], ...] = (
     check_blade_power,
     check_blade_swaps,
     check_session_window,
+    check_station_connectors,
     check_session_power,
     check_session_energy,
     check_charging_states,

@@ -12,7 +12,7 @@ from scheduler.inputs.settings import MODE_NAMES
 from scheduler.inputs.units import GRANT_TOL_KWH
 from scheduler.optimization.preparation import session_prep
 from scheduler.verify.columns import Cols, emit, in_values, number_text, sum_by_position
-from scheduler.verify.contract import ANY_MODE, DECISIONS, GRANTED_REL_TOL, Violation
+from scheduler.verify.contract import ANY_MODE, COUNT_TOL, DECISIONS, GRANTED_REL_TOL, Violation
 from scheduler.verify.plan_view import PlanView
 
 
@@ -45,6 +45,36 @@ def check_session_window(p: PlanView) -> list[Violation]:
         out += emit("session_window", df, known & (df["station_id"] != df["booked"]), where,
                      lambda r: f"power at station {r.station_id}, the reservation is at {r.booked}")
     return out
+
+
+def check_station_connectors(p: PlanView) -> list[Violation]:
+    """Cars per station and slot: every booking holds a connector for its whole stay (plugged in whether
+    it draws or not) at the station its power is written at (session_slots), else at its booked
+    station; per station and slot the shares of the slot those stays cover sum to at most the station's
+    connectors (stations.csv ``connectors``, default 1). Cars that follow each other within a slot
+    share a connector; cars whose stays overlap need one each."""
+    written: dict[int, int] = {}
+    if p.has("session_slots", "reservation_id", "station_id"):
+        df = p.table("session_slots")
+        for pos, st in zip(df["_session"], df["_station"]):
+            if pos >= 0 and st >= 0:
+                written.setdefault(int(pos), int(st))
+    booked = p.session_station
+    cars = np.zeros((len(p.station_ids), p.n))
+    names: dict[tuple[int, int], list[str]] = {}
+    for i, r in enumerate(p.inputs.sessions):
+        st = written.get(i, int(booked[i]))
+        if st < 0:
+            continue
+        ts, frac = p.session_span.slots(i)
+        cars[st, ts] += frac
+        for t in ts:
+            names.setdefault((st, int(t)), []).append(r.reservation_id)
+    connectors = np.array([st.connectors for st in p.inputs.stations], dtype=float)
+    over = np.argwhere(cars > connectors[:, None] + COUNT_TOL)
+    return [Violation("station_connectors", p.where(station=p.station_ids[i], t=int(k)),
+                      f"{number_text(cars[i, k])} cars at once ({', '.join(sorted(names[(int(i), int(k))]))}), "
+                      f"the station has {int(connectors[i])} connector(s)") for i, k in over]
 
 
 def _session_limits(p: PlanView) -> tuple[np.ndarray, list[str], list[Violation]]:

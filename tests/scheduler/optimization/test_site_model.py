@@ -182,6 +182,21 @@ def test_link_limit_caps_the_station():
     assert col(p, "station_slots", "link_kw") == pytest.approx([12.0])
 
 
+@pytest.mark.parametrize("connectors", [2, 3])
+def test_cars_at_one_station_share_its_charger(connectors):
+    """Two cars at once at a station with two (or three) connectors and a 30 kW charger, each wanting
+    20 kWh in the hour at <= 22 kW, grid and link to spare: the charger gives 30 kW in all
+    (station_charger); how it is split is a tie, the sum is what the row decides."""
+    cfg = tiny_config(60, 1, **NO_START)
+    st = station(charger_kw=30, connectors=connectors)
+    cars = [Session(r, "a", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200,
+                    soc_arrival=0.2) for r in ("r1", "r2")]
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [st], cars))
+    ev = col(p, "session_slots", "ev_kw")
+    assert sum(ev) == pytest.approx(30.0, abs=1e-6) and max(ev) <= 22.0 + 1e-6
+    assert col(p, "station_slots", "ev_kw") == pytest.approx([30.0])
+
+
 def test_non_preemptible_job_runs_in_one_stretch():
     """Prices make slots 0 and 2 cheap, but a non-preemptible 2-slot job must run in a row."""
     cfg = tiny_config(60, 3, weights={"blade_value_per_h": 0.0, "job_late_penalty": 100})

@@ -42,10 +42,51 @@ def test_request_beyond_the_budget_is_partial_with_an_alternative(tmp_path):
     ans = admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=18))
     assert ans.offer.decision == "partial" and ans.offer.planned_kwh == pytest.approx(10.0, abs=1e-3)
     assert ans.as_dict()["decision"] == "partial"
+    # station a's one connector is r1's for hour 1: nothing there, b offered instead
     late = admit(inputs, tables, BookingRequest("a", at(cfg, 0), at(cfg, 60), energy_kwh=18))
-    assert late.offer.planned_kwh == pytest.approx(2.0, abs=1e-3)  # a's own link: 22 - 20 already planned
+    assert (late.offer.decision, late.offer.planned_kwh) == ("denied", 0.0)
+    assert late.as_dict()["reason"] == "no free connector at a during the stay (held by r1)"
     assert [a.station_id for a in late.alternatives] == ["b"]
     assert late.alternatives[0].planned_kwh == pytest.approx(10.0, abs=1e-3)
+
+
+def test_a_station_takes_as_many_cars_as_it_has_connectors(tmp_path):
+    """Station a (two connectors, a 30 kW charger, 40 kW link) holds r1 (20 kW in hour 1). A second car
+    in hour 1 shares the charger: 30 - 20 = 10 kWh of 18 (partial); in hour 2 it gets its 18. With r1
+    and a first admitted car both in the plan, a third car in hour 1 finds no free connector."""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0})
+    sts = [Station("a", "s", link_kw=40, charger_kw=30, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",),
+                   connectors=2)]
+    booked = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200,
+                     soc_arrival=0.2)
+    inputs = one_site(cfg, Site("s", grid_kw=100), sts, [booked])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    second = admit(inputs, tables, BookingRequest("a", at(cfg, 0), at(cfg, 60), energy_kwh=18, reservation_id="r2"))
+    assert second.offer.decision == "partial" and second.offer.planned_kwh == pytest.approx(10.0, abs=1e-3)
+    later = admit(inputs, tables, BookingRequest("a", at(cfg, 60), at(cfg, 120), energy_kwh=18, reservation_id="r2"))
+    assert later.offer.decision == "granted" and later.offer.planned_kwh == pytest.approx(18.0, abs=1e-3)
+    two = one_site(cfg, Site("s", grid_kw=100), sts, [booked, Session("r2", "a", at(cfg, 0), at(cfg, 60), energy_kwh=5)])
+    tables = read_plan(write_plan(plan(two), tmp_path / "plan2"))
+    third = admit(two, tables, BookingRequest("a", at(cfg, 30), at(cfg, 90), energy_kwh=5, reservation_id="r3"))
+    assert third.offer.decision == "denied"
+    assert third.offer.reason == "no free connector at a during the stay (2 held by r1, r2)"
+
+
+def test_a_flexible_driver_is_offered_another_time(tmp_path):
+    """18 kWh at b in hour 1 gets 10 (the site's 30 kW less r1's 20); a is r1's then. A driver who can
+    come an hour later (--flex-hours 1) is offered b in hour 2: 18 kWh, granted, at 0 cost (no prices).
+    Without flexibility nothing better is offered."""
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    rigid = admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=18))
+    assert rigid.offer.planned_kwh == pytest.approx(10.0, abs=1e-3) and rigid.alternatives == ()
+    flexible = admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=18, flex_hours=1))
+    [alt] = flexible.alternatives
+    assert (alt.kind, alt.station_id, alt.decision, alt.start, alt.end) == ("other_time", "b", "granted", at(cfg, 60),
+                                                                           at(cfg, 120))
+    assert alt.planned_kwh == pytest.approx(18.0) and alt.cost == 0.0
+    answer = flexible.as_dict()
+    assert answer["shortfall_kwh"] == pytest.approx(8.0, abs=1e-3)
+    assert answer["alternatives"][0]["start"] == at(cfg, 60).tz_convert(cfg.timezone).isoformat()
 
 
 def test_request_outside_the_horizon_is_an_error(tmp_path):
@@ -54,6 +95,17 @@ def test_request_outside_the_horizon_is_an_error(tmp_path):
     cfg, inputs, tables = site_with_one_booking(tmp_path)
     with pytest.raises(EvdcError, match="outside the planned horizon"):
         admit(inputs, tables, BookingRequest("a", at(cfg, 200), at(cfg, 260), energy_kwh=5))
+
+
+def test_a_request_for_more_than_the_stay_can_take_is_an_error(tmp_path):
+    from scheduler.inputs.errors import InputError
+
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    with pytest.raises(InputError, match=r"request, column energy_kwh: energy 30 kWh is more than the stay can take: "
+                                         r"1 h at 22 kW is 22 kWh"):
+        admit(inputs, tables, BookingRequest("b", at(cfg, 60), at(cfg, 120), energy_kwh=30))
+    with pytest.raises(InputError, match="2 h at 11 kW is 22 kWh"):  # the car's own limit
+        admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 120), energy_kwh=23, vehicle_max_kw=11))
 
 
 def busy_fast_station(tmp_path):
@@ -87,6 +139,19 @@ def test_fast_charging_at_a_busy_station_moves_the_job(tmp_path, reduce):
     assert ans.offer.jobs_moved == ("j",)
 
 
+def test_a_fast_request_the_blades_outrank_is_offered_other_stations_and_slower_modes(tmp_path):
+    """Fast at a (without moving j) is denied: j's blade would stand by. b has no blade running: 200 kWh
+    fast; at a, regular (150 kW) and slow (22 kW) stand no blade by: 150 and 22 kWh. Ranked by energy;
+    priced at 0.01 per kWh."""
+    cfg, inputs, tables = busy_fast_station(tmp_path)
+    req = BookingRequest("a", at(cfg, 0), at(cfg, 60), energy_kwh=200, mode="fast")
+    ans = admit(inputs, tables, req, move_jobs=False)
+    assert ans.offer.decision == "denied"
+    got = [(a.kind, a.station_id, a.mode, round(a.planned_kwh, 3), round(a.cost, 4)) for a in ans.alternatives]
+    assert got == [("other_station", "b", "fast", 200.0, 2.0), ("slower_mode", "a", "regular", 150.0, 1.5),
+                   ("slower_mode", "a", "slow", 22.0, 0.22)]
+
+
 def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
     """Freezing the other stations changes the model's size, not the answer to the first question (power
     for the booking with everything else fixed). With heat on, a frozen station's cooling could not shift
@@ -97,8 +162,10 @@ def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
     ids = [s.station_id for s in inputs.stations]
     for _ in range(6):
         start = inputs.grid.start_utc + pd.Timedelta(minutes=15 * int(rng.integers(24, 72)))
-        req = BookingRequest(ids[int(rng.integers(len(ids)))], start, start + pd.Timedelta(hours=2),
-                             energy_kwh=float(rng.uniform(10, 40)))
+        sid = ids[int(rng.integers(len(ids)))]
+        st = next(x for x in inputs.stations if x.station_id == sid)
+        most_kwh = 2 * min(st.charger_kw, max(inputs.config.modes.kw(m) for m in st.modes))  # what 2 h can take
+        req = BookingRequest(sid, start, start + pd.Timedelta(hours=2), energy_kwh=min(float(rng.uniform(10, 40)), most_kwh))
         solver = SolverConfig(time_limit_s=20, mip_rel_gap=1e-6)
         full = admit(inputs, tables, req, solver=solver, reduce=False, move_jobs=False).offer
         small = admit(inputs, tables, req, solver=solver, reduce=True, move_jobs=False).offer

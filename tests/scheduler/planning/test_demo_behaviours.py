@@ -112,3 +112,29 @@ def test_a_spare_blade_is_swapped_in(written, demo_plan):
         after = rows[rows["slot_start"] >= r.in_service_at]["blades_in_service"]
         assert len(before) and len(after) and int(after.min()) == int(before.max()) + r.spares_used
     assert (st["blades_working"] <= st["blades_in_service"]).all()
+
+
+def test_admission_never_double_books_a_station(demo_plan, demo_inputs):
+    """The demo's r-025 holds work-01 from 11:00 to 16:15: a request there from 14:30 to 15:30 gets
+    nothing at work-01 and says why; what it is offered instead is at stations with a free connector,
+    or at work-01 once r-025 has left (--flex-hours 2: 16:15 to 17:15 at the earliest)."""
+    from scheduler.inputs.plan_files import read_plan
+    from scheduler.planning.admission import BookingRequest, admit
+
+    _, out = demo_plan
+    tables = read_plan(out)
+    tz = demo_inputs.grid.timezone
+    req = BookingRequest("work-01", pd.Timestamp("2019-06-25T14:30", tz=tz), pd.Timestamp("2019-06-25T15:30", tz=tz),
+                         energy_kwh=20, flex_hours=2)
+    ans = admit(demo_inputs, tables, req)
+    assert (ans.offer.decision, ans.offer.planned_kwh) == ("denied", 0.0)
+    assert ans.offer.reason == "no free connector at work-01 during the stay (held by r-025)"
+    assert ans.alternatives
+    held = {(r.station_id, r.arrival, r.departure) for r in demo_inputs.sessions}
+    for alt in ans.alternatives:
+        assert not any(s == alt.station_id and a < alt.end and alt.start < d for s, a, d in held), alt
+        if alt.kind == "other_time":
+            assert alt.station_id == "work-01" and alt.start >= pd.Timestamp("2019-06-25T16:15", tz=tz)
+    answer = ans.as_dict()
+    assert answer["shortfall_kwh"] == 20.0 and answer["reason"].startswith("no free connector")
+    assert all({"kind", "start", "end", "cost"} <= set(a) for a in answer["alternatives"])

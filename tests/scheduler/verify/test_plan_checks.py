@@ -359,3 +359,25 @@ def test_written_extension_columns_are_checked() -> None:
         broken = copy.deepcopy(tables)
         broken[table].loc[0, column] = value
         assert families(verify_tables(broken, make_inputs())) == {family}, (table, column)
+
+
+@pytest.mark.parametrize("connectors, cars", [(1, True), (2, False)])
+def test_cars_beyond_the_connectors_are_reported(connectors: int, cars: bool) -> None:
+    """r2 booked and written at hub-01 beside r1: in slot 1 both stays cover the whole slot (2 cars), in
+    slot 3 r1 leaves at 00:50 (1/3) and r2 stays (1): 4/3 cars. One connector: both slots reported;
+    two: none (the other families the move breaks are not this test's)."""
+    tables, inputs = set_session("r2", station_id="hub-01")(copy.deepcopy(make_plan()), make_inputs())
+    for name in ("session_slots", "sessions"):
+        tables[name].loc[tables[name]["reservation_id"] == "r2", "station_id"] = "hub-01"
+    si = inputs.sites[0]
+    stations = tuple(replace(st, connectors=connectors) if st.station_id == "hub-01" else st for st in si.stations)
+    tables, inputs = set_site(stations=stations)(tables, inputs)
+    found = [v for v in verify_tables(tables, inputs) if v.check == "station_connectors"]
+    if not cars:
+        assert found == []
+        return
+    assert [v.message for v in found] == [
+        "2 cars at once (r1, r2), the station has 1 connector(s)",
+        "2 cars at once (r1, r2), the station has 1 connector(s)",
+        "1.33333 cars at once (r1, r2), the station has 1 connector(s)"]
+    assert all("hub-01" in v.where for v in found)

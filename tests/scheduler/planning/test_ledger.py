@@ -1,0 +1,132 @@
+"""The bookings ledger: recorded answers, acceptances that hold a station and its power, cancellations
+that free them, and never two cars at one connector."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scheduler import plan, write_plan
+from scheduler.inputs.connectors import most_at_once
+from scheduler.inputs.errors import EvdcError
+from scheduler.inputs.plan_files import read_plan
+from scheduler.inputs.typed import Session, Site, Station
+from scheduler.planning.admission import (
+    BookingRequest,
+    admit,
+    booking_from_offer,
+    request_fields,
+    with_bookings,
+)
+from scheduler.planning.ledger import Ledger
+from tests.conftest import at, one_site, tiny_config
+
+
+def three_stations(tmp_path):
+    """Grid 30 kW for 2 h; stations a, b, c (22 kW, slow, one connector each); r1 takes 20 kW at a in hour 1."""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0})
+    sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b", "c")]
+    booked = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200,
+                     soc_arrival=0.2)
+    inputs = one_site(cfg, Site("s", grid_kw=30), sts, [booked])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    return cfg, inputs, tables
+
+
+def ask(ledger, inputs, tables, request_id, req):
+    req = replace(req, reservation_id=request_id)
+    return ledger.answer(request_id, request_fields(req),
+                         lambda held: admit(*with_bookings(inputs, tables, held), req).as_dict())
+
+
+def book(ledger, inputs, request_id, choice=0):
+    return ledger.accept(request_id, choice, lambda request, offer, held: booking_from_offer(
+        inputs, request_id, request, offer, held))
+
+
+def test_an_accepted_booking_holds_its_station_and_its_power_until_cancelled(tmp_path):
+    """q1 asks 10 kWh at b in hour 1: the site has 30 - 20 = 10 kW left, granted. Asked again, the same
+    answer; under the same id with other fields, refused. Accepted, it holds b (q2 at b then: no free
+    connector) and its 10 kW (q3 at c then: nothing left of the site's 30 kW). Cancelled, both are free
+    again."""
+    cfg, inputs, tables = three_stations(tmp_path)
+    ledger = Ledger(tmp_path / "state" / "bookings.sqlite")
+    hour1 = {"arrival": at(cfg, 0), "departure": at(cfg, 60)}
+    first = ask(ledger, inputs, tables, "q1", BookingRequest("b", energy_kwh=10, **hour1))
+    assert (first["decision"], first["planned_kwh"]) == ("granted", 10.0)
+    assert first["profile_kw"] == [[at(cfg, 0).tz_convert(cfg.timezone).isoformat(), 10.0]]
+    assert ask(ledger, inputs, tables, "q1", BookingRequest("b", energy_kwh=10, **hour1)) == first
+    with pytest.raises(EvdcError, match="request id 'q1' was already used for another request"):
+        ask(ledger, inputs, tables, "q1", BookingRequest("b", energy_kwh=9, **hour1))
+    held = book(ledger, inputs, "q1")
+    assert (held.station_id, held.energy_kwh) == ("b", 10.0)
+    assert book(ledger, inputs, "q1") == held  # accepting again changes nothing
+    second = ask(ledger, inputs, tables, "q2", BookingRequest("b", energy_kwh=5, **hour1))
+    assert second["decision"] == "denied" and second["reason"] == "no free connector at b during the stay (held by q1)"
+    third = ask(ledger, inputs, tables, "q3", BookingRequest("c", energy_kwh=5, **hour1))
+    assert third["planned_kwh"] == pytest.approx(0.0, abs=1e-3)  # the site's 30 kW: r1 20 + q1 10
+    with pytest.raises(EvdcError, match="gives nothing to book"):
+        book(ledger, inputs, "q2")
+    ledger.close("q1", "cancelled")
+    again = ask(ledger, inputs, tables, "q4", BookingRequest("b", energy_kwh=5, **hour1))
+    assert (again["decision"], again["planned_kwh"]) == ("granted", 5.0)
+    log = ledger.log()
+    assert list(log["action"]) == ["request", "repeat", "accept", "request", "request", "cancelled", "request"]
+    assert list(ledger.requests()["status"]) == ["cancelled", "answered", "answered", "answered"]
+
+
+def test_an_offer_taken_since_cannot_be_booked(tmp_path):
+    """q1 and q2 both get b in hour 1 (neither booked yet); q1 books it, then q2's acceptance is refused."""
+    cfg, inputs, tables = three_stations(tmp_path)
+    ledger = Ledger(tmp_path / "bookings.sqlite")
+    for rid in ("q1", "q2"):
+        assert ask(ledger, inputs, tables, rid, BookingRequest("b", at(cfg, 60), at(cfg, 120), 5))["decision"] == "granted"
+    book(ledger, inputs, "q1")
+    with pytest.raises(EvdcError, match="station b has no free connector .* any more \\(held by q1\\)"):
+        book(ledger, inputs, "q2")
+    with pytest.raises(EvdcError, match="request 'q1' is accepted: it cannot be declined"):
+        ledger.close("q1", "declined")
+
+
+def test_random_requests_acceptances_and_cancellations_never_double_book(tmp_path):
+    """Eighty random requests against the three stations over two hours (15-minute slots), each
+    accepted (offer or an alternative) or declined at random, and bookings cancelled or marked no-show
+    at random: at no instant does a station hold more cars than connectors, counting the scenario's
+    bookings and every booking held."""
+    cfg = tiny_config(15, 8, charging={"start_minutes": 0})
+    sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b", "c")]
+    booked = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=10, vehicle_max_kw=22, battery_kwh=200)
+    inputs = one_site(cfg, Site("s", grid_kw=40), sts, [booked])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    ledger = Ledger(tmp_path / "bookings.sqlite")
+    rng = np.random.default_rng(7)
+    for n in range(80):
+        first = int(rng.integers(0, 7))
+        req = BookingRequest(str(rng.choice(["a", "b", "c"])), at(cfg, 15 * first),
+                             at(cfg, 15 * int(rng.integers(first + 1, 9))), energy_kwh=2.0, flex_hours=0.5)
+        rid = f"q{n}"
+        answer = ask(ledger, inputs, tables, rid, req)
+        offers = [answer] + answer["alternatives"]
+        takeable = [k for k, o in enumerate(offers) if o["decision"] != "denied"]
+        if takeable and rng.random() < 0.7:
+            book(ledger, inputs, rid, int(rng.choice(takeable)))
+        else:
+            ledger.close(rid, "declined")
+        held = ledger.held()
+        if held and rng.random() < 0.2:
+            ledger.close(held[int(rng.integers(len(held)))].request_id, str(rng.choice(["cancelled", "no_show"])))
+    held = ledger.held()
+    assert len(held) >= 5
+    for st in ("a", "b", "c"):
+        stays = [(r.arrival, r.departure) for r in list(inputs.sessions) + held if r.station_id == st]
+        assert most_at_once(stays) <= 1, st
+    statuses = ledger.requests()["status"].value_counts().to_dict()
+    assert set(statuses) <= {"accepted", "declined", "cancelled", "no_show"} and sum(statuses.values()) == 80
+    assert json.loads(ledger.log()["detail"].iloc[0])["request"]["station_id"] in ("a", "b", "c")
+    assert pd.api.types.is_integer_dtype(ledger.log()["seq"])
