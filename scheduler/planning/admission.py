@@ -11,8 +11,10 @@ be fully granted and non-critical jobs run at its station during the stay, a
 second solve frees those jobs from the request time on: they may move in time,
 or to one of the ``MOVE_CANDIDATES`` stations of the site with the most free
 blades during the stay; the answer then names the jobs that would have to move.
-Other stations of the site are then sized by arithmetic on the plan's headroom
-(no solve), and the best three are offered.
+Alternatives (other stations of the site, other times within the request's
+``flex_hours``, slower modes) are then sized by arithmetic on the plan's
+headroom (no solve), and the best ``MAX_ALTERNATIVES`` are offered
+(``alternatives_for``).
 
 A station holds as many cars at once as it has connectors (stations.csv ``connectors``, default 1):
 a station whose connectors the scenario's bookings hold at some instant of the stay offers nothing
@@ -477,11 +479,12 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
                  start=request.arrival, end=request.departure, cost=cost, power_kw=tuple(power))
 
 
-def alternatives_for(site: SiteInputs, sp: SitePlan, request: BookingRequest, offer: Offer) -> list[Offer]:
+def alternatives_for(site: SiteInputs, sp: SitePlan, request: BookingRequest, offer: Offer,
+                     at: pd.Timestamp | None = None) -> list[Offer]:
     """Alternatives that give more than ``offer`` (sized by ``headroom_offer``), best first: other stations
     of the site in the same stay (``other_station``); the same station with the stay moved by whole slots
-    up to ``request.flex_hours`` earlier or later within the horizon (``other_time``, the nearest move
-    that gives most); the same station and stay in a slower mode than the fastest it offers
+    up to ``request.flex_hours`` earlier or later within the horizon, never to arrive before the request
+    time ``at`` (``other_time``, the nearest move that gives most); the same station and stay in a slower mode than the fastest it offers
     (``slower_mode``: a mode that stands no blades by, claim 19). Ranked by energy, then fewer jobs moved,
     then kind (other station, other time, slower mode), the smaller time shift, cost and station."""
     grid = site.grid
@@ -494,7 +497,9 @@ def alternatives_for(site: SiteInputs, sp: SitePlan, request: BookingRequest, of
     for k in sorted(range(-steps, steps + 1), key=lambda k: (abs(k), k)):
         shift = pd.Timedelta(minutes=k * grid.slot_minutes)
         moved = replace(request, arrival=request.arrival + shift, departure=request.departure + shift)
-        if k == 0 or moved.arrival < grid.start_utc or moved.departure > grid.end_utc:
+        earliest = max(grid.start_utc, at) if at is not None else grid.start_utc
+        if k == 0 or moved.departure > grid.end_utc or (k < 0 and moved.arrival < earliest) \
+                or moved.arrival < grid.start_utc:
             continue
         alt = replace(headroom_offer(site, sp, moved, request.station_id), kind="other_time")
         if best_time is None or alt.planned_kwh > best_time[1].planned_kwh + 1e-6:
@@ -541,7 +546,7 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
             offer = moved
     offer = offer or Offer(request.station_id, "denied", "", 0.0)
     offer = replace(offer, start=request.arrival, end=request.departure)
-    alternatives = alternatives_for(site, sp, request, offer) if offer.decision != "granted" else []
+    alternatives = alternatives_for(site, sp, request, offer, at) if offer.decision != "granted" else []
     return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0,
                      timezone=grid.timezone, slot_starts=tuple(ts.isoformat() for ts in grid.starts_local))
 

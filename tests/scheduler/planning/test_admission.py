@@ -89,6 +89,23 @@ def test_a_flexible_driver_is_offered_another_time(tmp_path):
     assert answer["alternatives"][0]["start"] == at(cfg, 60).tz_convert(cfg.timezone).isoformat()
 
 
+def test_another_time_never_starts_before_the_request(tmp_path):
+    """r1 takes 20 of the site's 30 kW in hour 2; 18 kWh at b in hour 2 gets 10. An hour earlier would
+    give 18: offered to a request made at the horizon start, not to one made at 00:30."""
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0})
+    sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b")]
+    late = Session("r1", "a", at(cfg, 60), at(cfg, 120), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200,
+                   soc_arrival=0.2)
+    inputs = one_site(cfg, Site("s", grid_kw=30), sts, [late])
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    req = BookingRequest("b", at(cfg, 60), at(cfg, 120), energy_kwh=18, flex_hours=1)
+    early = admit(inputs, tables, req)
+    assert early.offer.planned_kwh == pytest.approx(10.0, abs=1e-3)
+    assert [(a.kind, a.start) for a in early.alternatives] == [("other_time", at(cfg, 0))]
+    assert admit(inputs, tables, req, at=at(cfg, 30)).alternatives == ()
+
+
 def test_request_outside_the_horizon_is_an_error(tmp_path):
     from scheduler.inputs.errors import EvdcError
 
