@@ -1,7 +1,8 @@
 """How fast a booking request is answered (evdc admit), on generated sites of 10 and 50 stations.
 
 For each size: generate one site (fast hub, seed 1), plan it, then time `scheduler.planning.admission.admit`
-for 10 requests drawn from the planning day (library call only: the scenario and plan are loaded once).
+for 10 requests drawn from the planning day, each at a station with a free connector for its stay
+(library call only: the scenario and plan are loaded once).
 
     python benchmarks/admit_latency.py [--sizes 10 50] [--requests 10]
 """
@@ -29,6 +30,7 @@ def main() -> None:
     from scheduler import load_scenario, write_plan
 
     from scheduler import plan
+    from scheduler.inputs.connectors import connector_holders
     from scheduler.planning.admission import BookingRequest, admit
     from scheduler.studies.generator import generate_scenario
     from scheduler.inputs.plan_files import read_plan
@@ -47,8 +49,11 @@ def main() -> None:
             ids = list(inputs.sites[0].station_ids)
             for _ in range(args.requests):
                 start = inputs.grid.start_utc + pd.Timedelta(minutes=15 * int(rng.integers(28, 80)))
-                sid = ids[int(rng.integers(len(ids)))]
                 stay_h = 0.25 * int(rng.integers(2, 12))
+                # a station with a free connector for the stay (a full one is answered without a solve)
+                free = [s for s in ids if not connector_holders(inputs.sessions, s, start, start + pd.Timedelta(hours=stay_h),
+                                                                  inputs.sites[0].station(s).connectors)]
+                sid = free[int(rng.integers(len(free)))] if free else ids[int(rng.integers(len(ids)))]
                 st = inputs.sites[0].station(sid)
                 most_kwh = stay_h * min(st.charger_kw, max(inputs.config.modes.kw(m) for m in st.modes))
                 # a request the stay could carry (admit refuses one asking more than that)
