@@ -367,6 +367,8 @@ def admit_cmd(
     at: Optional[str] = typer.Option(None, "--at", help="request time (default: the horizon start)"),
     flex_hours: float = typer.Option(0.0, "--flex-hours", help="how far the driver would move the stay, earlier or "
                                      "later, for an alternative at another time (hours)"),
+    max_km: float = typer.Option(10.0, "--max-km", help="how far the driver would go to another site, km (sites "
+                                 "with latitude and longitude)"),
     request_id: Optional[str] = typer.Option(None, "--request-id", help="record the request and its answer in the "
                                              "scenario's bookings ledger under this id (asked again: the same answer)"),
     as_json: bool = typer.Option(False, "--json", help="print the answer as JSON"),
@@ -379,7 +381,7 @@ def admit_cmd(
         sc = Scenario.from_dir(scenario)
         answer = admit_booking(sc, plan_dir, station, arrival, departure, energy_kwh, mode=mode,
                                vehicle_max_kw=vehicle_max_kw, urgent=urgent, at=at or None, labels=REQUEST_OPTIONS,
-                               flex_hours=flex_hours, request_id=request_id)
+                               flex_hours=flex_hours, request_id=request_id, max_km=max_km)
         a = answer if isinstance(answer, dict) else answer.as_dict()
         if as_json:
             out.print_json(json.dumps(a))
@@ -389,7 +391,8 @@ def admit_cmd(
                   f"{'; jobs that move: ' + ', '.join(a['jobs_moved']) if a['jobs_moved'] else ''}"
                   f"{' (' + a['reason'] + ')' if a.get('reason') else ''}", highlight=False)
         for k, alt in enumerate(a["alternatives"], start=1):
-            out.print(f"  alternative {k} ({alt['kind'].replace('_', ' ')}): {alt['station_id']} {alt['start']} to "
+            where = f" of {alt['site_id']}, {alt['distance_km']:.1f} km away" if alt.get("site_id") else ""
+            out.print(f"  alternative {k} ({alt['kind'].replace('_', ' ')}): {alt['station_id']}{where} {alt['start']} to "
                       f"{alt['end']} gives {alt['planned_kwh']:.1f} kWh ({alt['decision']}, {alt['mode']}, energy "
                       f"cost {alt['cost']:.2f})"
                       f"{'; jobs that move: ' + ', '.join(alt['jobs_moved']) if alt['jobs_moved'] else ''}",

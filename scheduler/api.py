@@ -569,13 +569,15 @@ def _instant(value: Any, timezone: str, label: str, column: str) -> pd.Timestamp
 def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, station_id: str, arrival: Any,
                   departure: Any, energy_kwh: float, *, mode: str = "any", vehicle_max_kw: float | None = None,
                   urgent: bool = False, at: Any = None, solver: SolverConfig | None = None,
-                  labels: Mapping[str, str] | None = None, flex_hours: float = 0.0, request_id: str | None = None):
+                  labels: Mapping[str, str] | None = None, flex_hours: float = 0.0, request_id: str | None = None,
+                  max_km: float = 10.0):
     """``evdc admit``: answer a booking request against the plan written in ``plan`` (a directory, a
     WrittenPlan or a written PlanResult): a ``scheduler.planning.admission.Admission`` whose ``offer.decision`` is
     granted, partial or denied, with ``alternatives`` and ``as_dict()`` (``evdc admit --json``).
     Times are ISO 8601 text, datetimes or Timestamps (naive: local to the scenario); ``at`` is when
     the request is made (default: the horizon start); ``flex_hours``: how far the driver would move the
-    stay, earlier or later, for an alternative at other times. The answer sees the bookings the
+    stay, earlier or later, for an alternative at other times; ``max_km``: how far to another site (sites
+    with latitude and longitude), for an alternative there. The answer sees the bookings the
     scenario's ledger holds (``bookings_ledger``); with ``request_id`` it is recorded there and the
     stored answer (``as_dict()``'s dict) is returned, the same one for the same request asked again.
     A bad request is an InputError naming the field
@@ -596,7 +598,8 @@ def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
         when = check_at(when, inputs, labels["at"])
     request = BookingRequest(station_id, _instant(arrival, tz, label("arrival"), "arrival"),
                              _instant(departure, tz, label("departure"), "departure"), energy_kwh, mode,
-                             vehicle_max_kw, "urgent" if urgent else "normal", flex_hours=flex_hours)
+                             vehicle_max_kw, "urgent" if urgent else "normal", flex_hours=flex_hours,
+                             max_km=max_km)
     if labels:
         request = check_request(inputs, request, when, dict(labels))
     ledger = bookings_ledger(scenario, create=request_id is not None)

@@ -376,6 +376,10 @@ CASES: list[Case] = [
         "station a has 2 connectors; booking overlaps bookings r1 (row 2), r2 (row 3) at station a"),
     bad("stations-no-connector", "negative/absurd", stations(connectors="0"), ("stations.csv", 2, "connectors"),
         "must be at least 1"),
+    bad("sites-latitude-without-longitude", "negative/absurd", sites(latitude="52.1"), ("sites.csv", 2, "longitude"),
+        "give both latitude and longitude, or neither"),
+    bad("sites-latitude-beyond-the-pole", "negative/absurd", sites(latitude="91", longitude="5"),
+        ("sites.csv", 2, "latitude"), "must be at most 90"),
 
     # ---- times without offset at DST changes
     bad("bookings-naive-ambiguous-fall-back", "dst", fall_back(**bookings(

@@ -81,19 +81,21 @@ def instants(draw, n_slots: int, slot: int, step: int, count: int) -> list[int]:
 
 @st.composite
 def fleets(draw, *, aligned: bool = False, ramp: bool = True, taper: bool = True, v2x: bool = True,
-           jobs: bool = True, thermal: bool = True, early: bool = True):
+           jobs: bool = True, thermal: bool = True, early: bool = True, partial: bool = True):
     """A fleet spec (plain data; shrinks to a readable minimal example).
 
     ``aligned``: arrivals, departures, releases and deadlines on the slot grid and work hours whole
     slots (else on 10-minute steps). ``ramp=False``: no starting state. ``taper=False``: no car
     reaches the finishing state (energy within finish_soc). The other switches leave V2X cars,
-    jobs, the housings' heat and the early-charging bonus out.
+    jobs, the housings' heat, the early-charging bonus and the partial penalty out (``partial``: the
+    penalty is drawn either way, so the other draws, and the examples, stay the same).
     """
     slot = draw(st.sampled_from((60, 30)))
     n_slots = draw(st.integers(4, 8)) * 60 // slot
     step = slot if aligned else 10
+    penalty = draw(st.sampled_from((0.0, 1.7)))  # drawn either way: the draws after it stay the same
     cfg = {
-        "weights": {"partial_penalty": draw(st.sampled_from((0.0, 1.7))),
+        "weights": {"partial_penalty": penalty if partial else 0.0,
                     "migration_cost": draw(st.sampled_from((0.0, 0.13))),
                     "early_charging_per_kwh": draw(st.sampled_from((0.0, 0.07))) if early else 0.0},
         "policies": {"fast_charge_blade_standby": draw(st.booleans()),
@@ -357,7 +359,7 @@ def _exact_plan(inputs: Inputs):
 
 
 @settings(max_examples=50, **PROPS)
-@given(spec=fleets(aligned=True, ramp=False, thermal=False, early=False))
+@given(spec=fleets(aligned=True, ramp=False, thermal=False, early=False, partial=False))
 def test_halving_the_slot_never_lowers_the_objective(spec):
     """Inputs on the coarse grid (arrivals, departures, releases, deadlines on slot boundaries),
     no starting state, no heat model, no early-charging bonus: every coarse plan, each slot
@@ -367,7 +369,11 @@ def test_halving_the_slot_never_lowers_the_objective(spec):
     so the fine optimum is at least the coarse one (1e-6 relative + 1e-5 absolute).
     The starting state is left out because its slot-averaged ceiling concentrates differently
     (the first fine half has less room), heat because the housing's Euler step depends on the
-    slot length, the bonus because its weights depend on the slot index."""
+    slot length, the bonus because its weights depend on the slot index, and the partial penalty
+    because what a tapering car is due (``takeable_kwh``, the taper stepped slot by slot) is more on
+    the finer grid: a car the coarse plan fills to its coarse due (17.304 kWh) may fall short of
+    its fine due (17.326) where the site's power cannot follow the car's, and the fine plan pays the
+    penalty the coarse one does not (found by this test: 11.143 coarse, 10.009 fine)."""
     coarse, fine = _halved(spec)
     c, f = _exact_plan(coarse), _exact_plan(fine)
     assert f.summary["objective"] >= c.summary["objective"] - 1e-5 - 1e-6 * abs(c.summary["objective"]), (

@@ -343,10 +343,15 @@ def build_inputs(
     check_unique(loads_df, ["site_id", "station_id", "time"], L["loads"])
 
     # ---- assemble per site
+    half = sites_df["latitude"].isna() != sites_df["longitude"].isna()
+    if half.any():
+        missing = "longitude" if sites_df.loc[half, "longitude"].isna().iloc[0] else "latitude"
+        raise InputError(L["sites"], "give both latitude and longitude, or neither", first_row(half, sites_df), missing)
     sites = {r["site_id"]: Site(
         site_id=r["site_id"], grid_kw=r["grid_kw"], battery_kwh=r["battery_kwh"], battery_kw=r["battery_kw"],
         battery_soc_kwh=r["battery_soc_kwh"], battery_efficiency=r["battery_efficiency"],
-        demand_charge_per_kw=r["demand_charge_per_kw"]) for _, r in sites_df.iterrows()}
+        demand_charge_per_kw=r["demand_charge_per_kw"], latitude=_opt(r["latitude"]),
+        longitude=_opt(r["longitude"])) for _, r in sites_df.iterrows()}
     stations = [Station(
         station_id=r["station_id"], site_id=r["site_id"], link_kw=r["link_kw"], charger_kw=r["charger_kw"],
         blades=int(r["blades"]), blade_kw=r["blade_kw"], blade_standby_kw=r["blade_standby_kw"], kind=r["kind"],

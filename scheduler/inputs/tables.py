@@ -116,6 +116,8 @@ SPECS: dict[str, dict[str, Col]] = {
         Col("battery_soc_kwh", "float", min=0, max=SITE_KWH_MAX, default=0.0),
         Col("battery_efficiency", "float", min=BATTERY_EFFICIENCY_MIN, max=1, default=0.9),
         Col("demand_charge_per_kw", "float", min=0, max=DEMAND_CHARGE_PER_KW_MAX, default=0.0),
+        Col("latitude", "float", min=-90, max=90),  # evdc extension: WGS 84 degrees (with longitude, or neither)
+        Col("longitude", "float", min=-180, max=180),
     ),
     "stations": _spec(
         Col("station_id", "str", True),

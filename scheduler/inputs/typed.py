@@ -34,6 +34,8 @@ class Site:
     battery_soc_kwh: float = 0.0
     battery_efficiency: float = 0.9  # round trip
     demand_charge_per_kw: float = 0.0
+    latitude: float | None = None  # evdc extension: WGS 84 degrees; admission offers nearby sites' stations
+    longitude: float | None = None
 
     @property
     def has_battery(self) -> bool:

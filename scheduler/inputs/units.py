@@ -23,6 +23,19 @@ GRANT_TOL_KWH = 1e-3
 FULL_SLOT_TOL = 1e-9
 
 
+#: Mean radius of the Earth, km (IUGG mean radius R1 = 6,371.0088 km; Moritz, "Geodetic Reference
+#: System 1980", Journal of Geodesy 74 (2000) 128-133).
+EARTH_RADIUS_KM = 6371.0088
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two WGS 84 points on a sphere of the mean radius (haversine), km."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
 def slot_hours(slot_minutes: float) -> float:
     """Length of one slot in hours."""
     return slot_minutes / MINUTES_PER_HOUR

@@ -41,7 +41,7 @@ from scheduler.inputs.connectors import connector_holders
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
-from scheduler.inputs.units import SECONDS_PER_HOUR
+from scheduler.inputs.units import SECONDS_PER_HOUR, distance_km
 from scheduler.optimization.site_handle import SiteModel
 
 if TYPE_CHECKING:
@@ -74,13 +74,14 @@ class BookingRequest:
     priority: str = "normal"
     reservation_id: str = "request"
     flex_hours: float = 0.0  # how far the driver would move the stay, earlier or later (same length)
+    max_km: float = 10.0  # how far the driver would go to another site (sites with latitude and longitude)
 
 
 #: Power below which an offer leaves a slot out of its profile (kW).
 POWER_EPS_KW = 1e-6
 
-#: Kinds of offer: what the driver asked for, and the three kinds of alternative.
-OFFER_KINDS = ("requested", "other_station", "other_time", "slower_mode")
+#: Kinds of offer: what the driver asked for, and the four kinds of alternative.
+OFFER_KINDS = ("requested", "other_station", "other_time", "slower_mode", "other_site")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Offer:
     end: pd.Timestamp | None = None
     cost: float | None = None  # energy cost at the site's prices of the power offered (None: not priced)
     power_kw: tuple[tuple[int, float], ...] = ()  # (slot index, kW) of the power offered, slots with power
+    site_id: str = ""  # the other site of an other_site alternative
+    distance_km: float | None = None  # from the requested site, for an other_site alternative
 
     def as_dict(self, tz: str, slot_starts: tuple[str, ...] = ()) -> dict:
         """The offer as ``evdc admit --json`` prints it; with ``slot_starts`` (the plan's slot labels) its
@@ -108,6 +111,8 @@ class Offer:
             out["profile_kw"] = [[slot_starts[t], round(kw, 6)] for t, kw in self.power_kw]
         if self.cost is not None:
             out["cost"] = round(self.cost, 4)
+        if self.site_id:
+            out.update(site_id=self.site_id, distance_km=round(self.distance_km or 0.0, 3))
         if self.reason:
             out["reason"] = self.reason
         return out
@@ -137,7 +142,7 @@ class Admission:
 #: The option of ``evdc admit`` that gives each request field (named in its error messages).
 REQUEST_OPTIONS = {"station_id": "--station", "arrival": "--arrival", "departure": "--departure",
                    "energy_kwh": "--energy-kwh", "vehicle_max_kw": "--vehicle-max-kw", "mode": "--mode",
-                   "priority": "--urgent", "at": "--at", "flex_hours": "--flex-hours"}
+                   "priority": "--urgent", "at": "--at", "flex_hours": "--flex-hours", "max_km": "--max-km"}
 
 
 def check_request(inputs: Inputs, request: BookingRequest, at: pd.Timestamp | None = None,
@@ -190,6 +195,8 @@ def check_request(inputs: Inputs, request: BookingRequest, at: pd.Timestamp | No
     if not np.isfinite(flex) or flex < 0 or flex > grid.n_slots * grid.slot_h:
         fail("flex_hours", f"flex_hours {flex:g} is not a number of hours in [0, {grid.n_slots * grid.slot_h:g}] "
              "(the horizon)")
+    if not np.isfinite(request.max_km) or request.max_km < 0:
+        fail("max_km", f"max_km {request.max_km:g} is not a distance of 0 km or more")
     modes = st.modes if mode == "any" else (mode,)
     most_kw = min(max(inputs.config.modes.kw(m) for m in modes), st.charger_kw, vmax if vmax is not None else np.inf)
     stay_h = (request.departure - request.arrival).total_seconds() / SECONDS_PER_HOUR
@@ -479,14 +486,33 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
                  start=request.arrival, end=request.departure, cost=cost, power_kw=tuple(power))
 
 
+def nearby_sites(inputs: Inputs, site: SiteInputs, max_km: float) -> list[tuple[SiteInputs, float]]:
+    """The other sites within ``max_km`` of ``site`` (both with latitude and longitude), nearest first."""
+    a = site.site
+    if a.latitude is None or a.longitude is None:
+        return []
+    out = []
+    for other in inputs.sites:
+        b = other.site
+        if b.site_id == a.site_id or b.latitude is None or b.longitude is None:
+            continue
+        km = distance_km(a.latitude, a.longitude, b.latitude, b.longitude)
+        if km <= max_km:
+            out.append((other, km))
+    return sorted(out, key=lambda x: (x[1], x[0].site.site_id))
+
+
 def alternatives_for(site: SiteInputs, sp: SitePlan, request: BookingRequest, offer: Offer,
-                     at: pd.Timestamp | None = None) -> list[Offer]:
+                     at: pd.Timestamp | None = None,
+                     nearby: list[tuple[SiteInputs, SitePlan, float]] = ()) -> list[Offer]:
     """Alternatives that give more than ``offer`` (sized by ``headroom_offer``), best first: other stations
     of the site in the same stay (``other_station``); the same station with the stay moved by whole slots
     up to ``request.flex_hours`` earlier or later within the horizon, never to arrive before the request
-    time ``at`` (``other_time``, the nearest move that gives most); the same station and stay in a slower mode than the fastest it offers
-    (``slower_mode``: a mode that stands no blades by, claim 19). Ranked by energy, then fewer jobs moved,
-    then kind (other station, other time, slower mode), the smaller time shift, cost and station."""
+    time ``at`` (``other_time``, the nearest move that gives most); the same station and stay in a slower
+    mode than the fastest it offers (``slower_mode``: a mode that stands no blades by, claim 19); the
+    stations of the ``nearby`` sites (site, its plan, km away) in the same stay (``other_site``). Ranked
+    by energy, then fewer jobs moved, then kind (in that order), the smaller time shift, distance, cost
+    and station."""
     grid = site.grid
     found: list[tuple[float, Offer]] = []  # (hours moved, offer)
     for other in site.stations:
@@ -513,9 +539,13 @@ def alternatives_for(site: SiteInputs, sp: SitePlan, request: BookingRequest, of
         if site.config.modes.kw(mode) < fastest:
             alt = headroom_offer(site, sp, replace(request, mode=mode), request.station_id)
             found.append((0.0, replace(alt, kind="slower_mode")))
+    for other, other_sp, km in nearby:
+        for st_other in other.stations:
+            alt = headroom_offer(other, other_sp, request, st_other.station_id)
+            found.append((0.0, replace(alt, kind="other_site", site_id=other.site.site_id, distance_km=km)))
     better = [(h, a) for h, a in found if a.planned_kwh > offer.planned_kwh + 1e-6]
     better.sort(key=lambda x: (-round(x[1].planned_kwh, 6), len(x[1].jobs_moved), OFFER_KINDS.index(x[1].kind),
-                               x[0], round(x[1].cost or 0.0, 6), x[1].station_id))
+                               x[0], x[1].distance_km or 0.0, round(x[1].cost or 0.0, 6), x[1].station_id))
     return [a for _, a in better]
 
 
@@ -546,7 +576,11 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
             offer = moved
     offer = offer or Offer(request.station_id, "denied", "", 0.0)
     offer = replace(offer, start=request.arrival, end=request.departure)
-    alternatives = alternatives_for(site, sp, request, offer, at) if offer.decision != "granted" else []
+    alternatives = []
+    if offer.decision != "granted":
+        nearby = [(o, site_plan(o, tables), km) for o, km in nearby_sites(inputs, site, request.max_km)]
+        nearby = [(_with_plan_reserve(o, osp), osp, km) for o, osp, km in nearby]
+        alternatives = alternatives_for(site, sp, request, offer, at, nearby)
     return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0,
                      timezone=grid.timezone, slot_starts=tuple(ts.isoformat() for ts in grid.starts_local))
 
@@ -556,7 +590,7 @@ def request_fields(request: BookingRequest) -> dict:
     return {"station_id": request.station_id, "arrival": request.arrival.tz_convert("UTC").isoformat(),
             "departure": request.departure.tz_convert("UTC").isoformat(), "energy_kwh": request.energy_kwh,
             "mode": request.mode, "vehicle_max_kw": request.vehicle_max_kw, "priority": request.priority,
-            "flex_hours": request.flex_hours}
+            "flex_hours": request.flex_hours, "max_km": request.max_km}
 
 
 def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tuple[Inputs, dict[str, pd.DataFrame]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,6 +106,42 @@ def test_another_time_never_starts_before_the_request(tmp_path):
     assert early.offer.planned_kwh == pytest.approx(10.0, abs=1e-3)
     assert [(a.kind, a.start) for a in early.alternatives] == [("other_time", at(cfg, 0))]
     assert admit(inputs, tables, req, at=at(cfg, 30)).alternatives == ()
+
+
+def test_a_nearby_site_is_offered_with_its_distance(tmp_path):
+    """Sites s1 (stations a, b) and s2 (station c) 5 km apart (0.045 degrees of latitude at the same
+    longitude: 0.045 x pi / 180 x 6,371.0088 km = 5.0036 km), a third site s3 without coordinates. r1
+    holds a in hour 1 and takes s1's 20 kW, so 10 kWh at b then gets nothing; c offers its 10, named with
+    its site and distance. With --max-km 5 it is too far; s3 is never offered."""
+    import math
+
+    from scheduler.inputs.typed import Inputs, SiteInputs
+    from tests.conftest import grid_of
+
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0})
+    grid = grid_of(cfg)
+
+    def station(sid, site):
+        return Station(sid, site, link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0,
+                       modes=("slow",))
+
+    r1 = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200, soc_arrival=0.2)
+    sites = (SiteInputs(site=Site("s1", grid_kw=20, latitude=52.0, longitude=5.0), grid=grid, config=cfg,
+                        stations=(station("a", "s1"), station("b", "s1")), sessions=(r1,), jobs=(), job_candidates={}),
+             SiteInputs(site=Site("s2", grid_kw=30, latitude=52.045, longitude=5.0), grid=grid, config=cfg,
+                        stations=(station("c", "s2"),), sessions=(), jobs=(), job_candidates={}),
+             SiteInputs(site=Site("s3", grid_kw=30), grid=grid, config=cfg, stations=(station("d", "s3"),),
+                        sessions=(), jobs=(), job_candidates={}))
+    inputs = Inputs(config=cfg, grid=grid, sites=sites)
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    req = BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=10)
+    ans = admit(inputs, tables, req)
+    assert ans.offer.planned_kwh == pytest.approx(0.0, abs=1e-3)
+    [alt] = ans.alternatives
+    assert (alt.kind, alt.site_id, alt.station_id, alt.decision) == ("other_site", "s2", "c", "granted")
+    assert alt.distance_km == pytest.approx(0.045 * math.pi / 180 * 6371.0088, rel=1e-9)
+    assert ans.as_dict()["alternatives"][0]["distance_km"] == 5.004
+    assert admit(inputs, tables, replace(req, max_km=5.0)).alternatives == ()
 
 
 def test_request_outside_the_horizon_is_an_error(tmp_path):
