@@ -17,13 +17,14 @@ from scheduler.inputs.plan_files import read_plan
 from tests.conftest import at, free_servers, one_site, tiny_config, without_heat
 
 
-def site_with_one_booking(tmp_path):
-    """Grid 30 kW for 2 h; station a has a car taking 20 kW in hour 1 (22 kW charger, 20 kWh asked)."""
+def site_with_one_booking(tmp_path, booked_from_min: int = 0):
+    """Grid 30 kW for 2 h; station a has a car taking 20 kW in hour 1 (or the hour from
+    ``booked_from_min``; 22 kW charger, 20 kWh asked)."""
     cfg = tiny_config(60, 2, charging={"start_minutes": 0})
     sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
            for x in ("a", "b")]
-    booked = Session("r1", "a", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200,
-                     soc_arrival=0.2)
+    booked = Session("r1", "a", at(cfg, booked_from_min), at(cfg, booked_from_min + 60), energy_kwh=20,
+                     vehicle_max_kw=22, battery_kwh=200, soc_arrival=0.2)
     inputs = one_site(cfg, Site("s", grid_kw=30), sts, [booked])
     tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
     return cfg, inputs, tables
@@ -94,13 +95,7 @@ def test_a_flexible_driver_is_offered_another_time(tmp_path):
 def test_another_time_never_starts_before_the_request(tmp_path):
     """r1 takes 20 of the site's 30 kW in hour 2; 18 kWh at b in hour 2 gets 10. An hour earlier would
     give 18: offered to a request made at the horizon start, not to one made at 00:30."""
-    cfg = tiny_config(60, 2, charging={"start_minutes": 0})
-    sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
-           for x in ("a", "b")]
-    late = Session("r1", "a", at(cfg, 60), at(cfg, 120), energy_kwh=20, vehicle_max_kw=22, battery_kwh=200,
-                   soc_arrival=0.2)
-    inputs = one_site(cfg, Site("s", grid_kw=30), sts, [late])
-    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    cfg, inputs, tables = site_with_one_booking(tmp_path, booked_from_min=60)
     req = BookingRequest("b", at(cfg, 60), at(cfg, 120), energy_kwh=18, flex_hours=1)
     early = admit(inputs, tables, req)
     assert early.offer.planned_kwh == pytest.approx(10.0, abs=1e-3)
