@@ -77,6 +77,9 @@ class BookingRequest:
     max_km: float = 10.0  # how far the driver would go to another site (sites with latitude and longitude)
 
 
+#: Least energy a held booking is modelled with (a booking's energy must be above 0; an accepted offer
+#: gives more than POWER_EPS_KW, written to three decimals).
+MIN_BOOKED_KWH = 1e-3
 #: Power below which an offer leaves a slot out of its profile (kW).
 POWER_EPS_KW = 1e-6
 
@@ -613,7 +616,7 @@ def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tupl
         sid = station_site.get(b.station_id)
         if sid is None:
             raise EvdcError(f"booking {b.request_id}: station {b.station_id} is not in the scenario")
-        sess = Session(b.request_id, b.station_id, b.start, b.end, max(b.energy_kwh, 1e-3),
+        sess = Session(b.request_id, b.station_id, b.start, b.end, max(b.energy_kwh, MIN_BOOKED_KWH),
                        mode=b.mode or "any", vehicle_max_kw=b.vehicle_max_kw)
         sites[sid] = replace(sites[sid], sessions=sites[sid].sessions + (sess,))
         sess_rows.append({"reservation_id": b.request_id, "station_id": b.station_id, "decision": "granted",
