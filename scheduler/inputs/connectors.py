@@ -32,6 +32,13 @@ def most_at_once(stays: Iterable[tuple[pd.Timestamp, pd.Timestamp]]) -> int:
     return most
 
 
+def overlap_message(station_id: str, connectors: int, holders: list[str]) -> str:
+    """The loader's and the re-plan's words for a booking that finds every connector held."""
+    what = "booking overlaps booking" if connectors == 1 else \
+        f"station {station_id} has {connectors} connectors; booking overlaps bookings"
+    return f"{what} {', '.join(holders)} at station {station_id}"
+
+
 def connector_holders(bookings: Iterable[Stay], station_id: str, arrival: pd.Timestamp,
                       departure: pd.Timestamp, connectors: int, exclude: str | None = None) -> list[str]:
     """The bookings that leave no connector of ``station_id`` for a stay [arrival, departure): empty when the

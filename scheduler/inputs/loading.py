@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from scheduler.inputs.settings import MODE_NAMES, ScenarioConfig, check_consistency
+from scheduler.inputs.connectors import overlap_message
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.job_sites import TOL, candidate_stations, site_options, stations_by_site
 from scheduler.inputs.typed import Inputs, Job, Link, Session, Site, SiteInputs, Station
@@ -601,9 +602,8 @@ def _check_connectors(res_df: pd.DataFrame, connectors: dict[str, int], label: s
             heapq.heappop(held)
         n = connectors.get(sid, 1)
         if len(held) >= n:
-            names = ", ".join(f"{r} (row {int(w)})" for _, r, w in sorted(held, key=lambda h: (h[2], h[1])))
-            what = "booking overlaps booking" if n == 1 else f"station {sid} has {n} connectors; booking overlaps bookings"
-            raise InputError(label, f"{what} {names} at station {sid}", int(row), "arrival")
+            names = [f"{r} (row {int(w)})" for _, r, w in sorted(held, key=lambda h: (h[2], h[1]))]
+            raise InputError(label, overlap_message(sid, n, names), int(row), "arrival")
         heapq.heappush(held, (departure, rid, int(row)))
 
 

@@ -172,10 +172,10 @@ class Ledger:
                 raise EvdcError(f"unknown request id {request_id!r}")
             request_text, answer_text, status, booked = row
             if status == "accepted":
-                held = HeldBooking.from_dict(json.loads(booked))
-                if json.loads(booked).get("choice") != choice:
-                    raise EvdcError(f"request {request_id!r} is already booked (offer {json.loads(booked)['choice']})")
-                return held
+                record = json.loads(booked)
+                if record["choice"] != choice:
+                    raise EvdcError(f"request {request_id!r} is already booked (offer {record['choice']})")
+                return HeldBooking.from_dict(record)
             if status != "answered":
                 raise EvdcError(f"request {request_id!r} is {status.replace('_', ' ')}: nothing to accept")
             answer = json.loads(answer_text)

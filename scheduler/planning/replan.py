@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from scheduler.inputs.settings import PlanConfig
-from scheduler.inputs.connectors import connector_holders
+from scheduler.inputs.connectors import connector_holders, overlap_message
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import BladeFailure, Inputs, Job, Session, slot_of
 from scheduler.inputs.tables import BLADES_MAX, SPECS, Col, convert_column, decode_text, read_csv_table
@@ -285,9 +285,8 @@ class _State:
         held = connector_holders(site.sessions, sess.station_id, sess.arrival, sess.departure, n,
                                  exclude=sess.reservation_id)
         if held:
-            what = "booking overlaps booking" if n == 1 else f"station {sess.station_id} has {n} connectors; booking overlaps bookings"
-            raise InputError(file, f"{what} {', '.join(held)} at station {sess.station_id} "
-                             "(a no_show event before this one frees the station)", row, column)
+            raise InputError(file, f"{overlap_message(sess.station_id, n, held)} (a no_show event before this one "
+                             "frees the station)", row, column)
 
 
 def local_iso(ts: pd.Timestamp, timezone: str) -> str:

@@ -156,6 +156,10 @@ def test_a_request_for_more_than_the_stay_can_take_is_an_error(tmp_path):
         admit(inputs, tables, BookingRequest("b", at(cfg, 60), at(cfg, 120), energy_kwh=30))
     with pytest.raises(InputError, match="2 h at 11 kW is 22 kWh"):  # the car's own limit
         admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 120), energy_kwh=23, vehicle_max_kw=11))
+    with pytest.raises(InputError, match=r"column flex_hours: flex_hours -1 is not a number of hours in \[0, 2\]"):
+        admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=5, flex_hours=-1))
+    with pytest.raises(InputError, match="column max_km: max_km nan is not a distance of 0 km or more"):
+        admit(inputs, tables, BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=5, max_km=float("nan")))
 
 
 def busy_fast_station(tmp_path):
