@@ -353,6 +353,11 @@ def generate_cmd(
     _run(run)
 
 
+#: The --db option of the commands that use the bookings ledger.
+LEDGER_DB_HELP = ("the bookings ledger's database: a SQLAlchemy URL (postgresql://user@host/db) or a SQLite file "
+                  "(default: SCENARIO/.evdc/bookings.sqlite)")
+
+
 @app.command("admit")
 def admit_cmd(
     scenario: Path = typer.Argument(..., help="scenario directory"),
@@ -371,6 +376,7 @@ def admit_cmd(
                                  "with latitude and longitude)"),
     request_id: Optional[str] = typer.Option(None, "--request-id", help="record the request and its answer in the "
                                              "scenario's bookings ledger under this id (asked again: the same answer)"),
+    db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the answer as JSON"),
 ) -> None:
     """Answer a booking request against the current plan: granted, partial or denied, with alternatives."""
@@ -381,7 +387,7 @@ def admit_cmd(
         sc = Scenario.from_dir(scenario)
         answer = admit_booking(sc, plan_dir, station, arrival, departure, energy_kwh, mode=mode,
                                vehicle_max_kw=vehicle_max_kw, urgent=urgent, at=at or None, labels=REQUEST_OPTIONS,
-                               flex_hours=flex_hours, request_id=request_id, max_km=max_km)
+                               flex_hours=flex_hours, request_id=request_id, max_km=max_km, db=db)
         a = answer if isinstance(answer, dict) else answer.as_dict()
         if as_json:
             out.print_json(json.dumps(a))
@@ -634,14 +640,17 @@ bookings_app = typer.Typer(add_completion=False, no_args_is_help=True,
 @bookings_app.command("list")
 def bookings_list_cmd(
     scenario: Path = typer.Argument(..., help="scenario directory"),
+    db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the requests as JSON"),
 ) -> None:
     """Every recorded request with its answer and state (answered, accepted, declined, cancelled, no_show)."""
     def run():
         from scheduler.api import Scenario, bookings_ledger
 
-        ledger = bookings_ledger(Scenario.from_dir(scenario), create=False)
+        ledger = bookings_ledger(Scenario.from_dir(scenario), create=False, db=db)
         rows = ledger.requests().to_dict(orient="records") if ledger is not None else []
+        if ledger is not None:
+            ledger.dispose()
         if as_json:
             out.print_json(json.dumps(rows))
             return
@@ -662,12 +671,13 @@ def bookings_accept_cmd(
     plan_dir: Path = typer.Argument(..., help="the current plan of that scenario"),
     request_id: str = typer.Argument(..., help="the id the request was recorded under"),
     offer: int = typer.Option(0, "--offer", min=0, help="0: the requested station's offer, k: alternative k"),
+    db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
 ) -> None:
     """Book an offer of a recorded answer: its station is then held for the stay (the next admission sees it)."""
     def run():
         from scheduler.api import Scenario, accept_booking
 
-        b = accept_booking(Scenario.from_dir(scenario), plan_dir, request_id, offer)
+        b = accept_booking(Scenario.from_dir(scenario), plan_dir, request_id, offer, db=db)
         out.print(f"booked {b.request_id}: {b.energy_kwh:.1f} kWh at {b.station_id}, {b.start.isoformat()} to "
                   f"{b.end.isoformat()}{' in ' + b.mode + ' mode' if b.mode else ''}", highlight=False)
     _run(run)
@@ -675,11 +685,12 @@ def bookings_accept_cmd(
 
 def _close_cmd(status: str, doc: str):
     def cmd(scenario: Path = typer.Argument(..., help="scenario directory"),
-            request_id: str = typer.Argument(..., help="the id the request was recorded under")) -> None:
+            request_id: str = typer.Argument(..., help="the id the request was recorded under"),
+            db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP)) -> None:
         def run():
             from scheduler.api import Scenario, close_booking
 
-            close_booking(Scenario.from_dir(scenario), request_id, status)
+            close_booking(Scenario.from_dir(scenario), request_id, status, db=db)
             out.print(f"{request_id}: {status.replace('_', ' ')}", highlight=False)
         _run(run)
     cmd.__doc__ = doc

@@ -23,7 +23,7 @@ from scheduler.planning.night import Plan, plan
 from scheduler.inputs.samples import demo_scenario_path, extreme_scenario_path
 from scheduler.api import (PlanCheck, PlanResult, PlanVerificationError, Scenario, WrittenPlan, accept_booking,
                            admit_booking, bookings_ledger, check_plan_dir, close_booking, plan_scenario, plan_to_dir,
-                           replan_scenario, replan_to_dir, verify_plan_dir)
+                           planner, replan_scenario, replan_to_dir, verify_plan_dir)
 from scheduler.studies.backtest import WrittenBacktest, backtest_scenario, backtest_to_dir
 
 __all__ = [
@@ -31,5 +31,5 @@ __all__ = [
     "build_model", "demo_scenario_path", "extreme_scenario_path", "load_scenario", "plan", "write_plan", "__version__",
     "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenBacktest", "WrittenPlan",
     "accept_booking", "admit_booking", "backtest_scenario", "bookings_ledger", "close_booking", "backtest_to_dir", "check_plan_dir", "plan_scenario", "plan_to_dir",
-    "replan_scenario", "replan_to_dir", "verify_plan_dir",
+    "planner", "replan_scenario", "replan_to_dir", "verify_plan_dir",
 ]

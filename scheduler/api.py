@@ -350,7 +350,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 def _check_db_file(db: str | Path, plan_dir: Path, scenario_dir: str | Path | None) -> None:
     """A SQLite file named by ``--db`` must be new or a database, and outside the plan and the scenario."""
-    from scheduler.output.sql import _sqlite_file, database_url
+    from scheduler.inputs.databases import database_url, sqlite_file as _sqlite_file
 
     file = _sqlite_file(database_url(db))
     if file is None:
@@ -566,11 +566,29 @@ def _instant(value: Any, timezone: str, label: str, column: str) -> pd.Timestamp
     return parse_instant(str(value), timezone, label, None, column)
 
 
+def planner(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, *, db: str | Path | None = None,
+            solver: SolverConfig | None = None, ledger: bool = True):
+    """A warm :class:`scheduler.planning.planner.Planner` over the plan written in ``plan`` (a directory,
+    a WrittenPlan or a written PlanResult) and the scenario's bookings ledger (``bookings_ledger``:
+    ``db``, a SQLAlchemy URL such as ``postgresql://user@host/db``, or SCENARIO/.evdc/bookings.sqlite);
+    ``ledger=False``: none. Keep it to answer request after request without reading the plan again."""
+    return _planner(scenario, plan, bookings_ledger(scenario, db=db) if ledger else None, solver)
+
+
+def _planner(scenario: Scenario, plan, ledger, solver: SolverConfig | None):
+    from scheduler.planning.planner import Planner
+    from scheduler.planning.replan import plan_inputs
+
+    plan_dir, tables = _read_plan_of(scenario, plan)
+    inputs = plan_inputs(plan_dir, scenario.placed_inputs)  # a re-planned plan: the scenario with its events
+    return Planner(inputs, tables, ledger, solver)
+
+
 def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, station_id: str, arrival: Any,
                   departure: Any, energy_kwh: float, *, mode: str = "any", vehicle_max_kw: float | None = None,
                   urgent: bool = False, at: Any = None, solver: SolverConfig | None = None,
                   labels: Mapping[str, str] | None = None, flex_hours: float = 0.0, request_id: str | None = None,
-                  max_km: float = 10.0):
+                  max_km: float = 10.0, db: str | Path | None = None):
     """``evdc admit``: answer a booking request against the plan written in ``plan`` (a directory, a
     WrittenPlan or a written PlanResult): a ``scheduler.planning.admission.Admission`` whose ``offer.decision`` is
     granted, partial or denied, with ``alternatives`` and ``as_dict()`` (``evdc admit --json``).
@@ -578,49 +596,49 @@ def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
     the request is made (default: the horizon start); ``flex_hours``: how far the driver would move the
     stay, earlier or later, for an alternative at other times; ``max_km``: how far to another site (sites
     with latitude and longitude), for an alternative there. The answer sees the bookings the
-    scenario's ledger holds (``bookings_ledger``); with ``request_id`` it is recorded there and the
-    stored answer (``as_dict()``'s dict) is returned, the same one for the same request asked again.
-    A bad request is an InputError naming the field
+    scenario's ledger holds (``bookings_ledger``; ``db`` names another database); with ``request_id`` it is
+    recorded there and the stored answer (``as_dict()``'s dict) is returned, the same one for the same
+    request asked again. A bad request is an InputError naming the field
     (``request, column departure: ...``), or with ``labels`` (field name to label, as
-    ``scheduler.planning.admission.REQUEST_OPTIONS``, the command's options) naming the label (``--departure: ...``)."""
-    from scheduler.planning.admission import BookingRequest, admit, check_request, request_fields, with_bookings
-    from scheduler.planning.replan import check_at, plan_inputs
+    ``scheduler.planning.admission.REQUEST_OPTIONS``, the command's options) naming the label (``--departure: ...``).
+    One request: a service answering many keeps a :func:`planner` instead."""
+    from scheduler.planning.admission import BookingRequest
+    from scheduler.planning.replan import check_at
 
-    plan_dir, tables = _read_plan_of(scenario, plan)
-    inputs = plan_inputs(plan_dir, scenario.placed_inputs)  # a re-planned plan: the scenario with its events
-    tz = inputs.grid.timezone
+    # without a request id the answer is not recorded, but it still sees what a ledger holds
+    warm = _planner(scenario, plan, bookings_ledger(scenario, create=request_id is not None, db=db), solver)
+    tz = warm.inputs.grid.timezone
 
     def label(name: str) -> str:
         return labels[name] if labels and name in labels else "request"
 
     when = _instant(at, tz, label("at"), "at") if at is not None else None
     if when is not None and labels and "at" in labels:
-        when = check_at(when, inputs, labels["at"])
+        when = check_at(when, warm.inputs, labels["at"])
     request = BookingRequest(station_id, _instant(arrival, tz, label("arrival"), "arrival"),
                              _instant(departure, tz, label("departure"), "departure"), energy_kwh, mode,
                              vehicle_max_kw, "urgent" if urgent else "normal", flex_hours=flex_hours,
                              max_km=max_km)
-    if labels:
-        request = check_request(inputs, request, when, dict(labels))
-    ledger = bookings_ledger(scenario, create=request_id is not None)
-    if ledger is None:
-        return admit(inputs, tables, request, when, solver)
-    if request_id is None:  # answered, not recorded: it still sees what the ledger holds
-        return admit(*with_bookings(inputs, tables, ledger.held()), request, when, solver)
-    request = dc_replace(request, reservation_id=request_id)
-    return ledger.answer(request_id, request_fields(request),
-                         lambda held: admit(*with_bookings(inputs, tables, held), request, when, solver).as_dict())
+    try:
+        return warm.admit(request, when, request_id, dict(labels) if labels else None)
+    finally:
+        if warm.ledger is not None:
+            warm.ledger.dispose()
 
 
-def bookings_ledger(scenario: Scenario, create: bool = True):
-    """The scenario's bookings ledger (``scheduler.planning.ledger.Ledger``, SCENARIO/.evdc/bookings.sqlite);
-    None when the scenario has no directory, or has no ledger yet and ``create`` is false."""
+def bookings_ledger(scenario: Scenario, create: bool = True, db: str | Path | None = None):
+    """The scenario's bookings ledger (``scheduler.planning.ledger.Ledger``): in the database ``db`` (a
+    SQLAlchemy URL or a SQLite file) when given, else SCENARIO/.evdc/bookings.sqlite; None when the
+    scenario has no directory, or has no ledger file yet and ``create`` is false."""
     from scheduler.output.files import CACHE_DIR
     from scheduler.planning.ledger import LEDGER_FILE, Ledger
 
+    if db is not None:
+        return Ledger(db)
     if scenario.directory is None:
         if create:
-            raise EvdcError("a scenario read from frames has no state directory for a bookings ledger")
+            raise EvdcError("a scenario read from frames has no state directory for a bookings ledger "
+                            "(give a database)")
         return None
     path = scenario.directory / CACHE_DIR / LEDGER_FILE
     if not create and not path.is_file():
@@ -629,28 +647,28 @@ def bookings_ledger(scenario: Scenario, create: bool = True):
 
 
 def accept_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, request_id: str,
-                   choice: int = 0):
+                   choice: int = 0, *, db: str | Path | None = None):
     """``evdc bookings accept``: book offer ``choice`` (0: the requested station's, k: alternative k) of
     the answer the ledger holds for ``request_id``; the station must still have a free connector for
     the stay, with the scenario's bookings and those already accepted. Returns the
     ``scheduler.planning.ledger.HeldBooking``."""
-    from scheduler.planning.admission import booking_from_offer
-    from scheduler.planning.replan import plan_inputs
-
-    plan_dir, _ = _read_plan_of(scenario, plan)
-    inputs = plan_inputs(plan_dir, scenario.placed_inputs)
-    ledger = bookings_ledger(scenario)
-    return ledger.accept(request_id, choice, lambda request, offer, held: booking_from_offer(
-        inputs, request_id, request, offer, held))
+    warm = planner(scenario, plan, db=db)
+    try:
+        return warm.accept(request_id, choice)
+    finally:
+        warm.ledger.dispose()
 
 
-def close_booking(scenario: Scenario, request_id: str, status: str) -> None:
+def close_booking(scenario: Scenario, request_id: str, status: str, *, db: str | Path | None = None) -> None:
     """``evdc bookings decline|cancel|no-show``: end a request (``declined``, ``cancelled`` or
     ``no_show``); a booking's station and power are free again."""
-    ledger = bookings_ledger(scenario, create=False)
+    ledger = bookings_ledger(scenario, create=False, db=db)
     if ledger is None:
         raise EvdcError(f"unknown request id {request_id!r}: the scenario has no bookings yet")
-    ledger.close(request_id, status)
+    try:
+        ledger.close(request_id, status)
+    finally:
+        ledger.dispose()
 
 
 def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult,
@@ -662,8 +680,9 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     ``replanned_at`` is ``at``; ``to_dir`` writes changes.csv and events.json beside the tables, so
     ``verify_plan_dir`` checks it against the scenario with the events applied. An ``at`` that is not
     an instant of the horizon is an InputError naming ``at``, or ``labels["at"]`` when given."""
-    from scheduler.planning.replan import (EVENTS_FILE, apply_chain, check_at, check_events, read_chain, read_events, replan,
-                         replan_record)
+    from scheduler.planning.planner import Planner
+    from scheduler.planning.replan import (EVENTS_FILE, apply_chain, check_at, check_events, read_chain, read_events,
+                                           replan_record)
 
     plan_dir, previous = _read_plan_of(scenario, plan)
     inputs = scenario.placed_inputs
@@ -674,7 +693,7 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     events_file = _events_file(events)
     given = read_events(events_file) if events_file is not None else [dict(e) for e in events]
     applied = check_events(base, given, when)
-    result, new_inputs, diff = replan(base, previous, applied, when, config or PlanConfig())
+    result, new_inputs, diff = Planner(base, previous).replan(applied, when, config or PlanConfig())
     record = replan_record(inputs, when, applied, chain, events_file.name if events_file is not None else "")
 
     def add_changes(tmp: Path) -> None:
@@ -714,7 +733,8 @@ def replan_to_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
 
 
 __all__ = [
-    "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenPlan", "admit_booking", "check_plan_dir", "check_plan_output", "default_model_dir",
+    "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenPlan", "accept_booking", "admit_booking",
+    "bookings_ledger", "close_booking", "planner", "check_plan_dir", "check_plan_output", "default_model_dir",
     "forecast_settings", "frames_hash", "plan_scenario", "plan_to_dir", "replan_scenario", "replan_to_dir",
     "scenario_settings", "verify_plan_dir",
 ]

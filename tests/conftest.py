@@ -10,6 +10,7 @@ import pytest
 from scheduler.inputs.settings import ScenarioConfig
 from scheduler.inputs.typed import Inputs, SiteInputs
 from scheduler.inputs.timegrid import make_grid
+from tests.databases import db_url, postgres_server  # noqa: F401  (fixtures: a SQLite file or a PostgreSQL server)
 
 
 #: Servers that start, stop and move at no cost and in no time: the world the hand-solved cases of the other

@@ -120,29 +120,40 @@ def test_admit_json(tmp_path):
     assert bad.exit_code == 2 and "unknown station 'zz'" in bad.output
 
 
-def test_bookings_are_recorded_accepted_and_cancelled(tmp_path):
+@pytest.mark.parametrize("backend", ["state directory", "postgresql"])
+def test_bookings_are_recorded_accepted_and_cancelled(tmp_path, backend, request):
     """admit --request-id records the answer (asked again: the same one); bookings accept holds the
-    station, so the next request there is denied with the holder named; cancel frees it."""
+    station, so the next request there is denied with the holder named; cancel frees it. In the
+    scenario's state directory, and with --db in a PostgreSQL server the test starts."""
     scen, out = write_scenario(tmp_path / "scen"), tmp_path / "plan"
+    db = [] if backend == "state directory" else ["--db", _postgres_database(request)]
     assert runner.invoke(app, ["plan", str(scen), "--out", str(out), "-q"]).exit_code == 0
     request = ["--station", "b", "--arrival", "2024-03-31T01:00", "--departure", "2024-03-31T03:00+02:00",
                "--energy-kwh", "10", "--json"]
-    first = runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q1"])
+    first = runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q1", *db])
     assert first.exit_code == 0, first.output
-    again = runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q1"])
+    again = runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q1", *db])
     assert json.loads(again.output) == json.loads(first.output)
     assert json.loads(first.output)["decision"] == "granted"
-    taken = runner.invoke(app, ["bookings", "accept", str(scen), str(out), "q1"])
+    taken = runner.invoke(app, ["bookings", "accept", str(scen), str(out), "q1", *db])
     assert taken.exit_code == 0 and taken.output.startswith("booked q1: 10.0 kWh at b"), taken.output
-    rows = json.loads(runner.invoke(app, ["bookings", "list", str(scen), "--json"]).output)
+    rows = json.loads(runner.invoke(app, ["bookings", "list", str(scen), "--json", *db]).output)
     assert [(r["request_id"], r["status"], r["booked_station_id"]) for r in rows] == [("q1", "accepted", "b")]
-    second = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q2"]).output)
+    second = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q2", *db]).output)
     assert second["decision"] == "denied" and second["reason"] == "no free connector at b during the stay (held by q1)"
-    assert runner.invoke(app, ["bookings", "cancel", str(scen), "q1"]).output.strip() == "q1: cancelled"
-    third = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request]).output)
+    assert runner.invoke(app, ["bookings", "cancel", str(scen), "q1", *db]).output.strip() == "q1: cancelled"
+    third = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request, *db]).output)
     assert third["decision"] == "granted"
-    bad = runner.invoke(app, ["bookings", "accept", str(scen), str(out), "zz"])
+    bad = runner.invoke(app, ["bookings", "accept", str(scen), str(out), "zz", *db])
     assert bad.exit_code == 2 and bad.output.strip() == "error: unknown request id 'zz'"
+    assert (scen / ".evdc" / "bookings.sqlite").is_file() == (backend == "state directory")
+
+
+def _postgres_database(request) -> str:
+    """A new database on the PostgreSQL server the tests start (tests.databases)."""
+    from tests.databases import new_database
+
+    return new_database(request.getfixturevalue("postgres_server"))
 
 
 def test_whatif_and_report_from_the_command_line(tmp_path):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from scheduler.inputs.memo import IdentityMemo
 from scheduler.inputs.timegrid import TimeGrid
 
 #: Committed powers are fixed a hair below their written (rounded) values, to stay inside every limit.
@@ -24,7 +25,16 @@ class Committed:
         return self.power_kw.get((reservation_id, t), 0.0) * FIX_SHRINK
 
 
+_MEMO: IdentityMemo[Committed] = IdentityMemo()
+
+
 def read_committed(tables: dict[str, pd.DataFrame], grid: TimeGrid) -> Committed:
+    """What ``tables`` committed (read once per set of tables: a warm planner asks again and again)."""
+    frames = (tables["session_slots"], tables["job_slots"], tables["sessions"], grid)
+    return _MEMO.get(frames, lambda: _read_committed(tables, grid))
+
+
+def _read_committed(tables: dict[str, pd.DataFrame], grid: TimeGrid) -> Committed:
     slot = {pd.Timestamp(ts): i for i, ts in enumerate(grid.starts_local)}
     ss, js = tables["session_slots"], tables["job_slots"]
     power = {(r, slot.get(pd.Timestamp(t), -1)): float(kw)

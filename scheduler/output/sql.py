@@ -56,6 +56,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from scheduler.inputs import loading as scenario_io
 from scheduler.inputs import tables as table_specs
+from scheduler.inputs.databases import database_url, engine_for as _engine, reason as _reason, where as _where
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.output.plan_dir import for_file
 from scheduler.inputs.typed import Inputs
@@ -87,65 +88,6 @@ PLANS_COLUMNS = ("plan_id", "night", "version", "scenario_hash", "created_at", "
 
 
 # --------------------------------------------------------------------------- connections
-
-
-def database_url(target: str | Path | sa.URL) -> sa.URL:
-    """The SQLAlchemy URL of ``target``: a URL as given, a bare path as a SQLite file."""
-    if isinstance(target, sa.URL):
-        url = target
-    elif "://" not in str(target):
-        return sa.URL.create("sqlite", database=str(target))
-    else:
-        try:
-            url = sa.make_url(str(target))
-        except sa.exc.ArgumentError:
-            raise EvdcError(f"{target!r}: not a database URL (e.g. sqlite:///plans.db or "
-                            "postgresql+psycopg://user@host/db)") from None
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    return url
-
-
-def _where(engine: Engine) -> str:
-    """The database for messages, without its password."""
-    return engine.url.render_as_string(hide_password=True)
-
-
-def _sqlite_file(url: sa.URL) -> Path | None:
-    """The file of a SQLite URL (None for another database or an in-memory one)."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
-
-
-@contextmanager
-def _engine(target: str | Path | sa.URL | Engine, must_exist: bool = False) -> Iterator[Engine]:
-    """An engine for ``target``; one made here is disposed afterwards, a given one is left open.
-
-    With ``must_exist`` a SQLite file that is not there is an error (SQLite would create an empty one)."""
-    if isinstance(target, Engine):
-        yield target
-        return
-    url = database_url(target)
-    sqlite_file = _sqlite_file(url)
-    if must_exist and sqlite_file is not None and not sqlite_file.is_file():
-        raise EvdcError(f"{sqlite_file}: no such database file")
-    try:
-        engine = sa.create_engine(url)
-    except (ImportError, sa.exc.ArgumentError) as exc:
-        where = url.render_as_string(hide_password=True)
-        raise EvdcError(f"{where}: cannot use this database ({_reason(exc)})") from None
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def _reason(exc: BaseException) -> str:
-    """The first line of a driver's error message."""
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return text[0] if text else type(inner).__name__
 
 
 @contextmanager

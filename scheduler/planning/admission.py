@@ -40,6 +40,7 @@ from scheduler.inputs.committed import read_committed
 from scheduler.inputs.connectors import connector_holders
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.errors import EvdcError, InputError
+from scheduler.inputs.memo import IdentityMemo
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
 from scheduler.inputs.units import SECONDS_PER_HOUR, distance_km
 from scheduler.optimization.site_handle import SiteModel
@@ -58,6 +59,9 @@ MOVE_CANDIDATES = 3
 DISTURBANCE_COST = 1e-3
 #: Admission models are small: solve them close to optimal, so the disturbance cost takes effect.
 ADMIT_MIP_GAP = 1e-4
+#: How admission solves. (Without the LP-priced start, ``mip_start="none"``, benchmarks/admit_latency.py
+#: gave a lower p50 at 50 stations but a higher one at 10 and a higher p99 at both: kept.)
+ADMIT_SOLVER = SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP)
 #: Relative slack on what a stay can take before a request is refused as asking more than it
 #: (rounding of the times and powers it is given in).
 STAY_ENERGY_REL_TOL = 1e-9
@@ -248,7 +252,16 @@ class SitePlan:
     movable_kw: dict[tuple[str, int], list[tuple[str, float]]] = field(default_factory=dict)
 
 
+_SITE_PLANS: IdentityMemo[SitePlan] = IdentityMemo()
+
+
 def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
+    """The site's plan as arrays (read once per site and set of tables)."""
+    frames = (site, tables["station_slots"], tables["site_slots"], tables["job_slots"])
+    return _SITE_PLANS.get(frames, lambda: _site_plan(site, tables))
+
+
+def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
     grid = site.grid
     n = grid.n_slots
     slot = {ts: i for i, ts in enumerate(grid.starts_local)}
@@ -348,9 +361,47 @@ def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan,
             j = replace(j, work_hours=max(j.work_hours - away * grid.slot_h, 0.0), preemptible=True)
         jobs.append(j)
         cands[j.job_id] = c
-    return replace(site, stations=tuple(stations),
-                   sessions=tuple(r for r in site.sessions if r.station_id in chargers),
-                   jobs=tuple(jobs), job_candidates=cands, station_load_kw=loads)
+    reduced = replace(site, stations=tuple(stations),
+                      sessions=tuple(r for r in site.sessions if r.station_id in chargers),
+                      jobs=tuple(jobs), job_candidates=cands, station_load_kw=loads)
+    return merge_frozen(reduced, chargers)
+
+
+#: Id prefix of the stations ``merge_frozen`` makes (one per link node the kept stations draw through).
+FROZEN_PREFIX = "frozen@"
+
+
+def merge_frozen(site: SiteInputs, kept: set[str]) -> SiteInputs:
+    """The site with its frozen stations (all but ``kept``, each a fixed load with no blades or cars)
+    merged into one station per *anchor*: the first link on a frozen station's path that a kept station
+    also draws through, or the site itself. A merged station draws the sum of its members' loads and
+    holds the sum of their reserves on its anchor, so every row that could bind is the same sum as
+    before: each link a kept station draws through sees the same frozen load below it, and so does the
+    site's balance and reserve. A link no kept station draws through holds constants only (within its
+    capacity, as the plan was), and its row goes. The model then grows with the kept stations and the
+    depth of the tree, not with the site."""
+    frozen = [st for st in site.stations if st.station_id not in kept]
+    if len(frozen) < 2:
+        return site
+    on_path = {node for sid in kept for node in site.link_path(sid)}
+    groups: dict[str | None, list] = {}
+    for st in frozen:
+        anchor = next((node for node in site.link_path(st.station_id) if node in on_path), None)
+        groups.setdefault(anchor, []).append(st)
+    merged, loads, reserves = [], {}, {}
+    for anchor, members in groups.items():
+        sid = f"{FROZEN_PREFIX}{anchor if anchor is not None else site.site.site_id}"
+        merged.append(replace(members[0], station_id=sid, link_id=anchor,
+                              link_kw=sum(st.link_kw for st in members),
+                              charger_kw=max(st.charger_kw for st in members)))
+        loads[sid] = sum(np.asarray(site.station_load_kw[st.station_id], dtype=float) for st in members)
+        reserves[sid] = sum(np.asarray(site.reserve_kw[st.station_id], dtype=float) for st in members)
+    stations = tuple(st for st in site.stations if st.station_id in kept) + tuple(merged)
+    for sid in kept:
+        loads[sid], reserves[sid] = site.station_load_kw[sid], site.reserve_kw[sid]
+    return replace(site, stations=stations, links=tuple(lk for lk in site.links if lk.link_id in on_path),
+                   station_load_kw=loads, reserve_kw=reserves,
+                   blade_failures=tuple(f for f in site.blade_failures if f.station_id in kept))
 
 
 def _move_candidates(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> set[str]:
@@ -562,7 +613,7 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     second solve: the answer then leaves every job where the plan has it.
     """
     t0 = time.perf_counter()
-    solver = solver or SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP)
+    solver = solver or ADMIT_SOLVER
     request = check_request(inputs, request, at)
     site = _site_of(inputs, request.station_id)
     sp = site_plan(site, tables)
@@ -600,7 +651,10 @@ def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tupl
     """The plan as the next admission must see it: each held booking (``ledger.HeldBooking``) joins
     its site's bookings (so it holds a connector) and its power joins the written tables (its rows in
     sessions and session_slots, its kW in its station's ev_kw and link_kw and its site's grid import),
-    where admission fixes it like any planned booking."""
+    where admission fixes it like any planned booking. A booking the plan already holds (a re-plan
+    took it in as a ``booking`` event) is left as planned."""
+    planned = set(tables["sessions"]["reservation_id"])
+    held = [b for b in held if b.request_id not in planned]
     if not held:
         return inputs, tables
     tables = {k: v.copy() for k, v in tables.items()}

@@ -1,56 +1,70 @@
-"""The bookings ledger: every request, answer, acceptance, cancellation and no-show, kept in SQLite.
+"""The bookings ledger: every request, answer, acceptance, cancellation and no-show, kept in a database.
 
 A request is keyed by its ``request_id``: asked again with the same fields it gets the stored answer
 (never a second booking); asked with other fields under the same id it is refused. Accepting an
 answer books one of its offers (the requested station's, or alternative k); a booked offer holds a
 connector of its station and its power profile until it is cancelled or its car does not show, and
 ``held`` gives what the next admission must see (``admission.with_bookings`` adds it to the plan's
-view). Every action is appended to the ``log`` table; the ``requests`` table holds each request's
-current state.
+view). Every action is appended to the ``booking_log`` table; ``booking_requests`` holds each
+request's current state.
 
-``scheduler.api.bookings_ledger`` keeps a scenario's ledger in its state directory
-(``SCENARIO/.evdc/bookings.sqlite``). Writers take SQLite's write lock for a whole action (``BEGIN IMMEDIATE``), so two processes
-answering or accepting at once are serialised and a connector is never given twice.
+The database is SQLite by default (``scheduler.api.bookings_ledger`` keeps it in the scenario's state
+directory, ``SCENARIO/.evdc/bookings.sqlite``) or any SQLAlchemy URL (``postgresql://user@host/db``,
+``evdc ... --db URL``). Each action is one transaction under a lock every writer takes (SQLite:
+``BEGIN IMMEDIATE``, the database's write lock; PostgreSQL: the transaction-scoped advisory lock
+``LOCK_KEY``), so two processes answering or accepting at once are serialised, a connector is never
+given twice, and a failure leaves the ledger as it was.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
+from scheduler.inputs.databases import database_url, reason, sqlite_file, where
 from scheduler.inputs.errors import EvdcError
 
 #: The ledger's file inside a scenario's state directory (``.evdc``).
 LEDGER_FILE = "bookings.sqlite"
 #: States of a request: answered (not yet taken), accepted (holds its station), and the three ends.
 STATUSES = ("answered", "accepted", "declined", "cancelled", "no_show")
-#: Seconds a writer waits for another process's write lock before it gives up.
+#: Seconds a writer waits for another process's write lock before it gives up (SQLite).
 LOCK_TIMEOUT_S = 30.0
+#: PostgreSQL advisory lock every ledger writer holds for its transaction (any 64-bit key no other
+#: application on the database uses; this one spells "evdcbook" in ASCII).
+LOCK_KEY = 0x6576_6463_626F_6F6B
+#: Tables of the ledger, and their names in ledgers written by evdc 0.10 (renamed when met).
+REQUESTS_TABLE, LOG_TABLE = "booking_requests", "booking_log"
+_OLD_NAMES = {"requests": REQUESTS_TABLE, "log": LOG_TABLE}
+ID_MAX_CHARS = 200
+TIME_CHARS = 40
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY,
-    received_at TEXT NOT NULL,
-    request TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    status TEXT NOT NULL,
-    booking TEXT,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-"""
+_META = sa.MetaData()
+_REQUESTS = sa.Table(
+    REQUESTS_TABLE, _META,
+    sa.Column("request_id", sa.String(ID_MAX_CHARS), primary_key=True),
+    sa.Column("received_at", sa.String(TIME_CHARS), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("booking", sa.Text),
+    sa.Column("updated_at", sa.String(TIME_CHARS), nullable=False),
+)
+_LOG = sa.Table(
+    LOG_TABLE, _META,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(ID_MAX_CHARS), nullable=False),
+    sa.Column("at", sa.String(TIME_CHARS), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -101,43 +115,69 @@ def _canonical(d: dict) -> str:
 
 
 class Ledger:
-    """The bookings of one scenario (see the module docstring)."""
+    """The bookings of one scenario (see the module docstring) in the database ``target`` (a SQLAlchemy
+    URL, or a path: a SQLite file, made with its directory when missing)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    def __init__(self, target: str | Path | sa.URL) -> None:
+        url = database_url(target)
+        self.path = sqlite_file(url)
+        self.sqlite = url.get_backend_name() == "sqlite"
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            yield db
-        finally:
-            db.close()
+            self.engine = sa.create_engine(url, **({"connect_args": {"timeout": LOCK_TIMEOUT_S}} if self.sqlite else {}))
+        except (ImportError, sa.exc.ArgumentError) as exc:
+            raise EvdcError(f"{url.render_as_string(hide_password=True)}: cannot use this database for the bookings "
+                            f"ledger ({reason(exc)})") from None
+        if self.sqlite:  # SQLAlchemy's recipe: pysqlite leaves transactions to us, and each one takes the write lock
+            sa.event.listen(self.engine, "connect", _sqlite_autocommit)
+            sa.event.listen(self.engine, "begin", _sqlite_begin_immediate)
+        with self._writing() as db:
+            names = set(sa.inspect(db).get_table_names())
+            for old, new in _OLD_NAMES.items():
+                if old in names and new not in names and self.sqlite:
+                    db.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+            _META.create_all(db)
+
+    def __repr__(self) -> str:
+        return f"Ledger({where(self.engine)!r})"
+
+    def dispose(self) -> None:
+        """Close the ledger's connections."""
+        self.engine.dispose()
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One action under the write lock: committed whole, or not at all."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _reading(self) -> Iterator[Connection]:
+        with self._errors("read"), self.engine.connect() as db:
+            yield db
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """One action under the writers' lock: committed whole, or not at all."""
+        with self._errors("write"), self.engine.begin() as db:
+            if not self.sqlite:
+                db.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+            yield db
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise EvdcError(f"{where(self.engine)}: cannot {action} the bookings ledger ({reason(exc)})") from None
 
     @staticmethod
-    def _log(db: sqlite3.Connection, request_id: str, action: str, detail: dict) -> None:
-        db.execute("INSERT INTO log (request_id, at, action, detail) VALUES (?, ?, ?, ?)",
-                   (request_id, _now(), action, _canonical(detail)))
+    def _log(db: Connection, request_id: str, action: str, detail: dict) -> None:
+        db.execute(_LOG.insert().values(request_id=request_id, at=_now(), action=action, detail=_canonical(detail)))
 
     @staticmethod
-    def _row(db: sqlite3.Connection, request_id: str) -> tuple | None:
-        return db.execute("SELECT request, answer, status, booking FROM requests WHERE request_id = ?",
-                          (request_id,)).fetchone()
+    def _row(db: Connection, request_id: str):
+        r = _REQUESTS.c
+        return db.execute(sa.select(r.request, r.answer, r.status, r.booking).where(r.request_id == request_id)).first()
+
+    @staticmethod
+    def _set(db: Connection, request_id: str, **values) -> None:
+        db.execute(_REQUESTS.update().where(_REQUESTS.c.request_id == request_id).values(updated_at=_now(), **values))
 
     def answer(self, request_id: str, request: dict, compute: Callable[[list[HeldBooking]], dict]) -> dict:
         """The answer to ``request`` (its fields as a JSON-able dict) under ``request_id``: the stored one
@@ -145,6 +185,8 @@ class Ledger:
         stored. The same id with other fields is an error."""
         if not request_id:
             raise EvdcError("a request id must not be empty")
+        if len(request_id) > ID_MAX_CHARS:
+            raise EvdcError(f"a request id has at most {ID_MAX_CHARS} characters, this one {len(request_id)}")
         with self._writing() as db:
             row = self._row(db, request_id)
             if row is not None:
@@ -154,9 +196,9 @@ class Ledger:
                 return json.loads(row[1])
             answer = compute(self._held(db))
             now = _now()
-            db.execute("INSERT INTO requests (request_id, received_at, request, answer, status, booking, updated_at) "
-                       "VALUES (?, ?, ?, ?, 'answered', NULL, ?)",
-                       (request_id, now, _canonical(request), _canonical(answer), now))
+            db.execute(_REQUESTS.insert().values(request_id=request_id, received_at=now, request=_canonical(request),
+                                                 answer=_canonical(answer), status="answered", booking=None,
+                                                 updated_at=now))
             self._log(db, request_id, "request", {"request": request, "answer": answer})
             return answer
 
@@ -188,8 +230,7 @@ class Ledger:
                                 + (f" ({offer['reason']})" if offer.get("reason") else ""))
             held = booking(json.loads(request_text), offer, [h for h in self._held(db) if h.request_id != request_id])
             record = {**held.as_dict(), "choice": choice}
-            db.execute("UPDATE requests SET status = 'accepted', booking = ?, updated_at = ? WHERE request_id = ?",
-                       (_canonical(record), _now(), request_id))
+            self._set(db, request_id, status="accepted", booking=_canonical(record))
             self._log(db, request_id, "accept", {"choice": choice, "booking": record})
             return held
 
@@ -209,25 +250,27 @@ class Ledger:
             if now not in allowed[status]:
                 raise EvdcError(f"request {request_id!r} is {now.replace('_', ' ')}: it cannot be "
                                 f"{status.replace('_', ' ')}")
-            db.execute("UPDATE requests SET status = ?, updated_at = ? WHERE request_id = ?", (status, _now(), request_id))
+            self._set(db, request_id, status=status)
             self._log(db, request_id, status, {})
 
     @staticmethod
-    def _held(db: sqlite3.Connection) -> list[HeldBooking]:
-        rows = db.execute("SELECT booking FROM requests WHERE status = 'accepted' ORDER BY received_at, request_id")
+    def _held(db: Connection) -> list[HeldBooking]:
+        r = _REQUESTS.c
+        rows = db.execute(sa.select(r.booking).where(r.status == "accepted").order_by(r.received_at, r.request_id))
         return [HeldBooking.from_dict(json.loads(b)) for (b,) in rows]
 
     def held(self) -> list[HeldBooking]:
         """The bookings that hold their station now (accepted, not cancelled, showed up or still to come)."""
-        with self._connect() as db:
+        with self._reading() as db:
             return self._held(db)
 
     def requests(self) -> pd.DataFrame:
         """One row per request: id, received_at, status, station, decision, planned_kwh, and the booked
         station and stay when accepted."""
-        with self._connect() as db:
-            rows = db.execute("SELECT request_id, received_at, status, request, answer, booking FROM requests "
-                              "ORDER BY received_at, request_id").fetchall()
+        r = _REQUESTS.c
+        with self._reading() as db:
+            rows = db.execute(sa.select(r.request_id, r.received_at, r.status, r.request, r.answer, r.booking)
+                              .order_by(r.received_at, r.request_id)).all()
         out = []
         for rid, received, status, request, answer, booking in rows:
             a, b = json.loads(answer), json.loads(booking) if booking else {}
@@ -242,6 +285,15 @@ class Ledger:
 
     def log(self) -> pd.DataFrame:
         """Every action, in order: seq, request_id, at, action, detail (JSON)."""
-        with self._connect() as db:
-            rows = db.execute("SELECT seq, request_id, at, action, detail FROM log ORDER BY seq").fetchall()
-        return pd.DataFrame(rows, columns=["seq", "request_id", "at", "action", "detail"])
+        c = _LOG.c
+        with self._reading() as db:
+            rows = db.execute(sa.select(c.seq, c.request_id, c.at, c.action, c.detail).order_by(c.seq)).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=["seq", "request_id", "at", "action", "detail"])
+
+
+def _sqlite_autocommit(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -153,8 +153,12 @@ def _fallback(sm: SiteModel, config: PlanConfig, failed: SolveResult) -> SolveRe
                       message=f"MIP ended '{failed.status}' without a plan; residual-power heuristic used")
 
 
+#: ``reuse(index, site)`` of ``plan``: a site's outcome and tables found without a new solve, or None.
+ReuseFn = Callable[[int, SiteInputs], "tuple[SiteOutcome, dict[str, pd.DataFrame]] | None"]
+
+
 def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None,
-         before_solve: Callable | None = None, sink: TableSink | None = None) -> Plan:
+         before_solve: Callable | None = None, sink: TableSink | None = None, reuse: ReuseFn | None = None) -> Plan:
     """Plan every site of ``inputs``: the fleet step, then each site's MIP; raises EvdcError when a
     site has no solution.
 
@@ -168,6 +172,9 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
 
     With a ``sink`` (``scheduler.output.plan_dir.SpoolSink``), each site's large tables go there as
     the site finishes instead of being held; ``write_plan`` then streams them into place.
+
+    ``reuse(i, site)`` (the warm planner's re-plans, ``scheduler.planning.planner``) may give a site's
+    outcome and tables without a new solve here; the sites it returns None for are solved.
     """
     config = config or PlanConfig()
     fleet = place_fleet(inputs)
@@ -199,13 +206,24 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
     if progress:
         progress(f"on {spec.kind}", 0, n, None)
 
-    def finished(i: int, got) -> None:
+    todo = []
+    for i, site in enumerate(inputs.sites):
+        ready = reuse(i, site) if reuse is not None else None
+        if ready is None:
+            todo.append(i)
+        else:
+            record(i, *ready)
+
+    def finished(k: int, got) -> None:
+        i = todo[k]
         if isinstance(got, TaskFailed):  # the task itself failed (a bug, a lost worker): a flagged fallback plan
             got = fallback_site(inputs.sites[i], config, before_solve, got.exc)
         record(i, *got)
 
-    run_tasks(solve_site, [(site, config, before_solve) for site in inputs.sites], spec, finished,
-              sizes=[site_size(site) for site in inputs.sites])
+    if todo:
+        spec = EngineSpec(workers=min(config.workers, max(len(todo), 1)), address=config.scheduler_address)
+        run_tasks(solve_site, [(inputs.sites[i], config, before_solve) for i in todo], spec, finished,
+                  sizes=[site_size(inputs.sites[i]) for i in todo])
     outcomes = [results[i][0] for i in range(n)]
     parts = [results[i][1] for i in range(n) if results[i][1] is not None]
     found = [b for i in range(n) for b in breaches[i]]

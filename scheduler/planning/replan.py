@@ -5,6 +5,7 @@ Events (a CSV or JSON list, one event a row) and their fields:
 | type | fields | effect |
 | --- | --- | --- |
 | urgent_car | station_id, arrival, departure, energy_kwh (+ reservation_id, vehicle_max_kw, battery_kwh, soc_arrival) | a new urgent booking |
+| booking | reservation_id, station_id, arrival, departure, energy_kwh (+ mode, vehicle_max_kw) | a new booking of normal priority (an accepted admission: ``Planner.booking_events``) |
 | urgent_job | job_id, station_id, power_kw, work_hours, deadline (+ blades, release) | a new high-priority job |
 | car_arrival | reservation_id, arrival | the booked car comes early or late |
 | no_show | reservation_id | the booking is dropped |
@@ -49,7 +50,7 @@ from scheduler.inputs.typed import BladeFailure, Inputs, Job, Session, slot_of
 from scheduler.inputs.tables import BLADES_MAX, SPECS, Col, convert_column, decode_text, read_csv_table
 from scheduler.inputs.timegrid import parse_instant
 
-EVENT_TYPES = ("urgent_car", "urgent_job", "car_arrival", "no_show", "blade_failure", "grid_limit")
+EVENT_TYPES = ("urgent_car", "booking", "urgent_job", "car_arrival", "no_show", "blade_failure", "grid_limit")
 #: Written beside a re-planned plan: the events it applied and the re-plans before it.
 EVENTS_FILE = "events.json"
 EVENTS_FORMAT = 1
@@ -74,6 +75,11 @@ FIELDS: dict[str, dict[str, Col]] = {
         _col("reservations", "departure", True), _col("reservations", "energy_kwh", True),
         _col("reservations", "reservation_id", False), _col("reservations", "vehicle_max_kw", False),
         _col("reservations", "battery_kwh", False), _col("reservations", "soc_arrival", False)),
+    "booking": _fields(
+        _col("reservations", "reservation_id", True), _col("reservations", "station_id", True),
+        _col("reservations", "arrival", True), _col("reservations", "departure", True),
+        _col("reservations", "energy_kwh", True), _col("reservations", "mode", False),
+        _col("reservations", "vehicle_max_kw", False)),
     "urgent_job": _fields(
         _col("jobs", "job_id", True), _col("jobs", "station_id", True), _col("jobs", "power_kw", True),
         _col("jobs", "work_hours", True), _col("jobs", "deadline", True), _col("jobs", "blades", False),
@@ -363,7 +369,7 @@ def _apply(inputs: Inputs, events: list[dict], at: pd.Timestamp | None,
             raise InputError(f, f"type must be one of {', '.join(EVENT_TYPES)}", row, "type")
         v = _event_values(e, tz, f, row)
         rec: dict[str, Any] = {"type": kind}
-        if kind == "urgent_car":
+        if kind in ("urgent_car", "booking"):
             k = state.station_site(v["station_id"], f, row)
             if v["departure"] <= v["arrival"]:
                 not_after(f, row, "departure", v["departure"], "arrival", v["arrival"])
@@ -374,15 +380,22 @@ def _apply(inputs: Inputs, events: list[dict], at: pd.Timestamp | None,
                 not_after(f, row, "departure", v["departure"], "the re-planning time", at)
             rid = state.new_id(v["reservation_id"], f"{URGENT_PREFIX}{row}", state.reservations, f, row,
                                "reservation_id")
-            sess = Session(rid, v["station_id"], v["arrival"], v["departure"], v["energy_kwh"],
-                           vehicle_max_kw=v["vehicle_max_kw"], battery_kwh=v["battery_kwh"],
-                           soc_arrival=v["soc_arrival"], priority="urgent")
+            mode = v.get("mode") or "any"
+            station = sites[k].station(v["station_id"])
+            if mode != "any" and mode not in station.modes:
+                raise InputError(f, f"station {station.station_id} does not offer mode {mode} (it offers "
+                                 f"{', '.join(station.modes)})", row, "mode")
+            sess = Session(rid, v["station_id"], v["arrival"], v["departure"], v["energy_kwh"], mode=mode,
+                           vehicle_max_kw=v["vehicle_max_kw"], battery_kwh=v.get("battery_kwh"),
+                           soc_arrival=v.get("soc_arrival"), priority="urgent" if kind == "urgent_car" else "normal")
             state.check_overlap(k, sess, f, row, "arrival")
             state.reservations.add(rid)
             sites[k] = replace(sites[k], sessions=sites[k].sessions + (sess,))
             rec.update(reservation_id=rid, station_id=sess.station_id, arrival=local(sess.arrival),
                        departure=local(sess.departure), energy_kwh=sess.energy_kwh)
-            rec.update({x: v[x] for x in ("vehicle_max_kw", "battery_kwh", "soc_arrival") if v[x] is not None})
+            rec.update({x: v[x] for x in ("vehicle_max_kw", "battery_kwh", "soc_arrival") if v.get(x) is not None})
+            if mode != "any":
+                rec["mode"] = mode
         elif kind == "urgent_job":
             k = state.station_site(v["station_id"], f, row)
             st = sites[k].station(v["station_id"])
@@ -546,23 +559,24 @@ def changes(old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]) -> pd.Da
 
 
 def replan(inputs: Inputs, previous: dict[str, pd.DataFrame], events: list[dict], at: pd.Timestamp,
-           config: PlanConfig | None = None):
+           config: PlanConfig | None = None, reuse=None, new_inputs: Inputs | None = None):
     """Apply the events and re-plan every site from ``at`` on with the past fixed.
 
     ``inputs`` are those the ``previous`` plan was made against (``plan_inputs``); ``at`` must lie in
-    the horizon. Returns (Plan, the inputs as the events leave them, changes)."""
+    the horizon. ``reuse`` is ``night.plan``'s (sites found without a new solve); ``new_inputs``, when
+    the caller applied the events already. Returns (Plan, the inputs as the events leave them, changes)."""
     from scheduler.planning.night import plan
 
     config = config or PlanConfig()
     check_at(at, inputs)
-    new_inputs = apply_events(inputs, events, at)
+    new_inputs = new_inputs if new_inputs is not None else apply_events(inputs, events, at)
     at_slot = max(0, int(np.floor(new_inputs.grid.slot_position(at) + 1e-9)))
 
     def prepare(sm) -> None:
         sm.fix_past(previous, at_slot)
         sm.warm_start(previous, at_slot)
 
-    result = plan(new_inputs, config, before_solve=prepare)
+    result = plan(new_inputs, config, before_solve=prepare, reuse=reuse)
     diff = changes(previous, result.tables)
     result.summary["replan"] = {"at": at.tz_convert(inputs.grid.timezone).isoformat(), "events": len(events),
                                 "changes": int(len(diff))}

@@ -248,3 +248,31 @@ def test_an_alternative_counts_the_jobs_that_would_have_to_move(tmp_path):
         (alt,) = ans.alternatives
         assert (alt.station_id, alt.decision, alt.planned_kwh, alt.jobs_moved) == (
             "b", expect[0], pytest.approx(expect[1], abs=1e-6), expect[2])
+
+
+def test_frozen_stations_merge_into_one_load_per_link_the_kept_station_draws_through():
+    """Links R (root, 100 kW) > L1 (50 kW: stations a, b) and L2 (50 kW: c, d). Keeping a, b is frozen
+    under L1, the first link a draws through too, and c and d under R (L2 is not on a's path): so
+    frozen@L1 carries b's load and reserve, frozen@R the sums of c's and d's, L2 goes (it holds
+    constants only), and a is untouched."""
+    from scheduler.inputs.typed import Link
+    from scheduler.planning.admission import FROZEN_PREFIX, merge_frozen
+
+    cfg = tiny_config(60, 2)
+    sts = [Station(x, "s", link_kw=20, charger_kw=20, blades=0, blade_kw=1, blade_standby_kw=0.0, modes=("slow",),
+                   link_id=lk) for x, lk in (("a", "L1"), ("b", "L1"), ("c", "L2"), ("d", "L2"))]
+    links = (Link("R", "s", None, 100.0), Link("L1", "s", "R", 50.0), Link("L2", "s", "R", 50.0))
+    load = {"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 6.0], "d": [7.0, 8.0]}
+    site = one_site(cfg, Site("s", grid_kw=100), sts, links=links,
+                    station_load_kw={k: np.array(v) for k, v in load.items()}).sites[0]
+    site = site.with_reserve({k: np.array(v) / 10 for k, v in load.items()})
+    merged = merge_frozen(site, {"a"})
+    assert merged.station_ids == ("a", f"{FROZEN_PREFIX}L1", f"{FROZEN_PREFIX}R")
+    assert [lk.link_id for lk in merged.links] == ["R", "L1"]
+    assert merged.station(f"{FROZEN_PREFIX}L1").link_id == "L1" and merged.station(f"{FROZEN_PREFIX}R").link_id == "R"
+    assert merged.station(f"{FROZEN_PREFIX}R").link_kw == 40.0
+    assert list(merged.station_load_kw[f"{FROZEN_PREFIX}L1"]) == [3.0, 4.0]
+    assert list(merged.station_load_kw[f"{FROZEN_PREFIX}R"]) == [12.0, 14.0]
+    assert list(merged.reserve_kw[f"{FROZEN_PREFIX}R"]) == pytest.approx([1.2, 1.4])
+    assert list(merged.station_load_kw["a"]) == [1.0, 2.0] and merged.station("a") == site.station("a")
+    assert merge_frozen(site, {"a", "b", "c"}) is site  # one frozen station: nothing to merge

@@ -4,6 +4,9 @@ that free them, and never two cars at one connector."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -22,7 +25,7 @@ from scheduler.planning.admission import (
     request_fields,
     with_bookings,
 )
-from scheduler.planning.ledger import Ledger
+from scheduler.planning.ledger import HeldBooking, Ledger
 from tests.conftest import at, one_site, tiny_config
 
 
@@ -49,13 +52,13 @@ def book(ledger, inputs, request_id, choice=0):
         inputs, request_id, request, offer, held))
 
 
-def test_an_accepted_booking_holds_its_station_and_its_power_until_cancelled(tmp_path):
+def test_an_accepted_booking_holds_its_station_and_its_power_until_cancelled(tmp_path, db_url):
     """q1 asks 10 kWh at b in hour 1: the site has 30 - 20 = 10 kW left, granted. Asked again, the same
     answer; under the same id with other fields, refused. Accepted, it holds b (q2 at b then: no free
     connector) and its 10 kW (q3 at c then: nothing left of the site's 30 kW). Cancelled, both are free
-    again."""
+    again. On a SQLite file and on a PostgreSQL server."""
     cfg, inputs, tables = three_stations(tmp_path)
-    ledger = Ledger(tmp_path / "state" / "bookings.sqlite")
+    ledger = Ledger(db_url)
     hour1 = {"arrival": at(cfg, 0), "departure": at(cfg, 60)}
     first = ask(ledger, inputs, tables, "q1", BookingRequest("b", energy_kwh=10, **hour1))
     assert (first["decision"], first["planned_kwh"]) == ("granted", 10.0)
@@ -78,6 +81,51 @@ def test_an_accepted_booking_holds_its_station_and_its_power_until_cancelled(tmp
     log = ledger.log()
     assert list(log["action"]) == ["request", "repeat", "accept", "request", "request", "cancelled", "request"]
     assert list(ledger.requests()["status"]) == ["cancelled", "answered", "answered", "answered"]
+    reopened = Ledger(db_url)  # another process's view: everything was committed
+    assert reopened.requests().equals(ledger.requests()) and reopened.held() == ledger.held() == []
+    ledger.dispose()
+    reopened.dispose()
+
+
+def test_writers_at_once_book_a_connector_once(db_url):
+    """Eight writers, each with its own connection, accept offers for the same station and stay at the
+    same moment: the writers' lock serialises them, so exactly one books it and seven are refused with
+    the holder's name; the log has one accept."""
+    ledger = Ledger(db_url)
+    stay = {"station_id": "b", "start": "2026-01-05T10:00:00+00:00", "end": "2026-01-05T11:00:00+00:00",
+            "planned_kwh": 5.0, "mode": "slow", "decision": "granted", "profile_kw": []}
+    for k in range(8):
+        ledger.answer(f"w{k}", {"k": k}, lambda held: dict(stay))
+    barrier = threading.Barrier(8)
+
+    def book_if_free(request, offer, held):
+        taken = [h.request_id for h in held if h.station_id == offer["station_id"]]
+        if taken:
+            raise EvdcError(f"station b is held by {', '.join(taken)}")
+        time.sleep(0.05)  # a slow check: a writer without the lock would let another in here
+        return HeldBooking("", offer["station_id"], pd.Timestamp(offer["start"]), pd.Timestamp(offer["end"]),
+                           offer["planned_kwh"], offer["mode"], None, ())
+
+    def writer(k: int):
+        own = Ledger(db_url)
+        barrier.wait()
+        try:
+            own.accept(f"w{k}", 0, lambda request, offer, held: replace(book_if_free(request, offer, held),
+                                                                         request_id=f"w{k}"))
+            return "booked"
+        except EvdcError as exc:
+            return str(exc)
+        finally:
+            own.dispose()
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(writer, range(8)))
+    winner = [f"w{k}" for k, o in enumerate(outcomes) if o == "booked"]
+    assert len(winner) == 1
+    assert all(o == f"station b is held by {winner[0]}" for o in outcomes if o != "booked")
+    assert [h.request_id for h in ledger.held()] == winner
+    assert list(ledger.log()["action"]).count("accept") == 1
+    ledger.dispose()
 
 
 def test_an_offer_taken_since_cannot_be_booked(tmp_path):

@@ -19,7 +19,7 @@ from tests.scenario_files import TABLES, write_scenario
 runner = CliRunner()
 AT = "2024-03-31T01:00+01:00"
 HEADER = ("type,station_id,reservation_id,arrival,departure,energy_kwh,job_id,power_kw,work_hours,deadline,blades,"
-          "count,site_id,grid_kw,start,end")
+          "count,site_id,grid_kw,start,end,mode")
 FIELDS = HEADER.split(",")
 
 
@@ -108,6 +108,13 @@ BAD_CSV = {
     "id with an invisible character": (row(type="no_show", reservation_id="r\u200b1"), 2, "reservation_id",
                                        "invisible character U+200B"),
     "unknown type": (row(type="meteor"), 2, "type", "type must be one of"),
+    "booking without its id": (row(**{**urgent_car, "type": "booking"}), 2, "reservation_id",
+                               "a booking event needs reservation_id"),
+    "booking in a mode the station lacks": (row(**{**urgent_car, "type": "booking"}, reservation_id="q1", mode="fast"),
+                                            2, "mode", "station b does not offer mode fast (it offers slow)"),
+    "booking over another": (row(**{**urgent_car, "type": "booking", "station_id": "a"}, reservation_id="q1"), 2,
+                             "arrival", "overlaps booking r1"),
+    "mode on an urgent car": (row(**urgent_car, mode="slow"), 2, "mode", "an urgent_car event has no field mode"),
 }
 
 

@@ -1,0 +1,239 @@
+"""A plan kept warm in memory, with its bookings ledger: the online side of evdc.
+
+``Planner`` holds a scenario's current plan (its inputs and tables) and the ledger, and answers
+admissions (``admit``), acceptances (``accept``), cancellations and no-shows (``close``) and re-plans
+(``replan``) without reading files again. What admission derives from the plan (the committed
+decisions, each site's headroom, the plan with the bookings the ledger holds) is computed once per
+change, not per request (``scheduler.inputs.memo``), and each request solves a model of the
+requested station with the rest of its site merged into fixed loads (``admission.merge_frozen``).
+
+Several processes may share one ledger (a database URL): each answer is computed under the ledger's
+writers' lock from the bookings it holds at that moment, so a planner never offers a connector
+another process booked.
+
+Accepted bookings join the plan for good through a re-plan: ``booking_events`` gives them as
+``booking`` events (``scheduler.planning.replan``), and the plan ``replan`` returns holds them as
+bookings of its own, which ``evdc verify`` checks like any other.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from scheduler.inputs.errors import EvdcError
+from scheduler.inputs.settings import PlanConfig, SolverConfig
+from scheduler.inputs.typed import Inputs, SiteInputs
+from scheduler.optimization.results import TABLES
+from scheduler.optimization.solving import SolveResult
+from scheduler.planning.admission import (
+    Admission,
+    BookingRequest,
+    admit,
+    booking_from_offer,
+    check_request,
+    request_fields,
+    with_bookings,
+)
+from scheduler.planning.ledger import HeldBooking, Ledger
+from scheduler.planning.night import SiteOutcome, peak_rss_mb
+
+
+class Planner:
+    """The current plan of a scenario (``inputs``, as ``replan.plan_inputs`` gives them, and the plan's
+    ``tables``) and its bookings ``ledger`` (None: answers are not recorded)."""
+
+    def __init__(self, inputs: Inputs, tables: dict[str, pd.DataFrame], ledger: Ledger | None = None,
+                 solver: SolverConfig | None = None, native: bool = False) -> None:
+        self.inputs = inputs
+        self.tables = tables
+        self.ledger = ledger
+        self.solver = solver  # None: admission's own (admission.ADMIT_SOLVER)
+        self._view_key: tuple[HeldBooking, ...] | None = None
+        self._view: tuple[Inputs, dict[str, pd.DataFrame]] = (inputs, tables)
+        self._native = native  # tables made in memory (a re-plan's), not read from files
+        self._persistent: dict = {}  # site_id -> PersistentSite, for re-plans that change only the grid limit
+        self.warm_sites: dict[str, list[str]] = {}  # the last re-plan's sites: kept, persistent, solved
+
+    # ------------------------------------------------------------------ the plan as admission sees it
+
+    def held(self) -> list[HeldBooking]:
+        """The bookings the ledger holds now."""
+        return self.ledger.held() if self.ledger is not None else []
+
+    def view(self, held: Sequence[HeldBooking] | None = None) -> tuple[Inputs, dict[str, pd.DataFrame]]:
+        """The plan with the ``held`` bookings (default: the ledger's) added, as the next admission sees
+        it; computed again only when the bookings changed."""
+        key = tuple(self.held() if held is None else held)
+        if key != self._view_key:
+            self._view = with_bookings(self.inputs, self.tables, key)
+            self._view_key = key
+        return self._view
+
+    # ------------------------------------------------------------------ requests
+
+    def admit(self, request: BookingRequest, at: pd.Timestamp | None = None, request_id: str | None = None,
+              labels: dict[str, str] | None = None) -> Admission | dict:
+        """Answer ``request`` (``admission.admit``) against the plan and the bookings held now. With a
+        ``request_id`` and a ledger, the answer is recorded and its dict (``Admission.as_dict``) returned:
+        the stored one when the same request was asked before under that id."""
+        request = check_request(self.inputs, request, at, labels)  # a bad request: refused, nothing stored
+        if self.ledger is None or request_id is None:
+            return admit(*self.view(), request, at, self.solver)
+        request = replace(request, reservation_id=request_id)
+        return self.ledger.answer(request_id, request_fields(request),
+                                  lambda held: admit(*self.view(held), request, at, self.solver).as_dict())
+
+    def accept(self, request_id: str, choice: int = 0) -> HeldBooking:
+        """Book offer ``choice`` of the recorded answer (0: the requested station's, k: alternative k)."""
+        ledger = self._ledger()
+        return ledger.accept(request_id, choice, lambda request, offer, held: booking_from_offer(
+            self.inputs, request_id, request, offer, held))
+
+    def close(self, request_id: str, status: str) -> None:
+        """End a request: declined, cancelled or no_show (a booking's station and power are free again)."""
+        self._ledger().close(request_id, status)
+
+    def _ledger(self) -> Ledger:
+        if self.ledger is None:
+            raise EvdcError("this planner has no bookings ledger")
+        return self.ledger
+
+    # ------------------------------------------------------------------ re-planning
+
+    def booking_events(self) -> list[dict]:
+        """The held bookings the plan does not hold yet, as ``booking`` events for ``replan``."""
+        planned = set(self.tables["sessions"]["reservation_id"])
+        tz = self.inputs.grid.timezone
+        out = []
+        for b in self.held():
+            if b.request_id in planned:
+                continue
+            e = {"type": "booking", "reservation_id": b.request_id, "station_id": b.station_id,
+                 "arrival": b.start.tz_convert(tz).isoformat(), "departure": b.end.tz_convert(tz).isoformat(),
+                 "energy_kwh": max(b.energy_kwh, 1e-3)}
+            if b.mode:
+                e["mode"] = b.mode
+            if b.vehicle_max_kw is not None:
+                e["vehicle_max_kw"] = b.vehicle_max_kw
+            out.append(e)
+        return out
+
+    def replan(self, events: list[dict], at: pd.Timestamp, config: PlanConfig | None = None):
+        """Apply ``events`` and re-plan from ``at`` (``replan.replan``); the new plan becomes the
+        planner's. Returns (Plan, the inputs with the events, changes).
+
+        Warm where it can be: a site no event touches keeps its plan (once the planner holds plan
+        tables of its own, not ones read from files, whose types differ), and a site whose only events
+        are ``grid_limit`` ones is re-solved on its persistent model (``PersistentSite``: new row
+        bounds, the past fixed as column bounds, HiGHS started from the last plan), built on its first
+        such re-plan and kept. Every other site is built and solved anew."""
+        from scheduler.planning.replan import apply_events, check_at, replan
+
+        config = config or PlanConfig()
+        check_at(at, self.inputs)
+        new_inputs = apply_events(self.inputs, events, at)
+        at_slot = max(0, int(np.floor(new_inputs.grid.slot_position(at) + 1e-9)))
+        old = {s.site.site_id: s for s in self.inputs.sites}
+        changed = {s.site.site_id: site_change(old[s.site.site_id], s) for s in new_inputs.sites}
+        summary = self.tables.get("summary")
+        before = {e["site_id"]: e for e in summary.get("sites", [])} if isinstance(summary, dict) else {}
+        previous = self.tables
+        self.warm_sites = {"kept": [], "persistent": [], "solved": []}
+
+        def reuse(i: int, site: SiteInputs):
+            sid = site.site.site_id
+            change = changed.get(sid, "structure")
+            if change == "none" and self._native and sid in before:
+                self.warm_sites["kept"].append(sid)
+                return kept_outcome(before[sid]), site_tables(previous, site)
+            if change == "grid_limit":
+                got = self._persistent_solve(site, previous, at_slot, config)
+                if got is not None:
+                    self.warm_sites["persistent"].append(sid)
+                    return got
+            self._persistent.pop(sid, None)  # its structure changed: a persistent model would be stale
+            self.warm_sites["solved"].append(sid)
+            return None
+
+        result, new_inputs, diff = replan(self.inputs, previous, events, at, config, reuse=reuse,
+                                          new_inputs=new_inputs)
+        self.inputs, self.tables = new_inputs, {**result.tables, "summary": result.summary}
+        self._native = True
+        self._view_key = None
+        return result, new_inputs, diff
+
+    def _persistent_solve(self, site: SiteInputs, previous: dict[str, pd.DataFrame], at_slot: int,
+                          config: PlanConfig):
+        """The site re-solved on its persistent model with its new grid limit; None without a solution."""
+        from scheduler.optimization.persistent import PersistentSite
+        from scheduler.optimization.site_handle import seed_from_plan
+
+        sid = site.site.site_id
+        ps = self._persistent.get(sid)
+        if ps is None:
+            ps = PersistentSite(site, config.solver)
+            seed_from_plan(ps.model, previous, at_slot)  # HiGHS starts from the previous plan, as a cold re-plan does
+        else:  # the model holds its last plan, HiGHS's start
+            ps.set_grid_limit_kw(site.grid_limit_kw)
+        ps.fix_before(previous, at_slot)
+        res = ps.solve()
+        if not res.has_solution:
+            self._persistent.pop(sid, None)
+            return None
+        self._persistent[sid] = ps
+        outcome = SiteOutcome(sid, res, ps.model.nvariables(), ps.model.nconstraints(), peak_rss_mb(), os.getpid())
+        return outcome, ps.tables()
+
+
+def site_change(old: SiteInputs, new: SiteInputs) -> str:
+    """What events changed at a site: ``none``, ``grid_limit`` (only its import limit) or ``structure``."""
+    if new is old:
+        return "none"
+    same = (new.stations == old.stations and new.sessions == old.sessions and new.jobs == old.jobs
+            and dict(new.job_candidates) == dict(old.job_candidates) and new.links == old.links
+            and new.blade_failures == old.blade_failures
+            and all(_same_array(getattr(new, f), getattr(old, f))
+                    for f in ("pv_kw", "price_per_kwh", "site_load_kw", "ambient_c"))
+            and all(_same_array(getattr(new, f)[k], getattr(old, f)[k])
+                    for f in ("station_load_kw", "reserve_kw") for k in new.station_ids))
+    if not same:
+        return "structure"
+    return "none" if _same_array(new.grid_limit_kw, old.grid_limit_kw) else "grid_limit"
+
+
+def _same_array(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+#: Message of a site a warm re-plan kept as it was (no event touched it).
+KEPT_MESSAGE = "kept from the previous plan: no event touched this site"
+
+
+def kept_outcome(entry: dict) -> SiteOutcome:
+    """A kept site's outcome, as the previous plan's summary.json reported it (no time spent now)."""
+    res = SolveResult(entry["status"], True, entry.get("objective"), entry.get("bound"), entry.get("mip_gap"),
+                      0.0, 0.0, KEPT_MESSAGE)
+    return SiteOutcome(entry["site_id"], res, int(entry.get("variables") or 0), int(entry.get("constraints") or 0))
+
+
+def site_tables(tables: dict[str, pd.DataFrame], site: SiteInputs) -> dict[str, pd.DataFrame]:
+    """One site's rows of every plan table."""
+    sid, stations, jobs = site.site.site_id, set(site.station_ids), {j.job_id for j in site.jobs}
+    out = {}
+    for name in TABLES:
+        df = tables[name]
+        if "site_id" in df.columns:
+            keep = df["site_id"] == sid
+        elif name in ("sessions", "session_slots"):
+            keep = df["station_id"].isin(stations)
+        else:
+            keep = df["job_id"].isin(jobs)
+        out[name] = df[keep].reset_index(drop=True)
+    return out
