@@ -703,6 +703,13 @@ bookings_app.command("no-show")(_close_cmd("no_show", "The booked car did not co
 app.add_typer(bookings_app, name="bookings")
 
 
+# ---- evdc serve and evdc token: the online planner over HTTP (scheduler.service.commands)
+
+from scheduler.service.commands import register as _register_service  # noqa: E402
+
+_register_service(app, _run, LEDGER_DB_HELP)
+
+
 # ---- evdc export: a plan for other systems (OCPP charging profiles, Redfish power caps, OpenADR 3 reports);
 # each command calls scheduler.output and leaves errors to _run.
 

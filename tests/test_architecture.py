@@ -1,7 +1,7 @@
 """The package's shape: the import contracts of pyproject.toml hold, and no module is too long to read.
 
 The contracts (``[tool.importlinter]``): each stage of a night imports only the stages before it
-(inputs -> optimization -> planning -> output -> verify -> api -> studies), only the optimization
+(inputs -> optimization -> planning -> output -> verify -> api -> studies -> service), only the optimization
 stage imports Pyomo or HiGHS, the forecaster (models/) reads inputs only, and no package has an
 import cycle among its modules.
 """
@@ -35,7 +35,8 @@ def test_the_layers_are_the_stages_in_pipeline_order():
     lowest_first = [name.removeprefix("scheduler.") for name in reversed(layers)]
     assert lowest_first[:len(STAGES)] == list(STAGES)
     packages = {p.parent.name for p in (ROOT / "scheduler").glob("*/__init__.py")}
-    assert packages == set(STAGES) | {"studies"}, "a subpackage outside the layers escapes the contract"
+    assert packages == set(STAGES) | {"studies", "service"}, "a subpackage outside the layers escapes the contract"
+    assert layers[0] == "scheduler.service", "the HTTP service is the outermost layer: nothing imports it"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "scheduler").rglob("*.py")) + [ROOT / "cli.py"],

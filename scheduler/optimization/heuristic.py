@@ -27,7 +27,6 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     si = p.inputs
     h = p.slot_h
     cfg = si.config
-    reg = cfg.modes.regular
     T = list(p.T)
     room_site = [float(pyo.value(m.grid_limit_kw[t])) + float(si.pv_kw[t]) - float(si.site_load_kw[t]) for t in T]
     room_link = {}

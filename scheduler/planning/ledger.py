@@ -259,6 +259,17 @@ class Ledger:
         rows = db.execute(sa.select(r.booking).where(r.status == "accepted").order_by(r.received_at, r.request_id))
         return [HeldBooking.from_dict(json.loads(b)) for (b,) in rows]
 
+    def record(self, request_id: str) -> dict | None:
+        """One request as stored: ``request`` (its fields), ``answer``, ``status`` and ``booking`` (None
+        until accepted); None for an unknown id."""
+        with self._reading() as db:
+            row = self._row(db, request_id)
+        if row is None:
+            return None
+        request, answer, status, booking = row
+        return {"request_id": request_id, "request": json.loads(request), "answer": json.loads(answer),
+                "status": status, "booking": json.loads(booking) if booking else None}
+
     def held(self) -> list[HeldBooking]:
         """The bookings that hold their station now (accepted, not cancelled, showed up or still to come)."""
         with self._reading() as db:

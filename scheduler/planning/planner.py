@@ -53,8 +53,7 @@ class Planner:
         self.tables = tables
         self.ledger = ledger
         self.solver = solver  # None: admission's own (admission.ADMIT_SOLVER)
-        self._view_key: tuple[HeldBooking, ...] | None = None
-        self._view: tuple[Inputs, dict[str, pd.DataFrame]] = (inputs, tables)
+        self._cached: tuple | None = None  # (held bookings, tables, view) of the last view
         self._native = native  # tables made in memory (a re-plan's), not read from files
         self._persistent: dict = {}  # site_id -> PersistentSite, for re-plans that change only the grid limit
         self.warm_sites: dict[str, list[str]] = {}  # the last re-plan's sites: kept, persistent, solved
@@ -69,23 +68,27 @@ class Planner:
         """The plan with the ``held`` bookings (default: the ledger's) added, as the next admission sees
         it; computed again only when the bookings changed."""
         key = tuple(self.held() if held is None else held)
-        if key != self._view_key:
-            self._view = with_bookings(self.inputs, self.tables, key)
-            self._view_key = key
-        return self._view
+        cached = self._cached  # one read and one write: threads answering at once see a matching pair
+        if cached is not None and cached[0] == key and cached[1] is self.tables:
+            return cached[2]
+        view = with_bookings(self.inputs, self.tables, key)
+        self._cached = (key, self.tables, view)
+        return view
 
     # ------------------------------------------------------------------ requests
 
     def admit(self, request: BookingRequest, at: pd.Timestamp | None = None, request_id: str | None = None,
-              labels: dict[str, str] | None = None) -> Admission | dict:
+              labels: dict[str, str] | None = None, party: str | None = None) -> Admission | dict:
         """Answer ``request`` (``admission.admit``) against the plan and the bookings held now. With a
         ``request_id`` and a ledger, the answer is recorded and its dict (``Admission.as_dict``) returned:
-        the stored one when the same request was asked before under that id."""
+        the stored one when the same request was asked before under that id. ``party`` (who asks, e.g. a
+        driver app's id) is stored with the request: the same id from another party is another request."""
         request = check_request(self.inputs, request, at, labels)  # a bad request: refused, nothing stored
         if self.ledger is None or request_id is None:
             return admit(*self.view(), request, at, self.solver)
         request = replace(request, reservation_id=request_id)
-        return self.ledger.answer(request_id, request_fields(request),
+        fields = request_fields(request) | ({"party": party} if party is not None else {})
+        return self.ledger.answer(request_id, fields,
                                   lambda held: admit(*self.view(held), request, at, self.solver).as_dict())
 
     def accept(self, request_id: str, choice: int = 0) -> HeldBooking:
@@ -164,7 +167,7 @@ class Planner:
                                           new_inputs=new_inputs)
         self.inputs, self.tables = new_inputs, {**result.tables, "summary": result.summary}
         self._native = True
-        self._view_key = None
+        self._cached = None
         return result, new_inputs, diff
 
     def _persistent_solve(self, site: SiteInputs, previous: dict[str, pd.DataFrame], at_slot: int,
