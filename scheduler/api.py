@@ -572,10 +572,13 @@ def planner(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, *, 
     a WrittenPlan or a written PlanResult) and the scenario's bookings ledger (``bookings_ledger``:
     ``db``, a SQLAlchemy URL such as ``postgresql://user@host/db``, or SCENARIO/.evdc/bookings.sqlite);
     ``ledger=False``: none. Keep it to answer request after request without reading the plan again."""
-    return _planner(scenario, plan, bookings_ledger(scenario, db=db) if ledger else None, solver)
+    return open_planner(scenario, plan, bookings_ledger(scenario, db=db) if ledger else None, solver)
 
 
-def _planner(scenario: Scenario, plan, ledger, solver: SolverConfig | None):
+def open_planner(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult, ledger,
+                 solver: SolverConfig | None = None):
+    """A :class:`~scheduler.planning.planner.Planner` over the plan written in ``plan`` with ``ledger`` (a
+    ``Ledger`` already open, or None): :func:`planner` opens the scenario's; a service passes its own."""
     from scheduler.planning.planner import Planner
     from scheduler.planning.replan import plan_inputs
 
@@ -606,7 +609,7 @@ def admit_booking(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
     from scheduler.planning.replan import check_at
 
     # without a request id the answer is not recorded, but it still sees what a ledger holds
-    warm = _planner(scenario, plan, bookings_ledger(scenario, create=request_id is not None, db=db), solver)
+    warm = open_planner(scenario, plan, bookings_ledger(scenario, create=request_id is not None, db=db), solver)
     tz = warm.inputs.grid.timezone
 
     def label(name: str) -> str:
@@ -734,7 +737,7 @@ def replan_to_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
 
 __all__ = [
     "PlanCheck", "PlanResult", "PlanVerificationError", "Scenario", "WrittenPlan", "accept_booking", "admit_booking",
-    "bookings_ledger", "close_booking", "planner", "check_plan_dir", "check_plan_output", "default_model_dir",
+    "bookings_ledger", "close_booking", "open_planner", "planner", "check_plan_dir", "check_plan_output", "default_model_dir",
     "forecast_settings", "frames_hash", "plan_scenario", "plan_to_dir", "replan_scenario", "replan_to_dir",
     "scenario_settings", "verify_plan_dir",
 ]

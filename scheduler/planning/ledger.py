@@ -270,6 +270,12 @@ class Ledger:
         return {"request_id": request_id, "request": json.loads(request), "answer": json.loads(answer),
                 "status": status, "booking": json.loads(booking) if booking else None}
 
+    def note(self, request_id: str, action: str, detail: dict) -> None:
+        """Append an action that changes no request to the log (e.g. ``auth_failed``: a car at a charger
+        whose booking token did not check out)."""
+        with self._writing() as db:
+            self._log(db, request_id, action, detail)
+
     def held(self) -> list[HeldBooking]:
         """The bookings that hold their station now (accepted, not cancelled, showed up or still to come)."""
         with self._reading() as db:

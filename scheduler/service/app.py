@@ -16,11 +16,24 @@ the ledger, and is where it was.
 
 Requests on one site are answered one at a time (a lock per site); other sites proceed in parallel.
 Re-plans take every site's lock.
+
+A car is authenticated at the charger (the seed's vehicle authentication): accepting a booking gives
+the driver app a ``booking_token`` (an HMAC of the booking's id under the service's own secret, kept in
+the state directory, so a retried acceptance gets the same token and nothing secret is stored per
+booking). The charger presents it (``POST /v1/stations/{id}/authorize``); only a booking held at that
+station, during its stay, with its token, gets its power profile. Any other car gets
+``authorized: false`` and no power, with the reason; each refusal is logged in the ledger
+(``auth_failed``) and listed in the station's schedule.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import hashlib
+import hmac
 import os
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -34,6 +47,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.inputs.errors import EvdcError, InputError
+from scheduler.inputs.timegrid import parse_instant
 from scheduler.service.tokens import Principal, TokenStore
 
 #: Largest request body accepted (bytes); an events list of a day fits many times over.
@@ -42,6 +56,11 @@ MAX_BODY_BYTES = 256 * 1024
 RATE_PER_MINUTE = 600
 #: Suffix of the default state directory, beside the starting plan (``PLAN_DIR.serve``).
 STATE_SUFFIX = ".serve"
+#: The service's secret for booking tokens, in its state directory (created once, readable by its owner only).
+SECRET_FILE = "booking-token.key"
+SECRET_BYTES = 32
+#: A car may plug in this long before its booked arrival and still be authorised.
+EARLY_ARRIVAL_MINUTES = 30
 POINTER_FILE = "current"
 API_VERSION = "1"
 
@@ -72,6 +91,12 @@ class EventsIn(_Body):
     at: str = Field(description="re-plan from this instant on (ISO 8601); earlier slots stay as planned")
     events: list[dict[str, Any]] = Field(min_length=1, max_length=10_000,
                                          description="re-plan events, as README 'Re-planning during the day'")
+
+
+class AuthorizeIn(_Body):
+    request_id: str = Field(min_length=1, max_length=200, description="the booking the car says it has")
+    booking_token: str = Field(min_length=1, max_length=200, description="the token its acceptance gave")
+    at: str | None = Field(None, description="when the car plugs in (ISO 8601; default: now)")
 
 
 class JobIn(_Body):
@@ -120,6 +145,7 @@ class _State:
         pointer = self.root / POINTER_FILE
         self.plan_dir = Path(pointer.read_text(encoding="utf-8").strip()) if pointer.is_file() else Path(plan_dir)
         self.planner = self._load(self.plan_dir)
+        self.secret = _secret(self.root / SECRET_FILE)
         self.site_of = {st.station_id: s.site.site_id for s in self.planner.inputs.sites for st in s.stations}
         self.site_locks = {s.site.site_id: threading.Lock() for s in self.planner.inputs.sites}
         self.replan_lock = threading.Lock()
@@ -129,9 +155,9 @@ class _State:
         self.metrics = _Metrics()
 
     def _load(self, plan_dir: Path):
-        from scheduler.api import _planner
+        from scheduler.api import open_planner
 
-        return _planner(self.scenario, plan_dir, self.ledger, None)
+        return open_planner(self.scenario, plan_dir, self.ledger)
 
     def allow(self, key_id: str) -> float:
         """0 when the key may call now, else the seconds until it may (token bucket)."""
@@ -172,6 +198,29 @@ class _State:
             finally:
                 for lk in locks:
                     lk.release()
+
+
+def _secret(path: Path) -> bytes:
+    """The service's booking-token secret: read, or made once (atomically, mode 0600)."""
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(SECRET_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # the first writer wins; a second service start reads the first's secret
+        except FileExistsError:
+            pass
+        os.unlink(tmp)
+    return path.read_bytes()
+
+
+def booking_token(secret: bytes, request_id: str) -> str:
+    """The token a booking's acceptance gives: HMAC-SHA256 of its id under the service's secret."""
+    digest = hmac.new(secret, request_id.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 def _error(status: int, detail: str, headers: dict | None = None) -> HTTPException:
@@ -282,7 +331,6 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
 
     @app.post("/v1/bookings")
     def post_booking(body: BookingIn, request: Request, who: Principal = Depends(role("driver", "operator"))) -> dict:
-        from scheduler.api import _instant
         from scheduler.planning.admission import BookingRequest
 
         st = state(request)
@@ -291,10 +339,11 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
             raise _error(422, f"station_id: unknown station {body.station_id!r}")
         tz = st.planner.inputs.grid.timezone
         try:
-            req = BookingRequest(body.station_id, _instant(body.arrival, tz, "arrival", "arrival"),
-                                 _instant(body.departure, tz, "departure", "departure"), body.energy_kwh, body.mode,
-                                 body.vehicle_max_kw, flex_hours=body.flex_hours, max_km=body.max_km)
-            at = _instant(body.at, tz, "at", "at") if body.at else None
+            arrival = parse_instant(body.arrival, tz, "arrival", None, "arrival")
+            departure = parse_instant(body.departure, tz, "departure", None, "departure")
+            req = BookingRequest(body.station_id, arrival, departure, body.energy_kwh, body.mode, body.vehicle_max_kw,
+                                 flex_hours=body.flex_hours, max_km=body.max_km)
+            at = parse_instant(body.at, tz, "at", None, "at") if body.at else None
             with st.site_locks[site]:
                 answer = st.planner.admit(req, at, request_id=body.request_id, party=who.party)
         except EvdcError as exc:
@@ -316,7 +365,8 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
                 held = st.planner.accept(request_id, (body or AcceptIn()).offer)
         except EvdcError as exc:
             raise _error(409, str(exc)) from None
-        return {"request_id": request_id, "status": "accepted", "booking": held.as_dict()}
+        return {"request_id": request_id, "status": "accepted", "booking": held.as_dict(),
+                "booking_token": booking_token(st.secret, request_id)}
 
     @app.post("/v1/bookings/{request_id}/cancel")
     def cancel(request_id: str, request: Request, who: Principal = Depends(role("driver", "operator"))) -> dict:
@@ -327,6 +377,42 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
         except EvdcError as exc:
             raise _error(409, str(exc)) from None
         return {"request_id": request_id, "status": "cancelled"}
+
+    @app.post("/v1/stations/{station_id}/authorize")
+    def authorize(station_id: str, body: AuthorizeIn, request: Request,
+                  who: Principal = Depends(role("charger", "operator"))) -> dict:
+        """A car at the charger: its booking's power only when the token checks out."""
+        import pandas as pd
+
+        st = state(request)
+        if station_id not in st.site_of:
+            raise _error(404, f"unknown station {station_id!r}")
+        if who.role == "charger" and who.party != station_id:
+            raise _error(403, f"this key speaks for station {who.party}, not {station_id}")
+        tz = st.planner.inputs.grid.timezone
+        try:
+            at = parse_instant(body.at, tz, "at", None, "at") if body.at else pd.Timestamp.now(tz="UTC")
+        except EvdcError as exc:
+            raise unprocessable(exc) from None
+        held = next((b for b in st.ledger.held() if b.request_id == body.request_id), None)
+        good = hmac.compare_digest(booking_token(st.secret, body.request_id), body.booking_token)
+        early = pd.Timedelta(minutes=EARLY_ARRIVAL_MINUTES)
+        if held is None:
+            reason = f"no booking {body.request_id!r} holds a station (unknown, cancelled or ended)"
+        elif held.station_id != station_id:
+            reason = f"booking {body.request_id!r} is at station {held.station_id}, not {station_id}"
+        elif not good:
+            reason = f"the booking token does not match booking {body.request_id!r}"
+        elif not (held.start - early <= at < held.end):
+            reason = (f"booking {body.request_id!r} is for {held.start.tz_convert(tz).isoformat()} to "
+                      f"{held.end.tz_convert(tz).isoformat()}")
+        else:
+            return {"authorized": True, "request_id": body.request_id, "station_id": station_id,
+                    "profile_kw": [list(p) for p in held.power_kw]}
+        st.ledger.note(body.request_id, "auth_failed", {"station_id": station_id, "at": at.isoformat(),
+                                                        "reason": reason})
+        return {"authorized": False, "request_id": body.request_id, "station_id": station_id, "profile_kw": [],
+                "reason": reason}
 
     @app.post("/v1/events")
     def events(body: EventsIn, request: Request, who: Principal = Depends(role("operator"))) -> dict:
@@ -365,11 +451,14 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
         sessions = tables["sessions"]
         sessions = sessions[sessions["station_id"] == station_id]
         held = [b.as_dict() for b in st.ledger.held() if b.station_id == station_id]
+        log = st.ledger.log()
+        refused = [{"request_id": r, **json.loads(d)} for r, a, d in zip(log["request_id"], log["action"], log["detail"])
+                   if a == "auth_failed" and json.loads(d).get("station_id") == station_id]
         cols = ["slot_start", "ev_kw", "blade_kw", "blades_working", "link_kw"]
         return {"station_id": station_id, "plan": st.plan_dir.name,
                 "slots": slots[cols].astype(object).where(slots[cols].notna(), None).to_dict(orient="records"),
                 "sessions": sessions[["reservation_id", "decision", "mode", "planned_kwh"]].to_dict(orient="records"),
-                "bookings_held": held}
+                "bookings_held": held, "refused": refused}
 
     return app
 

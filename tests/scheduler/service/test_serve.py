@@ -218,3 +218,39 @@ def test_bad_service_commands_are_one_line_errors(tmp_path):
     listed = runner.invoke(app, ["token", "list", str(scen)])
     assert listed.exit_code == 0 and listed.output.startswith("key_id,role,party,created_at,revoked_at")
     assert "evdc_" not in listed.output
+
+
+def test_only_the_booked_car_with_its_token_gets_power_at_the_charger(served):
+    """Accepting gives the driver a booking token (the same one when accepted again). At the charger of
+    its station, during its stay, the token gets the booking's power profile; a wrong token, another
+    station, a time outside the stay or a cancelled booking get no power and the reason, and the
+    station's schedule lists each refusal."""
+    server, keys = served
+    me, charger, ops = auth(keys["driver"]), auth(keys["charger"]), auth(keys["operator"])
+    rid = "app-1-auth"
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        asked = c.post("/v1/bookings", headers=me, json={**BOOKING, "request_id": rid, "arrival": "2024-06-04T18:00",
+                                                         "departure": "2024-06-04T20:00"})
+        assert asked.status_code == 200 and asked.json()["decision"] != "denied", asked.text
+        taken = c.post(f"/v1/bookings/{rid}/accept", headers=me).json()
+        tok = taken["booking_token"]
+        assert c.post(f"/v1/bookings/{rid}/accept", headers=me).json()["booking_token"] == tok
+        at = {"at": "2024-06-04T18:10"}
+        ok = c.post("/v1/stations/b/authorize", headers=charger, json={"request_id": rid, "booking_token": tok, **at})
+        assert ok.json()["authorized"] is True and ok.json()["profile_kw"] == taken["booking"]["power_kw"]
+        cases = [
+            ("b", charger, {"request_id": rid, "booking_token": tok[:-2] + "xx", **at}, "the booking token does not match"),
+            ("a", ops, {"request_id": rid, "booking_token": tok, **at}, "is at station b, not a"),
+            ("b", charger, {"request_id": rid, "booking_token": tok, "at": "2024-06-04T12:00"}, "is for 2024-06-04T18:00"),
+            ("b", charger, {"request_id": "nobody", "booking_token": tok, **at}, "no booking 'nobody' holds a station"),
+        ]
+        for station, key, body, reason in cases:
+            r = c.post(f"/v1/stations/{station}/authorize", headers=key, json=body).json()
+            assert r["authorized"] is False and r["profile_kw"] == [] and reason in r["reason"], r
+        assert c.post(f"/v1/bookings/{rid}/cancel", headers=me).status_code == 200
+        gone = c.post("/v1/stations/b/authorize", headers=charger, json={"request_id": rid, "booking_token": tok, **at})
+        assert gone.json()["authorized"] is False
+        refused = c.get("/v1/stations/b/schedule", headers=charger).json()["refused"]
+        assert [r["request_id"] for r in refused][-4:] == [rid, rid, "nobody", rid]
+        assert c.post("/v1/stations/b/authorize", headers=me, json={"request_id": rid, "booking_token": tok}
+                      ).status_code == 403
