@@ -26,8 +26,8 @@ RATE = 120  # calls a minute per key for the server under test
 OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 
 
-def token(scen: Path, role: str, party: str) -> str:
-    res = runner.invoke(app, ["token", "issue", str(scen), "--role", role, "--party", party])
+def token(scen: Path, role: str, party: str, *extra: str) -> str:
+    res = runner.invoke(app, ["token", "issue", str(scen), "--role", role, "--party", party, *extra])
     assert res.exit_code == 0, res.output
     return res.output.strip()
 
@@ -35,8 +35,8 @@ def token(scen: Path, role: str, party: str) -> str:
 class Server:
     """``evdc serve`` in a process of its own, on a free port."""
 
-    def __init__(self, scen: Path, plan: Path, log: Path) -> None:
-        self.scen, self.plan, self.log = scen, plan, log
+    def __init__(self, scen: Path, plan: Path, log: Path, *extra: str) -> None:
+        self.scen, self.plan, self.log, self.extra = scen, plan, log, list(extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -44,7 +44,7 @@ class Server:
     def start(self) -> "Server":
         evdc = [sys.executable, "-c", "import sys; from cli import app; sys.exit(app())"]
         self.proc = subprocess.Popen([*evdc, "serve", str(self.scen), str(self.plan), "--port", str(self.port),
-                                      "--rate-per-minute", str(RATE), "--max-body-kb", "16"],
+                                      "--rate-per-minute", str(RATE), "--max-body-kb", "16", *self.extra],
                                      cwd=Path(__file__).resolve().parents[3], stdout=open(self.log, "ab"),
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -254,3 +254,27 @@ def test_only_the_booked_car_with_its_token_gets_power_at_the_charger(served):
         assert [r["request_id"] for r in refused][-4:] == [rid, rid, "nobody", rid]
         assert c.post("/v1/stations/b/authorize", headers=me, json={"request_id": rid, "booking_token": tok}
                       ).status_code == 403
+
+
+def test_the_service_keeps_its_ledger_and_keys_in_postgresql(tmp_path, request):
+    """With --db on a PostgreSQL server the test starts, keys and bookings live there: nothing in the
+    scenario's state directory, and an accepted booking is still accepted after SIGKILL and a restart."""
+    from tests.databases import new_database
+
+    url = new_database(request.getfixturevalue("postgres_server"))
+    scen = write_scenario(tmp_path / "scen", **DAY)
+    plan = tmp_path / "plan"
+    assert runner.invoke(app, ["plan", str(scen), "--out", str(plan), "-q", "--time-limit", "20"]).exit_code == 0
+    key = auth(token(scen, "driver", "app-pg", "--db", url))
+    server = Server(scen, plan, tmp_path / "server.log", "--db", url).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            assert c.post("/v1/bookings", headers=key, json={**BOOKING, "request_id": "pg-1"}).status_code == 200
+            assert c.post("/v1/bookings/pg-1/accept", headers=key).status_code == 200
+        server.kill()
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            assert c.get("/v1/bookings/pg-1", headers=key).json()["status"] == "accepted"
+    finally:
+        server.stop()
+    assert not (scen / ".evdc" / "bookings.sqlite").exists()
