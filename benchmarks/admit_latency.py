@@ -42,8 +42,8 @@ def main() -> None:
     from scheduler.inputs.plan_files import read_plan
 
     print("| stations | plan s | warm p50 s | warm p99 s | warm max s | granted / partial / denied "
-          "| whole-site max s | worst shortfall vs whole site |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| planned kWh | whole-site max s | worst shortfall vs whole site |")
+    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             scen = generate_scenario(Path(tmp) / f"s{n}", 1, n, days=7, seed=1)
@@ -53,7 +53,7 @@ def main() -> None:
             plan_s = time.perf_counter() - t0
             warm = Planner(inputs, tables)
             rng = np.random.default_rng(0)
-            seconds, decisions, whole_s, worst = [], [], [], 0.0
+            seconds, decisions, whole_s, worst, planned = [], [], [], 0.0, 0.0
             ids = list(inputs.sites[0].station_ids)
             for _ in range(args.requests):
                 start = inputs.grid.start_utc + pd.Timedelta(minutes=15 * int(rng.integers(28, 80)))
@@ -71,6 +71,7 @@ def main() -> None:
                 ans = warm.admit(req)
                 seconds.append(time.perf_counter() - t1)
                 decisions.append(ans.offer.decision)
+                planned += ans.offer.planned_kwh
                 if not args.no_compare:
                     full = admit(inputs, tables, req, reduce=False)
                     whole_s.append(full.seconds)
@@ -79,7 +80,7 @@ def main() -> None:
             p99 = float(np.percentile(seconds, 99))
             whole = f"{max(whole_s):.2f} | {100 * worst:.2f} %" if whole_s else "- | -"
             print(f"| {n} | {plan_s:.1f} | {statistics.median(seconds):.3f} | {p99:.3f} | {max(seconds):.3f} | {counts} "
-                  f"| {whole} |", flush=True)
+                  f"| {planned:.1f} | {whole} |", flush=True)
 
 
 if __name__ == "__main__":
