@@ -48,6 +48,7 @@ def main() -> None:
     from scheduler import PlanConfig, Scenario, SolverConfig, plan_to_dir
     from scheduler.api import bookings_ledger
     from scheduler.inputs.connectors import most_at_once
+    from scheduler.planning.planner import booking_event
     from scheduler.service.tokens import TokenStore
     from scheduler.studies.generator import generate_scenario
     from tests.scheduler.service.test_serve import Server
@@ -175,9 +176,7 @@ def main() -> None:
             tables_dir = plan_dir.with_name(plan_dir.name + ".serve") / "plans" / current if current != plan_dir.name \
                 else plan_dir
             planned = set(pd.read_csv(tables_dir / "sessions.csv")["reservation_id"])
-            events = [{"type": "booking", "reservation_id": b.request_id, "station_id": b.station_id,
-                       "arrival": local(b.start), "departure": local(b.end), "energy_kwh": max(b.energy_kwh, 1e-3)}
-                      for b in held if b.request_id not in planned]
+            events = [booking_event(b, grid.timezone) for b in held if b.request_id not in planned]
             final = c.post("/v1/events", headers=auth, json={"at": local(grid.start_utc), "events": events}) \
                 if events else None
         server.stop()

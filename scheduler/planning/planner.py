@@ -31,6 +31,7 @@ from scheduler.inputs.typed import Inputs, SiteInputs
 from scheduler.optimization.results import TABLES
 from scheduler.optimization.solving import SolveResult
 from scheduler.planning.admission import (
+    MIN_BOOKED_KWH,
     Admission,
     BookingRequest,
     admit,
@@ -112,19 +113,7 @@ class Planner:
         """The held bookings the plan does not hold yet, as ``booking`` events for ``replan``."""
         planned = set(self.tables["sessions"]["reservation_id"])
         tz = self.inputs.grid.timezone
-        out = []
-        for b in self.held():
-            if b.request_id in planned:
-                continue
-            e = {"type": "booking", "reservation_id": b.request_id, "station_id": b.station_id,
-                 "arrival": b.start.tz_convert(tz).isoformat(), "departure": b.end.tz_convert(tz).isoformat(),
-                 "energy_kwh": max(b.energy_kwh, 1e-3)}
-            if b.mode:
-                e["mode"] = b.mode
-            if b.vehicle_max_kw is not None:
-                e["vehicle_max_kw"] = b.vehicle_max_kw
-            out.append(e)
-        return out
+        return [booking_event(b, tz) for b in self.held() if b.request_id not in planned]
 
     def replan(self, events: list[dict], at: pd.Timestamp, config: PlanConfig | None = None):
         """Apply ``events`` and re-plan from ``at`` (``replan.replan``); the new plan becomes the
@@ -191,6 +180,18 @@ class Planner:
         self._persistent[sid] = ps
         outcome = SiteOutcome(sid, res, ps.model.nvariables(), ps.model.nconstraints(), peak_rss_mb(), os.getpid())
         return outcome, ps.tables()
+
+
+def booking_event(b: HeldBooking, timezone: str) -> dict:
+    """A held booking as a ``booking`` re-plan event (times local to ``timezone``)."""
+    e = {"type": "booking", "reservation_id": b.request_id, "station_id": b.station_id,
+         "arrival": b.start.tz_convert(timezone).isoformat(), "departure": b.end.tz_convert(timezone).isoformat(),
+         "energy_kwh": max(b.energy_kwh, MIN_BOOKED_KWH)}
+    if b.mode:
+        e["mode"] = b.mode
+    if b.vehicle_max_kw is not None:
+        e["vehicle_max_kw"] = b.vehicle_max_kw
+    return e
 
 
 def site_change(old: SiteInputs, new: SiteInputs) -> str:

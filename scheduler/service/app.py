@@ -452,8 +452,9 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
         sessions = sessions[sessions["station_id"] == station_id]
         held = [b.as_dict() for b in st.ledger.held() if b.station_id == station_id]
         log = st.ledger.log()
-        refused = [{"request_id": r, **json.loads(d)} for r, a, d in zip(log["request_id"], log["action"], log["detail"])
-                   if a == "auth_failed" and json.loads(d).get("station_id") == station_id]
+        failed = log[log["action"] == "auth_failed"]
+        refused = [d for d in ({"request_id": r, **json.loads(x)} for r, x in zip(failed["request_id"], failed["detail"]))
+                   if d.get("station_id") == station_id]
         cols = ["slot_start", "ev_kw", "blade_kw", "blades_working", "link_kw"]
         return {"station_id": station_id, "plan": st.plan_dir.name,
                 "slots": slots[cols].astype(object).where(slots[cols].notna(), None).to_dict(orient="records"),
