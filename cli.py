@@ -461,10 +461,15 @@ def backtest_cmd(
     replan_every: int = typer.Option(4, "--replan-every", min=1, help="evdc re-plans at least every N slots"),
     time_limit: float = typer.Option(20.0, "--time-limit", min=0.1, help="solver time limit per evdc plan, seconds"),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="caps replayed in parallel processes"),
+    daily: bool = typer.Option(False, "--daily", help="replay each day apart, stays cut at midnight "
+                               "(default: the whole period at once)"),
+    horizon: float = typer.Option(36.0, "--horizon-hours",
+                                  help="each nightly plan's horizon in a continuous replay, hours (24 to 168)"),
     demo: bool = typer.Option(False, "--demo", help="replay the bundled demo scenario's history"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines or result table"),
 ) -> None:
-    """Replay SCENARIO's history day by day: evdc against the baselines and the clairvoyant optimum."""
+    """Replay SCENARIO's history over --days (continuously, or --daily): evdc against the baselines and the
+    clairvoyant optimum."""
     def run():
         import pandas as pd
 
@@ -486,7 +491,7 @@ def backtest_cmd(
             raise EvdcError("--cap-kw: limits must not be negative")
         algos = tuple(a.strip() for a in algorithms.split(",")) if algorithms else ALGORITHMS
         settings = BacktestSettings(start=day, days=days, caps_kw=cap_list, blades=not no_blades, algorithms=algos,
-                                    replan_every_slots=replan_every,
+                                    replan_every_slots=replan_every, continuous=not daily, horizon_hours=horizon,
                                     solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=0.002))
         say = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
         run_ = backtest_to_dir(path, out_dir, settings, progress=say, workers=workers)

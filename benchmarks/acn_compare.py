@@ -1,17 +1,27 @@
-"""acnportal's own simulator on a backtest's site-days: the cross-check of our EDF / LLF replay.
+"""evdc beside acnportal on the same sessions, each tool in its own simulator, energy in kWh.
 
-Shared by ``tests/scheduler/studies/test_backtest_acn.py`` and ``benchmarks/backtest.py``.
+    python benchmarks/acn_compare.py [--weeks 2019-03-04,...] [--caps 10,20,30] [--slot-minutes 5]
+                                     [--workers 2] [--out benchmarks/out/acn_compare]
 
-For every day and every site of a scenario, the cars are the replay's own truth
-(``scheduler.studies.replay.day_truth``: sessions arriving that day, departures cut at
-midnight, each need capped by charger x stay). They are handed to acnportal's
+replays each Caltech week continuously (``scheduler.studies.backtest``, cars only, no
+prices, default weights) through our replay (evdc, its baselines, its clairvoyant)
+and through acnportal's ``Simulator`` (EDF, LLF), and solves the offline optimum
+(``offline_optimum_kwh``: an LP knowing every session, independent of evdc's
+model); it prints the energy each delivered, in kWh, with the requested and the
+unreachable energy. The helpers below are shared by
+``tests/scheduler/studies/test_backtest_acn.py`` and ``benchmarks/backtest.py``.
+
+For every replay (the period, or each day with ``continuous=False``) and every
+site of a scenario, the cars are the replay's own truth
+(``scheduler.studies.replay.day_truth``: sessions arriving in the period, each need
+capped by charger x stay, the recorded energy kept for the scores). They are handed to acnportal's
 ``Simulator`` as acnportal's ``acndata_events`` would build them:
 
 - a ``ChargingNetwork`` whose only constraint is the aggregate cap: every
   station an ``EVSE`` (continuous pilot, 0 .. charger_kw * 1000 / VOLTAGE A) at
   ``VOLTAGE`` volts, all of them in one constraint of cap_kw * 1000 / VOLTAGE A;
 - arrival and departure converted to periods with acnportal's own
-  ``_datetime_to_timestamp`` (rounded down), relative to the day's first slot;
+  ``_datetime_to_timestamp`` (rounded down), relative to the replay's first slot;
   a stay inside one period (which would round to none, refused by acnportal)
   keeps that period;
 - an ``EV`` with requested energy = the need and a ``Battery(capacity=need,
@@ -28,7 +38,7 @@ it the two agree to acnportal's bisection tolerance (0.01 A) and the order of
 ties (acnportal sorts stably in station order, we by arrival then session id;
 ``ties="ours"`` feeds acnportal's sort in our order).
 
-Each site-day comes back as a ``scheduler.studies.replay.DayRecord`` (each car's need and
+Each site replay comes back as a ``scheduler.studies.replay.DayRecord`` (each car's need and
 what acnportal delivered, the site's import per slot from acnportal's charging
 rates), so ``scheduler.studies.backtest.score`` scores it exactly like our replay's.
 """
@@ -82,7 +92,7 @@ def _in_our_tie_order(sort_fn):
 
 
 def acn_site_day(site, truth, cap_kw: float, algorithm: str, ties: str = "acnportal"):
-    """One site-day (``SiteInputs`` and its ``day_truth``) through acnportal's simulator under an aggregate cap.
+    """One site replay (``SiteInputs`` and its ``day_truth``) through acnportal's simulator under an aggregate cap.
 
     Returns a ``scheduler.studies.replay.DayRecord`` (cars with their need and what acnportal delivered, the
     site's grid import per slot) so that ``scheduler.studies.backtest.score`` scores it like our replay's.
@@ -112,7 +122,7 @@ def acn_site_day(site, truth, cap_kw: float, algorithm: str, ties: str = "acnpor
             continue
         kw = car_max_kw(site, rs.station_id)
         cars[rs.session_id] = Car(rs.session_id, rs.station_id, max(rs.arrival, grid.start_utc), rs.departure,
-                                  rs.energy_kwh, kw, rs.booked)
+                                  rs.energy_kwh, kw, rs.booked, wanted_kwh=rs.wanted_kwh)
         if rs.energy_kwh <= 0 or rs.departure <= rs.arrival:
             continue  # nothing to deliver (our replay keeps the car, with its need of 0)
         arrival = to_period(max(rs.arrival, grid.start_utc).to_pydatetime(), period) - offset
@@ -140,49 +150,47 @@ def acn_site_day(site, truth, cap_kw: float, algorithm: str, ties: str = "acnpor
 
 
 def acn_backtest(sc, start: pd.Timestamp, days: int, cap_kw: float, algorithm: str,
-                 ties: str = "acnportal", progress=None) -> tuple[list, dict]:
-    """Every site-day of the backtest window (cars only, every site's grid limit = ``cap_kw``) through
-    acnportal: the day records and the sites (``SiteInputs`` by id) that ``score`` needs."""
-    from scheduler.studies.backtest import day_inputs
+                 ties: str = "acnportal", progress=None, continuous: bool = True) -> tuple[list, dict]:
+    """The backtest's replays (``scheduler.studies.backtest.replay_windows``: the whole period at once, or
+    day by day) through acnportal, cars only, every site's grid limit = ``cap_kw``: the records and the sites
+    (``SiteInputs`` by id) that ``score`` needs."""
+    from scheduler.studies.backtest import _midnight_utc, period_inputs, replay_windows
     from scheduler.studies.replay import day_truth
 
     records, sites = [], {}
-    first = pd.Timestamp(start)
-    if first.tzinfo is not None:  # whole calendar days: 24 h steps from an aware midnight skip or repeat at DST
-        first = first.tz_convert(sc.config.timezone).tz_localize(None)
-    first = first.normalize()
-    for i in range(days):
-        day = first + pd.Timedelta(days=i)
-        inputs = day_inputs(sc, day, cap_kw, blades=False)
+    windows = replay_windows(sc, pd.Timestamp(start), days, continuous)
+    for i, (first, n_days, extra) in enumerate(windows):
+        inputs = period_inputs(sc, first, n_days, cap_kw, blades=False, extra_days=extra)
+        until = _midnight_utc(first + pd.Timedelta(days=n_days), sc.config.timezone)
         for site in inputs.sites:
             sites[site.site.site_id] = site
-            records.append(acn_site_day(site, day_truth(sc.tables["history"], site), cap_kw, algorithm, ties))
+            records.append(acn_site_day(site, day_truth(sc.tables["history"], site, until), cap_kw, algorithm, ties))
         if progress is not None:
-            progress(f"acnportal {algorithm} cap {cap_kw:g}: day {i + 1}/{days} done")
+            progress(f"acnportal {algorithm} cap {cap_kw:g}: replay {i + 1}/{len(windows)} done")
     return records, sites
 
 
 def acn_summary(result: tuple[list, dict]) -> dict[str, float]:
-    """``scheduler.studies.backtest.score`` of acnportal's site-days: the same figures as a backtest result row."""
+    """``scheduler.studies.backtest.score`` of acnportal's site replays: the same figures as a backtest result row."""
     from scheduler.studies.backtest import score
 
     records, sites = result
     return score(records, sites)
 
 
-def _run_cap(sc, start, days, cap_kw, algorithms, ties):
+def _run_cap(sc, start, days, cap_kw, algorithms, ties, continuous=True):
     import time
 
     rows = []
     for a in algorithms:
         t0 = time.perf_counter()
-        res = acn_summary(acn_backtest(sc, start, days, cap_kw, a, ties))
+        res = acn_summary(acn_backtest(sc, start, days, cap_kw, a, ties, continuous=continuous))
         rows.append({"algorithm": a, "cap_kw": float(cap_kw), **res, "seconds": time.perf_counter() - t0})
     return rows
 
 
 def acn_results(sc, start: pd.Timestamp, days: int, caps_kw, algorithms=ACN_ALGORITHMS, ties: str = "acnportal",
-                workers: int = 1, progress=None) -> pd.DataFrame:
+                workers: int = 1, progress=None, continuous: bool = True) -> pd.DataFrame:
     """One row per (acnportal algorithm, cap), scored like a backtest's; caps in ``workers`` processes.
     ``objective_share`` is left to the caller (it needs the clairvoyant's objective)."""
     caps = [float(c) for c in caps_kw]
@@ -192,12 +200,158 @@ def acn_results(sc, start: pd.Timestamp, days: int, caps_kw, algorithms=ACN_ALGO
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(workers, len(caps))) as pool:
-            futures = [pool.submit(_run_cap, sc, start, days, c, tuple(algorithms), ties) for c in caps]
+            futures = [pool.submit(_run_cap, sc, start, days, c, tuple(algorithms), ties, continuous) for c in caps]
             for c, fut in zip(caps, futures):
                 rows += fut.result()
                 say(f"acnportal cap {c:g}: {days} days done")
     else:
         for c in caps:
-            rows += _run_cap(sc, start, days, c, tuple(algorithms), ties)
+            rows += _run_cap(sc, start, days, c, tuple(algorithms), ties, continuous)
             say(f"acnportal cap {c:g}: {days} days done")
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the side-by-side run (main)
+
+
+def offline_optimum_kwh(site, truth, cap_kw: float) -> float:
+    """The most energy any schedule could have given ``truth``'s cars under the aggregate cap, knowing
+    everything in advance: a linear programme in our replay's physics (a car takes up to its charger x its
+    share of each slot it is present, at most its need; the cars' power summed stays within the cap in every
+    slot), solved with SciPy's HiGHS. Independent of evdc's model: the yardstick both tools are held to."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    from scheduler.studies.replay import car_max_kw
+
+    grid = site.grid
+    n = grid.n_slots
+    starts = grid.starts_utc
+    slot_s = grid.slot_s
+    cols, bounds, slot_of, car_of, needs = 0, [], [], [], []
+    for i, rs in enumerate(r for r in truth if not r.no_show and r.energy_kwh > 0 and r.departure > r.arrival):
+        kw = car_max_kw(site, rs.station_id)
+        t0 = max(int(np.floor(grid.slot_position(max(rs.arrival, grid.start_utc)) + 1e-9)), 0)
+        for t in range(t0, n):
+            lo, hi = starts[t], starts[t] + pd.Timedelta(seconds=slot_s)
+            if lo >= rs.departure:
+                break
+            share = max((min(hi, rs.departure) - max(lo, rs.arrival)).total_seconds(), 0.0) / slot_s
+            if share <= 0:
+                continue
+            bounds.append((0.0, kw * share))
+            slot_of.append(t)
+            car_of.append(i)
+            cols += 1
+        needs.append(rs.energy_kwh)
+    if cols == 0:
+        return 0.0
+    h = grid.slot_h
+    rows_cap = coo_matrix((np.ones(cols), (np.asarray(slot_of), np.arange(cols))), shape=(n, cols))
+    rows_need = coo_matrix((np.full(cols, h), (np.asarray(car_of), np.arange(cols))), shape=(len(needs), cols))
+    from scipy.sparse import vstack
+
+    a_ub = vstack([rows_cap, rows_need]).tocsr()
+    b_ub = np.concatenate([np.full(n, float(cap_kw)), np.asarray(needs)])
+    res = linprog(-np.full(cols, h), A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"offline optimum: {res.message}")
+    return float(-res.fun)
+
+
+def _offline(sc, start, days, cap_kw: float) -> float:
+    from scheduler.studies.backtest import _midnight_utc, period_inputs, replay_windows
+    from scheduler.studies.replay import day_truth
+
+    total = 0.0
+    for first, n_days, extra in replay_windows(sc, pd.Timestamp(start), days, True):
+        inputs = period_inputs(sc, first, n_days, cap_kw, blades=False, extra_days=extra)
+        until = _midnight_utc(first + pd.Timedelta(days=n_days), sc.config.timezone)
+        for site in inputs.sites:
+            total += offline_optimum_kwh(site, day_truth(sc.tables["history"], site, until), cap_kw)
+    return total
+
+
+def _week(scenario: str, start: str, days: int, cap: float, algorithms: tuple[str, ...]) -> list[dict]:
+    """One week at one cap: our replay's algorithms, acnportal's EDF and LLF, the offline optimum."""
+    import time
+
+    from scheduler.studies.backtest import BacktestSettings, backtest, read_scenario_tables
+
+    sc = read_scenario_tables(scenario)
+    first = pd.Timestamp(start)
+    ours, _ = backtest(sc, BacktestSettings(start=first, days=days, caps_kw=(cap,), blades=False,
+                                            algorithms=algorithms))
+    rows = [dict(r._asdict(), week=start) for r in ours.itertuples(index=False)]
+    for a in ACN_ALGORITHMS:
+        t0 = time.perf_counter()
+        res = acn_summary(acn_backtest(sc, first, days, cap, a))
+        rows.append({"algorithm": a, "cap_kw": cap, "week": start, **res, "seconds": time.perf_counter() - t0})
+    t0 = time.perf_counter()
+    best = _offline(sc, first, days, cap)
+    req = ours["energy_requested_kwh"].iloc[0]
+    rows.append({"algorithm": "offline_optimum", "cap_kw": cap, "week": start, "energy_requested_kwh": req,
+                 "energy_unreachable_kwh": ours["energy_unreachable_kwh"].iloc[0], "energy_delivered_kwh": best,
+                 "seconds": time.perf_counter() - t0})
+    return rows
+
+
+def main() -> None:
+    """Caltech weeks replayed continuously by evdc (and its own baselines) and by acnportal, in kWh."""
+    import argparse
+    import sys
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from scheduler.inputs.caltech import write_caltech_scenario
+
+    ap = argparse.ArgumentParser(description="evdc beside acnportal on the same Caltech sessions, in kWh")
+    ap.add_argument("--weeks", default="2019-03-04,2019-03-11,2019-03-18,2019-03-25",
+                    help="first days (local) of the weeks replayed, comma-separated")
+    ap.add_argument("--days", type=int, default=7, help="days per replay")
+    ap.add_argument("--caps", default="10,20,30", help="aggregate caps, kW, comma-separated")
+    ap.add_argument("--slot-minutes", type=int, default=5)
+    ap.add_argument("--algorithms", default="evdc,llf,edf,uncontrolled,clairvoyant")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=root / "benchmarks" / "out" / "acn_compare")
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    scenario = str(write_caltech_scenario(args.out / f"caltech-{args.slot_minutes}min",
+                                          slot_minutes=args.slot_minutes, prices=False))
+    weeks = [w.strip() for w in args.weeks.split(",") if w.strip()]
+    caps = [float(c) for c in args.caps.split(",") if c.strip()]
+    algos = tuple(a.strip() for a in args.algorithms.split(",") if a.strip())
+    tasks = [(scenario, w, args.days, c, algos) for w in weeks for c in caps]
+    rows = []
+    with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
+        for task, fut in zip(tasks, [pool.submit(_week, *t) for t in tasks]):
+            rows += fut.result()
+            print(f"[{time.perf_counter() - t_start:7.1f}s] week {task[1]} cap {task[3]:g} done",
+                  file=sys.stderr, flush=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(args.out / "results.csv", index=False)
+    wide = df.pivot_table(index=["week", "cap_kw"], columns="algorithm", values="energy_delivered_kwh",
+                          sort=False)
+    req = df.groupby(["week", "cap_kw"], sort=False)["energy_requested_kwh"].first()
+    unreach = df.groupby(["week", "cap_kw"], sort=False)["energy_unreachable_kwh"].first()
+    cols = [a for a in (*algos, *ACN_ALGORITHMS, "offline_optimum") if a in wide.columns]
+    head = ["week", "cap kW", "requested", "unreachable", *cols, "evdc >= best acnportal", "evdc / optimum"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (week, cap), r in wide.iterrows():
+        acn_best = max(r.get(a, np.nan) for a in ACN_ALGORITHMS)
+        ok = "yes" if r.get("evdc", np.nan) >= acn_best - 1e-6 else "no"
+        lines.append("| " + " | ".join([week, f"{cap:g}", f"{req[(week, cap)]:,.1f}", f"{unreach[(week, cap)]:,.1f}",
+                                        *(f"{r[c]:,.1f}" for c in cols), ok,
+                                        f"{r.get('evdc', np.nan) / r['offline_optimum']:.2%}"]) + " |")
+    print(f"## Caltech ACN, {args.slot_minutes}-minute slots, continuous replays of {args.days} days, cars only, "
+          f"no prices, default weights; energy delivered, kWh ({time.perf_counter() - t_start:.0f} s wall)\n")
+    print("\n".join(lines))
+    print(f"\nResults: {args.out / 'results.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -28,7 +28,6 @@ over the clairvoyant's at the same cap (for acnportal's rows too).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -45,10 +44,6 @@ FLEET_DAYS = 14
 FLEET_HISTORY_DAYS = 28
 #: Published mean share of requested energy delivered across caps 10-140 kW, same month (../shared/data/README.md).
 PUBLISHED = {"edf": 0.931, "llf": 0.932, "offline optimum": 0.953, "model-predictive": 0.951}
-#: Scores summed over site-days; the peak is a maximum, the ratios are recomputed.
-ADDITIVE = ["energy_requested_kwh", "energy_delivered_kwh", "sessions", "sessions_fully_served",
-            "blade_work_done_h", "blade_work_required_h", "critical_violations", "energy_cost",
-            "budget_violations", "objective", "replans", "seconds"]
 T0 = time.perf_counter()
 
 
@@ -85,62 +80,70 @@ def run_caltech(out: Path, days: int, caps: tuple[float, ...], workers: int) -> 
     return df[RESULT_COLUMNS]
 
 
-def _fleet_chunk(scenario_dir: str, start: pd.Timestamp, days: int) -> pd.DataFrame:
-    from scheduler.studies.backtest import ALGORITHMS, BacktestSettings, backtest
+def _fleet_part(scenario_dir: str, start: pd.Timestamp, days: int, algorithms: tuple[str, ...],
+                daily: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Some of the algorithms over the whole period: the result rows, and rows per kind of site."""
+    from scheduler.studies.backtest import BacktestSettings, backtest, score
 
-    df, _ = backtest(scenario_dir, BacktestSettings(start=start, days=days, algorithms=ALGORITHMS),
-                     progress=lambda m: say(f"fleet {start.date()}+: {m}"))
-    return df
-
-
-def merge_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Result rows of consecutive day ranges as one: sums, the peak's maximum, ratios recomputed."""
-    from scheduler.studies.backtest import RESULT_COLUMNS
-
-    df = pd.concat(frames, ignore_index=True)
-    order = list(dict.fromkeys(df["algorithm"]))
-    g = df.groupby(["algorithm", "cap_kw"], dropna=False, sort=False)
-    out = g[ADDITIVE].sum()
-    out["peak_grid_kw"] = g["peak_grid_kw"].max()
-    out = out.reset_index()
-    req = out["energy_requested_kwh"]
-    out["energy_delivered_ratio"] = (out["energy_delivered_kwh"] / req.where(req > 0)).fillna(1.0)
-    cl = out[out["algorithm"] == "clairvoyant"]
-    best = dict(zip(cl["cap_kw"].fillna(-1.0), cl["objective"]))
-    out["objective_share"] = [o / best[k] if best.get(k) else np.nan
-                              for o, k in zip(out["objective"], out["cap_kw"].fillna(-1.0))]
-    out["_o"] = out["algorithm"].map({a: i for i, a in enumerate(order)})
-    return out.sort_values(["cap_kw", "_o"]).drop(columns="_o")[RESULT_COLUMNS].reset_index(drop=True)
+    settings = BacktestSettings(start=start, days=days, algorithms=algorithms, continuous=not daily)
+    df, records = backtest(scenario_dir, settings, progress=lambda m: say(f"fleet {'/'.join(algorithms)}: {m}"))
+    kinds = []
+    per = len(records) // max(len(algorithms), 1)
+    for i, a in enumerate(algorithms):
+        recs = records[i * per:(i + 1) * per]
+        for kind in sorted({r.site_id.split("-")[0] for r in recs}):
+            mine = [r for r in recs if r.site_id.split("-")[0] == kind]
+            kinds.append({"algorithm": a, "kind": kind, **score(mine, _sites_of(scenario_dir, settings, mine))})
+    return df, pd.DataFrame(kinds)
 
 
-def run_fleet(out: Path, days: int, workers: int, sites: int, stations: int, seed: int) -> tuple[pd.DataFrame, str]:
-    # every module a chunk runs, imported here: the forked chunks then share one snapshot of the code
+def _sites_of(scenario_dir: str, settings, records) -> dict:
+    """The SiteInputs ``score`` needs for records (their config and site), from the first replay window."""
+    from scheduler.studies.backtest import period_inputs, read_scenario_tables
+
+    sc = read_scenario_tables(scenario_dir)
+    first, days, extra = settings.windows(sc)[0]
+    inputs = period_inputs(sc, first, days, None, settings.blades, extra)
+    return {s.site.site_id: s for s in inputs.sites}
+
+
+def run_fleet(out: Path, days: int, workers: int, sites: int, stations: int, seed: int,
+              daily: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The generated fleet replayed over ``days`` (continuously, or day by day), evdc in one process and the
+    other algorithms in another (each replay is whole: a continuous replay cannot be cut into chunks)."""
+    # every module a part runs, imported here: the forked parts then share one snapshot of the code
     import importlib
 
     for name in ("models.pipeline", "models.reserve", "models.store", "scheduler.studies.baselines", "scheduler.planning.night"):
         importlib.import_module(name)
-    from scheduler.studies.backtest import BacktestSettings
+    from scheduler.studies.backtest import ALGORITHMS, read_scenario_tables
     from scheduler.studies.generator import generate_scenario
 
     path = generate_scenario(out / "scenario", sites, stations, days=FLEET_HISTORY_DAYS, seed=seed)
-    from scheduler.studies.backtest import read_scenario_tables
-
     cfg = read_scenario_tables(path).config
     first = (pd.Timestamp(cfg.start).tz_convert(cfg.timezone).tz_localize(None).normalize()
              - pd.Timedelta(days=FLEET_DAYS))  # naive: local calendar days
-    refit = BacktestSettings(start=first, days=1).refit_days
-    chunk = max(refit * math.ceil(math.ceil(days / max(workers, 1)) / refit), refit)
-    starts = [(first + pd.Timedelta(days=i), min(chunk, days - i)) for i in range(0, days, chunk)]
-    say(f"fleet: {sites} sites x {stations} stations, {days} days from {first.date()} in {len(starts)} chunk(s)")
-    if len(starts) > 1 and workers > 1:
+    parts = [("evdc",), tuple(a for a in ALGORITHMS if a != "evdc")]
+    say(f"fleet: {sites} sites x {stations} stations, {days} days from {first.date()}, "
+        f"{'day by day' if daily else 'continuous'}")
+    if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(workers, len(starts))) as pool:
-            frames = [f.result() for f in [pool.submit(_fleet_chunk, str(path), s, n) for s, n in starts]]
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            got = [f.result() for f in [pool.submit(_fleet_part, str(path), first, days, a, daily) for a in parts]]
     else:
-        frames = [_fleet_chunk(str(path), s, n) for s, n in starts]
-    label = f"{cfg.name}, {first.date()} + {days} days"
-    return merge_rows(frames), label
+        got = [_fleet_part(str(path), first, days, a, daily) for a in parts]
+    df = pd.concat([g[0] for g in got], ignore_index=True)
+    kinds = pd.concat([g[1] for g in got], ignore_index=True)
+    best = df.loc[df["algorithm"] == "clairvoyant", "objective"].iloc[0]
+    df["objective_share"] = df["objective"] / best
+    kbest = kinds[kinds["algorithm"] == "clairvoyant"].set_index("kind")["objective"]
+    kinds["objective_share"] = kinds["objective"] / kinds["kind"].map(kbest)
+    order = {a: i for i, a in enumerate(ALGORITHMS)}
+    df = df.sort_values("algorithm", key=lambda c: c.map(order)).reset_index(drop=True)
+    kinds = kinds.sort_values(["kind", "algorithm"], key=lambda c: c.map(order) if c.name == "algorithm" else c)
+    label = f"{cfg.name}, {first.date()} + {days} days, {'day by day' if daily else 'continuous'}"
+    return df, kinds.reset_index(drop=True), label
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -158,6 +161,18 @@ def markdown(df: pd.DataFrame, with_cap: bool = True) -> str:
                   f"{r.energy_cost:.2f}", f"{r.peak_grid_kw:.1f}", f"{int(r.budget_violations)}",
                   "" if pd.isna(r.objective_share) else f"{r.objective_share:.4f}", f"{r.seconds:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def kind_markdown(kinds: pd.DataFrame) -> str:
+    head = ["kind", "algorithm", "requested kWh", "unreachable kWh", "delivered kWh", "blade work done / required h",
+            "budget viol.", "objective share"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in kinds.itertuples(index=False):
+        lines.append("| " + " | ".join([r.kind, r.algorithm, f"{r.energy_requested_kwh:,.1f}",
+                                        f"{r.energy_unreachable_kwh:,.1f}", f"{r.energy_delivered_kwh:,.1f}",
+                                        f"{r.blade_work_done_h:.1f} / {r.blade_work_required_h:.1f}",
+                                        f"{int(r.budget_violations)}", f"{r.objective_share:.4f}"]) + " |")
     return "\n".join(lines)
 
 
@@ -231,6 +246,7 @@ def main() -> None:
     ap.add_argument("--fleet-sites", type=int, default=2)
     ap.add_argument("--fleet-stations", type=int, default=10)
     ap.add_argument("--fleet-seed", type=int, default=7)
+    ap.add_argument("--daily", action="store_true", help="replay each day apart (stays cut at midnight)")
     args = ap.parse_args()
     caps = tuple(float(c) for c in args.caps.split(",") if c.strip())
     sets = {s.strip() for s in args.datasets.split(",") if s.strip()}
@@ -253,12 +269,16 @@ def main() -> None:
         out = args.out / "fleet"
         out.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        df, label = run_fleet(out, days, args.workers, args.fleet_sites, args.fleet_stations, args.fleet_seed)
+        df, kinds, label = run_fleet(out, days, args.workers, args.fleet_sites, args.fleet_stations,
+                                     args.fleet_seed, args.daily)
         df.to_csv(out / "results.csv", index=False)
+        kinds.to_csv(out / "results_by_kind.csv", index=False)
         pngs += charts(df, out, "Generated fleet", ratio_vs_cap=False)
         print(f"## Generated fleet with blades: {label}, the scenario's own grid limits "
               f"({time.perf_counter() - t:.0f} s wall)\n")
-        print(markdown(df, with_cap=False) + "\n", flush=True)
+        print(markdown(df, with_cap=False) + "\n")
+        print("By kind of site (home: residential streets with overnight stays):\n")
+        print(kind_markdown(kinds) + "\n", flush=True)
     print("Results: " + ", ".join(str(p.parent / "results.csv") for p in pngs if p.name == "objective_share.png"))
     print("Charts: " + ", ".join(str(p) for p in pngs))
 

@@ -1,28 +1,36 @@
-"""Backtests: replay a scenario's real history day by day, evdc against baselines and the clairvoyant.
+"""Backtests: replay a scenario's real history, evdc against baselines and the clairvoyant.
 
-For each day from ``start`` on and each site, the day's inputs are built from the
-scenario (stations, prices, PV, loads, limits and jobs; series and jobs that do
-not cover the day repeat the scenario's own day, shifted by whole days), with
-the bookings the history says were made for that day (reserved times and
-requested energy) and, with ``--cap-kw``, every site's grid limit replaced.
-Then every algorithm runs through ``replay.simulate_day`` against the day's
-real sessions:
+A replay covers ``days`` local calendar days from ``start`` (``period_inputs``): the
+scenario's stations, prices, PV, loads, limits and jobs (series that do not cover
+a day repeat the scenario's own day, shifted by whole days; each day gets the
+scenario's jobs), with the bookings the history says were made for arrivals in
+the period (reserved times and requested energy) and, with ``--cap-kw``, every
+site's grid limit replaced. By default the replay is continuous: one timeline
+from the first midnight until the last car that arrived in the period has left
+(``tail_days``), so stays cross midnight, the battery's state carries over and
+every algorithm sees the same sessions with their energy in full. With
+``continuous=False`` each day is replayed apart from the scenario's battery state
+and its stays are cut at midnight (evdc before 0.12). Every algorithm runs through
+``replay.simulate_day`` against the real sessions:
 
-- ``evdc``: the nightly plan from the forecast (a model trained only on history
-  before that night, refitted every ``refit_days``) and the known bookings, then
-  a re-plan from the current slot on at every event (arrival, no-show) and at
-  least every ``replan_every_slots`` slots, each with what is known then;
+- ``evdc``: a nightly plan at every local midnight over ``horizon_hours`` (daily:
+  the day) from the forecast (a model trained only on history before the
+  replay, refitted every ``refit_days`` between daily replays), the cars already
+  plugged in and the bookings made for arrivals before the next midnight; then a
+  re-plan from the current slot to that plan's end at every event (arrival,
+  no-show) and at least every ``replan_every_slots`` slots, each with what is
+  known then (``rolling_inputs``);
 - the baselines of ``scheduler.studies.baselines`` (uncontrolled, the seed's
   residual-power method, EDF, LLF), deciding slot by slot;
-- ``clairvoyant``: the same model solved once per site-day with every real
+- ``clairvoyant``: the same model solved once per replay and site with every real
   arrival, departure and energy need known in advance (the upper bound).
 
-Days are independent: each starts from the scenario's battery state of charge
-and ends at midnight (stays are cut there), for every algorithm alike. The
-planner's starting-state ramp and finishing taper are switched off in
-backtests, because the replayed cars take any power up to their charger.
-Scores are computed by ``score`` from what the replay delivered, never from
-what a plan intended.
+A session's energy as recorded counts in full (``energy_requested_kwh``); what its
+charger could not give in its stay is reported apart (``energy_unreachable_kwh``)
+and is the same for every algorithm. The planner's starting-state ramp and
+finishing taper are switched off in backtests, because the replayed cars take any
+power up to their charger. Scores are computed by ``score`` from what the replay
+delivered, never from what a plan intended.
 """
 
 from __future__ import annotations
@@ -39,13 +47,15 @@ from scheduler.api import LogFn, Scenario, check_scenario
 from scheduler.inputs.settings import PlanConfig, ScenarioConfig, SolverConfig
 from scheduler.output.files import check_output_dir, replace_directory
 from scheduler.inputs.errors import EvdcError
-from scheduler.inputs.typed import Inputs, Session, SiteInputs
+from scheduler.inputs.typed import BladeFailure, Inputs, Session, SiteInputs
 from scheduler.studies.replay import DayRecord, DayState, Decision, RealSession, day_truth, simulate_day
 from scheduler.inputs.timegrid import TimeGrid
+from scheduler.inputs.units import SECONDS_PER_HOUR
 
 ALGORITHMS = ("evdc", "uncontrolled", "residual", "edf", "llf", "clairvoyant")
 RESULT_COLUMNS = [
-    "algorithm", "cap_kw", "energy_requested_kwh", "energy_delivered_kwh", "energy_delivered_ratio",
+    "algorithm", "cap_kw", "energy_requested_kwh", "energy_unreachable_kwh", "energy_delivered_kwh",
+    "energy_delivered_ratio",
     "sessions", "sessions_fully_served", "blade_work_done_h", "blade_work_required_h", "critical_violations",
     "energy_cost", "peak_grid_kw", "budget_violations", "objective", "objective_share", "replans", "seconds",
 ]
@@ -69,6 +79,49 @@ class BacktestSettings:
     solver: SolverConfig = field(default_factory=lambda: SolverConfig(time_limit_s=20.0, mip_rel_gap=0.002))
     clairvoyant_solver: SolverConfig = field(
         default_factory=lambda: SolverConfig(time_limit_s=120.0, mip_rel_gap=0.0005))
+    continuous: bool = True  # one replay over the whole period; False: days replayed apart, stays cut at midnight
+    horizon_hours: float = 36.0  # continuous: each nightly plan's horizon (it must reach the next night)
+
+    def __post_init__(self) -> None:
+        if self.continuous and not HORIZON_HOURS_MIN <= self.horizon_hours <= HORIZON_HOURS_MAX:
+            raise EvdcError(f"--horizon-hours {self.horizon_hours:g}: a nightly plan's horizon must reach the next "
+                            f"night and stay a plan ({HORIZON_HOURS_MIN:g} to {HORIZON_HOURS_MAX:g} hours)")
+
+    def windows(self, sc: "ScenarioTables") -> list[tuple[pd.Timestamp, int, int]]:
+        """The replays this backtest runs (``replay_windows``)."""
+        return replay_windows(sc, self.start, self.days, self.continuous)
+
+
+def replay_windows(sc: "ScenarioTables", start: pd.Timestamp, days: int,
+                   continuous: bool) -> list[tuple[pd.Timestamp, int, int]]:
+    """The replays of ``days`` from ``start``: (first local day, days replayed, extra days for the cars that
+    came to finish); one per day when not ``continuous``, else one for the whole period."""
+    first = _local_day(start, sc.config.timezone)
+    if not continuous:
+        return [(first + pd.Timedelta(days=i), 1, 0) for i in range(days)]
+    return [(first, days, tail_days(sc, first, days))]
+
+
+#: Bounds of a continuous replay's nightly horizon, hours: a night's plan reaches the next night; at most a
+#: plan's own bound (``ScenarioConfig.horizon_hours``).
+HORIZON_HOURS_MIN, HORIZON_HOURS_MAX = 24.0, 168.0
+#: The most days a continuous replay runs past its period for the cars that came in it to leave.
+TAIL_DAYS_MAX = 7
+
+
+def tail_days(sc: "ScenarioTables", first: pd.Timestamp, days: int) -> int:
+    """Whole local days after the period until the last car that arrived in it has left (at most
+    ``TAIL_DAYS_MAX``; a stay beyond that is cut there)."""
+    tz = sc.config.timezone
+    lo = first.tz_localize(tz, nonexistent="shift_forward")
+    hi = (first + pd.Timedelta(days=days)).tz_localize(tz, nonexistent="shift_forward")
+    h = sc.tables["history"]
+    h = h[(h["arrival"] >= lo) & (h["arrival"] < hi)]
+    if h.empty:
+        return 0
+    last = _local_day(h["departure"].max(), tz)
+    extra = (last - _local_day(hi, tz)).days + (1 if h["departure"].max() > hi else 0)
+    return int(min(max(extra, 0), TAIL_DAYS_MAX))
 
 
 # ----------------------------------------------------------------------------- the day's inputs
@@ -99,60 +152,86 @@ TIME_SERIES = ("pv", "prices", "loads", "ambient", "grid_limits")
 
 def day_inputs(sc: ScenarioTables, day: pd.Timestamp, cap_kw: float | None = None, blades: bool = True) -> Inputs:
     """The Inputs of one backtest day (see the module docstring)."""
+    return period_inputs(sc, day, 1, cap_kw, blades)
+
+
+def period_inputs(sc: ScenarioTables, first_day: pd.Timestamp, days: int, cap_kw: float | None = None,
+                  blades: bool = True, extra_days: int = 0) -> Inputs:
+    """The Inputs of ``days`` local calendar days from ``first_day`` and ``extra_days`` more (in which
+    cars that came in the period may finish: nothing new arrives, no job runs). Series that do not cover a
+    day repeat the scenario's own first day, shifted by whole local days; each replayed day gets the
+    scenario's jobs shifted to it (``job@YYYY-MM-DD`` when the period has more than one day); bookings are
+    those the history made for arrivals in the ``days``. The replay's timeline, not a plan: its length is
+    not bound by ``horizon_hours``."""
     from scheduler.inputs.loading import build_inputs
     from scheduler.inputs.tables import ROW
     from scheduler.inputs.timegrid import make_grid
 
     cfg = sc.config
-    day = pd.Timestamp(day)
-    day_local = (day.tz_convert(cfg.timezone) if day.tzinfo else day.tz_localize(cfg.timezone)).normalize()
+    tz = cfg.timezone
+    first = _local_day(pd.Timestamp(first_day), tz)
+    total = days + extra_days
+    local_midnights = [(first + pd.Timedelta(days=i)).tz_localize(tz, nonexistent="shift_forward")
+                       for i in range(total + 1)]
+    hours = (local_midnights[-1] - local_midnights[0]).total_seconds() / SECONDS_PER_HOUR
     charging = cfg.charging.model_copy(update=BACKTEST_CHARGING)
     thermal = cfg.thermal.model_copy(update={"enabled": False})
-    dcfg = cfg.model_copy(update={"start": day_local.isoformat(), "horizon_hours": 24.0, "charging": charging,
-                                  "thermal": thermal})
-    grid = make_grid(dcfg.start, dcfg.timezone, 24.0, dcfg.slot_minutes)
-    scen_day = pd.Timestamp(cfg.start).tz_convert(cfg.timezone).normalize() if pd.Timestamp(cfg.start).tzinfo \
-        else pd.Timestamp(cfg.start).tz_localize(cfg.timezone).normalize()
-    shift = pd.Timedelta(days=(day_local.tz_localize(None) - scen_day.tz_localize(None)).days)
+    # model_copy does not validate: a period may be longer than a plan's horizon_hours bound
+    dcfg = cfg.model_copy(update={"start": local_midnights[0].isoformat(), "horizon_hours": hours,
+                                  "charging": charging, "thermal": thermal})
+    grid = make_grid(dcfg.start, tz, hours, dcfg.slot_minutes)
+    scen_day = _local_day(pd.Timestamp(cfg.start), tz)
     t = dict(sc.tables)
-    tz = cfg.timezone
 
-    def shifted(col: pd.Series) -> pd.Series:  # by whole days of local wall time (clock changes kept)
-        local = col.dt.tz_convert(tz).dt.tz_localize(None) + shift
+    def shifted(col: pd.Series, day: pd.Timestamp) -> pd.Series:  # by whole days of local wall time
+        local = col.dt.tz_convert(tz).dt.tz_localize(None) + pd.Timedelta(days=(day - scen_day).days)
         return local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
 
+    windows = [(first + pd.Timedelta(days=i), local_midnights[i].tz_convert("UTC"),
+                local_midnights[i + 1].tz_convert("UTC")) for i in range(total)]
     for name in TIME_SERIES:
         df = t[name]
         if df.empty:
             continue
-        covered = ((df["time"] >= grid.start_utc) & (df["time"] < grid.end_utc)).any()
-        if not covered:
-            df = df.assign(time=shifted(df["time"]))
-            t[name] = df[df["time"].notna()]
+        parts = [df]
+        for day, lo, hi in windows:
+            if ((df["time"] >= lo) & (df["time"] < hi)).any():
+                continue
+            moved = df.assign(time=shifted(df["time"], day))
+            parts.append(moved[(moved["time"] >= lo) & (moved["time"] < hi)])
+        t[name] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else df
     jobs = t["jobs"]
     if not blades:
         t["jobs"] = jobs.iloc[0:0]
         t["stations"] = t["stations"].assign(blades=0, blades_out_of_service=0, spare_blades=0)
     elif not jobs.empty:
-        jobs = jobs.assign(release=shifted(jobs["release"]), deadline=shifted(jobs["deadline"]))
-        t["jobs"] = jobs[jobs["release"].notna() & jobs["deadline"].notna()]
+        parts = []
+        for day, _, _ in windows[:days]:
+            moved = jobs.assign(release=shifted(jobs["release"], day), deadline=shifted(jobs["deadline"], day))
+            if days > 1:
+                moved = moved.assign(job_id=moved["job_id"].astype(str) + f"@{day.date()}")
+            parts.append(moved[moved["release"].notna() & moved["deadline"].notna()])
+        t["jobs"] = pd.concat(parts, ignore_index=True)
     if cap_kw is not None:
         t["sites"] = t["sites"].assign(grid_kw=float(cap_kw))
         t["grid_limits"] = t["grid_limits"].iloc[0:0]
     hist = t["history"]
     t["history"] = hist[hist["arrival"] < grid.start_utc]
-    t["reservations"] = known_bookings(hist, grid, ROW, t["reservations"])
+    t["reservations"] = known_bookings(hist, grid, ROW, t["reservations"], until=windows[days - 1][2])
     return build_inputs(dcfg, grid, t, scenario_hash="backtest", source=sc.source)
 
 
-def known_bookings(history: pd.DataFrame, grid: TimeGrid, row_col: str, template: pd.DataFrame) -> pd.DataFrame:
-    """The history's bookings for the day, as reservations: reserved times and requested energy (a booking
-    overlapping an earlier one at the same station is left out: it could not have been accepted)."""
+def known_bookings(history: pd.DataFrame, grid: TimeGrid, row_col: str, template: pd.DataFrame,
+                   until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The history's bookings arriving in the grid (before ``until`` when given), as reservations: reserved
+    times and requested energy (a booking overlapping an earlier one at the same station is left out: it
+    could not have been accepted)."""
     h = history[history["booked"].fillna(False).astype(bool) & (history["status"].fillna("completed") != "cancelled")]
     ra = h["reserved_arrival"].where(h["reserved_arrival"].notna(), h["arrival"])
     rd = h["reserved_departure"].where(h["reserved_departure"].notna(), h["departure"])
     h = h.assign(_ra=ra, _rd=rd)
-    h = h[(h["_ra"] >= grid.start_utc) & (h["_ra"] < grid.end_utc) & (h["_rd"] > h["_ra"])]
+    last = grid.end_utc if until is None else min(pd.Timestamp(until), grid.end_utc)
+    h = h[(h["_ra"] >= grid.start_utc) & (h["_ra"] < last) & (h["_rd"] > h["_ra"])]
     energy = h["requested_kwh"].where(h["requested_kwh"].notna() & (h["requested_kwh"] > 0), h["energy_kwh"])
     ok = energy > 0
     h, energy = h[ok], energy[ok]
@@ -242,13 +321,19 @@ class Clairvoyant:
 
 
 class EvdcRolling:
-    """evdc as an operator runs it: the nightly plan, then re-plans during the day as cars come."""
+    """evdc as an operator runs it: a nightly plan, then re-plans during the day as cars come.
+
+    Daily (``horizon_slots`` None): the day's plan at its first slot, with the walk-in reserve, then
+    re-plans to the day's end. Continuous: a nightly plan at every local midnight of the replay, over
+    ``horizon_slots`` from then (cars already plugged in, the bookings made for arrivals up to the next
+    midnight, the walk-in reserve), and re-plans from the current slot to that plan's end."""
 
     name = "evdc"
 
-    def __init__(self, solver: SolverConfig, replan_every_slots: int) -> None:
+    def __init__(self, solver: SolverConfig, replan_every_slots: int, horizon_slots: int | None = None) -> None:
         self.solver = solver
         self.every = max(int(replan_every_slots), 1)
+        self.horizon_slots = horizon_slots
         self.follow = PlanFollower()
         self.replans = 0
         self.last = 0
@@ -258,69 +343,128 @@ class EvdcRolling:
         self.site = site
         self.gone = set()
         self.follow = PlanFollower()
-        self.follow.take(_solve_tables(site, self.solver))
-        self.replans = 1
+        self.replans = 0
         self.last = 0
+        self.end = site.grid.n_slots
+        if self.horizon_slots is None:
+            self.nights: dict[int, pd.Timestamp] = {}
+            self.known_until = site.grid.end_utc
+            self.follow.take(_solve_tables(site, self.solver))
+            self.replans = 1
+        else:
+            self.nights = planning_nights(site.grid)
 
     def decide(self, state: DayState) -> Decision:
         self.gone |= set(state.no_shows_now)
         due = state.t - self.last >= self.every
-        if state.arrived_now or (state.t > 0 and (state.no_shows_now or due)):
+        if state.t in self.nights:
+            self.known_until = self.nights[state.t]
+            self.end = min(state.t + int(self.horizon_slots), self.site.grid.n_slots)
+            self._replan(state, reserve=True)
+        elif state.arrived_now or (state.t > 0 and (state.no_shows_now or due)):
             self._replan(state)
         return self.follow.decision(state)
 
-    def _replan(self, state: DayState) -> None:
-        self.follow.take(_solve_tables(rolling_inputs(self.site, state, self.gone), self.solver))
+    def _replan(self, state: DayState, reserve: bool = False) -> None:
+        window = rolling_inputs(self.site, state, self.gone, end=self.end, reserve=reserve,
+                                known_until=self.known_until)
+        self.follow.take(_solve_tables(window, self.solver))
         self.replans += 1
         self.last = state.t
 
 
-def rolling_inputs(site: SiteInputs, state: DayState, gone: set[str]) -> SiteInputs:
-    """The site from slot ``state.t`` to the end of the day, with what is known then: cars present
-    (their real departure and remaining need), bookings still to come, jobs' remaining work, the
-    battery's state of charge. The walk-in reserve of the nightly plan is dropped: during the day a
-    walk-in triggers a re-plan the moment it arrives, so no headroom needs to wait for it."""
+def planning_nights(grid: TimeGrid) -> dict[int, pd.Timestamp]:
+    """Slot of each local midnight in the grid -> the next local midnight (bookings for arrivals before it
+    are known at that night's plan)."""
+    local = grid.starts_local
+    slots = [t for t, ts in enumerate(local) if ts.hour == 0 and ts.minute == 0]
+    out = {}
+    for t in slots:
+        nxt = (local[t].tz_localize(None) + pd.Timedelta(days=1)).tz_localize(grid.timezone,
+                                                                              nonexistent="shift_forward")
+        out[t] = nxt.tz_convert("UTC")
+    return out
+
+
+def rolling_inputs(site: SiteInputs, state: DayState, gone: set[str], end: int | None = None,
+                   reserve: bool = False, known_until: pd.Timestamp | None = None) -> SiteInputs:
+    """The site from slot ``state.t`` to slot ``end`` (default: the grid's end), with what is known then:
+    cars present (their real departure and remaining need), bookings still to come (arriving before
+    ``known_until``), jobs' remaining work, the battery's state of charge. A car staying past the window
+    keeps its need (the plan gives what the window allows); a job due after it is asked, within the window,
+    the share of its remaining work that the window holds of its remaining time. The walk-in reserve is
+    kept only for a nightly plan (``reserve``): during the day a walk-in triggers a re-plan the moment it
+    arrives, so no headroom needs to wait for it."""
     from scheduler.studies.replay import car_max_kw
 
     grid = site.grid
     t = state.t
+    end = grid.n_slots if end is None else max(min(int(end), grid.n_slots), t + 1)
     now = grid.starts_utc[t]
-    g = TimeGrid(start_utc=now, slot_minutes=grid.slot_minutes, n_slots=grid.n_slots - t, timezone=grid.timezone)
+    g = TimeGrid(start_utc=now, slot_minutes=grid.slot_minutes, n_slots=end - t, timezone=grid.timezone)
+    stop = g.end_utc
     sessions = []
     for c in state.cars.values():
         if c.departure > now and c.remaining_kwh > 1e-6:
-            sessions.append(Session(c.session_id, c.station_id, max(c.arrival, now), c.departure, c.remaining_kwh,
-                                    vehicle_max_kw=c.max_kw))
+            sessions.append(Session(c.session_id, c.station_id, max(c.arrival, now), min(c.departure, stop),
+                                    c.remaining_kwh, vehicle_max_kw=c.max_kw))
     arrived = set(state.cars)
     for b in site.sessions:
-        if b.reservation_id in arrived or b.reservation_id in gone or b.departure <= now:
+        if b.reservation_id in arrived or b.reservation_id in gone or b.departure <= now or b.arrival >= stop:
             continue
-        sessions.append(replace(b, arrival=max(b.arrival, now), vehicle_max_kw=car_max_kw(site, b.station_id)))
+        if known_until is not None and b.arrival >= known_until:
+            continue
+        sessions.append(replace(b, arrival=max(b.arrival, now), departure=min(b.departure, stop),
+                                vehicle_max_kw=car_max_kw(site, b.station_id)))
     jobs = []
     for jp in state.jobs.values():
         j = jp.job
-        if j.deadline <= now:
+        if j.deadline <= now or j.release >= stop:
             continue
         if j.priority == "critical":
-            jobs.append(replace(j, release=max(j.release, now)))
+            jobs.append(replace(j, release=max(j.release, now), deadline=min(j.deadline, stop)))
         elif jp.remaining_h > 1e-9:
-            jobs.append(replace(j, release=max(j.release, now), work_hours=jp.remaining_h))
+            work = jp.remaining_h
+            if j.deadline > stop:
+                start = max(j.release, now)
+                work *= (stop - start).total_seconds() / (j.deadline - start).total_seconds()
+            jobs.append(replace(j, release=max(j.release, now), deadline=min(j.deadline, stop), work_hours=work))
     s = site.site
     new_site = replace(s, battery_soc_kwh=min(state.battery_soc_kwh, s.battery_kwh)) if s.has_battery else s
+    stations, failures = faults_from_the_start(site)
     # without a battery, nothing happens after the last departure or deadline
-    end = grid.n_slots
     if not s.has_battery:
         last = max([x.departure for x in sessions] + [j.deadline for j in jobs], default=now)
-        end = min(grid.n_slots, t + max(int(np.ceil(g.slot_position(last) - 1e-9)), 1))
+        end = min(end, t + max(int(np.ceil(g.slot_position(last) - 1e-9)), 1))
     g = replace(g, n_slots=end - t)
     cut = lambda a: None if a is None else np.asarray(a)[t:end]  # noqa: E731
-    rolled = replace(site, site=new_site, grid=g, sessions=tuple(sessions), jobs=tuple(jobs),
+    kept = {k: cut(v) for k, v in site.reserve_kw.items()} if reserve else {}
+    rolled = replace(site, site=new_site, grid=g, stations=stations, blade_failures=failures,
+                     sessions=tuple(sessions), jobs=tuple(jobs),
                      job_candidates={j.job_id: site.job_candidates.get(j.job_id, ()) for j in jobs},
                      pv_kw=cut(site.pv_kw), price_per_kwh=cut(site.price_per_kwh),
                      grid_limit_kw=cut(site.grid_limit_kw), site_load_kw=cut(site.site_load_kw),
                      ambient_c=cut(site.ambient_c), station_load_kw={k: cut(v) for k, v in site.station_load_kw.items()},
-                     reserve_kw={})
+                     reserve_kw=kept)
     return without_idle_stations(rolled)
+
+
+def faults_from_the_start(site: SiteInputs) -> tuple[tuple, tuple]:
+    """The site's stations and blade failures for a window that starts later than the replay: blades
+    stations.csv reports out of service become failures at the replay's start, so a spare swapped in
+    ``swap_minutes`` after it is in service in every window from then on (a window taking the faults as
+    its own would swap them in ``swap_minutes`` after the window's start, and plan fewer blades on
+    standby than the replay runs)."""
+    if not site.config.servers.swap_known_faults:
+        return site.stations, site.blade_failures
+    start = site.grid.start_utc
+    known = tuple(BladeFailure(st.station_id, start, st.blades_out_of_service)
+                  for st in site.stations if st.blades_out_of_service > 0)
+    if not known:
+        return site.stations, site.blade_failures
+    stations = tuple(replace(st, blades_out_of_service=0) if st.blades_out_of_service > 0 else st
+                     for st in site.stations)
+    return stations, known + tuple(site.blade_failures)
 
 
 def without_idle_stations(site: SiteInputs) -> SiteInputs:
@@ -353,7 +497,8 @@ def score(records: list[DayRecord], sites: dict[str, SiteInputs]) -> dict[str, f
                 - critical-miss penalty per critical blade-hour missed,
     with the scenario's weights (docs/formulation.md, "Objective"); demand is charged per site-day.
     """
-    out = dict(energy_requested_kwh=0.0, energy_delivered_kwh=0.0, sessions=0, sessions_fully_served=0,
+    out = dict(energy_requested_kwh=0.0, energy_unreachable_kwh=0.0, energy_delivered_kwh=0.0, sessions=0,
+               sessions_fully_served=0,
                blade_work_done_h=0.0, blade_work_required_h=0.0, critical_violations=0.0, energy_cost=0.0,
                peak_grid_kw=0.0, budget_violations=0, objective=0.0, replans=0)
     for rec in records:
@@ -361,7 +506,8 @@ def score(records: list[DayRecord], sites: dict[str, SiteInputs]) -> dict[str, f
         w = si.config.weights
         value = 0.0
         for car in rec.cars.values():
-            out["energy_requested_kwh"] += car.need_kwh
+            out["energy_requested_kwh"] += car.need_kwh + car.unreachable_kwh
+            out["energy_unreachable_kwh"] += car.unreachable_kwh
             out["energy_delivered_kwh"] += car.delivered_kwh
             out["sessions"] += 1
             out["sessions_fully_served"] += int(car.delivered_kwh >= FULL_SHARE * car.need_kwh)
@@ -400,9 +546,9 @@ def score(records: list[DayRecord], sites: dict[str, SiteInputs]) -> dict[str, f
 # ----------------------------------------------------------------------------- the run
 
 
-def make_policy(name: str, settings: BacktestSettings):
+def make_policy(name: str, settings: BacktestSettings, horizon_slots: int | None = None):
     if name == "evdc":
-        return EvdcRolling(settings.solver, settings.replan_every_slots)
+        return EvdcRolling(settings.solver, settings.replan_every_slots, horizon_slots)
     if name == "clairvoyant":
         return Clairvoyant(settings.clairvoyant_solver)
     from scheduler.studies import baselines
@@ -484,41 +630,44 @@ def _check_days(sc: ScenarioTables, settings: BacktestSettings) -> None:
 
 def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
             say: ProgressFn = lambda msg: None) -> tuple[list[dict], list[DayRecord]]:
-    """Every algorithm over every day at one cap: result rows and the site-day records."""
+    """Every algorithm over every replay (each day apart, or the whole period at once) at one cap: result
+    rows and the records."""
     from models.pipeline import forecaster_params
     from models.reserve import apply_forecast
     from models.store import load_or_fit
 
     model, fitted_at = None, None
-    first = pd.Timestamp(settings.start)
-    if first.tzinfo is not None:  # calendar days: 24 h steps would repeat a day across a clock change
-        first = first.tz_convert(sc.config.timezone).tz_localize(None)
-    days = [first.normalize() + pd.Timedelta(days=i) for i in range(settings.days)]
     per_algo: dict[str, list[DayRecord]] = {a: [] for a in settings.algorithms}
     seconds = {a: 0.0 for a in settings.algorithms}
     sites_of_day: dict[str, SiteInputs] = {}
-    for d_i, day in enumerate(days):
-        inputs = day_inputs(sc, day, cap, settings.blades)
+    windows = settings.windows(sc)
+    label = cap if cap is not None else "scenario"
+    for w_i, (first, days, extra) in enumerate(windows):
+        inputs = period_inputs(sc, first, days, cap, settings.blades, extra)
+        arriving_until = _midnight_utc(first + pd.Timedelta(days=days), sc.config.timezone)
         planned = inputs
         fs = inputs.config.forecast
         if ("evdc" in settings.algorithms and inputs.history is not None and not inputs.history.empty
                 and (fs.risk != "none" or fs.discount_bookings)):
-            if model is None or (day - fitted_at).days >= settings.refit_days:
+            if model is None or (first - fitted_at).days >= settings.refit_days:
                 model, _ = load_or_fit(inputs.history, inputs.stations, forecaster_params(inputs, fs), None)
-                fitted_at = day
+                fitted_at = first
             planned = apply_forecast(inputs, model, fs)
+        horizon = (None if not settings.continuous
+                   else max(int(round(settings.horizon_hours * 60.0 / inputs.grid.slot_minutes)), 1))
         for site, psite in zip(inputs.sites, planned.sites):
             sites_of_day[site.site.site_id] = site
-            truth = day_truth(sc.tables["history"], site)
+            truth = day_truth(sc.tables["history"], site, arriving_until)
             for a in settings.algorithms:
-                pol = make_policy(a, settings)
+                pol = make_policy(a, settings, horizon)
                 if isinstance(pol, Clairvoyant):
                     pol.truth = truth
                 t0 = time.perf_counter()
                 rec = simulate_day(psite if a == "evdc" else site, truth, pol)
                 seconds[a] += time.perf_counter() - t0
                 per_algo[a].append(rec)
-        say(f"cap {cap if cap is not None else 'scenario'}: day {d_i + 1}/{len(days)} ({day.date()}) done")
+        span = f"{first.date()}" if days == 1 else f"{first.date()} + {days} days"
+        say(f"cap {label}: {'day' if not settings.continuous else 'period'} {w_i + 1}/{len(windows)} ({span}) done")
     scored = {a: score(recs, sites_of_day) for a, recs in per_algo.items()}
     best = scored.get("clairvoyant", {}).get("objective")
     rows = []
@@ -528,6 +677,11 @@ def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
         rows.append({"algorithm": a, "cap_kw": cap if cap is not None else np.nan, **sc_,
                      "objective_share": share, "seconds": seconds[a]})
     return rows, [r for a in settings.algorithms for r in per_algo[a]]
+
+
+def _midnight_utc(day: pd.Timestamp, timezone: str) -> pd.Timestamp:
+    """Local midnight starting the naive calendar ``day``, in UTC."""
+    return pd.Timestamp(day).tz_localize(timezone, nonexistent="shift_forward").tz_convert("UTC")
 
 
 # --------------------------------------------------------------------------- the public entry points (evdc backtest)

@@ -1,6 +1,7 @@
-"""Replaying a day as it really happened: the simulator every backtest algorithm runs through.
+"""Replaying a day or a period as it really happened: the simulator every backtest algorithm runs through.
 
-A policy sees the day slot by slot. It knows the site, the day's jobs, the
+The replay runs over its site's grid, one day or many (``scheduler.studies.backtest``
+builds either): nothing resets at midnight. A policy sees it slot by slot. It knows the site, the day's jobs, the
 bookings made before the night and, from its arrival on, each real car: its
 departure and the energy it needs (as in acnportal's simulator, a walk-in
 reveals both when it plugs in). In each slot it returns a ``Decision``: power
@@ -39,12 +40,18 @@ class RealSession:
     station_id: str
     arrival: pd.Timestamp
     departure: pd.Timestamp
-    energy_kwh: float  # what the car really needed (the energy delivered in the record)
+    energy_kwh: float  # what the car could take: its recorded energy, capped by its charger x its stay
     booked: bool = False
     no_show: bool = False
     reserved_arrival: pd.Timestamp | None = None
     reserved_departure: pd.Timestamp | None = None
     requested_kwh: float | None = None
+    recorded_kwh: float | None = None  # the energy in the record, in full (None: energy_kwh)
+
+    @property
+    def wanted_kwh(self) -> float:
+        """The session's energy as recorded, counted in full by the scores."""
+        return self.energy_kwh if self.recorded_kwh is None else max(self.recorded_kwh, self.energy_kwh)
 
 
 @dataclass
@@ -59,6 +66,12 @@ class Car:
     max_kw: float
     booked: bool
     delivered_kwh: float = 0.0
+    wanted_kwh: float | None = None  # the energy as recorded (None: need_kwh); need_kwh is what the stay allows
+
+    @property
+    def unreachable_kwh(self) -> float:
+        """Energy the car asked for that its charger could not give in its stay."""
+        return 0.0 if self.wanted_kwh is None else max(self.wanted_kwh - self.need_kwh, 0.0)
 
     @property
     def remaining_kwh(self) -> float:
@@ -153,9 +166,10 @@ class DayRecord:
     replans: int = 0
 
 
-def day_truth(history: pd.DataFrame, site: SiteInputs) -> list[RealSession]:
-    """The site's real sessions arriving in the day's horizon (departures cut at its end). A car's
-    need is its recorded energy, capped by what its charger can give in the stay that remains.
+def day_truth(history: pd.DataFrame, site: SiteInputs, arriving_until: pd.Timestamp | None = None) -> list[RealSession]:
+    """The site's real sessions arriving in the horizon (or before ``arriving_until``), departures cut at
+    the horizon's end. A car's need is its recorded energy, capped by what its charger can give in the
+    stay that remains; the recorded energy is kept in full (``recorded_kwh``) for the scores.
 
     A booked row whose status is ``no_show`` or ``cancelled`` never arrives; a booking cancelled
     before the night is not known either, so cancelled rows are left out entirely.
@@ -166,7 +180,8 @@ def day_truth(history: pd.DataFrame, site: SiteInputs) -> list[RealSession]:
     if "status" in h:
         h = h[h["status"].fillna("completed") != "cancelled"]
     arr = pd.to_datetime(h["arrival"], utc=True)
-    h = h[(arr >= grid.start_utc) & (arr < grid.end_utc)]
+    until = grid.end_utc if arriving_until is None else min(pd.Timestamp(arriving_until), grid.end_utc)
+    h = h[(arr >= grid.start_utc) & (arr < until)]
     out = []
     for r in h.sort_values(["arrival", "session_id"]).itertuples(index=False):
         booked = bool(getattr(r, "booked", False)) if not pd.isna(getattr(r, "booked", False)) else False
@@ -184,7 +199,7 @@ def day_truth(history: pd.DataFrame, site: SiteInputs) -> list[RealSession]:
             booked=booked, no_show=status == "no_show",
             reserved_arrival=None if ra is None or pd.isna(ra) else pd.Timestamp(ra).tz_convert("UTC"),
             reserved_departure=None if rd is None or pd.isna(rd) else pd.Timestamp(rd).tz_convert("UTC"),
-            requested_kwh=None if rq is None or pd.isna(rq) else float(rq)))
+            requested_kwh=None if rq is None or pd.isna(rq) else float(rq), recorded_kwh=float(r.energy_kwh)))
     return out
 
 
@@ -226,7 +241,8 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
         new = arrivals.get(t, [])
         for rs in new:
             state.cars[rs.session_id] = Car(rs.session_id, rs.station_id, max(rs.arrival, grid.start_utc),
-                                            rs.departure, rs.energy_kwh, car_max_kw(site, rs.station_id), rs.booked)
+                                            rs.departure, rs.energy_kwh, car_max_kw(site, rs.station_id), rs.booked,
+                                            wanted_kwh=rs.wanted_kwh)
         state.t = t
         state.arrived_now = tuple(rs.session_id for rs in new)
         state.no_shows_now = tuple(due_no_show.get(t, ()))

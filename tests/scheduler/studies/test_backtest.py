@@ -128,6 +128,9 @@ def test_cli_backtest_writes_results_and_rejects_bad_input(small_fleet, tmp_path
     bad = runner.invoke(app, ["backtest", str(small_fleet), "--from", "2019-01-01", "--algorithms", "magic",
                               "--out", str(tmp_path / "r")])
     assert bad.exit_code == 2 and "unknown algorithm" in bad.output
+    bad = runner.invoke(app, ["backtest", str(small_fleet), "--from", "2019-01-01", "--horizon-hours", "12",
+                              "--out", str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "--horizon-hours 12" in bad.output and not (tmp_path / "r").exists()
     sc = read_scenario_tables(small_fleet)
     first = pd.Timestamp(sc.tables["history"]["arrival"].min()).tz_convert(sc.config.timezone).normalize()
     ok = runner.invoke(app, ["backtest", str(small_fleet), "--from", str((first + pd.Timedelta(days=8)).date()),
@@ -135,3 +138,141 @@ def test_cli_backtest_writes_results_and_rejects_bad_input(small_fleet, tmp_path
     assert ok.exit_code == 0, ok.output
     res = pd.read_csv(tmp_path / "r" / "results.csv")
     assert list(res.columns) == RESULT_COLUMNS and list(res["algorithm"]) == ["edf", "llf"]
+    daily = runner.invoke(app, ["backtest", str(small_fleet), "--from", str((first + pd.Timedelta(days=8)).date()),
+                                "--out", str(tmp_path / "d"), "--algorithms", "edf", "--cap-kw", "20", "--daily", "-q"])
+    assert daily.exit_code == 0, daily.output
+    cut = pd.read_csv(tmp_path / "d" / "results.csv")
+    # the same sessions and energy asked; a day replayed apart cuts the overnight stays, so more is unreachable
+    assert cut["energy_requested_kwh"].iloc[0] == pytest.approx(res["energy_requested_kwh"].iloc[0])
+    assert cut["energy_unreachable_kwh"].iloc[0] >= res["energy_unreachable_kwh"].iloc[0]
+
+
+# ----------------------------------------------------------------------------- continuous replay
+
+
+def overnight():
+    """Two days of one-hour slots, 7 kW of grid, two 7 kW chargers (Europe/Amsterdam, from local midnight).
+    Car n plugs in at 22:00 and leaves at 06:00 the next day needing 35 kWh: 5 h at 7 kW, two of them
+    before midnight. Car m is a walk-in on the second day, 08:00-10:00, needing 7 kWh."""
+    cfg = tiny_config(60, 48, charging={"start_minutes": 0, "default_battery_kwh": 1e4})
+    sts = [Station(x, "s", link_kw=7, charger_kw=7, blades=0, blade_kw=0, blade_standby_kw=0, modes=("slow",))
+           for x in ("a", "b")]
+    site = one_site(cfg, Site("s", grid_kw=7), sts).sites[0]
+    truth = [RealSession("n", "a", at(cfg, 22 * 60), at(cfg, 30 * 60), 35.0),
+             RealSession("m", "b", at(cfg, 32 * 60), at(cfg, 34 * 60), 7.0)]
+    return cfg, site, truth
+
+
+class Watching(EvdcRolling):
+    """evdc in a continuous replay, keeping the windows it planned (slot -> (sessions, slots))."""
+
+    def __init__(self, horizon_slots: int) -> None:
+        super().__init__(SOLVER, 100, horizon_slots)
+        self.windows: dict[int, tuple[set[str], int]] = {}
+
+    def _replan(self, state, reserve=False):
+        from scheduler.studies.backtest import rolling_inputs
+
+        w = rolling_inputs(self.site, state, self.gone, end=self.end, reserve=reserve, known_until=self.known_until)
+        self.windows[state.t] = ({x.reservation_id for x in w.sessions}, w.grid.n_slots)
+        super()._replan(state, reserve)
+
+
+def test_a_continuous_replay_carries_a_stay_across_midnight():
+    """Car n charges 22:00-24:00 (14 kWh) and, seen by the second night's plan still plugged in, 00:00-03:00
+    (21 kWh): fully served. The nights plan at local midnights (slots 0 and 24), each over 24 slots (the
+    horizon); re-plans at arrivals run to that night's plan's end, and without a battery a window stops
+    when its last car has left: n's arrival plans slots 22-23 (its stay cut at the window), the second
+    night 24-29 (n leaves at 06:00), m's arrival 32-33."""
+    cfg, site, truth = overnight()
+    pol = Watching(horizon_slots=24)
+    rec = simulate_day(site, truth, pol)
+    assert rec.cars["n"].delivered_kwh == pytest.approx(35.0, abs=1e-4)
+    assert rec.cars["m"].delivered_kwh == pytest.approx(7.0, abs=1e-4)
+    assert pol.windows == {0: (set(), 1), 22: ({"n"}, 2), 24: ({"n"}, 6), 32: ({"m"}, 2)}
+    assert rec.replans == 4
+    assert rec.budget_violations == 0 and rec.grid_kw.max() <= 7.0 + 1e-6
+
+
+def test_a_booking_is_known_from_the_night_of_its_day():
+    """A booking for 08:00 on the second day is not in the first night's plan (made for arrivals before the
+    next midnight) but is in the second's; a window cuts a stay at its end and keeps the car's need."""
+    from dataclasses import replace
+
+    from scheduler.inputs.typed import Session
+    from scheduler.studies.backtest import planning_nights, rolling_inputs
+    from scheduler.studies.replay import Car, DayState
+
+    cfg, site, _ = overnight()
+    booked = Session("r", "b", at(cfg, 32 * 60), at(cfg, 36 * 60), 10.0)
+    site = replace(site, sessions=(booked,))
+    nights = planning_nights(site.grid)
+    assert nights == {0: at(cfg, 24 * 60), 24: at(cfg, 48 * 60)}
+    first = rolling_inputs(site, DayState(site, 0, {}, {}, 0.0), set(), end=36, reserve=True, known_until=nights[0])
+    assert first.sessions == ()
+    car = Car("n", "a", at(cfg, 22 * 60), at(cfg, 40 * 60), 30.0, 7.0, False)
+    second = rolling_inputs(site, DayState(site, 24, {"n": car}, {}, 0.0), set(), end=36, reserve=True,
+                            known_until=nights[24])
+    got = {x.reservation_id: x for x in second.sessions}
+    assert set(got) == {"n", "r"}
+    assert got["n"].departure == at(cfg, 36 * 60) and got["n"].energy_kwh == 30.0
+    assert got["r"].arrival == at(cfg, 32 * 60) and got["r"].energy_kwh == 10.0
+
+
+def test_a_daily_replay_cuts_the_stay_and_counts_what_it_cut_as_unreachable(small_fleet):
+    """The same history replayed for two days, continuously and day by day: every algorithm is asked the same
+    energy in both (the sessions' recorded energy, in full); a day-by-day replay cuts overnight stays at
+    midnight, so more of it is unreachable and less delivered."""
+    sc = read_scenario_tables(small_fleet)
+    first = pd.Timestamp(sc.tables["history"]["arrival"].min()).tz_convert(sc.config.timezone).normalize()
+    start = first + pd.Timedelta(days=7)
+    kw = dict(start=start, days=2, blades=False, algorithms=("uncontrolled", "llf"))
+    cont, _ = backtest(sc, BacktestSettings(**kw))
+    daily, _ = backtest(sc, BacktestSettings(**kw, continuous=False))
+    for df in (cont, daily):
+        assert df["energy_requested_kwh"].nunique() == 1 and df["energy_unreachable_kwh"].nunique() == 1
+        assert (df["budget_violations"] == 0).all()
+    assert cont["energy_requested_kwh"].iloc[0] == pytest.approx(daily["energy_requested_kwh"].iloc[0])
+    assert daily["energy_unreachable_kwh"].iloc[0] > cont["energy_unreachable_kwh"].iloc[0]
+    c, d = cont.set_index("algorithm"), daily.set_index("algorithm")
+    assert c.loc["uncontrolled", "energy_delivered_kwh"] > d.loc["uncontrolled", "energy_delivered_kwh"]
+
+
+def test_period_inputs_repeat_the_days_jobs_and_run_on_until_the_cars_leave(small_fleet):
+    from scheduler.studies.backtest import period_inputs, replay_windows
+
+    sc = read_scenario_tables(small_fleet)
+    tz = sc.config.timezone
+    first = pd.Timestamp(sc.tables["history"]["arrival"].min()).tz_convert(tz).tz_localize(None).normalize()
+    start = first + pd.Timedelta(days=7)
+    [(day, days, extra)] = replay_windows(sc, start, 2, True)
+    assert (day, days) == (start, 2)
+    h = sc.tables["history"]
+    lo = start.tz_localize(tz)
+    came = h[(h["arrival"] >= lo) & (h["arrival"] < lo + pd.Timedelta(days=2))]
+    inputs = period_inputs(sc, day, days, extra_days=extra)
+    assert inputs.grid.end_utc >= came["departure"].max()
+    assert inputs.grid.start_utc == lo.tz_convert("UTC")
+    jobs = sc.tables["jobs"]
+    ids = {j.job_id for s in inputs.sites for j in s.jobs}
+    for d in (start, start + pd.Timedelta(days=1)):
+        assert {f"{j}@{d.date()}" for j in jobs["job_id"]} <= ids
+    assert len(ids) == 2 * len(jobs)
+
+
+def test_a_window_keeps_the_spares_swapped_in_since_the_replay_began():
+    """A station with 4 blades, 1 reported out of service and 1 spare, swapped in 30 minutes after the start
+    (hourly slots: in service from slot 1). A re-plan at slot 5 must see 4 blades in service in every slot of
+    its window, as the replay runs them; taking the fault as its own it would see 3 until slot 6."""
+    from scheduler.studies.backtest import rolling_inputs
+    from scheduler.studies.replay import Car, DayState
+
+    cfg = tiny_config(60, 12, servers={"swap_minutes": 30.0, "swap_known_faults": True})
+    st = Station("a", "s", link_kw=20, charger_kw=7, blades=4, blade_kw=0.5, blade_standby_kw=0.05,
+                 modes=("slow",), blades_out_of_service=1, spare_blades=1)
+    site = one_site(cfg, Site("s", grid_kw=20), [st]).sites[0]
+    assert list(site.in_service["a"]) == [3] + [4] * 11
+    car = Car("c", "a", at(cfg, 0), at(cfg, 10 * 60), 30.0, 7.0, False)
+    window = rolling_inputs(site, DayState(site, 5, {"c": car}, {}, 0.0), set())
+    assert window.grid.n_slots == 5
+    assert list(window.in_service["a"]) == [4] * 5
