@@ -482,6 +482,7 @@ def without_idle_stations(site: SiteInputs) -> SiteInputs:
                 for st in idle)
     keep = tuple(st for st in site.stations if st.station_id in busy)
     return replace(site, stations=keep, site_load_kw=np.asarray(site.site_load_kw) + extra,
+                   blade_failures=tuple(f for f in site.blade_failures if f.station_id in busy),
                    station_load_kw={st.station_id: site.station_load_kw[st.station_id] for st in keep},
                    reserve_kw={st.station_id: site.reserve_kw[st.station_id] for st in keep})
 

@@ -276,3 +276,11 @@ def test_a_window_keeps_the_spares_swapped_in_since_the_replay_began():
     window = rolling_inputs(site, DayState(site, 5, {"c": car}, {}, 0.0), set())
     assert window.grid.n_slots == 5
     assert list(window.in_service["a"]) == [4] * 5
+    # a second such station with nothing to do leaves the window, its standby (4 blades) moved to the site's load
+    idle = Station("b", "s", link_kw=20, charger_kw=7, blades=4, blade_kw=0.5, blade_standby_kw=0.05,
+                   modes=("slow",), blades_out_of_service=1, spare_blades=1)
+    site = one_site(cfg, Site("s", grid_kw=20), [st, idle]).sites[0]
+    window = rolling_inputs(site, DayState(site, 5, {"c": car}, {}, 0.0), set())
+    assert [x.station_id for x in window.stations] == ["a"]
+    assert {f.station_id for f in window.blade_failures} == {"a"}
+    assert list(window.site_load_kw) == pytest.approx([4 * 0.05] * 5)
