@@ -1,18 +1,18 @@
 """Backtests of evdc against the online baselines, acnportal and the clairvoyant, on two data sets.
 
 1. Caltech ACN, March 2019 (``scheduler.inputs.caltech``: 47 Level-2 stations at 6.6 kW,
-   954 real sessions, SCE TOU prices), 15-minute slots, cars only, every day of
-   the month at aggregate caps of 10..140 kW: evdc, uncontrolled, residual, edf,
+   954 real sessions, SCE TOU prices), 15-minute slots, cars only, the month
+   replayed continuously at aggregate caps of 10..140 kW: evdc, uncontrolled, residual, edf,
    llf, clairvoyant through our replay, plus acnportal's own simulator with
    ``SortedSchedulingAlgo(earliest_deadline_first / least_laxity_first)`` on the
    same cars (``benchmarks/acn_compare.py``), scored the same way.
 2. A generated fleet with blades (``scheduler.studies.generator.generate_scenario``,
-   2 sites x 10 stations, 28 days of history, seed 7): the last 14 days of its
-   history (so each night has at least 14 days of earlier history for the
-   forecast), all six algorithms, the scenario's own grid limits. Its days run
-   in ``--workers`` processes, in chunks of whole refit periods (7 days), so each
-   chunk's forecast is fitted on the same nights as in one run; the chunks' rows
-   are summed (every score is a sum over site-days, the peak a maximum).
+   3 sites x 10 stations, one of each kind: a hub, a workplace and a residential
+   street with overnight stays; 28 days of history, seed 7): the last 14 days of
+   its history (so the forecast has 14 days of earlier history) replayed
+   continuously (``--daily``: day by day), all six algorithms, the scenario's own
+   grid limits, evdc in one process and the rest in another; results also per
+   kind of site (``results_by_kind.csv``).
 
 Writes ``results.csv`` and PNG charts under ``--out`` (``caltech/`` and
 ``fleet/``) and prints both tables as Markdown; progress goes to stderr.
@@ -243,7 +243,7 @@ def main() -> None:
     ap.add_argument("--caps", default=",".join(str(c) for c in CALTECH_CAPS), help="Caltech caps, kW, comma-separated")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--datasets", default="caltech,fleet")
-    ap.add_argument("--fleet-sites", type=int, default=2)
+    ap.add_argument("--fleet-sites", type=int, default=3)
     ap.add_argument("--fleet-stations", type=int, default=10)
     ap.add_argument("--fleet-seed", type=int, default=7)
     ap.add_argument("--daily", action="store_true", help="replay each day apart (stays cut at midnight)")
