@@ -149,24 +149,33 @@ def acn_site_day(site, truth, cap_kw: float, algorithm: str, ties: str = "acnpor
                      np.asarray(site.price_per_kwh, dtype=float), grid.slot_h)
 
 
-def acn_backtest(sc, start: pd.Timestamp, days: int, cap_kw: float, algorithm: str,
-                 ties: str = "acnportal", progress=None, continuous: bool = True) -> tuple[list, dict]:
-    """The backtest's replays (``scheduler.studies.backtest.replay_windows``: the whole period at once, or
-    day by day) through acnportal, cars only, every site's grid limit = ``cap_kw``: the records and the sites
-    (``SiteInputs`` by id) that ``score`` needs."""
+def replay_sites(sc, start: pd.Timestamp, days: int, cap_kw: float, continuous: bool = True, progress=None):
+    """Each replay's sites (cars only, every grid limit = ``cap_kw``) with their truth:
+    (``SiteInputs``, ``day_truth``) per site of each ``scheduler.studies.backtest.replay_windows`` window."""
     from scheduler.studies.backtest import _midnight_utc, period_inputs, replay_windows
     from scheduler.studies.replay import day_truth
 
-    records, sites = [], {}
     windows = replay_windows(sc, pd.Timestamp(start), days, continuous)
     for i, (first, n_days, extra) in enumerate(windows):
         inputs = period_inputs(sc, first, n_days, cap_kw, blades=False, extra_days=extra)
         until = _midnight_utc(first + pd.Timedelta(days=n_days), sc.config.timezone)
         for site in inputs.sites:
-            sites[site.site.site_id] = site
-            records.append(acn_site_day(site, day_truth(sc.tables["history"], site, until), cap_kw, algorithm, ties))
+            yield site, day_truth(sc.tables["history"], site, until)
         if progress is not None:
-            progress(f"acnportal {algorithm} cap {cap_kw:g}: replay {i + 1}/{len(windows)} done")
+            progress(i + 1, len(windows))
+
+
+def acn_backtest(sc, start: pd.Timestamp, days: int, cap_kw: float, algorithm: str,
+                 ties: str = "acnportal", progress=None, continuous: bool = True) -> tuple[list, dict]:
+    """The backtest's replays (``replay_sites``: the whole period at once, or day by day) through acnportal,
+    cars only, every site's grid limit = ``cap_kw``: the records and the sites (``SiteInputs`` by id) that
+    ``score`` needs."""
+    records, sites = [], {}
+    say = None if progress is None else (
+        lambda i, n: progress(f"acnportal {algorithm} cap {cap_kw:g}: replay {i}/{n} done"))
+    for site, truth in replay_sites(sc, start, days, cap_kw, continuous, say):
+        sites[site.site.site_id] = site
+        records.append(acn_site_day(site, truth, cap_kw, algorithm, ties))
     return records, sites
 
 
@@ -260,16 +269,7 @@ def offline_optimum_kwh(site, truth, cap_kw: float) -> float:
 
 
 def _offline(sc, start, days, cap_kw: float) -> float:
-    from scheduler.studies.backtest import _midnight_utc, period_inputs, replay_windows
-    from scheduler.studies.replay import day_truth
-
-    total = 0.0
-    for first, n_days, extra in replay_windows(sc, pd.Timestamp(start), days, True):
-        inputs = period_inputs(sc, first, n_days, cap_kw, blades=False, extra_days=extra)
-        until = _midnight_utc(first + pd.Timedelta(days=n_days), sc.config.timezone)
-        for site in inputs.sites:
-            total += offline_optimum_kwh(site, day_truth(sc.tables["history"], site, until), cap_kw)
-    return total
+    return sum(offline_optimum_kwh(site, truth, cap_kw) for site, truth in replay_sites(sc, start, days, cap_kw))
 
 
 def _week(scenario: str, start: str, days: int, cap: float, algorithms: tuple[str, ...]) -> list[dict]:

@@ -88,17 +88,18 @@ def _fleet_part(scenario_dir: str, start: pd.Timestamp, days: int, algorithms: t
     settings = BacktestSettings(start=start, days=days, algorithms=algorithms, continuous=not daily)
     df, records = backtest(scenario_dir, settings, progress=lambda m: say(f"fleet {'/'.join(algorithms)}: {m}"))
     kinds = []
+    site_inputs = _sites_of(scenario_dir, settings)
     per = len(records) // max(len(algorithms), 1)
     for i, a in enumerate(algorithms):
         recs = records[i * per:(i + 1) * per]
         for kind in sorted({r.site_id.split("-")[0] for r in recs}):
             mine = [r for r in recs if r.site_id.split("-")[0] == kind]
-            kinds.append({"algorithm": a, "kind": kind, **score(mine, _sites_of(scenario_dir, settings, mine))})
+            kinds.append({"algorithm": a, "kind": kind, **score(mine, site_inputs)})
     return df, pd.DataFrame(kinds)
 
 
-def _sites_of(scenario_dir: str, settings, records) -> dict:
-    """The SiteInputs ``score`` needs for records (their config and site), from the first replay window."""
+def _sites_of(scenario_dir: str, settings) -> dict:
+    """The SiteInputs ``score`` needs (each site's config and site), from the first replay window."""
     from scheduler.studies.backtest import period_inputs, read_scenario_tables
 
     sc = read_scenario_tables(scenario_dir)
