@@ -342,8 +342,8 @@ class ServerSettings(_Setting):
         0.0, ge=0, le=WEIGHT_MAX, description="extra cost per job start beyond its blades' wear and lost time "
         "(e.g. a service-level penalty for an interruption), currency")
     restarts_per_job: int = Field(
-        1, ge=0, le=96, description="restarts a preemptible job may make after its first start; its window "
-        "reserves the time each would lose (docs/formulation.md)")
+        2, ge=0, le=96, description="restarts a preemptible job may make after its first start; each one it "
+        "makes loses restart time and costs its blades' wear (docs/formulation.md, add_job_start_constraints)")
     min_on_minutes: float = Field(
         60.0, ge=0, le=24 * 60, description="a job that starts runs at least this long (its blades stay on), minutes")
     min_off_minutes: float = Field(

@@ -193,6 +193,7 @@ def priced_start(m: pyo.ConcreteModel, compiled: Compiled, time_limit_s: float) 
         if any(c is None for c in cols.values()) or any(c is None for c in arrive) or done is None:
             continue  # part of the job is fixed (a re-plan, admission): leave it to HiGHS
         blades, need = jp.job.blades, m.job_need_slots[j]
+        worth = jp.value_per_blade_h * blades * p.slot_h  # a slot's work earns job_credit_h, not run itself
         start_cost = cost[arrive[0]] if arrive else 0.0
         done_value = -cost[done]
         suspendable = jp.job.preemptible
@@ -200,7 +201,7 @@ def priced_start(m: pyo.ConcreteModel, compiled: Compiled, time_limit_s: float) 
         for s in jp.stations:
             allowed = [(j, s, t) in cols and free[s, t] >= blades and not (suspendable and (s, t) in busy)
                        for t in jp.slots]
-            profit = [price(cols[(j, s, t)]) if (j, s, t) in cols else 0.0 for t in jp.slots]
+            profit = [price(cols[(j, s, t)]) + worth if (j, s, t) in cols else 0.0 for t in jp.slots]
             pattern, earned = best_run(profit, allowed, min_on=min_on, min_off=min_off, max_starts=jp.starts,
                                        need=need, start_cost=start_cost, done_value=done_value)
             if best is None or earned > best[0]:

@@ -220,7 +220,7 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
     m.job_hours = pyo.Expression(m.J, rule=lambda m, j: sum(m.job_running[j, t] for t in m.job[j].slots
                                                             if m.job[j].stations) * p.slot_h)
     # starts: each start of a non-critical job boots its blades and restores its checkpoint, restart_h
-    # without progress; its window reserves that time for its most starts (add_job_start_constraints)
+    # without progress (job_progress_h); job_need_h, the time of its most starts, caps its running slots
     m.JAT = pyo.Set(dimen=2, ordered=True, initialize=[(j, t) for (j, t) in m.JT if j in m.JN])
     m.job_arrive = pyo.Var(m.JAT, within=nn)
     m.restart_h = si.config.servers.restart_hours()
@@ -228,6 +228,9 @@ def add_variables(m: pyo.ConcreteModel, p: SitePrep) -> None:
         m.job_arrive[j, t] for t in m.job[j].slots if (j, t) in m.JAT))
     m.job_need_h = {j: m.job[j].job.work_hours + m.restart_h * m.job[j].starts for j in m.JN}
     m.job_need_slots = {j: round(whole_slots_h(m.job_need_h[j], p.slot_h) / p.slot_h) for j in m.JN}
+    # work done: running time less what the starts made lose; the objective pays for at most the job's work
+    m.job_progress_h = pyo.Expression(m.JN, rule=lambda m, j: m.job_hours[j] - m.restart_h * m.job_starts[j])
+    m.job_credit_h = pyo.Var(m.JN, within=nn, bounds=lambda m, j: (0.0, m.job[j].job.work_hours))
 
 
 # ----------------------------------------------------------------------------- site
@@ -425,14 +428,17 @@ def add_job_station_constraints(m, p: SitePrep) -> None:
 
 def add_job_work_constraints(m, p: SitePrep) -> None:
     """j in JN (non-critical jobs); job_need_h = work_hours + restart_h * starts_max (its work and the time
-    its most starts lose; add_job_start_constraints):
+    its most starts lose; add_job_start_constraints); job_progress_h = job_hours - restart_h * job_starts:
     job_work[j]:      job_hours <= ceil(job_need_h / slot_h) * slot_h   (no slot beyond the one that completes it)
-    job_done_def[j]:  job_hours >= job_need_h * job_done   (job_done = 1: on time)
+    job_done_def[j]:  job_progress_h >= work_hours * job_done   (job_done = 1: on time)
+    job_credit[j]:    job_credit_h <= job_progress_h   (the work the objective pays for; job_credit_h <= work_hours)
     """
     if not len(m.JN):
         return
     m.job_work = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] <= m.job_need_slots[j] * p.slot_h)
-    m.job_done_def = pyo.Constraint(m.JN, rule=lambda m, j: m.job_hours[j] >= m.job_need_h[j] * m.job_done[j])
+    m.job_done_def = pyo.Constraint(m.JN, rule=lambda m, j: (
+        m.job_progress_h[j] >= m.job[j].job.work_hours * m.job_done[j]))
+    m.job_credit = pyo.Constraint(m.JN, rule=lambda m, j: m.job_credit_h[j] <= m.job_progress_h[j])
 
 
 def add_job_critical_constraints(m, p: SitePrep) -> None:
@@ -468,7 +474,7 @@ def add_job_start_constraints(m, p: SitePrep) -> None:
     job_arrive above a start only costs and tightens rows, so no upper bound is needed (docs/formulation.md).
     job_starts = sum_t job_arrive; starts_max = 1 + servers.restarts_per_job (1 for a job that runs in one
     stretch). A job that stops is checkpointed; each start costs servers.power_on_cost per blade and
-    servers.restart_cost, and job_need_h reserves restart_h for each of its starts_max starts.
+    servers.restart_cost, and loses restart_h of the job's work (job_progress_h).
     """
     if not len(m.JAT):
         return
@@ -701,8 +707,9 @@ def add_objective(m, p: SitePrep) -> None:
     if w.early_charging_per_kwh > 0:
         value_ev += sum(w.early_charging_per_kwh * early_weight(m.sess[r], k, h) * m.ev_net_kw[r, t] * h
                         for r in m.R for k, t in enumerate(m.sess[r].slots))
-    value_jobs = sum(
-        m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h for (j, s, t) in m.JST)
+    value_jobs = (sum(m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h
+                      for (j, s, t) in m.JST if j in m.JC)
+                  + sum(m.job[j].value_per_blade_h * m.job[j].job.blades * m.job_credit_h[j] for j in m.JN))
     energy_cost = sum(m.price_per_kwh[t] * m.grid_kw[t] * h for t in m.T)
     demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0
     penalties = (

@@ -140,5 +140,8 @@ def test_with_or_without_the_start_the_solve_ends_at_its_gap(demo):
     with_start = solve_model(build_model(site), SolverConfig(time_limit_s=60))
     without = solve_model(build_model(site), SolverConfig(time_limit_s=60, mip_start="none"))
     assert with_start.status == without.status == "optimal"
-    assert with_start.objective >= without.bound * (1 - 0.005) - 1e-6
-    assert without.objective >= with_start.bound * (1 - 0.005) - 1e-6
+    # each plan is within the gap of the optimum, so within the gap of the other plan (the two bounds
+    # themselves may differ by more: each is HiGHS's own proof for its own search)
+    assert with_start.objective >= without.objective * (1 - 0.005) - 1e-6
+    assert without.objective >= with_start.objective * (1 - 0.005) - 1e-6
+    assert min(with_start.bound, without.bound) >= max(with_start.objective, without.objective) - 1e-6

@@ -35,16 +35,16 @@ def job(cfg, work_hours: float, end_min: float, **kw) -> Job:
 
 
 @pytest.mark.parametrize("restarts, on_time, objective, running_h, planned_h, starts", [
-    (0, False, 0.15 * 2 - 2, 2.0, 1.5, 1),
-    (1, True, 0.15 * 3, 3.0, 2.0, 2),
+    (0, False, 0.15 * 1.5 - 2, 2.0, 1.5, 1),
+    (1, True, 0.15 * 2, 3.0, 2.0, 2),
 ])
 def test_a_restart_loses_its_time_and_the_window_reserves_it(restarts, on_time, objective, running_h, planned_h,
                                                              starts):
     """4 one-hour slots, the grid out in slot 1; a 2 h job whose starts each lose restart_h = 0.5 h
     (boot 30 min, no state). restarts_per_job 0: one start, it needs 2.5 h in one stretch and the
-    longest is slots 2-3 (2 h): late, running 2 h (worth 0.3), work 2 - 0.5 = 1.5 h; objective
-    0.3 - 2. restarts_per_job 1: two starts, it needs 2 + 2 * 0.5 = 3 h: slots 0, 2 and 3, work
-    3 - 2 * 0.5 = 2 h, on time; objective 0.15 * 3."""
+    longest is slots 2-3 (2 h): late, running 2 h, work 2 - 0.5 = 1.5 h, worth 0.15 * 1.5 (a job earns on
+    its work, job_credit_h); objective 0.225 - 2. restarts_per_job 1: two starts, it needs 2 + 2 * 0.5 = 3 h:
+    slots 0, 2 and 3, work 3 - 2 * 0.5 = 2 h, on time; objective 0.15 * 2."""
     cfg = tiny_config(60, 4, **servers(boot_minutes=30, restarts_per_job=restarts))
     p = plan(one_site(cfg, Site("s", grid_kw=100), [station()], jobs=[job(cfg, 2.0, 240)],
                       grid_limit_kw=[100, 0, 100, 100]))
@@ -55,6 +55,31 @@ def test_a_restart_loses_its_time_and_the_window_reserves_it(restarts, on_time, 
     assert col(p, "jobs", "starts") == [starts]
     assert sum(col(p, "job_slots", "progress_h")) == pytest.approx(planned_h)
     assert p.kpis["blade_work_planned_h"] == pytest.approx(planned_h)
+
+
+def test_the_time_starts_lose_is_counted_not_reserved():
+    """4 one-hour slots, the grid out in slot 3; a 2.5 h job whose starts each lose restart_h = 0.5 h
+    (boot 30 min, no state) and that may start three times (restarts_per_job 2). Starting once it needs
+    2.5 + 0.5 = 3 h: slots 0-2, work 3 - 0.5 = 2.5 h, on time, worth 0.15 * 2.5 = 0.375. Reserving the
+    time of all three starts (2.5 + 3 * 0.5 = 4 h, as 0.12 did) it would be late."""
+    cfg = tiny_config(60, 4, **servers(boot_minutes=30, restarts_per_job=2))
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [station()], jobs=[job(cfg, 2.5, 240)],
+                      grid_limit_kw=[100, 100, 100, 0]))
+    assert p.summary["objective"] == pytest.approx(0.15 * 2.5, abs=1e-6)
+    assert col(p, "jobs", "on_time") == [True]
+    assert col(p, "jobs", "starts") == [1]
+    assert col(p, "jobs", "running_h") == pytest.approx([3.0])
+    assert col(p, "jobs", "planned_h") == pytest.approx([2.5])
+
+
+def test_a_finished_job_earns_nothing_by_running_on():
+    """2 one-hour slots, a 1.5 h job with no restart time: it needs two slots and runs both (job_work
+    allows them), and the objective pays for the 1.5 h of work only: 0.15 * 1.5."""
+    cfg = tiny_config(60, 2, **servers())
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [station()], jobs=[job(cfg, 1.5, 120)]))
+    assert p.summary["objective"] == pytest.approx(0.15 * 1.5, abs=1e-6)
+    assert col(p, "jobs", "on_time") == [True]
+    assert col(p, "jobs", "planned_h") == pytest.approx([2.0])
 
 
 @pytest.mark.parametrize("settings, on_time, objective", [
