@@ -63,7 +63,7 @@ class PersistentSite:
                              np.array(self.compiled.lp.col_upper_, dtype=float))
         self._cost = np.array(self.compiled.lp.col_cost_, dtype=float)
         self._fixed: list[int] = []
-        self._released: list = []  # job_min_on rows of past starts, dropped by fix_past and relaxed in HiGHS
+        self._released: list = []  # rows of history fix_past dropped (release_past_rows), relaxed in HiGHS
         self.result: SolveResult | None = None
 
     # ------------------------------------------------------------------ changes
@@ -79,8 +79,11 @@ class PersistentSite:
         for con in self._released:  # rows an earlier call dropped come back
             con.activate()
             self._refresh_row(con)
-        fix_past(m, tables, at_slot)
-        self._released = [c for c in m.job_min_on.values() if not c.active] if hasattr(m, "job_min_on") else []
+        self._released = fix_past(m, tables, at_slot)
+        if hasattr(m, "fast_finish"):  # fix_past set finish_slack_kwh
+            for con in m.fast_finish.values():
+                if con.active:
+                    self._refresh_row(con)
         for con in self._released:
             i = self._row.get(con)
             if i is not None:

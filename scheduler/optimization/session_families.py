@@ -148,7 +148,8 @@ def add_fast_state_constraints(m, p: SitePrep) -> None:
     fast_power[r, t]:   ev_kw <= start_kw[r, t, fast] * mode_on[r, fast] + in_progress_kw[r, t, fast] * fast_on
                                  + limit_kw[r, t, fast] * fast_finishing + sum_{m != fast} limit_kw[r, t, m] * mode_on[r, m]
     fast_phase[r, t]:   fast_on + fast_finishing <= mode_on[r, fast]
-    fast_finish[r, t], (r, t) in RFF: soc_arrival * B + sum_{tau < t} ev_net_kw[r, tau] * slot_h >= finish_soc * B * fast_finishing
+    fast_finish[r, t], (r, t) in RFF: soc_arrival * B + sum_{tau < t} ev_net_kw[r, tau] * slot_h + finish_slack_kwh[r]
+                                      >= finish_soc * B * fast_finishing
     fast_standby[r, t, j], (r, t, j) in RFJ (each suspendable job j that may run at s in t): run[j, s, t] <= 1 - fast_on
     fast_stretch[r, t], (r, t) and (r, t + 1) in RF:  fast_on[r, t + 1] <= fast_on[r, t]
     start_kw is the starting state's share of the slot's ceiling and in_progress_kw the rest (limit_kw =
@@ -157,6 +158,9 @@ def add_fast_state_constraints(m, p: SitePrep) -> None:
     and is never deferred or paused for blades (a paused DC session is a new handshake and a waiting
     driver); to favour a job the plan switches the car to slow instead (claim 18). The rule also takes
     the many pause-and-resume patterns out of the search (docs/formulation.md, measured cost).
+    finish_slack_kwh[r] (a mutable parameter, 0 in a plan) is what a re-plan's fixed past, shrunk by
+    FIX_SHRINK, takes off the car's energy (``site_handle.fix_past``): the car reaches finish_soc when the
+    plan it keeps said it did.
     """
     if not len(m.RF):
         return
@@ -178,11 +182,12 @@ def add_fast_state_constraints(m, p: SitePrep) -> None:
     def finish(m, r, t):
         sp = m.sess[r]
         e_start = sp.soc_arrival * sp.battery_kwh + sum(m.ev_net_kw[r, tau] * h for tau in sp.slots if tau < t)
-        return e_start >= sig * sp.battery_kwh * m.fast_finishing[r, t]
+        return e_start + m.finish_slack_kwh[r] >= sig * sp.battery_kwh * m.fast_finishing[r, t]
 
     m.fast_power = pyo.Constraint(m.RF, rule=power)
     m.fast_phase = pyo.Constraint(m.RF, rule=phase)
     if len(m.RFF):
+        m.finish_slack_kwh = pyo.Param(sorted({r for r, _ in m.RFF}), mutable=True, within=pyo.Reals, initialize=0.0)
         m.fast_finish = pyo.Constraint(m.RFF, rule=finish)
     m.RFS = pyo.Set(dimen=2, ordered=True, initialize=stretch_pairs(m.RF))
     if len(m.RFS):

@@ -106,20 +106,37 @@ class SiteModel:
         return {(jp.job.job_id, s) for jp in self.pyomo_model.prep.jobs for s in jp.stations}
 
 
-def release_past_starts(m, at_slot: int) -> list:
-    """Drop the minimum-run rows of starts before ``at_slot``: they are history, and what changed at
-    ``at_slot`` (a failure, an outage) may stop a job its past start meant to keep running. Returns
-    the rows dropped."""
-    if not hasattr(m, "job_min_on"):
-        return []
-    out = [m.job_min_on[k] for k in m.job_min_on if k[1] < at_slot and m.job_min_on[k].active]
+def release_past_rows(m, at_slot: int) -> list:
+    """Drop the rows of history before ``at_slot``, returning them: the minimum-run rows of past starts
+    (what changed at ``at_slot``, a failure or an outage, may stop a job its past start meant to keep
+    running) and the fast-finishing rows of past slots (a car the plan had finishing exactly at
+    finish_soc is a hair below it once its past power is fixed shrunk by FIX_SHRINK, and its past
+    finishing state, which kept no blades on standby, would turn infeasible)."""
+    out = []
+    if hasattr(m, "job_min_on"):
+        out += [m.job_min_on[k] for k in m.job_min_on if k[1] < at_slot and m.job_min_on[k].active]
+    if hasattr(m, "fast_finish"):
+        out += [m.fast_finish[k] for k in m.fast_finish if k[1] < at_slot and m.fast_finish[k].active]
     for con in out:
         con.deactivate()
     return out
 
 
-def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
-    """Slots before ``at_slot`` keep the previous plan: booking power, job runs, battery use."""
+def set_finish_slack(m, c, fixed_until) -> None:
+    """finish_slack_kwh[r] (add_fast_state_constraints): the energy FIX_SHRINK takes off the power fixed
+    for booking r in its slots before ``fixed_until(r)``, so the fixed car reaches finish_soc when the
+    plan it keeps said it did."""
+    if not hasattr(m, "finish_slack_kwh"):
+        return
+    for r in m.finish_slack_kwh:
+        until = fixed_until(r)
+        kept = sum(c.kw(r, t) for t in m.sess[r].slots if t < until) if r in c.bookings else 0.0
+        m.finish_slack_kwh[r] = max(kept, 0.0) * (1.0 / FIX_SHRINK - 1.0) * m.prep.slot_h
+
+
+def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> list:
+    """Slots before ``at_slot`` keep the previous plan: booking power, job runs, battery use. Returns
+    the rows of history it dropped (``release_past_rows``)."""
     c = read_committed(tables, m.prep.inputs.grid)
     slot, ran = c.slot, c.ran
     for (r, t) in m.RT:
@@ -131,7 +148,8 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
     for (j, s, t) in m.JST:
         if t < at_slot:
             m.run[j, s, t].fix(int((j, s, t) in ran))
-    release_past_starts(m, at_slot)
+    released = release_past_rows(m, at_slot)
+    set_finish_slack(m, c, lambda r: at_slot)
     if m.battery:
         sl = tables["site_slots"]
         sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
@@ -140,6 +158,7 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
             if 0 <= t < at_slot:
                 m.battery_charge_kw[t].fix(max(float(kw), 0.0) * FIX_SHRINK)
                 m.battery_discharge_kw[t].fix(max(-float(kw), 0.0) * FIX_SHRINK)
+    return released
 
 
 def seed_from_plan(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
@@ -193,6 +212,7 @@ def fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable
         if (r, t) in m.RV:
             m.ev_discharge_kw[r, t].fix(max(-kw, 0.0))
             m.lending[r, t].fix(int(kw < 0))
+    set_finish_slack(m, c, lambda r: -1 if r == "request" or r not in modes else len(m.T))
     cfg = m.prep.inputs.config
     for r in {r for (r, _) in m.RF}:  # the fast states the plan's power and the car's charge make
         if r == "request" or r not in modes:

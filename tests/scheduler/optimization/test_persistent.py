@@ -78,3 +78,30 @@ def test_bad_parameter_values_are_refused(site):
         ps.set_grid_limit_kw([1.0, 2.0])
     with pytest.raises(EvdcError, match="price_per_kwh"):
         ps.set_price_per_kwh([np.nan] * 96)
+
+
+def test_a_past_finishing_state_at_finish_soc_survives_the_fixed_past():
+    """Three hours, 10 kW of grid in hour 0; a fast car (100 kWh at 0.7, 12 kWh asked) and a 1-blade
+    preemptible job of 2 h at one station. Hour 0: the car in progress takes the 10 kW (the job stands
+    by: fast_standby), which brings it to exactly finish_soc 0.8; hour 1: it finishes (the taper) with
+    its last 2 kWh while the job runs, hours 1-2. Re-planned from hour 2 with hours 0-1 fixed (their
+    power shrunk by FIX_SHRINK), the car is a hair below 0.8 at hour 1's start: its past finishing
+    row is history and must not make the re-plan infeasible (it did, on a generated hub)."""
+    from scheduler.inputs.typed import Job, Session, Site, Station
+    from tests.conftest import at, one_site, tiny_config
+
+    cfg = tiny_config(60, 3, weights={"denial_penalty": 0, "job_late_penalty": 10}, charging={"start_minutes": 0})
+    st = Station("a", "s", link_kw=1000.0, charger_kw=50.0, blades=1, blade_kw=1.0, blade_standby_kw=0.0)
+    car = Session("r1", "a", at(cfg, 0), at(cfg, 180), energy_kwh=12, mode="fast", vehicle_max_kw=50,
+                  battery_kwh=100, soc_arrival=0.7)
+    job = Job("j1", power_kw=1.0, work_hours=2, release=at(cfg, 0), deadline=at(cfg, 180), blades=1, station_id="a")
+    site = one_site(cfg, Site("s", grid_kw=1000), [st], [car], [job], grid_limit_kw=[10, 1000, 1000]).sites[0]
+    res, previous = _fresh(site, None, 0)
+    assert res.status == "optimal"
+    assert list(previous["session_slots"]["ev_kw"]) == pytest.approx([10.0, 2.0], abs=1e-6)
+    assert list(previous["session_slots"]["state"]) == ["in_progress", "finishing"]
+    assert list(previous["station_slots"]["blades_working"]) == [0, 1, 1]
+    again, tables = _fresh(site, previous, 2)
+    assert again.status == "optimal"
+    assert again.objective == pytest.approx(res.objective, abs=1e-4)
+    assert list(tables["station_slots"]["blades_working"]) == [0, 1, 1]
