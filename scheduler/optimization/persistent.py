@@ -79,10 +79,12 @@ class PersistentSite:
         for con in self._released:  # rows an earlier call dropped come back
             con.activate()
             self._refresh_row(con)
+        slack = {r: pyo.value(v) for r, v in m.finish_slack_kwh.items()} if hasattr(m, "finish_slack_kwh") else {}
         self._released = fix_past(m, tables, at_slot)
-        if hasattr(m, "fast_finish"):  # fix_past set finish_slack_kwh
-            for con in m.fast_finish.values():
-                if con.active:
+        changed = {r for r, old in slack.items() if pyo.value(m.finish_slack_kwh[r]) != old}
+        if changed:  # fix_past set finish_slack_kwh: the rows of those bookings get new bounds
+            for (r, t), con in m.fast_finish.items():
+                if r in changed and con.active:
                     self._refresh_row(con)
         for con in self._released:
             i = self._row.get(con)

@@ -122,14 +122,13 @@ def release_past_rows(m, at_slot: int) -> list:
     return out
 
 
-def set_finish_slack(m, c, fixed_until) -> None:
+def set_finish_slack(m, c, until: int) -> None:
     """finish_slack_kwh[r] (add_fast_state_constraints): the energy FIX_SHRINK takes off the power fixed
-    for booking r in its slots before ``fixed_until(r)``, so the fixed car reaches finish_soc when the
-    plan it keeps said it did."""
+    for booking r (one the plan ``c`` holds) in its slots before ``until``, so the fixed car reaches
+    finish_soc when the plan it keeps said it did."""
     if not hasattr(m, "finish_slack_kwh"):
         return
     for r in m.finish_slack_kwh:
-        until = fixed_until(r)
         kept = sum(c.kw(r, t) for t in m.sess[r].slots if t < until) if r in c.bookings else 0.0
         m.finish_slack_kwh[r] = max(kept, 0.0) * (1.0 / FIX_SHRINK - 1.0) * m.prep.slot_h
 
@@ -149,7 +148,7 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> list:
         if t < at_slot:
             m.run[j, s, t].fix(int((j, s, t) in ran))
     released = release_past_rows(m, at_slot)
-    set_finish_slack(m, c, lambda r: at_slot)
+    set_finish_slack(m, c, at_slot)
     if m.battery:
         sl = tables["site_slots"]
         sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
@@ -212,7 +211,7 @@ def fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable
         if (r, t) in m.RV:
             m.ev_discharge_kw[r, t].fix(max(-kw, 0.0))
             m.lending[r, t].fix(int(kw < 0))
-    set_finish_slack(m, c, lambda r: -1 if r == "request" or r not in modes else len(m.T))
+    set_finish_slack(m, c, len(m.T))  # every slot of the bookings the plan holds is fixed
     cfg = m.prep.inputs.config
     for r in {r for (r, _) in m.RF}:  # the fast states the plan's power and the car's charge make
         if r == "request" or r not in modes:

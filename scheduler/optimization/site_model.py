@@ -708,7 +708,7 @@ def add_objective(m, p: SitePrep) -> None:
         value_ev += sum(w.early_charging_per_kwh * early_weight(m.sess[r], k, h) * m.ev_net_kw[r, t] * h
                         for r in m.R for k, t in enumerate(m.sess[r].slots))
     value_jobs = (sum(m.job[j].value_per_blade_h * m.job[j].job.blades * m.run[j, s, t] * h
-                      for (j, s, t) in m.JST if j in m.JC)
+                      for (j, s, t) in m.JST if m.job[j].critical)
                   + sum(m.job[j].value_per_blade_h * m.job[j].job.blades * m.job_credit_h[j] for j in m.JN))
     energy_cost = sum(m.price_per_kwh[t] * m.grid_kw[t] * h for t in m.T)
     demand_cost = si.site.demand_charge_per_kw * m.peak_grid_kw if si.site.demand_charge_per_kw > 0 else 0

@@ -80,15 +80,17 @@ def test_bad_parameter_values_are_refused(site):
         ps.set_price_per_kwh([np.nan] * 96)
 
 
+@pytest.mark.parametrize("persistent", [False, True])
 @pytest.mark.parametrize("at_slot", [2, 3])
-def test_a_finishing_state_at_finish_soc_survives_the_fixed_past(at_slot):
+def test_a_finishing_state_at_finish_soc_survives_the_fixed_past(at_slot, persistent):
     """Three hours, 10 kW of grid in hour 0; a fast car (100 kWh at 0.7, 12 kWh asked) and a 1-blade
     preemptible job of 2 h at one station. Hour 0: the car in progress takes the 10 kW (the job stands
     by: fast_standby), which brings it to exactly finish_soc 0.8; hour 2: it finishes (the taper) with
     its last 2 kWh while the job runs (hours 1-2): 7.5. Re-planned with the past fixed, its power shrunk
     by FIX_SHRINK, the car is a hair below 0.8 after hour 0. From hour 2 it must still finish in hour 2
     (without finish_slack_kwh it could not: 6.3); from hour 3 (all fixed) its past finishing slot must
-    not make the re-plan infeasible (it was, on a generated hub)."""
+    not make the re-plan infeasible (it was, on a generated hub). Both on a model built anew and on a
+    PersistentSite (fix_before refreshes the fast_finish rows whose slack changed)."""
     from scheduler.inputs.typed import Job, Session, Site, Station
     from tests.conftest import at, one_site, tiny_config
 
@@ -103,7 +105,13 @@ def test_a_finishing_state_at_finish_soc_survives_the_fixed_past(at_slot):
     assert list(previous["session_slots"]["ev_kw"]) == pytest.approx([10.0, 2.0], abs=1e-6)  # hours 0 and 2
     assert list(previous["session_slots"]["state"]) == ["in_progress", "finishing"]
     assert list(previous["station_slots"]["blades_working"]) == [0, 1, 1]
-    again, tables = _fresh(site, previous, at_slot)
+    if persistent:
+        ps = PersistentSite(site, EXACT)
+        assert ps.solve().objective == pytest.approx(res.objective, abs=1e-6)
+        ps.fix_before(previous, at_slot)
+        again, tables = ps.solve(), ps.tables()
+    else:
+        again, tables = _fresh(site, previous, at_slot)
     assert again.status == "optimal"
     assert again.objective == pytest.approx(res.objective, abs=1e-4)
     assert list(tables["station_slots"]["blades_working"]) == [0, 1, 1]
