@@ -625,6 +625,8 @@ def _print_kpis(result, inputs, written: Path) -> None:
         ("jobs on time / late", f"{k['jobs_on_time']} / {k['jobs_late']}"),
         ("critical jobs unmet", f"{k['critical_jobs_unmet']}"),
         ("grid energy / peak", f"{k['grid_kwh']:.1f} kWh / {k['peak_grid_kw']:.1f} kW"),
+        *([("fleet grid peak (coincident)", f"{k['fleet_peak_grid_kw']:.1f} kW")]
+          if "fleet_peak_grid_kw" in k and len(inputs.sites) > 1 else []),
         ("energy cost", f"{k['energy_cost']:.2f} {cur}"),
         ("PV used / curtailed", f"{k['pv_used_kwh']:.1f} / {k['pv_curtailed_kwh']:.1f} kWh"),
         ("walk-in reserve", _reserve_line(s.get("forecast", {}))),

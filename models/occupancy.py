@@ -12,12 +12,14 @@ weekday. Both have ``fit(history, stations)``, ``predict(...)`` and
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from joblib import parallel_config
 from threadpoolctl import threadpool_limits
 
 from .features import KINDS, DayGrid, calendar, day_grid, lagged, occupancy_cube
@@ -114,6 +116,15 @@ def session_frame(sessions: pd.DataFrame, stations: pd.DataFrame, tz: str, count
     for c in ("requested_kwh", "reserved_stay_h", "station_mean_kwh"):
         out[c] = out[c].fillna(MISSING)
     return out
+
+
+def fold_processes(n_jobs: int):
+    """A joblib context in which scikit-learn's parallel loops (the calibration folds) run in ``n_jobs``
+    processes with one OpenMP thread each (a thread count can change a histogram's float sums, and so
+    the model); nothing changes for ``n_jobs`` <= 1."""
+    if n_jobs <= 1:
+        return nullcontext()
+    return parallel_config(backend="loky", n_jobs=int(n_jobs), inner_max_num_threads=1)
 
 
 def _classifier(random_state: int, max_iter: int):
@@ -216,9 +227,12 @@ class OccupancyForecaster(_Base):
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, history: pd.DataFrame, stations) -> "OccupancyForecaster":
+    def fit(self, history: pd.DataFrame, stations, n_jobs: int = 1) -> "OccupancyForecaster":
+        """Fit on ``history`` (sessions) at ``stations``. ``n_jobs`` > 1 fits the calibration folds of the
+        two calibrated classifiers (most of the fit) in that many processes; each fold is fitted alone
+        with one OpenMP thread either way, so the model is the same for any ``n_jobs``."""
         # one OpenMP thread: the models are small, and a busy second core makes spinning threads crawl
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with threadpool_limits(limits=1, user_api="openmp"), fold_processes(n_jobs):
             return self._fit(history, stations)
 
     def _fit(self, history: pd.DataFrame, stations) -> "OccupancyForecaster":

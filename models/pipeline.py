@@ -34,8 +34,9 @@ def forecaster_params(inputs: Inputs, settings: ForecastSettings) -> dict:
 
 
 def forecast_inputs(inputs: Inputs, settings: ForecastSettings | None = None, model_dir: str | Path | None = None,
-                    log: Callable[[str], None] = lambda msg: None) -> tuple[Inputs, dict]:
-    """Inputs with the walk-in reserve (and discounted bookings when asked), and what was done.
+                    log: Callable[[str], None] = lambda msg: None, n_jobs: int = 1) -> tuple[Inputs, dict]:
+    """Inputs with the walk-in reserve (and discounted bookings when asked), and what was done. A fit
+    runs in ``n_jobs`` processes (a night on several workers uses them; the forecaster is the same).
 
     Without history, or with risk ``none`` and no discount, the inputs come back unchanged.
     """
@@ -48,7 +49,8 @@ def forecast_inputs(inputs: Inputs, settings: ForecastSettings | None = None, mo
         info["model"] = "not used"
         return inputs, info
     folder = model_dir if model_dir is not None else default_model_dir(inputs)
-    model, how = load_or_fit(inputs.history, inputs.stations, forecaster_params(inputs, settings), folder, log)
+    model, how = load_or_fit(inputs.history, inputs.stations, forecaster_params(inputs, settings), folder, log,
+                             n_jobs=n_jobs)
     out = apply_forecast(inputs, model, settings)
     reserve_kwh = sum(float(v.sum()) for s in out.sites for v in s.reserve_kw.values()) * inputs.grid.slot_h
     info.update({"model": how, "train_start": model.train_start_, "train_end": model.train_end_,

@@ -126,8 +126,9 @@ def is_current(meta: dict, history: pd.DataFrame, params: dict) -> bool:
 
 
 def load_or_fit(history: pd.DataFrame, stations, params: dict, folder: str | Path | None,
-                log=lambda msg: None) -> tuple[OccupancyForecaster, str]:
-    """The stored model when current, else a fresh fit (stored when ``folder`` is writable).
+                log=lambda msg: None, n_jobs: int = 1) -> tuple[OccupancyForecaster, str]:
+    """The stored model when current, else a fresh fit (stored when ``folder`` is writable) in ``n_jobs``
+    processes (``OccupancyForecaster.fit``: the same model for any number).
 
     Returns the model and what happened: "stored", "fitted" or "fitted (not stored: ...)".
     """
@@ -140,7 +141,7 @@ def load_or_fit(history: pd.DataFrame, stations, params: dict, folder: str | Pat
         except StoreError as exc:
             if (Path(folder) / MODEL_FILE).exists():
                 log(f"{exc}; refitting")
-    model = OccupancyForecaster(**params).fit(history, stations)
+    model = OccupancyForecaster(**params).fit(history, stations, n_jobs=n_jobs)
     if folder is None:
         return model, "fitted"
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,6 +39,7 @@ from scheduler.inputs.typed import Inputs
 from scheduler.inputs.loading import build_inputs, read_scenario_files
 from scheduler.inputs.tables import ROW, SPECS, TABLE_ROWS_MAX, read_empty, read_frame
 from scheduler.planning.fleet import place_fleet
+from scheduler.planning.clock import RunClock
 from scheduler.planning.night import Plan, ProgressFn
 from scheduler.optimization.results import TABLES
 from scheduler.inputs.timegrid import make_grid, parse_instant
@@ -70,6 +72,8 @@ class Scenario:
     inputs: Inputs = field(repr=False)
     directory: Path | None = None
     tables: Mapping[str, pd.DataFrame] | None = field(default=None, repr=False)
+    #: seconds :meth:`from_dir` took to read and validate the scenario (run.json ``timings``; None from frames)
+    load_seconds: float | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         where = f", directory={str(self.directory)!r}" if self.directory is not None else ""
@@ -107,12 +111,15 @@ class Scenario:
 
         With ``db`` (a SQLAlchemy URL or a SQLite file) the history, reservations and jobs are read
         from that database instead of the files (``evdc plan --db-inputs``)."""
+        t0 = time.perf_counter()
         files = read_scenario_files(path)
         if db is None:
-            return cls(files.config, files.inputs(), files.directory, MappingProxyType(dict(files.tables)))
+            return cls(files.config, files.inputs(), files.directory, MappingProxyType(dict(files.tables)),
+                       time.perf_counter() - t0)
         from scheduler.output.sql import scenario_inputs
 
-        return cls(files.config, scenario_inputs(files, db, prefix=db_prefix), files.directory, None)
+        inputs = scenario_inputs(files, db, prefix=db_prefix)
+        return cls(files.config, inputs, files.directory, None, time.perf_counter() - t0)
 
     @classmethod
     def from_frames(cls, settings: ScenarioConfig | Mapping[str, Any], *, sites: Any = None, stations: Any = None,
@@ -417,12 +424,16 @@ def _plan(scenario: Scenario, config: PlanConfig | None, risk, discount_bookings
     from scheduler.output.plan_dir import SpoolSink
     from scheduler.planning import night  # night.plan looked up when called (tests may replace it)
 
+    clock = RunClock(load_seconds=scenario.load_seconds)
     check_scenario(scenario)
     settings = forecast_settings(scenario.config, risk, discount_bookings)
     folder = Path(model_dir) if model_dir is not None else default_model_dir(scenario)
-    inputs, info = forecast_inputs(scenario.inputs, settings, folder, log=log or (lambda msg: None))
+    config = config or PlanConfig()
+    with clock.stage("forecast"):  # a fit uses the night's local workers as processes (a remote cluster's: none)
+        inputs, info = forecast_inputs(scenario.inputs, settings, folder, log=log or (lambda msg: None),
+                                       n_jobs=1 if config.scheduler_address else config.workers)
     sink = SpoolSink(spool) if spool is not None else None
-    result = night.plan(inputs, config or PlanConfig(), progress=progress, sink=sink)
+    result = night.plan(inputs, config, progress=progress, sink=sink, clock=clock)
     result.summary["forecast"] = info
     return PlanResult(plan=result, scenario=scenario, inputs=result.inputs,
                       model_dir=folder,

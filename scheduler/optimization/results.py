@@ -309,8 +309,17 @@ def combine(parts: list[dict[str, pd.DataFrame]], names: tuple[str, ...] = TABLE
     return out
 
 
+def fleet_peak_kw(site_slots: pd.DataFrame) -> float:
+    """The fleet's coincident grid peak: the highest sum over sites of ``grid_kw`` in one slot (0 without rows).
+    ``peak_grid_kw`` is the largest single site's; sites peaking at different times make this less than their sum."""
+    if site_slots.empty:
+        return 0.0
+    return float(site_slots.groupby("slot_start", sort=False)["grid_kw"].sum().max())
+
+
 def compute_kpis(tables: dict[str, pd.DataFrame], inputs: Inputs) -> dict[str, float | int]:
-    """Contract KPIs from plan tables (CONTRACT.md, summary.json)."""
+    """Contract KPIs from plan tables (CONTRACT.md, summary.json), and ``fleet_peak_grid_kw``
+    (``fleet_peak_kw``, an evdc extension)."""
     h = inputs.grid.slot_h
     ss, se, jb = tables["site_slots"], tables["sessions"], tables["jobs"]
     req = float(se["requested_kwh"].sum()) if len(se) else 0.0
@@ -332,6 +341,7 @@ def compute_kpis(tables: dict[str, pd.DataFrame], inputs: Inputs) -> dict[str, f
         "grid_kwh": round(float(ss["grid_kw"].sum() * h), 6),
         "energy_cost": round(cost, 6),
         "peak_grid_kw": round(float(ss["grid_kw"].max()), 6) if len(ss) else 0.0,
+        "fleet_peak_grid_kw": round(fleet_peak_kw(ss), 6),
         "pv_used_kwh": round(float((ss["pv_kw"] - ss["pv_curtailed_kw"]).sum() * h), 6),
         "pv_curtailed_kwh": round(float(ss["pv_curtailed_kw"].sum() * h), 6),
         "unserved_kwh": round(float(ss["unserved_kw"].sum() * h), 6) if len(ss) else 0.0,

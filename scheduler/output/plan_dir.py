@@ -13,6 +13,7 @@ streamed night passes to ``scheduler.planning.night.plan``.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
@@ -72,6 +73,8 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
         raise EvdcError("a plan streamed to disk is written as CSV only; plan in memory for Parquet")
 
     plan_summary, run = split_summary(plan.summary)
+    clock = getattr(plan, "clock", None)
+    t0 = time.perf_counter()
 
     def fill(tmp: Path) -> None:
         for name in TABLES:
@@ -85,6 +88,9 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
         pause_for_tests()
         write_json(tmp / SUMMARY_FILE, plan_summary)
+        if clock is not None:  # the tables written: the run's stages so far, the writing included
+            clock.add("write", time.perf_counter() - t0)
+            run["timings"] = clock.as_dict()
         write_json(tmp / RUN_FILE, run)
         if extra is not None:
             extra(tmp)

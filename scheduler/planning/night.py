@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
@@ -20,6 +21,7 @@ import pandas as pd
 
 from scheduler.version import __version__
 from scheduler.inputs.settings import PlanConfig
+from scheduler.planning.clock import RunClock
 from scheduler.planning.engine import EngineSpec, TaskFailed, run_tasks
 from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.typed import Inputs, SiteInputs
@@ -39,6 +41,7 @@ class SiteOutcome:
     n_constraints: int
     peak_rss_mb: float | None = None  # the solving process's peak resident memory so far
     pid: int | None = None  # the solving process
+    task_seconds: float | None = None  # the whole site task where it ran: build, solve and tables
 
 
 def peak_rss_mb() -> float | None:
@@ -81,6 +84,8 @@ class Plan:
     spool: TableSink | None = None
     #: the inputs the sites were planned from: the caller's, after the fleet step placed every job
     inputs: Inputs | None = field(default=None, repr=False)
+    #: the run's stage times so far (run.json ``timings``; ``write_plan`` adds the writing)
+    clock: RunClock | None = field(default=None, repr=False, compare=False)
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         tables = self.__dict__.get("tables", {})
@@ -108,7 +113,8 @@ def solve_site(site: SiteInputs, config: PlanConfig,
     if not res.has_solution and config.fallback:
         res = _fallback(sm, config, res)
     tables = sm.tables() if res.has_solution else None
-    outcome = SiteOutcome(site.site.site_id, res, sm.n_variables, sm.n_constraints, peak_rss_mb(), os.getpid())
+    outcome = SiteOutcome(site.site.site_id, res, sm.n_variables, sm.n_constraints, peak_rss_mb(), os.getpid(),
+                          time.perf_counter() - t0)
     return outcome, tables
 
 
@@ -158,7 +164,8 @@ ReuseFn = Callable[[int, SiteInputs], "tuple[SiteOutcome, dict[str, pd.DataFrame
 
 
 def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn | None = None,
-         before_solve: Callable | None = None, sink: TableSink | None = None, reuse: ReuseFn | None = None) -> Plan:
+         before_solve: Callable | None = None, sink: TableSink | None = None, reuse: ReuseFn | None = None,
+         clock: RunClock | None = None) -> Plan:
     """Plan every site of ``inputs``: the fleet step, then each site's MIP; raises EvdcError when a
     site has no solution.
 
@@ -175,9 +182,15 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
 
     ``reuse(i, site)`` (the warm planner's re-plans, ``scheduler.planning.planner``) may give a site's
     outcome and tables without a new solve here; the sites it returns None for are solved.
+
+    ``clock`` (a ``RunClock``, a new one by default) times the stages: ``fleet_placement``,
+    ``engine_start``, ``site_solves`` (the sites' results received and kept as they finish),
+    ``engine_stop`` and ``summary``; the plan carries it to ``write_plan`` for run.json.
     """
     config = config or PlanConfig()
-    fleet = place_fleet(inputs)
+    clock = clock if clock is not None else RunClock()
+    with clock.stage("fleet_placement"):
+        fleet = place_fleet(inputs)
     inputs = fleet.inputs
     fleet_part = {"fleet_placement": {"method": fleet.method, "seconds": round(fleet.seconds, 3)}}
     n = len(inputs.sites)
@@ -207,12 +220,13 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
         progress(f"on {spec.kind}", 0, n, None)
 
     todo = []
-    for i, site in enumerate(inputs.sites):
-        ready = reuse(i, site) if reuse is not None else None
-        if ready is None:
-            todo.append(i)
-        else:
-            record(i, *ready)
+    with clock.stage("sites_kept") if reuse is not None else nullcontext():
+        for i, site in enumerate(inputs.sites):
+            ready = reuse(i, site) if reuse is not None else None
+            if ready is None:
+                todo.append(i)
+            else:
+                record(i, *ready)
 
     def finished(k: int, got) -> None:
         i = todo[k]
@@ -222,20 +236,32 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
 
     if todo:
         spec = EngineSpec(workers=min(config.workers, max(len(todo), 1)), address=config.scheduler_address)
+        times: dict[str, float] = {}
         run_tasks(solve_site, [(inputs.sites[i], config, before_solve) for i in todo], spec, finished,
-                  sizes=[site_size(inputs.sites[i]) for i in todo])
+                  sizes=[site_size(inputs.sites[i]) for i in todo], timings=times)
+        for stage, key in (("engine_start", "engine_start"), ("site_solves", "tasks"), ("engine_stop", "engine_stop")):
+            clock.add(stage, times.get(key, 0.0))
+    with clock.stage("summary"):
+        return _finish(inputs, config, results, breaches, sink, fleet_part, clock)
+
+
+def _finish(inputs: Inputs, config: PlanConfig, results: dict, breaches: dict, sink: TableSink | None,
+            fleet_part: dict, clock: RunClock) -> Plan:
+    """The plan of the sites' results: tables combined (or kept in the sink) and the summary."""
+    n = len(inputs.sites)
     outcomes = [results[i][0] for i in range(n)]
     parts = [results[i][1] for i in range(n) if results[i][1] is not None]
     found = [b for i in range(n) for b in breaches[i]]
     if sink is None:
         tables = combine(parts)
         summary = summarize(inputs, tables, outcomes, config, found) | fleet_part
-        return Plan(tables=tables, sites=tuple(outcomes), summary=summary, inputs=inputs)
+        return Plan(tables=tables, sites=tuple(outcomes), summary=summary, inputs=inputs, clock=clock)
     tables = combine(parts, KEPT_TABLES)
     station_kpis = (pd.concat([p["station_slots"] for p in parts], ignore_index=True) if parts
                     else pd.DataFrame(columns=list(KPI_STATION_COLUMNS)))
     summary = summarize(inputs, {**tables, "station_slots": station_kpis}, outcomes, config, found)
-    return Plan(tables=tables, sites=tuple(outcomes), summary=summary | fleet_part, spool=sink, inputs=inputs)
+    return Plan(tables=tables, sites=tuple(outcomes), summary=summary | fleet_part, spool=sink, inputs=inputs,
+                clock=clock)
 
 
 def site_size(site: SiteInputs) -> float:
@@ -350,7 +376,7 @@ def _breach(site_id: str, constraint: str, slots: list[pd.Timestamp], amount: fl
 CONTRACT_RUN_FIELDS = ("build_seconds", "solve_seconds")
 RUN_ONLY_FIELDS = ("engine", "fleet_placement")
 #: Per-site fields that measure the run (in run.json ``sites``).
-SITE_RUN_FIELDS = ("build_seconds", "solve_seconds", "handoff_seconds", "peak_rss_mb")
+SITE_RUN_FIELDS = ("build_seconds", "solve_seconds", "handoff_seconds", "task_seconds", "peak_rss_mb")
 #: ``forecast`` field saying whether the forecaster was fitted or loaded: a fact of the run.
 FORECAST_RUN_FIELD = "model"
 
@@ -441,6 +467,7 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
              "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),
              "solve_seconds": round(o.result.solve_seconds, 3),
              "handoff_seconds": round(o.result.handoff_seconds, 3), "variables": o.n_vars,
+             **({"task_seconds": round(o.task_seconds, 3)} if o.task_seconds is not None else {}),
              "constraints": o.n_constraints,
              **({"peak_rss_mb": round(o.peak_rss_mb, 1)} if o.peak_rss_mb is not None else {}),
              **({"message": o.result.message} if o.result.message else {})}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
+
 
 from scheduler.inputs.plan_files import SUMMARY_FILE
 from scheduler.verify.columns import number_text
@@ -20,6 +22,8 @@ KPI_NAMES: tuple[str, ...] = (
     "sessions_denied", "blade_work_required_h", "blade_work_planned_h", "jobs_on_time", "jobs_late",
     "critical_jobs_unmet", "grid_kwh", "energy_cost", "peak_grid_kw", "pv_used_kwh", "pv_curtailed_kwh",
 )
+#: KPIs evdc adds to the contract's: checked when summary.json has them (plans of older versions do not).
+EXTENSION_KPI_NAMES: tuple[str, ...] = ("fleet_peak_grid_kw",)
 
 
 def recompute_kpis(p: PlanView) -> dict[str, float]:
@@ -31,7 +35,8 @@ def recompute_kpis(p: PlanView) -> dict[str, float]:
     blade_work_planned_h = Σ job_slots.blades × progress_h (× slot_h without that column); jobs_on_time / jobs_late = count of
     on_time true / false; critical_jobs_unmet = critical jobs missing a slot of their window;
     grid_kwh = Σ grid_kw × slot_h; energy_cost = Σ grid_kw × slot_h × price of the site and slot;
-    peak_grid_kw = max grid_kw (0 without rows); pv_used_kwh = Σ (pv_kw − pv_curtailed_kw) × slot_h;
+    peak_grid_kw = max grid_kw (0 without rows); fleet_peak_grid_kw = max over slots of Σ over sites grid_kw
+    (the coincident peak; 0 without rows); pv_used_kwh = Σ (pv_kw − pv_curtailed_kw) × slot_h;
     pv_curtailed_kwh = Σ pv_curtailed_kw × slot_h. A KPI whose columns are missing is left out.
     """
     h = p.slot_h
@@ -62,6 +67,9 @@ def recompute_kpis(p: PlanView) -> dict[str, float]:
         k["grid_kwh"] = float(ss["grid_kw"].sum() * h)
         k["energy_cost"] = float((known["grid_kw"] * h * price).sum())
         k["peak_grid_kw"] = float(ss["grid_kw"].max()) if len(ss) else 0.0
+        t = np.asarray(known["t"], dtype=np.int64)
+        coincident = np.bincount(t[t >= 0], weights=np.asarray(known["grid_kw"], dtype=float)[t >= 0])
+        k["fleet_peak_grid_kw"] = float(coincident.max()) if coincident.size else 0.0
     if p.has("site_slots", "pv_kw", "pv_curtailed_kw"):
         k["pv_used_kwh"] = float((ss["pv_kw"] - ss["pv_curtailed_kw"]).sum() * h)
         k["pv_curtailed_kwh"] = float(ss["pv_curtailed_kw"].sum() * h)
@@ -84,7 +92,7 @@ def check_summary_kpis(p: PlanView) -> list[Violation]:
         return [Violation(fam, SUMMARY_FILE, "kpis is missing or not an object")]
     out: list[Violation] = []
     ours = recompute_kpis(p)
-    for name in KPI_NAMES:
+    for name in (*KPI_NAMES, *(n for n in EXTENSION_KPI_NAMES if n in kpis)):
         where = f"{SUMMARY_FILE} kpis.{name}"
         if name not in kpis:
             out.append(Violation(fam, where, "missing"))

@@ -58,6 +58,16 @@ def test_predictions_are_probabilities_on_the_plan_grid(demo, fitted):
     pd.testing.assert_frame_equal(pred, again.predict(demo.history, demo.grid.start_utc, demo.grid.n_slots))
 
 
+def test_a_fit_in_two_processes_is_the_same_forecaster(demo, fitted):
+    """A night on two workers fits the calibration folds in two processes: the same forecast, to the bit."""
+    pred = fitted.predict(demo.history, demo.grid.start_utc, demo.grid.n_slots)
+    two = OccupancyForecaster(**fitted.get_params()).fit(demo.history, demo.stations, n_jobs=2)
+    pd.testing.assert_frame_equal(pred, two.predict(demo.history, demo.grid.start_utc, demo.grid.n_slots),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(fitted.predict_sessions(demo.history), two.predict_sessions(demo.history),
+                                  check_exact=True)
+
+
 def test_baseline_has_the_same_interface(demo):
     base = SeasonalNaiveForecaster(15, demo.grid.timezone, "NL").fit(demo.history, demo.stations)
     pred = base.predict(demo.history, demo.grid.start_utc, demo.grid.n_slots)

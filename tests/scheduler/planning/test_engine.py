@@ -21,12 +21,15 @@ def _square_or_fail(x: int) -> int:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_failing_task_comes_back_as_its_exception(workers):
-    seen = []
+    seen, times = [], {}
     out = run_tasks(_square_or_fail, [(i,) for i in range(5)], EngineSpec(workers=workers),
-                    on_result=lambda i, r: seen.append(i))
+                    on_result=lambda i, r: seen.append(i), timings=times)
     assert out[:3] == [0, 1, 4] and out[4] == 16
     assert isinstance(out[3], TaskFailed) and "three" in str(out[3].exc)
     assert sorted(seen) == list(range(5))
+    # where the time went: a cluster takes time to start and stop, this process none
+    assert set(times) == {"engine_start", "tasks", "engine_stop"} and all(v >= 0 for v in times.values())
+    assert (times["engine_start"] > 0 and times["engine_stop"] > 0) == (workers > 1)
 
 
 @pytest.fixture(scope="module")

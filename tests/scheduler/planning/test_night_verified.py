@@ -22,6 +22,40 @@ from tests.conftest import without_heat
 from tests.scheduler.planning.conftest import DEMO_SOLVE
 
 
+def test_run_json_accounts_for_the_run(demo_plan):
+    """run.json ``timings``: every stage of the night with its seconds, adding up with what no stage
+    covers to the wall time; on one process the site solves hold every site's whole task, and each
+    task holds its build and solve."""
+    import json
+
+    _, out = demo_plan
+    run = json.loads((out / "run.json").read_text())
+    tm = run["timings"]
+    stages = tm["stages_seconds"]
+    assert list(stages) == ["fleet_placement", "engine_start", "site_solves", "engine_stop", "summary", "write"]
+    assert all(v >= 0 for v in stages.values())
+    assert sum(stages.values()) + tm["unaccounted_seconds"] == pytest.approx(tm["wall_seconds"], abs=0.01)
+    assert tm["accounted_share"] >= 0.95  # the fixture writes the plan as soon as it is made
+    sites = run["sites"]
+    assert len(sites) == 3 and run["engine"] == "in-process"
+    assert all(s["task_seconds"] >= s["build_seconds"] + s["solve_seconds"] - 1e-3 for s in sites)
+    assert stages["site_solves"] >= sum(s["task_seconds"] for s in sites) - 1e-3
+
+
+def test_fleet_peak_is_the_highest_slot_sum_over_sites(demo_plan):
+    """The KPI fleet_peak_grid_kw is the fleet's coincident peak, recomputed from the written site_slots:
+    above the largest site's peak (the demo's three sites peak apart) and below the sum of their peaks."""
+    import pandas as pd
+
+    result, out = demo_plan
+    sl = pd.read_csv(out / "site_slots.csv")
+    by_slot = sl.groupby("slot_start")["grid_kw"].sum()
+    k = result.kpis
+    assert k["fleet_peak_grid_kw"] == pytest.approx(by_slot.max(), abs=1e-5)
+    assert k["peak_grid_kw"] == pytest.approx(sl["grid_kw"].max(), abs=1e-5)
+    assert k["peak_grid_kw"] < k["fleet_peak_grid_kw"] < sl.groupby("site_id")["grid_kw"].max().sum()
+
+
 def test_demo_plan_verifies(demo_inputs, demo_plan):
     result, out = demo_plan
     assert verify_plan(out, demo_inputs) == []

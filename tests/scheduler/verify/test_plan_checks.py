@@ -381,3 +381,14 @@ def test_cars_beyond_the_connectors_are_reported(connectors: int, cars: bool) ->
         "2 cars at once (r1, r2), the station has 1 connector(s)",
         "1.33333 cars at once (r1, r2), the station has 1 connector(s)"]
     assert all("hub-01" in v.where for v in found)
+
+
+def test_fleet_peak_is_checked_when_the_summary_has_it() -> None:
+    """fleet_peak_grid_kw (an evdc extension) is the highest slot sum over sites: one site here, so its
+    peak, 39 kW. A wrong figure is reported; a summary without it (an older plan) is not."""
+    tables = make_plan()
+    tables["summary"]["kpis"]["fleet_peak_grid_kw"] = 39.0
+    assert verify_tables(tables, make_inputs()) == []
+    tables["summary"]["kpis"]["fleet_peak_grid_kw"] = 72.25  # the sum of two slots, not a coincident peak
+    found = verify_tables(tables, make_inputs())
+    assert [v.check for v in found] == ["summary_kpis"] and "fleet_peak_grid_kw" in found[0].where
