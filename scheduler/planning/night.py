@@ -44,8 +44,23 @@ class SiteOutcome:
     task_seconds: float | None = None  # the whole site task where it ran: build, solve and tables
 
 
+#: Where Linux gives a process's own peak resident memory: the high-water mark of its address space.
+PROC_STATUS = Path("/proc/self/status")
+
+
 def peak_rss_mb() -> float | None:
-    """This process's peak resident memory in MiB (None where the platform does not say)."""
+    """This process's peak resident memory in MiB (None where the platform does not say).
+
+    On Linux it is ``VmHWM`` of /proc/self/status, the peak of this process's own address space.
+    ``getrusage``'s ``ru_maxrss`` is not: a process started by fork and exec (a Dask worker, spawned)
+    keeps the parent's resident size at the fork as its maximum, so every worker of a night would report
+    at least what the main process held when it started them."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows

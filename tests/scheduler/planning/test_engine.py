@@ -74,3 +74,28 @@ def test_larger_tasks_get_higher_dask_priority_and_ties_keep_task_order():
 
     assert _priorities(None, 3) == [0, 0, 0]
     assert _priorities([5.0, 9.0, 5.0, 1.0], 4) == [2, 3, 1, 0]
+
+
+def _own_peak(queue) -> None:
+    from scheduler.planning.night import peak_rss_mb
+
+    queue.put(peak_rss_mb())
+
+
+def test_a_spawned_worker_reports_its_own_peak_memory():
+    """run.json's per-site peak memory is the solving process's own: a process started by fork and exec
+    (as Dask starts its workers) does not inherit the 300 MiB its parent holds (getrusage's ru_maxrss does)."""
+    import multiprocessing
+    import resource
+
+    held = bytearray(300 * 1024 * 1024)
+    held[::4096] = b"\x01" * len(held[::4096])  # touched: resident
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_own_peak, args=(queue,))
+    child.start()
+    peak = queue.get(timeout=120)
+    child.join()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 >= 300
+    assert peak is not None and peak < 250, peak
+    del held
