@@ -84,11 +84,12 @@ def _own_peak(queue) -> None:
 
 def test_a_spawned_worker_reports_its_own_peak_memory():
     """run.json's per-site peak memory is the solving process's own: a process started by fork and exec
-    (as Dask starts its workers) does not inherit the 300 MiB its parent holds (getrusage's ru_maxrss does)."""
+    (as Dask starts its workers) does not inherit the 1 GiB its parent holds (getrusage's ru_maxrss does).
+    The child imports this module, evdc and Dask with it: some 300 MiB of its own."""
     import multiprocessing
     import resource
 
-    held = bytearray(300 * 1024 * 1024)
+    held = bytearray(1024 * 1024 * 1024)
     held[::4096] = b"\x01" * len(held[::4096])  # touched: resident
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
@@ -96,6 +97,6 @@ def test_a_spawned_worker_reports_its_own_peak_memory():
     child.start()
     peak = queue.get(timeout=120)
     child.join()
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 >= 300
-    assert peak is not None and peak < 250, peak
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 >= 1024
+    assert peak is not None and peak < 700, peak
     del held
