@@ -59,6 +59,49 @@ def scenario_for(n_stations: int, seed: int, cache: Path, history_days: int = 0)
     return path
 
 
+def with_heat(inputs, heat: bool):
+    """``inputs`` with the blade housings' heat on or off."""
+    from dataclasses import replace
+
+    if inputs.config.thermal.enabled == heat:
+        return inputs
+    cfg = inputs.config.model_copy(update={"thermal": inputs.config.thermal.model_copy(update={"enabled": heat})})
+    return replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))
+
+
+def progress_every_tenth(t_start: float, n_sites: int):
+    """A ``plan`` progress callback printing every tenth of the sites, with the seconds since ``t_start``."""
+    step = max(1, n_sites // 10)
+
+    def progress(site_id, done, total, result):
+        if result is not None and (done % step == 0 or done == total):
+            print(f"  {done}/{total} sites  {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def site_figures(outcomes, summary: dict) -> dict:
+    """The sums over sites (build, hand-off, HiGHS seconds), memory per process, objective, gaps, statuses."""
+    from scheduler.planning.night import peak_rss_mb
+
+    sites = summary["sites"]
+    per_worker: dict[int, float] = {}
+    for o in outcomes:
+        if o.pid is not None and o.peak_rss_mb is not None:
+            per_worker[o.pid] = max(per_worker.get(o.pid, 0.0), o.peak_rss_mb)
+    return {
+        "build_s": round(sum(s["build_seconds"] for s in sites), 2),
+        "handoff_s": round(sum(s["handoff_seconds"] for s in sites), 2),
+        "highs_s": round(sum(s["solve_seconds"] - s["handoff_seconds"] for s in sites), 2),
+        "main_peak_mb": round(peak_rss_mb() or 0.0, 1),
+        "worker_peak_mb": round(max(per_worker.values(), default=0.0), 1),
+        "worker_processes": len(per_worker),
+        "objective": summary["objective"], "gap": summary["mip_gap"],
+        "max_site_gap": max((s["mip_gap"] or 0.0) for s in sites),
+        "statuses": {k: sum(1 for s in sites if s["status"] == k) for k in sorted({s["status"] for s in sites})},
+    }
+
+
 def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True) -> dict:
     """One night end to end as ``evdc plan`` runs it: the scenario read, the walk-in forecaster fitted
     afresh (an empty model folder: the history is new to it), every site planned, the plan written
@@ -68,21 +111,14 @@ def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat:
 
     from scheduler import PlanConfig, SolverConfig
     from scheduler.api import Scenario, plan_to_dir
-    from scheduler.planning.night import peak_rss_mb
 
     t_start = time.perf_counter()
     sc = Scenario.from_dir(scenario)
-    if sc.config.thermal.enabled != heat:
-        cfg = sc.config.model_copy(update={"thermal": sc.config.thermal.model_copy(update={"enabled": heat})})
-        inputs = replace(sc.inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in sc.inputs.sites))
-        sc = replace(sc, config=cfg, inputs=inputs)
+    inputs = with_heat(sc.inputs, heat)
+    sc = replace(sc, config=inputs.config, inputs=inputs)
     cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
     n_sites = len(sc.inputs.sites)
-    step = max(1, n_sites // 10)
-
-    def progress(site_id, done, total, result):
-        if result is not None and (done % step == 0 or done == total):
-            print(f"  {done}/{total} sites  {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
+    progress = progress_every_tenth(t_start, n_sites)
 
     with tempfile.TemporaryDirectory(prefix="evdc-night-") as tmp:
         out = Path(tmp) / "plan"
@@ -95,13 +131,6 @@ def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat:
             tables.update(name.encode() + (out / name).read_bytes())
     wall_s = time.perf_counter() - t_start
     tm = run["timings"]
-    sites = run["sites"]
-    highs = sum(x["solve_seconds"] - x["handoff_seconds"] for x in sites)
-    per_worker: dict[int, float] = {}
-    for o in result.plan.sites:
-        if o.pid is not None and o.peak_rss_mb is not None:
-            per_worker[o.pid] = max(per_worker.get(o.pid, 0.0), o.peak_rss_mb)
-    summary = result.summary
     return {
         "mode": "night", "stations": len(sc.inputs.stations), "sites": n_sites, "workers": workers, "heat": heat,
         "wall_s": round(wall_s, 2), "night_s": round(night_s, 2),
@@ -110,16 +139,8 @@ def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat:
         "verify_s": round(night_s - tm["wall_seconds"], 2),  # after run.json: manifest, rename, verification
         "accounted_share": tm["accounted_share"],
         "forecast": run.get("forecast_model"),
-        "build_s": round(sum(x["build_seconds"] for x in sites), 2),
-        "handoff_s": round(sum(x["handoff_seconds"] for x in sites), 2),
-        "highs_s": round(highs, 2), "task_s": round(sum(x.get("task_seconds", 0.0) for x in sites), 2),
-        "main_peak_mb": round(peak_rss_mb() or 0.0, 1),
-        "worker_peak_mb": round(max(per_worker.values(), default=0.0), 1),
-        "worker_processes": len(per_worker),
-        "objective": summary["objective"], "gap": summary["mip_gap"],
-        "max_site_gap": max((x["mip_gap"] or 0.0) for x in summary["sites"]),
-        "statuses": {k: sum(1 for x in summary["sites"] if x["status"] == k)
-                     for k in sorted({x["status"] for x in summary["sites"]})},
+        "task_s": round(sum(x.get("task_seconds", 0.0) for x in run["sites"]), 2),
+        **site_figures(result.plan.sites, result.summary),
         "tables_sha256": tables.hexdigest()[:16],
         "time_limit_s": time_limit, "mip_rel_gap": gap,
     }
@@ -127,25 +148,15 @@ def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat:
 
 def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True) -> dict:
     """Load, plan (streamed) and write one fleet in this process; the measured figures."""
-    from dataclasses import replace
-
     from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
     from scheduler.output.plan_dir import SpoolSink
-    from scheduler.planning.night import peak_rss_mb
 
     t0 = time.perf_counter()
-    inputs = load_scenario(scenario)
-    if inputs.config.thermal.enabled != heat:
-        cfg = inputs.config.model_copy(update={"thermal": inputs.config.thermal.model_copy(update={"enabled": heat})})
-        inputs = replace(inputs, config=cfg, sites=tuple(replace(s, config=cfg) for s in inputs.sites))
+    inputs = with_heat(load_scenario(scenario), heat)
     load_s = time.perf_counter() - t0
     cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
     n_sites = len(inputs.sites)
-    step = max(1, n_sites // 10)
-
-    def progress(site_id, done, total, result):
-        if result is not None and (done % step == 0 or done == total):
-            print(f"  {done}/{total} sites  {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    progress = progress_every_tenth(t0, n_sites)
 
     with tempfile.TemporaryDirectory(prefix="evdc-fleet-") as tmp:
         t0 = time.perf_counter()
@@ -154,25 +165,11 @@ def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: b
         t1 = time.perf_counter()
         write_plan(result, Path(tmp) / "plan")
         write_s = time.perf_counter() - t1
-    sites = result.summary["sites"]
-    per_worker: dict[int, float] = {}
-    for o in result.sites:
-        if o.pid is not None and o.peak_rss_mb is not None:
-            per_worker[o.pid] = max(per_worker.get(o.pid, 0.0), o.peak_rss_mb)
-    highs = sum(s["solve_seconds"] - s["handoff_seconds"] for s in sites)
     return {
         "stations": len(inputs.stations), "sites": n_sites, "workers": workers, "heat": heat,
         "load_s": round(load_s, 2), "plan_s": round(plan_s, 2), "write_s": round(write_s, 2),
         "wall_s": round(plan_s + write_s, 2),
-        "build_s": round(sum(s["build_seconds"] for s in sites), 2),
-        "handoff_s": round(sum(s["handoff_seconds"] for s in sites), 2),
-        "highs_s": round(highs, 2),
-        "main_peak_mb": round(peak_rss_mb() or 0.0, 1),
-        "worker_peak_mb": round(max(per_worker.values(), default=0.0), 1),
-        "worker_processes": len(per_worker),
-        "objective": result.summary["objective"], "gap": result.summary["mip_gap"],
-        "max_site_gap": max((s["mip_gap"] or 0.0) for s in sites),
-        "statuses": {k: sum(1 for s in sites if s["status"] == k) for k in sorted({s["status"] for s in sites})},
+        **site_figures(result.sites, result.summary),
         "time_limit_s": time_limit, "mip_rel_gap": gap,
     }
 
