@@ -584,7 +584,9 @@ def report_cmd(
                                             "(default: PLAN_DIR.report.html, beside the plan; never inside it)"),
     max_sites: int = typer.Option(30, "--max-sites", min=1, help="sites drawn at most (the others are listed)"),
 ) -> None:
-    """Render a plan as one self-contained HTML page: power per site against its budget, sessions and jobs."""
+    """Render a plan as one self-contained HTML page: per site its power against the budget, battery state of
+    charge and prices, and a timeline of bookings and blade jobs per station. The page is written whole,
+    beside the plan by default, so that the plan still passes 'evdc verify'."""
     def run():
         from scheduler.output.report import write_plan_report
 
@@ -729,9 +731,7 @@ class OcppVersion(str, Enum):
     v201 = "2.0.1"
 
 
-class RateUnit(str, Enum):
-    W = "W"
-    A = "A"
+from scheduler.service.device_commands import RateUnit  # noqa: E402  (shared with evdc ocpp serve)
 
 
 @export_app.command("ocpp")
@@ -743,15 +743,18 @@ def ocpp_cmd(
     unit: RateUnit = typer.Option(RateUnit.W, "--unit", help="charging rate unit: W, or A per phase"),
     max_periods: int = typer.Option(DEFAULT_MAX_PERIODS, "--max-periods", min=1,
                                     help="most periods per schedule the chargers accept (PeriodsPerSchedule)"),
-    coarsen: bool = typer.Option(False, "--coarsen", help="merge periods of a schedule that needs too many, "
-                                 "keeping the lower limit (default: stop with an error)"),
+    coarsen: bool = typer.Option(True, "--coarsen/--no-coarsen", help="merge periods of a schedule that needs "
+                                 "too many, keeping the lower limit (--no-coarsen: stop with an error)"),
 ) -> None:
     """Write one SetChargingProfile file per station: the station maximum and a TxProfile per served booking."""
-    from scheduler.output.ocpp import write_ocpp
+    from scheduler.output.ocpp import INDEX_FILE, write_ocpp
 
     on_excess = ON_EXCESS_COARSEN if coarsen else ON_EXCESS_ERROR
     path = _run(lambda: write_ocpp(plan_dir, scenario, out_dir, version.value, unit.value, max_periods, on_excess))
-    typer.echo(f"wrote OCPP {version.value} charging profiles to {path}")
+    index = json.loads((path / INDEX_FILE).read_text(encoding="utf-8"))
+    typer.echo(f"wrote OCPP {version.value} charging profiles to {path}; {index['coarsened_profiles']} TxProfiles "
+               f"coarsened to {max_periods} periods; the profiles give up {index['given_up_kwh']:.3f} kWh of the plan "
+               f"(rounding, minimum current, coarsening)")
 
 
 @export_app.command("redfish")
@@ -783,6 +786,12 @@ def openadr_cmd(
 
 
 app.add_typer(export_app, name="export")
+
+# ---- evdc ocpp, evdc redfish, evdc openadr: the plan sent to live devices (scheduler.service.device_commands)
+
+from scheduler.service.device_commands import register as _register_devices  # noqa: E402
+
+_register_devices(app, _run, err)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,7 @@ from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.job_sites import TOL, candidate_stations, site_options, stations_by_site
 from scheduler.inputs.typed import Inputs, Job, Link, Session, Site, SiteInputs, Station
 from scheduler.inputs.timegrid import TimeGrid, make_grid, step_to_grid
+from scheduler.inputs.units import AC_CHARGER_MAX_KW
 from scheduler.inputs.tables import (HISTORY_SPAN_DAYS_MAX, ROW, SCENARIO_FILE, SCENARIO_YAML_BYTES_MAX, SPECS,
                                      TABLE_BYTES_MAX, TABLE_ROWS_MAX, check_known, check_order, check_unique,
                                      decode_text, first_row, read_empty, read_table)
@@ -359,6 +360,8 @@ def build_inputs(
         modes=station_modes[r["station_id"]], link_id=r["link_id"] if isinstance(r["link_id"], str) else None,
         blades_out_of_service=int(r["blades_out_of_service"]), spare_blades=int(r["spare_blades"]),
         phases=int(r["phases"]), voltage_v=float(r["voltage_v"]), connectors=int(r["connectors"]),
+        current_type=current_type_of(r["current_type"], float(r["charger_kw"])),
+        min_current_a=float(r["min_current_a"]),
     ) for _, r in st_df.iterrows()]
     sessions = [Session(
         reservation_id=r["reservation_id"], station_id=r["station_id"], arrival=r["arrival"],
@@ -366,6 +369,7 @@ def build_inputs(
         vehicle_max_kw=_opt(r["vehicle_max_kw"]), battery_kwh=_opt(r["battery_kwh"]),
         soc_arrival=_opt(r["soc_arrival"]), priority=r["priority"],
         vehicle_discharge_kw=r["vehicle_discharge_kw"], min_soc=_opt(r["min_soc"]),
+        id_token=r["id_token"] if isinstance(r["id_token"], str) and r["id_token"] else None,
     ) for _, r in res_df.iterrows()]
     jobs = [Job(
         job_id=r["job_id"], power_kw=r["power_kw"], work_hours=r["work_hours"], release=r["release"],
@@ -556,6 +560,13 @@ def _misfit(job: Job, pool: list[Station]) -> tuple[str, str]:
 
 def _blades(n: int) -> str:
     return f"{n} blade" + ("" if n == 1 else "s")
+
+
+def current_type_of(given, charger_kw: float) -> str:
+    """A station's ``current_type``: as given, else AC up to ``AC_CHARGER_MAX_KW`` and DC above it."""
+    if isinstance(given, str) and given:
+        return given
+    return "AC" if charger_kw <= AC_CHARGER_MAX_KW else "DC"
 
 
 def _opt(v) -> float | None:

@@ -4,6 +4,11 @@ A plan directory is untrusted input: only regular files are read (no links, devi
 JSON files are bounded (``PLAN_JSON_BYTES_MAX``), and a table is read as CSV or Parquet by its
 extension. ``read_plan`` raises an ``EvdcError`` on a broken file; ``scheduler.verify`` reads the
 same files without raising (each problem a violation).
+
+evdc writes Parquet tables typed (``scheduler.output.plan_dir.parquet_table``: times as
+``timestamp[us, tz]``, booleans as ``bool``, units in the fields' metadata); they are read back as the
+CSV copy reads, times as ISO 8601 text with their UTC offset and booleans as ``true``/``false``, so
+every reader sees one shape whatever the format. Parquet tables of text (evdc before 0.15) read as before.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ EXTRA_TABLES: dict[str, tuple[str, ...]] = {
 }
 #: Every table a plan directory may hold.
 TABLE_STEMS: tuple[str, ...] = (*PLAN_COLUMNS, *EXTRA_TABLES)
+#: Key of a typed Parquet field's unit in the field's metadata (``scheduler.inputs.units.unit_of``).
+PARQUET_UNIT_KEY = b"unit"
+#: How a plan file writes a boolean (CSV; a typed Parquet ``bool`` is read back as this text).
+BOOL_TEXT: dict[bool, str] = {True: "true", False: "false"}
 
 
 # --------------------------------------------------------------------------- reading
@@ -95,21 +104,21 @@ def read_plan_json(path: str | Path) -> Any:
 def read_plan(plan_dir: str | Path) -> dict[str, pd.DataFrame | dict]:
     """Read the tables of a plan directory: ``<stem>.csv`` or ``<stem>.parquet``, and ``summary.json``.
 
-    CSV text columns (ids, times, labels) are read as strings, an empty cell as
-    missing. A table found in neither format is left out of the result (the
-    checker reports it). When both formats exist the CSV is read. A file that is
-    not a regular one (a link, a device, a pipe) is an EvdcError naming it.
+    Every table is read by ``read_plan_table``: text columns (ids, times, labels)
+    as strings, an empty cell as missing, a typed Parquet copy as the CSV copy.
+    A table found in neither format is left out of the result (the checker
+    reports it). When both formats exist the CSV is read. A file that is not a
+    regular one (a link, a device, a pipe) is an EvdcError naming it.
     """
     root = Path(plan_dir)
     out: dict[str, pd.DataFrame | dict] = {}
     for stem in TABLE_STEMS:
-        csv, parquet = root / f"{stem}.csv", root / f"{stem}.parquet"
-        if path_present(csv):
-            _require_plain(csv)
-            out[stem] = pd.read_csv(csv, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
-        elif path_present(parquet):
-            _require_plain(parquet)
-            out[stem] = pd.read_parquet(parquet)
+        for fmt in FORMATS:
+            path = root / f"{stem}.{fmt}"
+            if path_present(path):
+                _require_plain(path)
+                out[stem] = read_plan_table(path)
+                break
     summary = root / SUMMARY_FILE
     if path_present(summary):
         out["summary"] = read_plan_json(summary)
@@ -117,7 +126,9 @@ def read_plan(plan_dir: str | Path) -> dict[str, pd.DataFrame | dict]:
 
 
 def read_plan_table(path: Path) -> pd.DataFrame:
-    """One table file as ``read_plan`` reads it; list or struct cells (Parquet) become their text."""
+    """One table file as ``read_plan`` reads it. CSV text columns are strings, an empty cell missing.
+    Parquet: times with a zone (``timestamp[.., tz]``) become ISO 8601 text with their UTC offset and
+    booleans ``true``/``false``, as in the CSV copy; list or struct cells become their text."""
     if path.suffix == ".csv":
         return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
     import pyarrow as pa
@@ -125,10 +136,32 @@ def read_plan_table(path: Path) -> pd.DataFrame:
 
     table = pq.read_table(path)
     df = table.to_pandas()
-    nested = [f.name for f in table.schema if pa.types.is_nested(f.type) and f.name in df.columns]
-    for c in nested:  # lists or structs where a plan has scalars: their text, so that they are reported
-        df[c] = df[c].map(lambda v: str(v.tolist() if isinstance(v, np.ndarray) else v) if _nested(v) else v)
+    for f in table.schema:
+        if f.name not in df.columns:
+            continue
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            df[f.name] = _as_text(iso_with_offset(df[f.name]), df[f.name].notna())
+        elif pa.types.is_boolean(f.type):
+            df[f.name] = _as_text(df[f.name].map(BOOL_TEXT), df[f.name].notna())
+        elif pa.types.is_nested(f.type):  # lists or structs where a plan has scalars: their text, to be reported
+            df[f.name] = df[f.name].map(lambda v: str(v.tolist() if isinstance(v, np.ndarray) else v) if _nested(v)
+                                        else v)
     return df
+
+
+def iso_with_offset(s: pd.Series) -> pd.Series:
+    """Timestamps as ISO 8601 text with a UTC offset (e.g. 2019-06-04T08:15:00+02:00); NaT as empty."""
+    if s.empty:
+        return s.astype(object)
+    text = pd.to_datetime(s).dt.strftime("%Y-%m-%dT%H:%M:%S%z").astype(object)
+    ok = text.notna()
+    text[ok] = text[ok].str[:-2] + ":" + text[ok].str[-2:]
+    return text.fillna("")
+
+
+def _as_text(values: pd.Series, given: pd.Series) -> pd.Series:
+    """``values`` as strings where ``given``, missing elsewhere: the dtype of a CSV text column."""
+    return values.where(given).astype("str")
 
 
 def _nested(value: Any) -> bool:

@@ -23,6 +23,7 @@ import pandas as pd
 from scheduler.inputs.settings import JOB_PRIORITIES, MODE_NAMES
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.timegrid import parse_times
+from scheduler.inputs.units import IEC_61851_MIN_CURRENT_A
 
 
 SCENARIO_FILE = "scenario.yaml"
@@ -44,6 +45,7 @@ PRICE_PER_KWH_MAX = 1e4  # energy price magnitude, scenario currency per kWh (pr
 DEMAND_CHARGE_PER_KW_MAX = 1e6  # scenario currency per kW of peak import
 TEMP_C_MIN, TEMP_C_MAX = -100.0, 100.0  # ambient air, degrees Celsius
 VOLTAGE_V_MAX = 1e5  # phase-to-neutral supply voltage, volts
+MIN_CURRENT_A_MAX = 80.0  # least AC charging current per phase, amperes (IEC 62196-2 type 2 tops out at 70-80 A)
 ID_MAX_CHARS = 200  # length of an id or other text cell
 #: Smallest non-zero power, energy, duration or efficiency accepted: 1 W, 1 Wh, 3.6 s. Anything smaller is
 #: a unit slip or noise, and coefficients that small next to kilowatts make the model ill-conditioned.
@@ -135,6 +137,8 @@ SPECS: dict[str, dict[str, Col]] = {
         Col("phases", "int", min=1, max=3, default=3),  # evdc extension: charger supply phases (1 or 3)
         Col("voltage_v", "float", min=0, max=VOLTAGE_V_MAX, strict_min=True, default=230.0),  # evdc extension: phase-to-neutral volts
         Col("connectors", "int", min=1, max=CONNECTORS_MAX, default=1),  # evdc extension: cars the station holds at once
+        Col("current_type", "enum", choices=("AC", "DC")),  # evdc extension: AC up to AC_CHARGER_MAX_KW when not given
+        Col("min_current_a", "float", min=0, max=MIN_CURRENT_A_MAX, default=IEC_61851_MIN_CURRENT_A),  # evdc extension
     ),
     "reservations": _spec(
         Col("reservation_id", "str", True),
@@ -149,6 +153,7 @@ SPECS: dict[str, dict[str, Col]] = {
         Col("priority", "enum", choices=("normal", "urgent"), default="normal"),
         Col("vehicle_discharge_kw", "float", min=0, max=VEHICLE_KW_MAX, default=0.0),
         Col("min_soc", "float", min=0, max=1),
+        Col("id_token", "str"),  # evdc extension: the driver's OCPP id token (default: the reservation id)
     ),
     "history": _spec(
         Col("session_id", "str", True),

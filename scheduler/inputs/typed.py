@@ -59,6 +59,8 @@ class Station:
     phases: int = 3  # evdc extension: supply phases of the charger (1 or 3)
     voltage_v: float = 230.0  # evdc extension: phase-to-neutral voltage of the charger supply
     connectors: int = 1  # evdc extension: cars the station holds at once; they share charger_kw
+    current_type: str = "AC"  # evdc extension: "AC" or "DC" charger (drives OCPP phases and units)
+    min_current_a: float = 6.0  # evdc extension: least current per phase an AC charger can signal, A
 
     @property
     def blades_in_service(self) -> int:
@@ -82,6 +84,7 @@ class Session:
     vehicle_discharge_kw: float = 0.0
     min_soc: float | None = None
     booked_kwh: float | None = None  # the request as booked, when energy_kwh was discounted by the forecast
+    id_token: str | None = None  # evdc extension: the driver's OCPP id token (None: the reservation id)
 
 
 @dataclass(frozen=True)

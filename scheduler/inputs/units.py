@@ -23,6 +23,46 @@ GRANT_TOL_KWH = 1e-3
 FULL_SLOT_TOL = 1e-9
 
 
+#: The smallest current an AC charger can signal to a car, amperes per phase (IEC 61851-1: a PWM duty
+#: cycle below 10 % means no charging; 10 % signals 6 A). The default of stations' ``min_current_a``.
+IEC_61851_MIN_CURRENT_A = 6.0
+#: The most an AC charger delivers: 3 phases x 63 A x 230 V (IEC 62196-2 type 2 at its highest rating),
+#: kW. A station that does not say ``current_type`` is AC up to this ``charger_kw`` and DC above it.
+AC_CHARGER_MAX_KW = 3 * 63 * 230 / 1000.0
+
+
+#: Units of evdc's named quantities (plan columns, KPIs, what-if parameters) by the suffix of their name,
+#: the longest suffix first; ``{currency}`` stands for the scenario's currency. Typed Parquet plans carry
+#: them in each field's metadata and reports on their axes. A name with none of these suffixes (counts,
+#: ids, labels) has no unit unless ``UNIT_NAMES`` gives one.
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("_per_kwh", "{currency}/kWh"),
+    ("_per_kw", "{currency}/kW"),
+    ("_kwh", "kWh"),
+    ("_kw", "kW"),
+    ("_seconds", "s"),
+    ("_min", "min"),
+    ("_h", "h"),
+    ("_gb", "GB"),
+    ("_c", "°C"),
+    ("_cost", "{currency}"),
+    ("_ratio", "1"),
+)
+#: Units of names without a unit suffix ("1": a share of one).
+UNIT_NAMES: dict[str, str] = {"objective": "{currency}", "prices": "{currency}/kWh", "soc_departure": "1"}
+#: The unit of a dimensionless share (a ratio, a state of charge as a fraction).
+DIMENSIONLESS = "1"
+
+
+def unit_of(name: str, currency: str) -> str | None:
+    """The unit of the quantity called ``name`` (``UNIT_NAMES``, else ``UNIT_SUFFIXES``), with ``currency``
+    filled in: ``unit_of("price_per_kwh", "EUR") == "EUR/kWh"``; None for a name without a unit."""
+    template = UNIT_NAMES.get(name)
+    if template is None:
+        template = next((unit for suffix, unit in UNIT_SUFFIXES if name.endswith(suffix)), None)
+    return None if template is None else template.format(currency=currency)
+
+
 #: Mean radius of the Earth, km (IUGG mean radius R1 = 6,371.0088 km; Moritz, "Geodetic Reference
 #: System 1980", Journal of Geodesy 74 (2000) 128-133).
 EARTH_RADIUS_KM = 6371.0088

@@ -16,7 +16,12 @@ Per station (one charger, connector / EVSE 1) the export holds:
   negative ``ev_kw``, which these profiles cannot express) get limit 0.
 
 Units: ``W`` (kW x 1000) or ``A`` per phase (W / (phases x voltage_v)), with
-``numberPhases`` from the station's ``phases``.
+``numberPhases`` from the station's ``phases``, for AC stations. A DC station
+(``current_type``; a station that does not say is AC up to 43.47 kW and DC
+above) always gets ``W`` and no ``numberPhases``: amperes per phase mean
+nothing to a DC charger. An AC charger cannot signal less than its station's
+``min_current_a`` (default 6 A, IEC 61851-1) to a car, so a planned limit
+above 0 but below that minimum is written as 0: never more than the plan.
 
 Protocol rules beyond the JSON schemas, all enforced here and checked by
 :func:`check_profile_rules`: the first period starts at 0; periods ascend
@@ -24,11 +29,14 @@ strictly; neighbours with equal limits are merged; limits are non-negative and
 rounded DOWN to a multiple of 0.1 (OCPP 1.6 and 2.0.1 both accept at most one
 digit fraction; rounding down keeps every limit at or below the plan); at most
 ``max_periods`` periods (the charger's ``ChargingScheduleMaxPeriods`` /
-``PeriodsPerSchedule``, 24 by default). A profile needing more is an error
-naming station, booking and count, or with ``on_excess="coarsen"`` it is
-coarsened: repeatedly the two neighbouring periods whose merge loses the least
-energy are merged, and the merged period takes the LOWER of the two limits, so
-no slot is ever allowed more than the plan gave it.
+``PeriodsPerSchedule``, 24 by default). A profile needing more is coarsened
+(the default, ``on_excess="coarsen"``): repeatedly the two neighbouring periods
+whose merge loses the least energy are merged, and the merged period takes the
+LOWER of the two limits, so no slot is ever allowed more than the plan gave it.
+With ``on_excess="error"`` it is an error naming station, booking and count.
+Each TxProfile message reports ``given_up_kwh``: the planned energy its
+schedule does not allow (rounding down, the minimum current and coarsening),
+and ``coarsened``; ``index.json`` sums them.
 
 A TxProfile only applies to a running transaction (OCPP 1.6 rejects one
 without a transaction on the connector; 2.0.1 requires ``transactionId``), and
@@ -63,6 +71,7 @@ import pandas as pd
 from scheduler.inputs.errors import EvdcError
 from scheduler.output.files import check_output_dir, replace_directory
 from scheduler.inputs.typed import Inputs, Session, Station
+from scheduler.inputs.units import SECONDS_PER_HOUR
 from scheduler.output.device_common import W_PER_KW, SlotGrid, dump_json, plan_stations, read_plan_and_scenario, unique_stems, utc_text, \
     utc_times
 
@@ -103,6 +112,9 @@ SERVED_DECISIONS = ("granted", "partial")
 INDEX_FILE = "index.json"
 STATION_SUFFIX = ".ocpp.json"
 FORMAT_NAME = "evdc-ocpp-profiles/1"
+CURRENT_DC = "DC"
+#: Decimals of the kWh a profile gives up (Wh).
+KWH_DECIMALS = 3
 
 
 @dataclass(frozen=True)
@@ -120,7 +132,9 @@ class Schedule:
     start: pd.Timestamp
     duration_s: int | None
     periods: tuple[Period, ...]
-    number_phases: int
+    number_phases: int | None  # None: a DC charger (no phases)
+    given_up_kwh: float = 0.0  # planned energy the periods do not allow
+    coarsened: bool = False
 
 
 # ----------------------------------------------------------------- limits and periods
@@ -132,12 +146,36 @@ def floor_to_step(value: float) -> float:
     return 0.0 if steps <= 0 else round(steps * LIMIT_STEP, LIMIT_DECIMALS)
 
 
+def is_dc(station: Station) -> bool:
+    return station.current_type == CURRENT_DC
+
+
+def station_unit(unit: str, station: Station) -> str:
+    """The charging rate unit a station's profiles use: ``unit``, but always W for a DC charger."""
+    return UNIT_W if is_dc(station) else unit
+
+
+def w_per_unit(unit: str, station: Station) -> float:
+    """Watts in one of ``unit`` at the station: 1, or phases x voltage for amperes per phase."""
+    return 1.0 if unit == UNIT_W else station.phases * station.voltage_v
+
+
 def to_unit(power_kw: float, unit: str, station: Station) -> float:
     """A power in the charging rate unit: watts, or amperes per phase at the station's phases and voltage."""
-    power_w = power_kw * W_PER_KW
-    if unit == UNIT_W:
-        return power_w
-    return power_w / (station.phases * station.voltage_v)
+    return power_kw * W_PER_KW / w_per_unit(unit, station)
+
+
+def least_limit(unit: str, station: Station) -> float:
+    """The smallest limit above 0 an AC charger can signal, in ``unit`` (0 for DC: no minimum)."""
+    if is_dc(station):
+        return 0.0
+    return station.min_current_a * station.phases * station.voltage_v / w_per_unit(unit, station)
+
+
+def signalled(limit: float, least: float) -> float:
+    """A limit the charger can signal: rounded down to the step, and 0 when below the least current."""
+    out = floor_to_step(limit)
+    return 0.0 if out < least - STEP_SLACK else out
 
 
 def merge_equal(periods: list[Period]) -> list[Period]:
@@ -192,14 +230,24 @@ def fit_periods(periods: list[Period], duration_s: int, max_periods: int, on_exc
     return coarsen(periods, duration_s, max_periods)
 
 
-def schedule_of(start: pd.Timestamp, slot_limits: list[float], grid: SlotGrid, station: Station,
+def allowed_unit_s(periods: list[Period], duration_s: int) -> float:
+    """What a schedule allows over ``duration_s``: limit x seconds summed over its periods."""
+    return sum(p.limit * n for p, n in zip(periods, _lengths_s(periods, duration_s)))
+
+
+def schedule_of(start: pd.Timestamp, slot_limits: list[float], grid: SlotGrid, station: Station, unit: str,
                 max_periods: int, on_excess: str, what: str, open_ended: bool = False) -> Schedule:
     """A schedule from per-slot limits (already in the charging rate unit) starting at ``start``."""
-    limits = [floor_to_step(v) for v in slot_limits]
+    least = least_limit(unit, station)
+    limits = [signalled(v, least) for v in slot_limits]
     duration_s = len(limits) * grid.slot_s
-    periods = fit_periods(periods_of(limits, grid.slot_s), duration_s, max_periods, on_excess, what)
+    fine = periods_of(limits, grid.slot_s)
+    periods = fit_periods(fine, duration_s, max_periods, on_excess, what)
+    given_up_unit_s = sum(slot_limits) * grid.slot_s - allowed_unit_s(periods, duration_s)
+    given_up_kwh = max(given_up_unit_s, 0.0) * w_per_unit(unit, station) / W_PER_KW / SECONDS_PER_HOUR
     return Schedule(start=start, duration_s=None if open_ended else duration_s, periods=tuple(periods),
-                    number_phases=station.phases)
+                    number_phases=None if is_dc(station) else station.phases,
+                    given_up_kwh=given_up_kwh, coarsened=len(periods) < len(fine))
 
 
 # ----------------------------------------------------------------- schedules from the plan
@@ -224,7 +272,7 @@ def booking_schedule(session: Session, planned_kw: Mapping[int, float], grid: Sl
                         f"outside its booked time")
     limits = [to_unit(max(planned_kw.get(i, 0.0), 0.0), unit, station) for i in range(first, end)]
     what = f"station {station.station_id} booking {session.reservation_id}"
-    return schedule_of(grid.at(first), limits, grid, station, max_periods, on_excess, what)
+    return schedule_of(grid.at(first), limits, grid, station, unit, max_periods, on_excess, what)
 
 
 def max_schedule(link_limit_kw: Mapping[int, float], grid: SlotGrid, station: Station, unit: str,
@@ -236,15 +284,15 @@ def max_schedule(link_limit_kw: Mapping[int, float], grid: SlotGrid, station: St
         raise EvdcError(f"station {station.station_id}: station_slots lacks the slot at {when}")
     limits = [to_unit(link_limit_kw[i], unit, station) for i in range(grid.n_slots)]
     what = f"station {station.station_id} maximum profile"
-    return schedule_of(grid.start, limits, grid, station, max_periods, on_excess, what, open_ended=True)
+    return schedule_of(grid.start, limits, grid, station, unit, max_periods, on_excess, what, open_ended=True)
 
 
 # ----------------------------------------------------------------- payloads and messages
 
 
 def _periods_json(schedule: Schedule) -> list[dict]:
-    return [{"startPeriod": p.start_s, "limit": p.limit, "numberPhases": schedule.number_phases}
-            for p in schedule.periods]
+    phases = {} if schedule.number_phases is None else {"numberPhases": schedule.number_phases}
+    return [{"startPeriod": p.start_s, "limit": p.limit, **phases} for p in schedule.periods]
 
 
 def _schedule_json(schedule: Schedule, unit: str, schedule_id: int | None) -> dict:
@@ -276,9 +324,13 @@ def message_id(action: str, payload: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:MESSAGE_ID_CHARS]
 
 
-def _message(payload: dict, reservation_id: str | None) -> dict:
-    return {"message_id": message_id(ACTION, payload), "action": ACTION, "reservation_id": reservation_id,
-            "needs_transaction": reservation_id is not None, "payload": payload}
+def _message(payload: dict, reservation_id: str | None, schedule: Schedule | None = None) -> dict:
+    out = {"message_id": message_id(ACTION, payload), "action": ACTION, "reservation_id": reservation_id,
+           "needs_transaction": reservation_id is not None, "payload": payload}
+    if reservation_id is not None and schedule is not None:
+        out["given_up_kwh"] = round(schedule.given_up_kwh, KWH_DECIMALS)
+        out["coarsened"] = schedule.coarsened
+    return out
 
 
 def profile_ids(keys: list[str]) -> dict[str, int]:
@@ -327,7 +379,7 @@ def _served_sessions(tables: Mapping[str, Any], sessions: Mapping[str, Session])
 
 
 def ocpp_messages(tables: Mapping[str, Any], inputs: Inputs, version: str, unit: str = UNIT_W,
-                  max_periods: int = DEFAULT_MAX_PERIODS, on_excess: str = ON_EXCESS_ERROR) -> dict[str, list[dict]]:
+                  max_periods: int = DEFAULT_MAX_PERIODS, on_excess: str = ON_EXCESS_COARSEN) -> dict[str, list[dict]]:
     """station_id -> its SetChargingProfile messages: the maximum profile first, then one per served booking.
 
     ``tables`` is :func:`scheduler.verify.plan_checks.read_plan`'s dict; ``inputs`` the scenario the plan was made from.
@@ -339,20 +391,21 @@ def ocpp_messages(tables: Mapping[str, Any], inputs: Inputs, version: str, unit:
     out: dict[str, list[dict]] = {}
     for sid in plan_station_ids:
         station = stations[sid]
+        st_unit = station_unit(unit, station)
         bookings = [s for s in served if s.station_id == sid]
         ids = profile_ids([_max_key(sid)] + [_booking_key(s.reservation_id) for s in bookings])
         link = _slot_series(st_slots[st_slots["station_id"] == sid], "link_limit_kw", grid)
-        sched = max_schedule(link, grid, station, unit, max_periods, on_excess)
+        sched = max_schedule(link, grid, station, st_unit, max_periods, on_excess)
         messages = [_message(profile_payload(version, WHOLE_STATION, ids[_max_key(sid)], PURPOSE_MAX[version],
-                                             sched, unit), None)]
+                                             sched, st_unit), None)]
         for s in bookings:
             planned = _slot_series(ss[ss["reservation_id"] == s.reservation_id], "ev_kw", grid)
-            sched = booking_schedule(s, planned, grid, station, unit, max_periods, on_excess)
+            sched = booking_schedule(s, planned, grid, station, st_unit, max_periods, on_excess)
             if sched is None:
                 continue
             payload = profile_payload(version, CHARGER_CONNECTOR, ids[_booking_key(s.reservation_id)], PURPOSE_TX,
-                                      sched, unit)
-            messages.append(_message(payload, s.reservation_id))
+                                      sched, st_unit)
+            messages.append(_message(payload, s.reservation_id, sched))
         out[sid] = messages
     return out
 
@@ -372,6 +425,25 @@ def bind_transaction(message: dict, transaction_id: int | str) -> dict:
         payload["chargingProfile"]["transactionId"] = text
     out["message_id"] = message_id(out["action"], payload)
     out["needs_transaction"] = False
+    return out
+
+
+def given_up(messages: Mapping[str, list[dict]]) -> tuple[float, int]:
+    """(planned kWh the TxProfiles do not allow, TxProfiles coarsened) over all stations."""
+    tx = [m for msgs in messages.values() for m in msgs if m["reservation_id"] is not None]
+    return sum(m.get("given_up_kwh", 0.0) for m in tx), sum(bool(m.get("coarsened")) for m in tx)
+
+
+def stopping_profile(message: dict) -> dict:
+    """A copy of a TxProfile message whose schedule allows nothing (one period of limit 0): what a running
+    transaction gets when a new plan no longer serves its booking. Same profile id, so it replaces the old."""
+    out = copy.deepcopy(message)
+    _, _, schedules = _profile_parts(out["payload"])
+    for sched in schedules:
+        first = sched["chargingSchedulePeriod"][0]
+        sched["chargingSchedulePeriod"] = [{**first, "startPeriod": 0, "limit": 0.0}]
+    out["message_id"] = message_id(out["action"], out["payload"])
+    out["given_up_kwh"] = None
     return out
 
 
@@ -459,8 +531,10 @@ def write_ocpp_messages(messages: Mapping[str, list[dict]], out_dir: str | Path,
     _check_messages(messages, max_periods)
     stems = unique_stems(sorted(messages), "station")
     summary = summary or {}
+    lost_kwh, coarsened = given_up(messages)
     manifest = {"format": FORMAT_NAME, "ocpp_version": version, "charging_rate_unit": unit,
-                "max_periods": max_periods, "scenario_hash": summary.get("scenario_hash", ""),
+                "max_periods": max_periods, "given_up_kwh": round(lost_kwh, KWH_DECIMALS),
+                "coarsened_profiles": coarsened, "scenario_hash": summary.get("scenario_hash", ""),
                 "horizon_start": summary.get("horizon_start", ""),
                 "files": {sid: stems[sid] + STATION_SUFFIX for sid in sorted(messages)}}
 
@@ -475,7 +549,7 @@ def write_ocpp_messages(messages: Mapping[str, list[dict]], out_dir: str | Path,
 
 def write_ocpp(plan_dir: str | Path, scenario_dir: str | Path, out_dir: str | Path, version: str,
                unit: str = UNIT_W, max_periods: int = DEFAULT_MAX_PERIODS,
-               on_excess: str = ON_EXCESS_ERROR) -> Path:
+               on_excess: str = ON_EXCESS_COARSEN) -> Path:
     """Read a plan and its scenario and write their OCPP charging profiles to ``out_dir``; returns its path."""
     check_options(version, unit, max_periods, on_excess)
     check_output_dir(out_dir, "ocpp", {"plan": plan_dir, "scenario": scenario_dir})

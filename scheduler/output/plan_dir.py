@@ -8,6 +8,13 @@ HiGHS's incumbent depends on the machine's speed). Everything measuring the run
 (timings, engine, peak memory, whether the forecaster was fitted or loaded) is in
 ``run.json`` (``scheduler.planning.night.split_summary``). :class:`SpoolSink` is the sink a
 streamed night passes to ``scheduler.planning.night.plan``.
+
+CSV tables are text (``for_file``: times as ISO 8601 with their UTC offset, booleans as
+``true``/``false``). Parquet tables are typed (``parquet_table``): times as ``timestamp[us, tz]`` in
+the scenario's zone, booleans as ``bool``, counts as ``int64``, quantities as ``double``, ids and
+labels as strings, and each quantity's unit (``scheduler.inputs.units.unit_of``: kW, kWh, h,
+EUR/kWh, ...) in its field's metadata under ``b"unit"``; ``scheduler.inputs.plan_files`` reads
+them back as the CSV copy reads.
 """
 
 from __future__ import annotations
@@ -20,39 +27,63 @@ from typing import Callable, Literal, Mapping
 import pandas as pd
 
 from scheduler.inputs.errors import EvdcError
-from scheduler.optimization.results import COLUMNS, TABLES, sort_site_table
+from scheduler.inputs.plan_files import BOOL_TEXT, PARQUET_UNIT_KEY, iso_with_offset
+from scheduler.inputs.settings import ScenarioConfig
+from scheduler.inputs.units import unit_of
+from scheduler.optimization.results import BOOL_COLUMNS, COLUMNS, TABLES, TIME_COLUMNS, sort_site_table
 from scheduler.planning.night import KEPT_TABLES, KPI_STATION_COLUMNS, split_summary
 
 Format = Literal["csv", "parquet"]
 from scheduler.output.files import pause_for_tests, replace_directory, write_json
 
-
 #: The plan's own description (deterministic but for its two contract timings) and the run's measures.
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
-
-
-def iso_with_offset(s: pd.Series) -> pd.Series:
-    """Timestamps as ISO 8601 text with a UTC offset (e.g. 2019-06-04T08:15:00+02:00); NaT as empty."""
-    if s.empty:
-        return s.astype(object)
-    text = pd.to_datetime(s).dt.strftime("%Y-%m-%dT%H:%M:%S%z").astype(object)
-    ok = text.notna()
-    text[ok] = text[ok].str[:-2] + ":" + text[ok].str[-2:]
-    return text.fillna("")
+#: Currency of a plan whose inputs are not at hand (the scenario's default, ``ScenarioConfig.currency``).
+DEFAULT_CURRENCY: str = ScenarioConfig.model_fields["currency"].default
+#: Resolution of the times of a Parquet plan: microseconds, which every Parquet reader takes (slots are minutes).
+PARQUET_TIME_UNIT = "us"
+_BOOL_OF_TEXT = {text: value for value, text in BOOL_TEXT.items()}
 
 
 def for_file(df: pd.DataFrame) -> pd.DataFrame:
+    """A plan table as CSV text: times as ISO 8601 with their UTC offset, booleans as true/false."""
     out = df.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.DatetimeTZDtype) or c in ("slot_start", "finish"):
             out[c] = iso_with_offset(out[c])
     for c in out.columns:
         if out[c].dtype == bool:
-            out[c] = out[c].map({True: "true", False: "false"})
+            out[c] = out[c].map(BOOL_TEXT)
     return out
 
 
+def parquet_table(df: pd.DataFrame, timezone: str, currency: str):
+    """A plan table as a typed Arrow table (``pyarrow.Table``) for its Parquet file.
+
+    Times (``TIME_COLUMNS``, or any zoned datetime column) are ``timestamp[us, tz]`` in the zone they
+    carry (text with an offset, as in a plan read back, in ``timezone``), booleans (``BOOL_COLUMNS``)
+    ``bool``, and the rest as typed in memory: counts ``int64``, quantities ``double``, ids and labels
+    strings. Every field with a unit (``unit_of`` its name, money in ``currency``) has it in its
+    metadata under ``PARQUET_UNIT_KEY``: ``{b"unit": b"kW"}``."""
+    import pyarrow as pa
+
+    typed = df.copy()
+    for c in typed.columns:
+        if c in TIME_COLUMNS and not isinstance(typed[c].dtype, pd.DatetimeTZDtype):
+            text = typed[c].astype("string").str.strip().replace("", pd.NA)
+            typed[c] = pd.to_datetime(text, utc=True, format="ISO8601").dt.tz_convert(timezone)
+        if isinstance(typed[c].dtype, pd.DatetimeTZDtype):
+            typed[c] = typed[c].dt.as_unit(PARQUET_TIME_UNIT)
+        elif c in BOOL_COLUMNS and not pd.api.types.is_bool_dtype(typed[c].dtype):
+            typed[c] = typed[c].map(lambda v: v if isinstance(v, bool) else _BOOL_OF_TEXT.get(str(v).strip().lower())
+                                    ).astype("boolean")
+    table = pa.Table.from_pandas(typed, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        unit = unit_of(f.name, currency)
+        fields.append(f.with_metadata({PARQUET_UNIT_KEY: unit.encode("utf-8")}) if unit is not None else f)
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
 def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",),
@@ -75,17 +106,19 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
     plan_summary, run = split_summary(plan.summary)
     clock = getattr(plan, "clock", None)
     t0 = time.perf_counter()
+    config = getattr(getattr(plan, "inputs", None), "config", None)
+    currency = config.currency if config is not None else DEFAULT_CURRENCY
+    timezone = config.timezone if config is not None else plan_summary.get("timezone", "UTC")
 
     def fill(tmp: Path) -> None:
         for name in TABLES:
             if spool is not None and name not in plan.tables:
                 _join_parts(tmp / f"{name}.csv", COLUMNS[name], spool.parts(name, len(plan.sites)))
                 continue
-            df = for_file(plan.tables[name])
             if "csv" in formats:
-                df.to_csv(tmp / f"{name}.csv", index=False)
+                for_file(plan.tables[name]).to_csv(tmp / f"{name}.csv", index=False)
             if "parquet" in formats:
-                df.to_parquet(tmp / f"{name}.parquet", index=False)
+                _write_parquet(parquet_table(plan.tables[name], timezone, currency), tmp / f"{name}.parquet")
         pause_for_tests()
         write_json(tmp / SUMMARY_FILE, plan_summary)
         if clock is not None:  # the tables written: the run's stages so far, the writing included
@@ -97,6 +130,13 @@ def write_plan(plan, out_dir: str | Path, formats: tuple[Format, ...] = ("csv",)
         write_manifest(tmp, signing_key, kind="plan")
 
     return replace_directory(out_dir, fill, kind="plan", inputs=inputs)
+
+
+def _write_parquet(table, path: Path) -> None:
+    """One typed table (``parquet_table``) to a Parquet file, compressed as pandas writes it."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, compression="snappy")
 
 
 def _join_parts(target: Path, columns: list[str], parts: list[Path]) -> None:

@@ -378,7 +378,8 @@ def run_study(files: ScenarioFiles, cases: list[Case], settings: StudySettings, 
     df = pd.DataFrame([done_rows[c.case_id] for c in cases])
     from scheduler.output.report import write_study_report
 
-    write_study_report(df, cases, settings, out, title=f"what-if study of {files.config.name or files.directory.name}")
+    write_study_report(df, cases, settings, out, title=f"what-if study of {files.config.name or files.directory.name}",
+                       currency=files.config.currency)
     return df
 
 

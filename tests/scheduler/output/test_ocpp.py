@@ -256,20 +256,34 @@ def test_no_booking_limit_exceeds_the_planned_power(planned, written, version, u
             assert start + pd.Timedelta(seconds=sched["duration"]) >= s.departure
 
 
-def test_without_coarsening_each_limit_is_the_plans_rounded_down(planned, uncoarsened):
-    _, _, _, _, tables = planned
-    checked = 0
-    for doc in station_files(uncoarsened).values():
+def test_without_coarsening_each_limit_is_the_plans_rounded_down_or_0_below_the_least_current(planned, uncoarsened):
+    _, _, _, inputs, tables = planned
+    stations = {s.station_id: s for s in inputs.stations}
+    checked = zeroed = 0
+    for sid, doc in station_files(uncoarsened).items():
+        st = stations[sid]
+        assert st.current_type == "AC" and st.min_current_a == 6.0  # small chargers, defaults
+        least_w = 6.0 * st.phases * st.voltage_v
         for m in doc["messages"]:
             if m["reservation_id"] is None:
                 continue
             _, _, sched = parts(m["payload"])
             start = pd.Timestamp(sched["startSchedule"])
+            lost_kwh = 0.0
             for slot, kw in planned_kw(tables, m["reservation_id"]).items():
                 limit = limit_at(sched, (slot - start).total_seconds())
-                assert max(kw, 0) * 1000 - STEP - TOL <= limit <= max(kw, 0) * 1000 + TOL
+                plan_w = max(kw, 0) * 1000
+                if plan_w < least_w:
+                    assert limit == 0.0
+                    zeroed += plan_w > 0
+                else:
+                    assert plan_w - STEP - TOL <= limit <= plan_w + TOL
+                lost_kwh += (plan_w - float(limit)) / 1000 * 0.25  # 15-minute slots
                 checked += 1
+            assert not m["coarsened"]
+            assert float(m["given_up_kwh"]) == pytest.approx(lost_kwh, abs=1e-3)
     assert checked == len(tables["session_slots"])
+    assert zeroed > 0  # the plan has small limits the minimum current removes
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -359,7 +373,7 @@ def test_too_many_periods_is_an_error_naming_station_booking_and_count(planned):
     out = root / "too-many"
     with pytest.raises(EvdcError, match=r"station \S+ booking \S+ needs \d+ charging schedule periods, "
                                         r"more than the 2 allowed"):
-        write_ocpp(plan_dir, scen, out, "1.6", max_periods=2)
+        write_ocpp(plan_dir, scen, out, "1.6", max_periods=2, on_excess="error")
     assert not out.exists()
 
 
@@ -425,11 +439,14 @@ def test_the_cli_writes_the_files_and_reports_errors_in_one_line(planned):
     root, scen, plan_dir, _, _ = planned
     out = root / "cli"
     res = runner.invoke(export_app, ["ocpp", str(plan_dir), "--scenario", str(scen), "--version", "2.0.1",
-                                     "--out", str(out), "--unit", "A", "--coarsen"])
+                                     "--out", str(out), "--unit", "A", "--max-periods", "2"])
     assert res.exit_code == 0, res.output
-    assert (out / INDEX_FILE).is_file()
+    index = json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
+    assert index["coarsened_profiles"] > 0 and index["given_up_kwh"] > 0
+    assert f"{index['coarsened_profiles']} TxProfiles coarsened" in res.output
+    assert f"give up {index['given_up_kwh']:.3f} kWh" in res.output
     res = runner.invoke(export_app, ["ocpp", str(plan_dir), "--scenario", str(scen), "--version", "1.6",
-                                     "--out", str(root / "cli-fail"), "--max-periods", "2"])
+                                     "--out", str(root / "cli-fail"), "--max-periods", "2", "--no-coarsen"])
     assert res.exit_code == 2
     assert "needs" in res.output and "more than the 2 allowed" in res.output
     assert not (root / "cli-fail").exists()
@@ -450,3 +467,22 @@ def test_two_phase_stations_are_refused(planned, tmp_path):
     st.to_csv(path, index=False)
     with pytest.raises(InputError, match="phases must be 1 or 3"):
         load_scenario(copy_dir)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_stopping_profile_replaces_a_bound_one_and_allows_nothing(written, version):
+    """What the central system sends a running transaction whose booking a re-plan no longer serves."""
+    from scheduler.output.ocpp import stopping_profile
+
+    files = station_files(written[(version, "W")])
+    m = next(m for d in files.values() for m in d["messages"] if m["needs_transaction"])
+    bound = bind_transaction(json.loads(json.dumps(m, default=float)), 7 if version == "1.6" else "tx-7")
+    stop = stopping_profile(bound)
+    validator(version).validate(as_wire(stop["payload"]))
+    assert check_profile_rules(stop["payload"]) == []
+    _, prof, sched = parts(stop["payload"])
+    _, prof0, sched0 = parts(bound["payload"])
+    assert (prof["transactionId"], prof.get("id", prof.get("chargingProfileId"))) == \
+        (prof0["transactionId"], prof0.get("id", prof0.get("chargingProfileId")))
+    assert [p["limit"] for p in sched["chargingSchedulePeriod"]] == [0.0]
+    assert sched["startSchedule"] == sched0["startSchedule"] and stop["message_id"] != bound["message_id"]

@@ -138,3 +138,48 @@ def test_admission_never_double_books_a_station(demo_plan, demo_inputs):
     answer = ans.as_dict()
     assert answer["shortfall_kwh"] == 20.0 and answer["reason"].startswith("no free connector")
     assert all({"kind", "start", "end", "cost"} <= set(a) for a in answer["alternatives"])
+
+
+def test_the_demo_plan_exports_to_ocpp_with_defaults(demo_plan, demo_inputs, tmp_path):
+    """Issue 21: `evdc export ocpp` works on the demo with no options beyond the required ones: profiles
+    needing more than 24 periods are coarsened (the energy given up reported), DC hub chargers get watts
+    and no phases whatever unit is asked, and no AC limit lies between 0 and the 6 A minimum."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import export_app
+    from scheduler import demo_scenario_path
+
+    _, plan_dir = demo_plan
+    base = ["ocpp", str(plan_dir), "--scenario", str(demo_scenario_path()), "--version", "2.0.1", "--unit", "A"]
+    res = CliRunner().invoke(export_app, [*base, "--out", str(tmp_path / "default")])
+    assert res.exit_code == 0, res.output
+    # a charger taking 8 periods per schedule: coarsened by default, an error only when asked
+    res = CliRunner().invoke(export_app, [*base, "--max-periods", "8", "--no-coarsen", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "more than the 8 allowed" in res.output
+    out = tmp_path / "ocpp"
+    res = CliRunner().invoke(export_app, [*base, "--max-periods", "8", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    assert index["coarsened_profiles"] >= 1 and index["given_up_kwh"] > 0
+    assert f"{index['coarsened_profiles']} TxProfiles coarsened to 8 periods" in res.output
+    stations = {s.station_id: s for s in demo_inputs.stations}
+    given_up = 0.0
+    kinds = set()
+    for sid, name in index["files"].items():
+        st = stations[sid]
+        kinds.add(st.current_type)
+        for m in json.loads((out / name).read_text(encoding="utf-8"))["messages"]:
+            sched = m["payload"]["chargingProfile"]["chargingSchedule"][0]
+            assert len(sched["chargingSchedulePeriod"]) <= 8
+            given_up += m.get("given_up_kwh", 0.0)
+            if st.current_type == "DC":
+                assert sched["chargingRateUnit"] == "W"
+                assert all("numberPhases" not in p for p in sched["chargingSchedulePeriod"])
+            else:
+                assert sched["chargingRateUnit"] == "A"
+                assert all(p["numberPhases"] == st.phases for p in sched["chargingSchedulePeriod"])
+                assert all(p["limit"] == 0 or p["limit"] >= st.min_current_a for p in sched["chargingSchedulePeriod"])
+    assert kinds == {"AC", "DC"}
+    assert given_up == pytest.approx(index["given_up_kwh"], abs=1e-2)
