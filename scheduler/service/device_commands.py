@@ -28,11 +28,31 @@ def pd_now_text() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+VTN_OPTION = typer.Option(..., "--vtn", help="the VTN's base URL (its OpenADR 3 REST API)")
+PROGRAM_OPTION = typer.Option(..., "--program", help="the programme's programName")
+CLIENT_ID_OPTION = typer.Option(None, "--client-id", envvar="EVDC_OPENADR_CLIENT_ID")
+CLIENT_SECRET_OPTION = typer.Option(None, "--client-secret", envvar="EVDC_OPENADR_CLIENT_SECRET")
+TOKEN_OPTION = typer.Option(None, "--token", envvar="EVDC_OPENADR_TOKEN",
+                            help="a bearer token instead of client credentials")
+TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="seconds per HTTP request")
+
+
+def with_vtn(vtn: str, client_id: str | None, client_secret: str | None, token: str | None, timeout: float,
+             act: Callable):
+    """``act(client)`` with a VEN client logged in to the VTN, closed afterwards."""
+    from scheduler.service.openadr_ven import VenClient
+
+    client = VenClient(vtn, client_id, client_secret, token, timeout)
+    try:
+        return act(client)
+    finally:
+        client.close()
+
+
 def register(app: typer.Typer, _run: Callable, err) -> None:
     """Add the ``ocpp``, ``redfish`` and ``openadr`` groups to ``app``."""
     ocpp_app = typer.Typer(add_completion=False, no_args_is_help=True,
                            help="An OCPP central system that sends the plan to the chargers.")
-
 
     @ocpp_app.command("serve")
     def ocpp_serve_cmd(
@@ -61,12 +81,10 @@ def register(app: typer.Typer, _run: Callable, err) -> None:
         _run(lambda: asyncio.run(run_central_system(plan_dir, scenario, host, port, actuals, unit.value, max_periods,
                                                     watch_seconds, ready)))
 
-
     app.add_typer(ocpp_app, name="ocpp")
 
     redfish_app = typer.Typer(add_completion=False, no_args_is_help=True,
                               help="Send the plan's blade power caps and power states to Redfish services.")
-
 
     @redfish_app.command("push")
     def redfish_push_cmd(
@@ -78,7 +96,7 @@ def register(app: typer.Typer, _run: Callable, err) -> None:
                                          "offset); default: now"),
         follow: bool = typer.Option(False, "--follow", help="keep going: apply each change of the plan when it is due, "
                                     "to the end of the horizon"),
-        timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="seconds per HTTP request"),
+        timeout: float = TIMEOUT_OPTION,
     ) -> None:
         """Apply the plan's blade states (ComputerSystem.Reset) and power caps (PATCH) at one instant, or follow it."""
         from scheduler.service.redfish_push import RedfishPusher, describe, read_targets
@@ -97,74 +115,46 @@ def register(app: typer.Typer, _run: Callable, err) -> None:
             raise typer.Exit(code)
 
 
-
     app.add_typer(redfish_app, name="redfish")
 
     openadr_app = typer.Typer(add_completion=False, no_args_is_help=True,
                               help="An OpenADR 3 VEN: events from a VTN in, the plan's reports out.")
 
-
-    def _vtn_options(vtn: str, client_id: Optional[str], client_secret: Optional[str], token: Optional[str],
-                     timeout: float):
-        from scheduler.service.openadr_ven import VenClient
-
-        return VenClient(vtn, client_id, client_secret, token, timeout)
-
-
-    VTN_HELP = "the VTN's base URL (its OpenADR 3 REST API)"
-
-
     @openadr_app.command("pull")
     def openadr_pull_cmd(
-        vtn: str = typer.Option(..., "--vtn", help=VTN_HELP),
-        program: str = typer.Option(..., "--program", help="the programme's programName"),
+        vtn: str = VTN_OPTION,
+        program: str = PROGRAM_OPTION,
         out: Path = typer.Option(..., "--out", "-o", help="JSON file to write the events to (a scenario's "
                                  "tables.grid_limits may name it)"),
-        client_id: Optional[str] = typer.Option(None, "--client-id", envvar="EVDC_OPENADR_CLIENT_ID"),
-        client_secret: Optional[str] = typer.Option(None, "--client-secret", envvar="EVDC_OPENADR_CLIENT_SECRET"),
-        token: Optional[str] = typer.Option(None, "--token", envvar="EVDC_OPENADR_TOKEN", help="a bearer token instead "
-                                            "of client credentials"),
-        timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="seconds per HTTP request"),
+        client_id: Optional[str] = CLIENT_ID_OPTION,
+        client_secret: Optional[str] = CLIENT_SECRET_OPTION,
+        token: Optional[str] = TOKEN_OPTION,
+        timeout: float = TIMEOUT_OPTION,
     ) -> None:
         """Read a programme's events from the VTN and write them whole to a file."""
         from scheduler.service.openadr_ven import pull_events
 
-        def run():
-            client = _vtn_options(vtn, client_id, client_secret, token, timeout)
-            try:
-                return pull_events(client, program, out)
-            finally:
-                client.close()
-
-        events = _run(run)
+        events = _run(lambda: with_vtn(vtn, client_id, client_secret, token, timeout,
+                                       lambda client: pull_events(client, program, out)))
         typer.echo(f"wrote {len(events)} event(s) of programme {program!r} to {out}")
-
 
     @openadr_app.command("report")
     def openadr_report_cmd(
         plan_dir: Path = typer.Argument(..., help="plan directory written by evdc plan"),
-        vtn: str = typer.Option(..., "--vtn", help=VTN_HELP),
-        program: str = typer.Option(..., "--program", help="the programme's programName"),
+        vtn: str = VTN_OPTION,
+        program: str = PROGRAM_OPTION,
         ven: str = typer.Option("evdc", "--ven", help="this VEN's name (the reports' clientName)"),
-        client_id: Optional[str] = typer.Option(None, "--client-id", envvar="EVDC_OPENADR_CLIENT_ID"),
-        client_secret: Optional[str] = typer.Option(None, "--client-secret", envvar="EVDC_OPENADR_CLIENT_SECRET"),
-        token: Optional[str] = typer.Option(None, "--token", envvar="EVDC_OPENADR_TOKEN", help="a bearer token instead "
-                                            "of client credentials"),
-        timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="seconds per HTTP request"),
+        client_id: Optional[str] = CLIENT_ID_OPTION,
+        client_secret: Optional[str] = CLIENT_SECRET_OPTION,
+        token: Optional[str] = TOKEN_OPTION,
+        timeout: float = TIMEOUT_OPTION,
     ) -> None:
         """Post each site's planned import to the VTN as a report on the programme's event for that site."""
         from scheduler.service.openadr_ven import post_reports
 
-        def run():
-            client = _vtn_options(vtn, client_id, client_secret, token, timeout)
-            try:
-                return post_reports(client, plan_dir, program, ven)
-            finally:
-                client.close()
-
-        posted = _run(run)
+        posted = _run(lambda: with_vtn(vtn, client_id, client_secret, token, timeout,
+                                       lambda client: post_reports(client, plan_dir, program, ven)))
         typer.echo(f"posted {len(posted)} report(s) to {vtn}: " + ", ".join(
             f"{p.site_id} on event {p.event_id} (report {p.report_id})" for p in posted))
-
 
     app.add_typer(openadr_app, name="openadr")

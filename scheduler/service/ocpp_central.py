@@ -301,8 +301,9 @@ class CentralSystem:
             if digest and digest != self.digest:
                 try:
                     report = await self.load(plan_dir)
-                except EvdcError as exc:  # a plan that does not fit the scenario: keep the current one
-                    log.error("plan %s not loaded: %s", plan_dir, exc)
+                except Exception as exc:  # noqa: BLE001  a plan that does not fit the scenario, or a bad file:
+                    # keep serving the current plan until the directory changes again
+                    log.error("plan %s not loaded, the current plan stays: %s: %s", plan_dir, type(exc).__name__, exc)
                     self.digest = digest
                     continue
                 if on_load is not None:

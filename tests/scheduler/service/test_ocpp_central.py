@@ -6,6 +6,7 @@ changed profile, and the end of a transaction."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import shutil
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ import websockets
 from ocpp.routing import on
 
 from scheduler.inputs.plan_files import read_plan
-from scheduler.service.ocpp_central import ACTUALS_FILE, CentralSystem, PlanProfiles
+from scheduler.service.ocpp_central import ACTUALS_FILE, CentralSystem, PlanProfiles, manifest_digest
 from tests.scheduler.output import small_plan
 
 WAIT_S = 20.0
@@ -122,6 +123,19 @@ async def connect(port: int, station: str, version: str):
     return conn, sim, task
 
 
+@contextlib.asynccontextmanager
+async def serving(plan_dir: Path, scenario_dir: Path, actuals: Path):
+    """A central system listening on a free port: (central, port); closed on the way out."""
+    central = CentralSystem(plan_dir, scenario_dir, actuals)
+    server = await central.serve("127.0.0.1", 0)
+    try:
+        yield central, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+        central.close()
+
+
 class Protocol:
     """The charge point's side of each exchange, in the version's own messages."""
 
@@ -180,9 +194,10 @@ def test_a_charge_point_gets_its_plan_over_ocpp(plans, case, version, tmp_path):
     actuals = tmp_path / "actuals"
 
     async def scenario():
-        central = CentralSystem(plan1, scen1, actuals)
-        server = await central.serve("127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        async with serving(plan1, scen1, actuals) as (central, port):
+            await exchange(central, port)
+
+    async def exchange(central, port):
         conn, sim, task = await connect(port, station, version)
         try:
             # boot: accepted, then the station's maximum profile
@@ -238,9 +253,6 @@ def test_a_charge_point_gets_its_plan_over_ocpp(plans, case, version, tmp_path):
         finally:
             await conn.close()
             task.cancel()
-            server.close()
-            await server.wait_closed()
-            central.close()
 
     asyncio.run(scenario())
 
@@ -250,21 +262,16 @@ def test_a_station_the_plan_does_not_know_is_rejected_and_gets_nothing(plans, tm
     proto = Protocol("1.6")
 
     async def scenario():
-        central = CentralSystem(plan1, scen1, tmp_path / "actuals")
-        server = await central.serve("127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        conn, sim, task = await connect(port, "not-a-station", "1.6")
-        try:
-            res = await sim.call(proto.boot())
-            assert "ejected" in str(res.status)
-            await asyncio.sleep(0.2)
-            assert sim.profiles == []
-        finally:
-            await conn.close()
-            task.cancel()
-            server.close()
-            await server.wait_closed()
-            central.close()
+        async with serving(plan1, scen1, tmp_path / "actuals") as (_, port):
+            conn, sim, task = await connect(port, "not-a-station", "1.6")
+            try:
+                res = await sim.call(proto.boot())
+                assert "ejected" in str(res.status)
+                await asyncio.sleep(0.2)
+                assert sim.profiles == []
+            finally:
+                await conn.close()
+                task.cancel()
 
     asyncio.run(scenario())
 
@@ -273,18 +280,11 @@ def test_a_connection_without_an_ocpp_subprotocol_is_refused(plans, tmp_path):
     _, (scen1, plan1), _ = plans
 
     async def scenario():
-        central = CentralSystem(plan1, scen1, tmp_path / "actuals")
-        server = await central.serve("127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with serving(plan1, scen1, tmp_path / "actuals") as (_, port):
             with pytest.raises(websockets.InvalidStatus, match="400"):
                 await websockets.connect(f"ws://127.0.0.1:{port}/x")
             with pytest.raises(websockets.InvalidStatus, match="400"):
                 await websockets.connect(f"ws://127.0.0.1:{port}/x", subprotocols=["ocpp1.5"])
-        finally:
-            server.close()
-            await server.wait_closed()
-            central.close()
 
     asyncio.run(scenario())
 
@@ -366,3 +366,33 @@ def test_evdc_ocpp_serve_sends_a_replan_written_into_its_plan_directory(plans, c
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_a_plan_of_another_scenario_written_into_the_watched_directory_is_refused_and_serving_goes_on(
+        plans, tmp_path):
+    _, (scen1, plan1), (scen2, plan2) = plans
+    live = tmp_path / "live"
+    shutil.copytree(plan1, live)
+
+    def swap_in(source: Path) -> None:
+        staged = tmp_path / "staged"
+        shutil.copytree(source, staged)
+        shutil.rmtree(live)
+        staged.rename(live)
+
+    async def scenario():
+        central = CentralSystem(live, scen1, tmp_path / "actuals")
+        before = central.profiles
+        watcher = asyncio.create_task(central.watch(live, every_s=0.05))
+        try:
+            swap_in(plan2)  # made from another scenario: refused, the current plan stays
+            await until(lambda: central.digest != "" and central.digest == manifest_digest(live), "the look")
+            assert central.profiles is before and not watcher.done()
+            swap_in(plan1)  # a plan of the served scenario is taken again
+            await until(lambda: central.profiles is not before, "the reload")
+            assert not watcher.done()
+        finally:
+            watcher.cancel()
+            central.close()
+
+    asyncio.run(scenario())
