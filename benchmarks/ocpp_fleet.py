@@ -235,8 +235,18 @@ async def run_fleet(port: int, scen: Path, plan1: Path, plan2: Path, live: Path,
     os.rename(staged, live)
     secs, missing = await wait_for(expected, log, t, timeout_s)
     n = sum(len(k) for k in expected.values())
-    out["replan"] = {"chargers_changed": len(expected), "profiles": n, "seconds_to_last_charger": secs,
-                     "profiles_per_second": n / max(secs, 1e-9), "missing": missing}
+    await asyncio.sleep(1.0)  # anything sent that was not expected (an unchanged profile sent again)
+    received = sum(1 for s in stations for tr, _ in log.get(s, []) if tr >= t)
+    if os.environ.get("OCPP_FLEET_DEBUG"):
+        extra = [(s, profile_key(p)[:2], version[s]) for s in stations for tr, p in log.get(s, [])
+                 if tr >= t and profile_key(p) not in expected.get(s, set())]
+        say(f"unexpected: {len(extra)}: {extra[:5]}")
+        for s, key, v in extra[:3]:
+            say(f"  {s} {v} expected {[k[:2] for k in expected.get(s, ())]}; p1 tx {p1.bookings[v].get(booking[s][1], {}).get('message_id')} "
+                f"p2 tx {p2.bookings[v].get(booking[s][1], {}).get('message_id')} max same "
+                f"{p1.maxima[v][s]['message_id'] == p2.maxima[v][s]['message_id']}")
+    out["replan"] = {"chargers_changed": len(expected), "profiles": n, "profiles_received": received,
+                     "seconds_to_last_charger": secs, "profiles_per_second": n / max(secs, 1e-9), "missing": missing}
     say(f"re-plan: {n} profiles to {len(expected)} chargers, the last {secs:.2f} s after the new plan")
     for s in stations:
         await sims[s]._connection.close()

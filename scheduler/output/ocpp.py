@@ -253,10 +253,14 @@ def schedule_of(start: pd.Timestamp, slot_limits: list[float], grid: SlotGrid, s
 # ----------------------------------------------------------------- schedules from the plan
 
 
-def _slot_series(rows: pd.DataFrame, column: str, grid: SlotGrid) -> dict[int, float]:
-    """slot index -> value of ``column`` for plan rows with a ``slot_start``."""
-    idx = [grid.index(t) for t in utc_times(rows["slot_start"])]
-    return dict(zip(idx, rows[column].astype(float)))
+def series_by(rows: pd.DataFrame, key: str, column: str, grid: SlotGrid) -> dict[str, dict[int, float]]:
+    """``key`` value -> (slot index -> value of ``column``) for plan rows with a ``slot_start``, in one pass
+    over the table (times parsed once)."""
+    slots = ((utc_times(rows["slot_start"]) - grid.start) // grid.slot).astype(int).to_numpy()
+    out: dict[str, dict[int, float]] = {}
+    for k, i, v in zip(rows[key].astype(str), slots, rows[column].astype(float)):
+        out.setdefault(k, {})[int(i)] = float(v)
+    return out
 
 
 def booking_schedule(session: Session, planned_kw: Mapping[int, float], grid: SlotGrid, station: Station,
@@ -387,19 +391,20 @@ def ocpp_messages(tables: Mapping[str, Any], inputs: Inputs, version: str, unit:
     check_options(version, unit, max_periods, on_excess)
     grid, stations, st_slots, plan_station_ids = plan_stations(tables, inputs)
     served = _served_sessions(tables, {s.reservation_id: s for s in inputs.sessions})
-    ss = tables["session_slots"]
+    planned_by_booking = series_by(tables["session_slots"], "reservation_id", "ev_kw", grid)
+    link_by_station = series_by(st_slots, "station_id", "link_limit_kw", grid)
     out: dict[str, list[dict]] = {}
     for sid in plan_station_ids:
         station = stations[sid]
         st_unit = station_unit(unit, station)
         bookings = [s for s in served if s.station_id == sid]
         ids = profile_ids([_max_key(sid)] + [_booking_key(s.reservation_id) for s in bookings])
-        link = _slot_series(st_slots[st_slots["station_id"] == sid], "link_limit_kw", grid)
+        link = link_by_station.get(sid, {})
         sched = max_schedule(link, grid, station, st_unit, max_periods, on_excess)
         messages = [_message(profile_payload(version, WHOLE_STATION, ids[_max_key(sid)], PURPOSE_MAX[version],
                                              sched, st_unit), None)]
         for s in bookings:
-            planned = _slot_series(ss[ss["reservation_id"] == s.reservation_id], "ev_kw", grid)
+            planned = planned_by_booking.get(s.reservation_id, {})
             sched = booking_schedule(s, planned, grid, station, st_unit, max_periods, on_excess)
             if sched is None:
                 continue

@@ -76,6 +76,7 @@ def register(app: typer.Typer, _run: Callable, err) -> None:
         from scheduler.service.ocpp_central import run_central_system
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        logging.getLogger("ocpp").setLevel(logging.WARNING)  # the package logs every frame at INFO
         ready = lambda p: err.print(f"OCPP central system on ws://{host}:{p}/<station_id> "  # noqa: E731
                                     f"(subprotocols ocpp1.6, ocpp2.0.1); Ctrl-C stops it", highlight=False)
         _run(lambda: asyncio.run(run_central_system(plan_dir, scenario, host, port, actuals, unit.value, max_periods,

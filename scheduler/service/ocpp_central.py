@@ -171,6 +171,7 @@ class Transaction:
     connector_id: int
     reservation_id: str | None
     sent: dict | None = None  # the TxProfile message it last accepted
+    sending: str | None = None  # message id of a TxProfile on its way (not yet answered)
 
 
 @dataclass
@@ -199,6 +200,7 @@ class CentralSystem:
         self.peers: dict[str, Any] = {}  # station id -> its connected charge point
         self.transactions: dict[str, Transaction] = {}
         self.max_sent: dict[str, str] = {}  # station -> message id of the maximum profile it holds
+        self.max_sending: dict[str, str] = {}  # station -> message id of a maximum profile on its way
         self._tx_ids = itertools.count(1)
         self.sent = 0  # SetChargingProfile requests answered Accepted
         self.refused = 0
@@ -235,11 +237,16 @@ class CentralSystem:
         return True
 
     async def send_maximum(self, cp: Any) -> bool:
-        """Send the station its maximum profile from the current plan (if it has not got this one)."""
+        """Send the station its maximum profile from the current plan (if it has not got, or is not being
+        sent, this one)."""
         message = self.profiles.maxima[cp.version].get(cp.id)
-        if message is None or self.max_sent.get(cp.id) == message["message_id"]:
+        if message is None or message["message_id"] in (self.max_sent.get(cp.id), self.max_sending.get(cp.id)):
             return True
-        ok = await self._set_profile(cp, message)
+        self.max_sending[cp.id] = message["message_id"]
+        try:
+            ok = await self._set_profile(cp, message)
+        finally:
+            self.max_sending.pop(cp.id, None)
         if ok:
             self.max_sent[cp.id] = message["message_id"]
         return ok
@@ -256,9 +263,13 @@ class CentralSystem:
     async def send_transaction_profile(self, cp: Any, tx: Transaction) -> bool:
         """Send a running transaction its booking's profile from the current plan (if it has not got this one)."""
         bound = self.bound_profile(tx, cp.version)
-        if bound is None or (tx.sent is not None and tx.sent["message_id"] == bound["message_id"]):
+        if bound is None or bound["message_id"] in (tx.sent and tx.sent["message_id"], tx.sending):
             return True
-        ok = await self._set_profile(cp, bound, tx.connector_id)
+        tx.sending = bound["message_id"]
+        try:
+            ok = await self._set_profile(cp, bound, tx.connector_id)
+        finally:
+            tx.sending = None
         if ok:
             tx.sent = bound
         return ok
@@ -348,6 +359,7 @@ class CentralSystem:
         previous = self.peers.get(station_id)
         self.peers[station_id] = cp
         self.max_sent.pop(station_id, None)
+        self.max_sending.pop(station_id, None)
         log.info("station %s connected (OCPP %s)", station_id, version)
         try:
             await cp.start()
