@@ -42,7 +42,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from scheduler.inputs.errors import EvdcError
 from scheduler.output.device_common import read_plan_and_scenario
 from scheduler.output.ocpp import (DEFAULT_MAX_PERIODS, ON_EXCESS_COARSEN, SERVED_DECISIONS, UNIT_W, VERSION_16,
                                     VERSION_201, VERSIONS, bind_transaction, check_options, ocpp_messages,
