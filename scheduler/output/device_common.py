@@ -153,9 +153,11 @@ def check_known_stations(plan_ids: list[str], known: Mapping[str, Station]) -> N
 
 
 def read_plan_and_scenario(plan_dir: str | Path, scenario_dir: str | Path) -> tuple[dict, Inputs]:
-    """The plan's tables and the scenario's inputs, checked to belong together."""
+    """The plan's tables and the inputs it was made from (the scenario's, with the events of a re-planned
+    plan), checked to belong together."""
     from scheduler.inputs.loading import load_scenario
     from scheduler.planning.fleet import place_fleet
+    from scheduler.planning.replan import plan_inputs
     from scheduler.inputs.plan_files import read_plan
 
     root = Path(plan_dir)
@@ -165,7 +167,8 @@ def read_plan_and_scenario(plan_dir: str | Path, scenario_dir: str | Path) -> tu
     check_plan_tables(tables)
     inputs = place_fleet(load_scenario(scenario_dir)).inputs  # the jobs at their sites, as the plan has them
     check_same_scenario(tables, inputs)
-    return tables, inputs
+    # a re-planned plan: with the events it applied (events.json), e.g. bookings made since the scenario
+    return tables, plan_inputs(root, inputs)
 
 
 def dump_json(obj: Any) -> str:

@@ -19,7 +19,10 @@ path is the plan's station id. What the service does, per OCPP version:
   profile changed gets the new one, and every running transaction whose booking's profile changed
   gets it bound to its id (the same profile id, so it replaces the old one on the charger); a booking
   the new plan no longer serves gets a profile of limit 0 in place of the old one.
-  ``evdc ocpp serve`` polls the plan directory's ``manifest.json`` and loads a plan written there.
+  ``evdc ocpp serve`` polls the plan directory's ``manifest.json`` and loads a plan written there; given
+  a state directory of ``evdc serve`` it follows the ``current`` pointer to the service's latest plan.
+  A re-planned plan is read with its ``events.json``, so bookings made since the scenario (``booking``
+  events, as the HTTP service's admissions are) are authorised and profiled like the scenario's.
 * **Meter values** (``MeterValues``, and those in 1.6 ``StopTransaction`` / 2.0.1
   ``TransactionEvent``) are stored as actuals next to the plan: one CSV row per sampled value in
   ``meter_values.csv`` of the actuals directory (default ``PLAN_DIR.actuals`` beside the plan, so
@@ -57,6 +60,8 @@ WATCH_S = 5.0
 #: Seconds a SetChargingProfile may wait for the charger's answer.
 CALL_TIMEOUT_S = 30.0
 MANIFEST = "manifest.json"
+#: The pointer file in a state directory of ``evdc serve`` naming its current plan (scheduler.service.app).
+POINTER_FILE = "current"
 ACTUALS_FILE = "meter_values.csv"
 ACTUALS_COLUMNS = ("received_utc", "station_id", "connector_id", "transaction_id", "reservation_id",
                    "timestamp", "measurand", "phase", "unit", "value")
@@ -75,6 +80,19 @@ def default_actuals_dir(plan_dir: str | Path) -> Path:
     """Where meter values go by default: ``PLAN_DIR.actuals`` beside the plan directory."""
     p = Path(plan_dir)
     return p.with_name(p.name + ".actuals")
+
+
+def current_plan(path: str | Path) -> Path:
+    """The plan ``path`` stands for: itself, or for a state directory of ``evdc serve`` (one holding the
+    ``current`` pointer file) the plan the pointer names now."""
+    p = Path(path)
+    pointer = p / POINTER_FILE
+    if pointer.is_file():
+        try:
+            return Path(pointer.read_text(encoding="utf-8").strip())
+        except OSError:
+            return p
+    return p
 
 
 def manifest_digest(plan_dir: str | Path) -> str:
@@ -304,13 +322,15 @@ class CentralSystem:
 
     async def watch(self, plan_dir: str | Path, every_s: float = WATCH_S,
                     on_load: Callable[[PushReport], None] | None = None) -> None:
-        """Load the plan in ``plan_dir`` again each time its manifest changes (a re-plan written there)."""
+        """Load the plan in ``plan_dir`` again each time its manifest changes (a re-plan written there); for a
+        state directory of ``evdc serve``, the plan its ``current`` pointer names."""
         while True:
             await asyncio.sleep(every_s)
-            digest = manifest_digest(plan_dir)
+            plan = current_plan(plan_dir)
+            digest = manifest_digest(plan)
             if digest and digest != self.digest:
                 try:
-                    report = await self.load(plan_dir)
+                    report = await self.load(plan)
                 except Exception as exc:  # noqa: BLE001  a plan that does not fit the scenario, or a bad file:
                     # keep serving the current plan until the directory changes again
                     log.error("plan %s not loaded, the current plan stays: %s: %s", plan_dir, type(exc).__name__, exc)
@@ -519,8 +539,10 @@ async def run_central_system(plan_dir: str | Path, scenario_dir: str | Path, hos
                              actuals_dir: str | Path | None = None, unit: str = UNIT_W,
                              max_periods: int = DEFAULT_MAX_PERIODS, watch_s: float = WATCH_S,
                              ready: Callable[[int], None] | None = None) -> None:
-    """Serve until cancelled: ``evdc ocpp serve``."""
-    central = CentralSystem(plan_dir, scenario_dir, actuals_dir, unit, max_periods)
+    """Serve until cancelled: ``evdc ocpp serve``. ``plan_dir`` may be a state directory of ``evdc serve``:
+    the plan its pointer names is served, and followed as the pointer moves."""
+    central = CentralSystem(current_plan(plan_dir), scenario_dir,
+                            actuals_dir if actuals_dir is not None else default_actuals_dir(plan_dir), unit, max_periods)
     server = await central.serve(host, port)
     bound = server.sockets[0].getsockname()[1]
     if ready is not None:

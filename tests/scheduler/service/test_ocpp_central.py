@@ -18,7 +18,8 @@ import websockets
 from ocpp.routing import on
 
 from scheduler.inputs.plan_files import read_plan
-from scheduler.service.ocpp_central import ACTUALS_FILE, CentralSystem, PlanProfiles, manifest_digest
+from scheduler.service.ocpp_central import (ACTUALS_FILE, CentralSystem, PlanProfiles, current_plan,
+                                             manifest_digest)
 from tests.scheduler.output import small_plan
 
 WAIT_S = 20.0
@@ -396,3 +397,58 @@ def test_a_plan_of_another_scenario_written_into_the_watched_directory_is_refuse
             central.close()
 
     asyncio.run(scenario())
+
+
+def test_a_booking_added_by_a_replan_is_authorised_and_profiled(plans, tmp_path):
+    """A booking made after the scenario (a `booking` event of `evdc replan`, as the HTTP service makes them)
+    lives in the plan's events.json: the central system reads it with the plan, accepts its token and has
+    its TxProfile; `evdc export ocpp` writes it too."""
+    import json
+
+    from cli import app
+    from typer.testing import CliRunner
+
+    _, (scen1, plan1), _ = plans
+    res_df = pd.read_csv(scen1 / "reservations.csv")
+    start = pd.Timestamp(json.loads((plan1 / "summary.json").read_text(encoding="utf-8"))["horizon_start"])
+    arrival, departure = start + pd.Timedelta(hours=1), start + pd.Timedelta(hours=4)
+    busy = {s for s, a, d in zip(res_df["station_id"], pd.to_datetime(res_df["arrival"], utc=True),
+                                 pd.to_datetime(res_df["departure"], utc=True)) if a < departure and d > arrival}
+    free = sorted(set(pd.read_csv(scen1 / "stations.csv")["station_id"]) - busy)
+    assert free, "no station free for the new booking"
+    events = tmp_path / "events.csv"
+    events.write_text("type,reservation_id,station_id,arrival,departure,energy_kwh\n"
+                      f"booking,walk-up-1,{free[0]},{arrival.isoformat()},{departure.isoformat()},10\n",
+                      encoding="utf-8")
+    plan3 = tmp_path / "plan3"
+    done = CliRunner().invoke(app, ["replan", str(scen1), str(plan1), "--at", start.isoformat(), "--event",
+                                    str(events), "--out", str(plan3), "--quiet", "--time-limit", "20"])
+    assert done.exit_code == 0, done.output
+    profiles = PlanProfiles.read(plan3, scen1)
+    assert profiles.tokens[(free[0], "walk-up-1")] == "walk-up-1"
+    assert "walk-up-1" in profiles.bookings["2.0.1"]
+    out = tmp_path / "ocpp"
+    done = CliRunner().invoke(app, ["export", "ocpp", str(plan3), "--scenario", str(scen1), "--version", "1.6",
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    files = json.loads((out / "index.json").read_text(encoding="utf-8"))["files"]
+    doc = json.loads((out / files[free[0]]).read_text(encoding="utf-8"))
+    assert "walk-up-1" in [m["reservation_id"] for m in doc["messages"]]
+
+    # served from a state directory of `evdc serve`: the central system follows its `current` pointer
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "current").write_text(str(plan1), encoding="utf-8")
+
+    async def follow():
+        central = CentralSystem(current_plan(state), scen1, tmp_path / "actuals")
+        watcher = asyncio.create_task(central.watch(state, every_s=0.05))
+        try:
+            assert central.booking_of(free[0], "walk-up-1") is None
+            (state / "current").write_text(str(plan3), encoding="utf-8")
+            await until(lambda: central.booking_of(free[0], "walk-up-1") == "walk-up-1", "the pointer followed")
+        finally:
+            watcher.cancel()
+            central.close()
+
+    asyncio.run(follow())
