@@ -725,9 +725,18 @@ def _time_ticks(clock: list[pd.Timestamp], slot_h: float, left: float, px: float
 
 
 def plan_currency(plan_dir: Path) -> str | None:
-    """The plan's currency as its typed Parquet copy records it (the unit of site_slots ``price_per_kwh``);
-    None without one (summary.json and CSV files do not name it)."""
+    """The plan's currency: summary.json's ``currency`` (since 0.15), else as its typed Parquet copy records
+    it (the unit of site_slots ``price_per_kwh``); None without either."""
+    import json
+
     from scheduler.inputs.plan_files import PARQUET_UNIT_KEY, plain_file
+
+    try:
+        given = json.loads((plan_dir / "summary.json").read_text(encoding="utf-8")).get("currency")
+    except (OSError, ValueError, AttributeError):
+        given = None
+    if isinstance(given, str) and given:
+        return given
 
     path = plan_dir / "site_slots.parquet"
     if not plain_file(path):

@@ -462,6 +462,7 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
         "solve_seconds": round(sum(r.solve_seconds for r in results), 3),
         "scenario_hash": inputs.scenario_hash,
         "scenario": inputs.config.name,
+        "currency": inputs.config.currency,
         "software_version": __version__,
         "timezone": inputs.grid.timezone,
         "horizon_start": inputs.grid.starts_local[0].isoformat(),

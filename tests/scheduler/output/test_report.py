@@ -5,6 +5,7 @@ site has, what-if charts their units without overlapping labels; the report leav
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import numpy as np
@@ -240,3 +241,12 @@ def test_whatif_chart_labels_do_not_overlap(study):
     fig = kpi_figure(crowded, "prices", [], PLAN_KPIS, "EUR")
     assert fig.axes[0].get_xticklabels()[0].get_rotation() > 0  # turned apart: flat, they would overlap
     assert _overlaps(fig) == []
+
+
+def test_a_csv_only_plan_names_its_currency_from_the_summary(home_plan, tmp_path):
+    """summary.json records the scenario's currency, so a plan without a Parquet copy labels money too."""
+    scen, _, _ = home_plan
+    written = write_plan(plan(load_scenario(scen)), tmp_path / "plan", formats=("csv",))
+    assert json.loads((written / "summary.json").read_text(encoding="utf-8"))["currency"] == "EUR"
+    page = write_plan_report(written).read_text()
+    assert "energy price (EUR/kWh)" in html.unescape(page) and "currency/kWh" not in page
