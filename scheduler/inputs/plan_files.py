@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scheduler.inputs.errors import EvdcError
+from scheduler.inputs.units import unit_of
 
 
 SUMMARY_FILE = "summary.json"
@@ -171,3 +172,26 @@ def _nested(value: Any) -> bool:
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def plan_currency(plan_dir: Path) -> str | None:
+    """The plan's currency: summary.json's ``currency`` (since 0.15), else as its typed Parquet copy records
+    it (the unit of site_slots ``price_per_kwh``); None without either."""
+    try:
+        given = json.loads((plan_dir / "summary.json").read_text(encoding="utf-8")).get("currency")
+    except (OSError, ValueError, AttributeError):
+        given = None
+    if isinstance(given, str) and given:
+        return given
+    path = plan_dir / "site_slots.parquet"
+    if not plain_file(path):
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        field = pq.read_schema(path).field("price_per_kwh")
+    except Exception:  # noqa: BLE001 - an unreadable copy: the currency is not known, the report still drawn
+        return None
+    unit = (field.metadata or {}).get(PARQUET_UNIT_KEY, b"").decode("utf-8", "replace")
+    per_kwh = unit_of("price_per_kwh", "")  # "/kWh"
+    return unit[: -len(per_kwh)] if unit.endswith(per_kwh) and len(unit) > len(per_kwh) else None

@@ -724,41 +724,13 @@ def _time_ticks(clock: list[pd.Timestamp], slot_h: float, left: float, px: float
 # ----------------------------------------------------------------------------- plan report: the page
 
 
-def plan_currency(plan_dir: Path) -> str | None:
-    """The plan's currency: summary.json's ``currency`` (since 0.15), else as its typed Parquet copy records
-    it (the unit of site_slots ``price_per_kwh``); None without either."""
-    import json
-
-    from scheduler.inputs.plan_files import PARQUET_UNIT_KEY, plain_file
-
-    try:
-        given = json.loads((plan_dir / "summary.json").read_text(encoding="utf-8")).get("currency")
-    except (OSError, ValueError, AttributeError):
-        given = None
-    if isinstance(given, str) and given:
-        return given
-
-    path = plan_dir / "site_slots.parquet"
-    if not plain_file(path):
-        return None
-    try:
-        import pyarrow.parquet as pq
-
-        field = pq.read_schema(path).field("price_per_kwh")
-    except Exception:  # noqa: BLE001 - an unreadable copy: the currency is not known, the report still drawn
-        return None
-    unit = (field.metadata or {}).get(PARQUET_UNIT_KEY, b"").decode("utf-8", "replace")
-    per_kwh = unit_of("price_per_kwh", "")  # "/kWh"
-    return unit[: -len(per_kwh)] if unit.endswith(per_kwh) and len(unit) > len(per_kwh) else None
-
-
 def write_plan_report(plan_dir: str | Path, out_file: str | Path | None = None, max_sites: int = MAX_SITES,
                       currency: str | None = None) -> Path:
     """One HTML page for a plan directory (default ``PLAN_DIR.report.html`` beside it: a file inside a
     plan directory fails ``evdc verify``, and ``out_file`` there is refused), written whole or not at all;
     returns its path. Prices are in ``currency`` (default: as a Parquet copy of the plan records it)."""
     from scheduler.output.files import REPORT_KIND, check_output_dir
-    from scheduler.inputs.plan_files import read_plan
+    from scheduler.inputs.plan_files import plan_currency, read_plan
 
     plan_dir = Path(plan_dir)
     if not plan_dir.is_dir():
