@@ -448,7 +448,8 @@ def stopping_profile(message: dict) -> dict:
         first = sched["chargingSchedulePeriod"][0]
         sched["chargingSchedulePeriod"] = [{**first, "startPeriod": 0, "limit": 0.0}]
     out["message_id"] = message_id(out["action"], out["payload"])
-    out["given_up_kwh"] = None
+    out.pop("given_up_kwh", None)  # what the plan gave up does not apply to a stop
+    out.pop("coarsened", None)
     return out
 
 

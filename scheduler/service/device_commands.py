@@ -22,11 +22,6 @@ class RateUnit(str, Enum):
     A = "A"
 
 
-def pd_now_text() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat()
-
 
 VTN_OPTION = typer.Option(..., "--vtn", help="the VTN's base URL (its OpenADR 3 REST API)")
 PROGRAM_OPTION = typer.Option(..., "--program", help="the programme's programName")
@@ -107,7 +102,7 @@ def register(app: typer.Typer, _run: Callable, err) -> None:
             if follow:
                 pusher.follow(say=lambda line: typer.echo(line))
                 return 0
-            result = pusher.push(at if at is not None else pd_now_text())
+            result = pusher.push(at)
             typer.echo(describe(result))
             return 1 if result.errors else 0
 

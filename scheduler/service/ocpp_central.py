@@ -111,7 +111,6 @@ def manifest_digest(plan_dir: str | Path) -> str:
 class PlanProfiles:
     """One plan's SetChargingProfile messages, per OCPP version and station, and who may charge where."""
 
-    plan_dir: Path
     maxima: dict[str, dict[str, dict]]  # version -> station -> the station maximum message
     bookings: dict[str, dict[str, dict]]  # version -> reservation id -> its TxProfile message
     tokens: dict[tuple[str, str], str]  # (station, id token) -> reservation id of a served booking
@@ -132,10 +131,7 @@ class PlanProfiles:
         served = set(plan_sessions.loc[plan_sessions["decision"].isin(SERVED_DECISIONS), "reservation_id"].astype(str))
         tokens = {(s.station_id, s.id_token or s.reservation_id): s.reservation_id
                   for s in inputs.sessions if s.reservation_id in served}
-        return cls(Path(plan_dir), maxima, bookings, tokens)
-
-    def stations(self) -> set[str]:
-        return set(self.maxima[VERSION_16])
+        return cls(maxima, bookings, tokens)
 
 
 # ----------------------------------------------------------------- actuals
@@ -153,7 +149,6 @@ class ActualsLog:
         if fresh:
             self._writer.writerow(ACTUALS_COLUMNS)
             self._file.flush()
-        self.rows = 0
 
     def add(self, station_id: str, connector_id: int | None, transaction_id: str | None,
             reservation_id: str | None, meter_values: list[dict]) -> int:
@@ -169,7 +164,6 @@ class ActualsLog:
                                        sv.get("value", "")))
                 n += 1
         self._file.flush()
-        self.rows += n
         return n
 
     def close(self) -> None:
@@ -342,7 +336,7 @@ class CentralSystem:
     # -- the protocol's events, called by the charge point handlers
 
     def accepts(self, station_id: str) -> bool:
-        return station_id in self.profiles.stations()
+        return station_id in self.profiles.maxima[VERSION_16]
 
     def booking_of(self, station_id: str, token: str | None) -> str | None:
         """The served booking at ``station_id`` that ``token`` belongs to (None: not authorised there)."""
@@ -370,12 +364,11 @@ class CentralSystem:
     async def handle(self, connection: Any) -> None:
         """One charge point's WebSocket connection, from its first message to its close."""
         station_id = connection.request.path.strip("/").split("/")[-1]
-        version = {v: k for k, v in SUBPROTOCOLS.items()}.get(connection.subprotocol or "")
-        if version is None:
-            await connection.close(code=1002, reason="no OCPP subprotocol agreed (ocpp1.6 or ocpp2.0.1)")
-            return
+        # websockets refuses a handshake without one of SUBPROTOCOLS (HTTP 400), so one was agreed
+        version = next(v for v, name in SUBPROTOCOLS.items() if name == connection.subprotocol)
         cp = make_charge_point(version, station_id, connection, self)
-        previous = self.peers.get(station_id)
+        if station_id in self.peers:
+            log.info("station %s: a new connection replaces the old one", station_id)
         self.peers[station_id] = cp
         self.max_sent.pop(station_id, None)
         self.max_sending.pop(station_id, None)
@@ -387,8 +380,6 @@ class CentralSystem:
         finally:
             if self.peers.get(station_id) is cp:
                 del self.peers[station_id]
-            if previous is not None and previous is not cp:
-                log.info("station %s: a new connection replaced the old one", station_id)
 
     async def serve(self, host: str = "127.0.0.1", port: int = 9000):
         """Start listening; returns the websockets server (``server.sockets`` holds the bound port)."""

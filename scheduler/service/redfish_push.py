@@ -46,6 +46,8 @@ CAP_LEGACY = "legacy"
 CAP_UNSUPPORTED = "unsupported"
 #: HTTP statuses that mean "this service has no such resource or does not allow the method".
 NOT_THERE = (404, 405, 501)
+#: A blade's ComputerSystem resource (its PowerState).
+SYSTEM_PATH = "/redfish/v1/Systems/{system_id}"
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class RedfishSession:
         return r
 
     def power_state(self, system: str) -> str:
-        r = self.request("GET", TARGETS["reset"].split("/Actions")[0].format(system_id=system))
+        r = self.request("GET", SYSTEM_PATH.format(system_id=system))
         return str(r.json().get("PowerState", ""))
 
     def reset(self, system: str, reset_type: str) -> None:
@@ -153,15 +155,20 @@ class RedfishSession:
         self.client.close()
 
 
-def apply_entry(session: RedfishSession, target: StationTarget, entry: dict) -> StationPush:
-    """Bring one station to ``entry``: stop, cap, start (see the module docstring)."""
-    out = StationPush(session.station_id)
+def wanted_states(station_id: str, target: StationTarget, entry: dict) -> dict[str, str]:
+    """system -> the power state ``entry`` wants of it: blades 1..blades_on on, the rest in service off."""
     on = int(entry["blades_on"])
     group = on + int(entry["blades_standby"])
     if group > len(target.systems):
-        raise EvdcError(f"station {session.station_id}: the plan has {group} blades in service, the targets file "
+        raise EvdcError(f"station {station_id}: the plan has {group} blades in service, the targets file "
                         f"names {len(target.systems)} systems")
-    wanted = {s: (POWER_ON if i < on else POWER_OFF) for i, s in enumerate(target.systems[:group])}
+    return {s: (POWER_ON if i < on else POWER_OFF) for i, s in enumerate(target.systems[:group])}
+
+
+def apply_entry(session: RedfishSession, target: StationTarget, entry: dict) -> StationPush:
+    """Bring one station to ``entry``: stop, cap, start (see the module docstring)."""
+    out = StationPush(session.station_id)
+    wanted = wanted_states(session.station_id, target, entry)
     states = {s: session.power_state(s) for s in wanted}
     for s, want in wanted.items():
         if want == POWER_OFF and states[s] != POWER_OFF:
@@ -202,9 +209,9 @@ class RedfishPusher:
         self.targets = dict(targets)
         self.timeout_s = timeout_s
 
-    def push(self, when: Any) -> PushResult:
-        """Apply the entries in force at ``when`` (a time with a zone) to every targeted station."""
-        at = pd.Timestamp(when)
+    def push(self, when: Any | None = None) -> PushResult:
+        """Apply the entries in force at ``when`` (a time with a zone; default now) to every targeted station."""
+        at = pd.Timestamp.now(tz="UTC") if when is None else pd.Timestamp(when)
         if at.tzinfo is None:
             raise EvdcError(f"time {when!r} needs a UTC offset")
         pushes = []
@@ -228,11 +235,8 @@ class RedfishPusher:
         out = {}
         for sid, target in self.targets.items():
             entry = entry_at(self.docs[sid]["schedule"], at)
-            if entry is None:
-                continue
-            on = int(entry["blades_on"])
-            group = on + int(entry["blades_standby"])
-            out[sid] = {s: (POWER_ON if i < on else POWER_OFF) for i, s in enumerate(target.systems[:group])}
+            if entry is not None:
+                out[sid] = wanted_states(sid, target, entry)
         return out
 
     def follow(self, until: Any | None = None, say=lambda msg: None) -> None:
