@@ -81,8 +81,7 @@ def every_family_inputs():
                     ambient_c=[50.0, 10.0, -60.0]).sites[0]
 
 
-@pytest.fixture(scope="module")
-def built():
+def _recorded_build(**options):
     """(model, {add_* function: names of the components it added})."""
     added: dict[str, list[str]] = {}
     with pytest.MonkeyPatch.context() as mp:
@@ -92,8 +91,28 @@ def built():
                 _f(m, p)
                 added[_name] = [c for c in m.component_map() if c not in before]
             mp.setattr(M, name, recording)
-        m = M.build_model(every_family_inputs())
+        m = M.build_model(every_family_inputs(), **options)
     return m, added
+
+
+@pytest.fixture(scope="module")
+def built():
+    """(model, {add_* function: names of the components it added})."""
+    return _recorded_build()
+
+
+@pytest.fixture(scope="module")
+def built_unsplit():
+    """The same without the flow split (admission's models: source_cover instead of the flows)."""
+    return _recorded_build(flow_split=False)
+
+
+def family_constraints(models, family) -> dict[str, object]:
+    """Constraint name -> component, of ``family`` in any of ``models`` ((model, added) pairs)."""
+    out = {}
+    for m, added in models:
+        out.update({c: getattr(m, c) for c in added[family] if isinstance(getattr(m, c), pyo.Constraint)})
+    return out
 
 
 def names(m, ctype) -> set[str]:
@@ -164,27 +183,28 @@ def test_every_family_has_one_section_in_build_order():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_section_names_exactly_the_family_constraints(built, family):
-    m, added = built
+def test_section_names_exactly_the_family_constraints(built, built_unsplit, family):
+    m = built[0]
     section = family_sections().get(family)
     assert section is not None, f"docs/formulation.md has no section for {family}"
-    cons = {c for c in added[family] if isinstance(getattr(m, c), pyo.Constraint)}
+    cons = family_constraints((built, built_unsplit), family)
     named = set(BOLD.findall(section))
-    assert named == cons, f"{family}: missing in the doc {sorted(cons - named)}, not built {sorted(named - cons)}"
-    for c in sorted(cons):
-        missing = used_variables(getattr(m, c)) - mentioned_variables(m, section)
+    assert named == set(cons), f"{family}: missing in the doc {sorted(set(cons) - named)}, not built {sorted(named - set(cons))}"
+    for c, comp in sorted(cons.items()):
+        missing = used_variables(comp) - mentioned_variables(m, section)
         assert not missing, f"{c}: the doc's formula leaves out {sorted(missing)}"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_docstring_names_exactly_the_family_constraints(built, family):
-    m, added = built
+def test_docstring_names_exactly_the_family_constraints(built, built_unsplit, family):
+    m = built[0]
     doc = inspect.getdoc(getattr(M, family)) or ""
-    cons = {c for c in added[family] if isinstance(getattr(m, c), pyo.Constraint)}
-    named = set(WORD.findall(doc)) & names(m, pyo.Constraint)
-    assert named == cons, f"{family} docstring: missing {sorted(cons - named)}, other family's {sorted(named - cons)}"
-    for c in sorted(cons):
-        missing = used_variables(getattr(m, c)) - mentioned_variables(m, doc)
+    cons = family_constraints((built, built_unsplit), family)
+    every = names(m, pyo.Constraint) | names(built_unsplit[0], pyo.Constraint)
+    named = set(WORD.findall(doc)) & every
+    assert named == set(cons), f"{family} docstring: missing {sorted(set(cons) - named)}, other family's {sorted(named - set(cons))}"
+    for c, comp in sorted(cons.items()):
+        missing = used_variables(comp) - mentioned_variables(m, doc)
         assert not missing, f"{c}: the docstring's formula leaves out {sorted(missing)}"
 
 
@@ -196,9 +216,8 @@ def test_objective_section_covers_its_terms(built):
 
 @pytest.mark.parametrize("ctype, heading", [
     (pyo.Var, "Variables"), (pyo.Expression, "Expressions"), (pyo.Set, "Sets"), (pyo.Param, "Mutable parameters")])
-def test_every_component_is_in_its_table(built, ctype, heading):
-    m, _ = built
-    have = names(m, ctype)
+def test_every_component_is_in_its_table(built, built_unsplit, ctype, heading):
+    have = names(built[0], ctype) | names(built_unsplit[0], ctype)
     body = chapter(heading)
     listed = table_names(body) if ctype is not pyo.Param else set(re.findall(r"^- `(\w+)\[", body, flags=re.M))
     assert have <= listed, f"'{heading}' leaves out {sorted(have - listed)}"

@@ -244,10 +244,10 @@ def heuristic_plan(inputs: Inputs, config: PlanConfig):
     plan_module = importlib.import_module("scheduler.optimization.site_handle")  # SiteModel.solve calls it
     real = plan_module.solve_model
 
-    def no_mip(model, cfg, build_seconds=0.0):
+    def no_mip(model, cfg, build_seconds=0.0, **kw):
         if any(v.is_integer() and not v.fixed for v in model.component_data_objects(pyo.Var)):
             return SolveResult("time_limit", False, None, None, None, 0.0, build_seconds)
-        return real(model, cfg, build_seconds)
+        return real(model, cfg, build_seconds, **kw)
 
     with mock.patch.object(plan_module, "solve_model", no_mip):
         return plan(inputs, config)

@@ -113,17 +113,22 @@ def set_matrix(lp: highspy.HighsLp, A) -> None:
 
 def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: float, threads: int,
                  random_seed: int, log_to_console: bool, warm_start: bool = True,
-                 start: Callable[[Compiled, float], tuple[np.ndarray, np.ndarray]] | None = None) -> MatrixOutcome:
+                 start: Callable[[Compiled, float], tuple[np.ndarray, np.ndarray]] | None = None,
+                 deadline: float | None = None) -> MatrixOutcome:
     """Compile, solve, and (only when HiGHS holds a feasible point) load the values into the model.
 
     With ``warm_start``, the free variables' current values (a previous plan's, set by the caller)
     are handed to HiGHS as a starting point; HiGHS completes and repairs a partial one itself.
     When no variable has a value, ``start(compiled, seconds)`` may give one instead (columns and
-    values, e.g. ``mip_start.priced_start``); its time comes out of ``time_limit_s``.
+    values, e.g. ``mip_start.priced_start``); its time comes out of ``time_limit_s``. With a
+    ``deadline`` (a ``time.perf_counter()`` instant), the limit, counted once the model is compiled, is
+    at most what is left until then, and at least ``MIN_DEADLINE_SOLVE_S``.
     Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
     """
     t0 = time.perf_counter()
     compiled = compile_model(model)
+    if deadline is not None:
+        time_limit_s = min(time_limit_s, max(deadline - time.perf_counter(), MIN_DEADLINE_SOLVE_S))
     given = warm_start and any(v.value is not None for v in compiled.cols)
     idx, val, left_s = np.zeros(0, dtype=np.int32), np.zeros(0), time_limit_s
     if start is not None and not given:
@@ -137,6 +142,11 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     if len(idx):
         h.setSolution(len(idx), np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=float))
     return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True)
+
+
+#: Least time a solve with a deadline keeps when the deadline is (nearly) past: enough for HiGHS to take
+#: and check a start.
+MIN_DEADLINE_SOLVE_S = 0.05
 
 
 def new_solver(*, time_limit_s: float, mip_rel_gap: float, threads: int, random_seed: int,

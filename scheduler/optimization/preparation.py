@@ -98,17 +98,31 @@ def takeable_kwh(sp: "SessionPrep", finish_soc: float, slot_h: float) -> float:
     the modes it may charge in (starting state included), under its taper (session_taper), up to what
     it asks and its battery holds. Charging as early and as fast as possible is the most it can take:
     the energy reachable by each slot's end grows with the energy at its start."""
+    return sum(kw * slot_h for kw in earliest_fill_kw(sp, sp.modes, finish_soc, slot_h).values())
+
+
+def earliest_fill_kw(sp: "SessionPrep", modes: tuple[str, ...], finish_soc: float, slot_h: float,
+                     room_kw: np.ndarray | None = None) -> dict[int, float]:
+    """Power per slot of the stay when the car charges as early and as fast as it can: each slot at the
+    highest ceiling of ``modes`` (starting state included), at most ``room_kw[t]`` (the room the rest of
+    a plan leaves it; None: no bound), under its taper, up to what it asks and its battery holds. No
+    profile within the same bounds delivers more (``takeable_kwh``): a slot's cap and its taper bound
+    both let the energy at its end grow with the energy at its start."""
     e = sp.soc_arrival * sp.battery_kwh
     b = sp.battery_kwh
     got = 0.0
+    out = {}
     for t in sp.slots:
-        kw = max((sp.limit_kw[(t, mo)] for mo in sp.modes), default=0.0)
+        kw = max((sp.limit_kw[(t, mo)] for mo in modes), default=0.0)
+        if room_kw is not None:
+            kw = min(kw, float(room_kw[t]))
         if sp.taper:
             kw = min(kw, sp.phys_kw * (b - e) / ((1.0 - finish_soc) * b + sp.phys_kw * slot_h))
         kw = max(0.0, min(kw, (sp.energy_cap_kwh - got) / slot_h))
         got += kw * slot_h
         e += kw * slot_h
-    return got
+        out[t] = kw
+    return out
 
 
 def slot_states(sp: "SessionPrep", mode: str, kw: dict[int, float], finish_soc: float,

@@ -225,7 +225,7 @@ def extract_site(m: pyo.ConcreteModel) -> dict[str, pd.DataFrame]:
                           _clean(_v(m.reserve_short_kw[t])) if m.has_reserve else 0.0))
 
     flow_rows = []
-    for (a, b) in m.FLOWS:
+    for (a, b) in (m.FLOWS if hasattr(m, "FLOWS") else ()):  # a model built without the split has none
         for t in T:
             kw = _clean(_v(m.flow_kw[a, b, t]))
             if kw > 0:

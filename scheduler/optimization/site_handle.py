@@ -37,14 +37,16 @@ class BookingOutcome:
     energy_kwh: float
     modes: tuple[str, ...]
     power_kw: tuple[tuple[int, float], ...] = ()  # (slot index, net kW) of each slot of the stay
+    takeable_kwh: float = 0.0  # the most the car could take in its stay (preparation.takeable_kwh)
 
 
 class SiteModel:
     """One site's MIP, built from its inputs, with the operations callers outside optimization use."""
 
-    def __init__(self, site: SiteInputs) -> None:
+    def __init__(self, site: SiteInputs, flow_split: bool = True) -> None:
+        """``flow_split=False``: a model without source flows (``build_model``), whose ``tables()`` have none."""
         self.site = site
-        self.pyomo_model = build_model(site)
+        self.pyomo_model = build_model(site, flow_split=flow_split)
 
     @property
     def n_variables(self) -> int:
@@ -81,8 +83,9 @@ class SiteModel:
 
     # ---------------------------------------------------------------- solving and reading
 
-    def solve(self, solver: SolverConfig, build_seconds: float = 0.0) -> SolveResult:
-        return solve_model(self.pyomo_model, solver, build_seconds=build_seconds)
+    def solve(self, solver: SolverConfig, build_seconds: float = 0.0, deadline: float | None = None) -> SolveResult:
+        """Solve (``solving.solve_model``; ``deadline``: a ``time.perf_counter()`` instant the search stops by)."""
+        return solve_model(self.pyomo_model, solver, build_seconds=build_seconds, deadline=deadline)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The plan tables of this site (call only after a solve with a solution)."""
@@ -94,7 +97,7 @@ class SiteModel:
         kw = tuple((t, float(pyo.value(m.ev_net_kw[reservation_id, t]))) for t in m.sess[reservation_id].slots)
         got = sum(k for _, k in kw) * m.prep.slot_h
         modes = tuple(mo for mo in m.sess[reservation_id].modes if pyo.value(m.mode_on[reservation_id, mo]) > ON)
-        return BookingOutcome(float(got), modes, kw)
+        return BookingOutcome(float(got), modes, kw, m.sess[reservation_id].takeable_kwh)
 
     def job_runs(self) -> set[tuple[str, str, int]]:
         """(job_id, station_id, slot index) of every job run in the solution."""

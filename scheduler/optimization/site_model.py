@@ -35,13 +35,17 @@ from scheduler.optimization.session_families import (
 logging.getLogger("pyomo").setLevel(logging.WARNING)  # DEBUG logging slows builds sharply
 
 
-def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None) -> pyo.ConcreteModel:
-    """Build one site's MIP. ``config`` overrides ``inputs.config`` (what-if studies)."""
+def build_model(inputs: SiteInputs, config: ScenarioConfig | None = None, *,
+                flow_split: bool = True) -> pyo.ConcreteModel:
+    """Build one site's MIP. ``config`` overrides ``inputs.config`` (what-if studies). With
+    ``flow_split=False`` the model leaves out which source fed which use where no source is dedicated
+    (``add_source_flow_constraints``): it decides the same, but its plan has no source_flows (admission)."""
     if config is not None and config is not inputs.config:
         inputs = replace(inputs, config=config)
     prep = prepare_site(inputs)
     m = pyo.ConcreteModel(name=f"evdc_{inputs.site.site_id}")
     m.prep = prep  # plain Python data the results module reads alongside the solution
+    m.flow_split = flow_split
     add_sets(m, prep)
     add_parameters(m, prep)
     add_variables(m, prep)
@@ -272,11 +276,22 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
     demand: sum_r ev_kw (cars charging), sum_s (blade_kw + thermal_kw) (blades), site_load_kw +
     sum_s station_load_kw (loads), battery_charge_kw; a battery term is 0 without a battery.
     FLOWS leaves out IMPOSSIBLE_FLOWS and, with policies.source_uses, the uses a source is not dedicated to.
+    Built without the split (``build_model(..., flow_split=False)``, no source dedicated), the flows
+    exist exactly when every set of sources is at most what the uses they may feed draw (Gale's
+    supply-demand theorem; a set holding grid or pv may feed every use, which the site's balance covers):
+    source_cover[k, t], k in COVER, t in T, with cars = sum_r ev_kw, blades = sum_s (blade_kw + thermal_kw),
+    loads = site_load_kw + sum_s station_load_kw:
+      unserved:          unserved_kw <= blades + loads
+      battery_unserved:  battery_discharge_kw + unserved_kw <= cars + blades + loads       (with a battery)
+      cars_unserved:     sum_r ev_discharge_kw + unserved_kw <= blades + loads + battery_charge_kw   (lenders)
     """
     from scheduler.inputs.settings import SOURCES, USES
 
     si = p.inputs
     dedicated = si.config.policies.source_uses
+    if not m.flow_split and not dedicated:
+        add_source_cover_rows(m, p)
+        return
     flows = [(a, b) for a in SOURCES for b in USES
              if (a, b) not in IMPOSSIBLE_FLOWS and (a not in dedicated or b in dedicated[a])]
     m.FLOWS = pyo.Set(dimen=2, ordered=True, initialize=flows)
@@ -307,10 +322,38 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
             return other[t]
         return m.battery_charge_kw[t] if m.battery else zero
 
+    fed = {a: [b for b in USES if (a, b) in flows] for a in SOURCES}  # plain lists: Pyomo set lookups are slow
+    feeding = {b: [a for a in SOURCES if (a, b) in flows] for b in USES}
     m.source_supply = pyo.Constraint(SOURCES, m.T, rule=lambda m, a, t: sum(
-        m.flow_kw[a, b, t] for b in USES if (a, b) in m.FLOWS) == supply(m, a, t))
+        m.flow_kw[a, b, t] for b in fed[a]) == supply(m, a, t))
     m.use_demand = pyo.Constraint(USES, m.T, rule=lambda m, b, t: sum(
-        m.flow_kw[a, b, t] for a in SOURCES if (a, b) in m.FLOWS) == demand(m, b, t))
+        m.flow_kw[a, b, t] for a in feeding[b]) == demand(m, b, t))
+
+
+def add_source_cover_rows(m, p: SitePrep) -> None:
+    """source_cover[k, t]: add_source_flow_constraints's rows when the split is left out."""
+    si = p.inputs
+    other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
+    lenders: dict[int, list[str]] = {}
+    for r, t in m.RV:
+        lenders.setdefault(t, []).append(r)
+    rows = [("unserved", t) for t in p.T]
+    if m.battery:
+        rows += [("battery_unserved", t) for t in p.T]
+    rows += [("cars_unserved", t) for t in sorted(lenders)]
+    m.COVER = pyo.Set(dimen=2, ordered=True, initialize=rows)
+
+    def rule(m, k, t):
+        cars = sum(m.ev_kw[r, t] for s in m.S for r in m.sessions_at.get((s, t), ()))
+        blades = sum(m.blade_kw[s, t] + m.thermal_kw[s, t] for s in m.S)
+        if k == "unserved":
+            return m.unserved_kw[t] <= blades + other[t]
+        if k == "battery_unserved":
+            return m.battery_discharge_kw[t] + m.unserved_kw[t] <= cars + blades + other[t]
+        charge = m.battery_charge_kw[t] if m.battery else 0.0
+        return sum(m.ev_discharge_kw[r, t] for r in lenders[t]) + m.unserved_kw[t] <= blades + other[t] + charge
+
+    m.source_cover = pyo.Constraint(m.COVER, rule=rule)
 
 
 def add_grid_limit_constraints(m, p: SitePrep) -> None:

@@ -54,22 +54,26 @@ _STATUS = {
 }
 
 
-def solve_model(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float = 0.0) -> SolveResult:
+def solve_model(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float = 0.0,
+                deadline: float | None = None) -> SolveResult:
     """Solve with HiGHS; load the solution into the model only when one exists.
 
     ``solve_seconds`` includes the hand-off to HiGHS (``handoff_seconds`` says how much of it).
+    ``deadline`` (a ``time.perf_counter()`` instant; matrix interface) shortens the time limit so
+    that the search stops by then (``highs_handoff.solve_matrix``).
     """
     if cfg.interface == "matrix":
-        return _solve_matrix(model, cfg, build_seconds)
+        return _solve_matrix(model, cfg, build_seconds, deadline)
     return _solve_pyomo(model, cfg, build_seconds)
 
 
-def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float) -> SolveResult:
+def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float,
+                  deadline: float | None = None) -> SolveResult:
     t0 = time.perf_counter()
     try:
         out = solve_matrix(model, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, threads=cfg.threads,
                            random_seed=cfg.random_seed, log_to_console=cfg.log_to_console,
-                           warm_start=cfg.warm_start,
+                           warm_start=cfg.warm_start, deadline=deadline,
                            start=(lambda c, s: priced_start(model, c, s)) if cfg.mip_start == "priced" else None)
     except Exception as exc:  # the compiler or the solver itself failed
         return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,

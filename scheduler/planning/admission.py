@@ -6,15 +6,20 @@ booking's mode and power are free, with the site's grid import, PV use and
 battery power around it. Stations that cannot change are *frozen*: their
 planned draw becomes a fixed load on their link (no sessions, jobs or blades of
 their own), so the model holds only the requested station and its neighbours
-in the power tree; its size does not grow with the site. If the booking cannot
+in the power tree; its size does not grow with the site. Before any model, the
+car is charged as early as it can in the room the plan leaves it
+(``fill_offer``): when that gives all it could take in its stay, no solve can
+give more and it is the answer. If the booking cannot
 be fully granted and non-critical jobs run at its station during the stay, a
-second solve frees those jobs from the request time on: they may move in time,
+second solve (the arithmetic answer standing in for the first) frees those jobs from the request time on: they may move in time,
 or to one of the ``MOVE_CANDIDATES`` stations of the site with the most free
 blades during the stay; the answer then names the jobs that would have to move.
 Alternatives (other stations of the site, other times within the request's
 ``flex_hours``, slower modes) are then sized by arithmetic on the plan's
 headroom (no solve), and the best ``MAX_ALTERNATIVES`` are offered
-(``alternatives_for``).
+(``alternatives_for``). With admission's own solver an answer keeps to a budget
+(``ADMIT_BUDGET_S``): its solves stop by then with the best answer found. Admission's
+models leave out which source fed which use (``build_model(..., flow_split=False)``).
 
 A station holds as many cars at once as it has connectors (stations.csv ``connectors``, default 1):
 a station whose connectors the scenario's bookings hold at some instant of the stay offers nothing
@@ -29,7 +34,10 @@ would change which use a source feeds.
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -48,20 +56,27 @@ from scheduler.optimization.site_handle import SiteModel
 if TYPE_CHECKING:
     from scheduler.planning.ledger import HeldBooking
 
-#: Requests are answered quickly: each of the (at most two) solves stops after this long with the best
-#: answer HiGHS has found (its incumbent), which is feasible but may leave some energy unoffered.
-ADMIT_TIME_LIMIT_S = 0.8
+#: Requests are answered quickly: a solve stops after this long, or earlier at the answer's budget
+#: (ADMIT_BUDGET_S), with the best answer HiGHS has found (its incumbent), which is feasible but may leave
+#: some energy unoffered. (0.8 s until 0.16.)
+ADMIT_TIME_LIMIT_S = 0.4
 MAX_ALTERNATIVES = 5
 #: stations (besides the requested one) the second solve lets displaced jobs move to
 MOVE_CANDIDATES = 3
 #: Cost of each (job, station, slot) the second solve changes against the plan, so that among equally good
 #: answers the one that moves the fewest jobs wins (currency per job-slot; far below any value in the objective).
 DISTURBANCE_COST = 1e-3
-#: Admission models are small: solve them close to optimal, so the disturbance cost takes effect.
-ADMIT_MIP_GAP = 1e-4
+#: Admission models are small: solve them close to optimal. (1e-4 until 0.16: on 22 requests that moved
+#: jobs in benchmarks/admit_latency.py's site, 1e-3 gave the same energy in 0.35 s against 0.36 s on
+#: average, 0.44 s against 0.48 s at most.)
+ADMIT_MIP_GAP = 1e-3
 #: How admission solves. (Without the LP-priced start, ``mip_start="none"``, benchmarks/admit_latency.py
 #: gave a lower p50 at 50 stations but a higher one at 10 and a higher p99 at both: kept.)
 ADMIT_SOLVER = SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP)
+#: Seconds an answer may take with admission's own solver (``ADMIT_SOLVER``): each solve stops by then
+#: (``SiteModel.solve(deadline=)``), whatever ADMIT_TIME_LIMIT_S leaves; reading the answer and sizing
+#: the alternatives follow. A caller's own solver has its own time limits and no budget.
+ADMIT_BUDGET_S = 0.36
 #: Relative slack on what a stay can take before a request is refused as asking more than it
 #: (rounding of the times and powers it is given in).
 STAY_ENERGY_REL_TOL = 1e-9
@@ -106,6 +121,9 @@ class Offer:
     power_kw: tuple[tuple[int, float], ...] = ()  # (slot index, kW) of the power offered, slots with power
     site_id: str = ""  # the other site of an other_site alternative
     distance_km: float | None = None  # from the requested site, for an other_site alternative
+    #: the most the car could take in the stay with no plan around it (ceilings, starting state, taper;
+    #: sessions.csv's takeable_kwh); None for alternatives, which are sized by arithmetic
+    takeable_kwh: float | None = None
 
     def as_dict(self, tz: str, slot_starts: tuple[str, ...] = ()) -> dict:
         """The offer as ``evdc admit --json`` prints it; with ``slot_starts`` (the plan's slot labels) its
@@ -120,6 +138,8 @@ class Offer:
             out["cost"] = round(self.cost, 4)
         if self.site_id:
             out.update(site_id=self.site_id, distance_km=round(self.distance_km or 0.0, 3))
+        if self.takeable_kwh is not None:
+            out["takeable_kwh"] = round(self.takeable_kwh, 3)
         if self.reason:
             out["reason"] = self.reason
         return out
@@ -435,7 +455,7 @@ def _movable(site: SiteInputs, tables: dict[str, pd.DataFrame], station_id: str,
 
 
 def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, station_id: str, start_slot: int,
-         move_jobs: bool, solver: SolverConfig, reduce: bool = True) -> Offer | None:
+         move_jobs: bool, solver: SolverConfig, reduce: bool = True, deadline: float | None = None) -> Offer | None:
     st = site.station(station_id)
     sess = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
                    mode=request.mode if request.mode in st.modes or request.mode == "any" else "any",
@@ -444,11 +464,11 @@ def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, statio
              else set(site.station_ids))
     movable = _movable(site, tables, station_id, start_slot, whole) if move_jobs else frozenset()
     reduced = frozen_site(site, tables, sp, whole, movable, start_slot)
-    sm = SiteModel(replace(reduced, sessions=reduced.sessions + (sess,)))
+    sm = SiteModel(replace(reduced, sessions=reduced.sessions + (sess,)), flow_split=False)
     sm.fix_committed(tables, movable, start_slot)
     if move_jobs:
         sm.penalise_disturbance(tables, DISTURBANCE_COST)
-    res = sm.solve(solver)
+    res = sm.solve(solver, deadline=deadline)
     if not res.has_solution:
         return None
     return _offer(sm, station_id, request, tables)
@@ -456,12 +476,8 @@ def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, statio
 
 def _offer(sm: SiteModel, station_id: str, request: BookingRequest, tables) -> Offer:
     got = sm.booking(request.reservation_id)
-    if got.energy_kwh <= 1e-6:
-        decision = "denied"
-    elif got.energy_kwh >= request.energy_kwh * (1 - 1e-6):
-        decision = "granted"
-    else:
-        decision = "partial"
+    takeable = got.takeable_kwh
+    decision = _decision(got.energy_kwh, min(request.energy_kwh, takeable))
     js = tables["job_slots"]
     before = {(j, s, t) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])}
     starts = sm.site.grid.starts_local
@@ -472,7 +488,8 @@ def _offer(sm: SiteModel, station_id: str, request: BookingRequest, tables) -> O
     moved = sorted({j for (j, _, _) in (before_iso ^ after)})
     mode = got.modes[0] if got.modes and decision != "denied" else ""
     power = tuple((t, kw) for t, kw in got.power_kw if abs(kw) > POWER_EPS_KW)
-    return Offer(station_id, decision, mode, max(got.energy_kwh, 0.0), tuple(moved), power_kw=power)
+    return Offer(station_id, decision, mode, max(got.energy_kwh, 0.0), tuple(moved), power_kw=power,
+                 takeable_kwh=takeable)
 
 
 def _jobs_in_the_way(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> bool:
@@ -488,10 +505,90 @@ def _jobs_in_the_way(site: SiteInputs, tables: dict[str, pd.DataFrame], request:
     return bool(inside.any())
 
 
+def headroom_kw(site: SiteInputs, sp: SitePlan, station_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per slot, the room the plan leaves a new car at ``station_id`` (kW): on its link and the power
+    tree above it (link limit - draw - reserve at each node; may be negative); on its charger, which
+    the station's other cars share (charger_kw - their power; station_charger); and the least of
+    those two, at least 0, and the site's room (grid limit - import + curtailed PV - reserves)."""
+    st = site.station(station_id)
+    local = st.link_kw - sp.draw_kw[station_id] - sp.reserve_kw[station_id]
+    cap_kw = {lk.link_id: lk.capacity_kw for lk in site.links}
+    below = site.stations_below()
+    for node in site.link_path(station_id):
+        used = sum(sp.draw_kw[s] + sp.reserve_kw[s] for s in below[node])
+        local = np.minimum(local, cap_kw[node] - used)
+    charger = np.maximum(st.charger_kw - np.maximum(sp.ev_kw[station_id], 0.0), 0.0)
+    return local, charger, np.minimum(np.minimum(np.maximum(local, 0.0), charger), sp.site_room_kw)
+
+
+def _decision(got_kwh: float, due_kwh: float) -> str:
+    """denied (nothing), granted (``due_kwh``: the request, or all the car can take when that is less),
+    partial (in between), as sessions.csv decides."""
+    return "denied" if got_kwh <= 1e-6 else ("granted" if got_kwh >= due_kwh * (1 - 1e-6) else "partial")
+
+
+def earliest_offer(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, request: BookingRequest,
+                   station_id: str) -> Offer | None:
+    """The answer without a solve, when one exists: ``fill_offer``'s when it is exact (the car gets the
+    most it could take in its stay with no plan around it: no answer can give more). None otherwise."""
+    offer, exact = fill_offer(site, tables, sp, request, station_id)
+    return offer if exact else None
+
+
+def fill_offer(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, request: BookingRequest,
+               station_id: str) -> tuple[Offer | None, bool]:
+    """A feasible answer by arithmetic, and whether no answer can give more. The car charges as early as
+    it can within the room the plan leaves it (``headroom_kw``; ``preparation.earliest_fill_kw``),
+    every job where the plan has it, in the mode that gives most (the fastest of equals). It is exact
+    when that reaches the most the car could take in its stay with no plan around it (its ceilings,
+    starting state and taper, up to its request). None for an urgent request (its blades' standby is
+    the MIP's to decide) and where a source is dedicated to a use; denied when what the fill gives is
+    below the share a served booking must get (``weights.partial_min_fraction``); fast
+    mode is left out when suspendable blades (not critical, preemptible) run at the station during the
+    stay (claim 19's standby would stop them)."""
+    from scheduler.optimization.preparation import earliest_fill_kw, session_prep
+
+    if request.priority != "normal" or site.config.policies.source_uses:
+        return None, False
+    st = site.station(station_id)
+    grid = site.grid
+    h = grid.slot_h
+    sess = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
+                   mode=request.mode if request.mode in st.modes else "any", vehicle_max_kw=request.vehicle_max_kw)
+    prep = session_prep(sess, st, site.config, grid)
+    finish_soc = site.config.charging.finish_soc
+    most_kwh = max(sum(earliest_fill_kw(prep, (m,), finish_soc, h).values()) * h for m in prep.modes)
+    room = headroom_kw(site, sp, station_id)[2]
+    suspendable = {j.job_id for j in site.jobs if j.priority != "critical" and j.preemptible}
+    stay = set(prep.slots)
+    blades_in_stay = any(j in suspendable and s == station_id and t in stay
+                         for (j, s, t) in read_committed(tables, grid).ran)
+    best: tuple[float, str, dict[int, float]] | None = None
+    for mode in sorted(prep.modes, key=lambda m: (-site.config.modes.kw(m), m)):
+        if mode == "fast" and blades_in_stay and site.config.policies.fast_charge_blade_standby:
+            continue
+        kw = earliest_fill_kw(prep, (mode,), finish_soc, h, room)
+        got = sum(kw.values()) * h
+        if best is None or got > best[0] + 1e-9:
+            best = (got, mode, kw)
+    if best is None:
+        return None, False
+    got, mode, kw = best
+    least_kwh = site.config.weights.partial_min_fraction * prep.energy_cap_kwh - 1e-6
+    if got < least_kwh:  # too little to serve the booking (session_energy_min): denied
+        return Offer(station_id, "denied", "", 0.0, takeable_kwh=prep.takeable_kwh), most_kwh < least_kwh
+    prices = site.price_per_kwh if site.price_per_kwh is not None else np.zeros(grid.n_slots)
+    decision = _decision(got, min(request.energy_kwh, prep.takeable_kwh))
+    power = tuple((t, k) for t, k in kw.items() if k > POWER_EPS_KW)
+    offer = Offer(station_id, decision, mode if decision != "denied" else "", got,
+                  cost=float(sum(k * h * prices[t] for t, k in power)), power_kw=power, takeable_kwh=prep.takeable_kwh)
+    return offer, got >= most_kwh - 1e-6
+
+
 def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, station_id: str) -> Offer:
     """What a station could give the request by arithmetic on the plan's headroom: per slot the least
-    of the mode's ceiling, the link's room (link limit - draw - reserve), the site's room (grid limit -
-    import + curtailed PV - reserves) and the power tree's room, filled until the request is met. Where
+    of the mode's ceiling and the room ``headroom_kw`` finds (link, power tree, shared charger, site),
+    filled until the request is met. Where
     that falls short, the non-critical jobs running at the station in a slot may move to other stations:
     their blades' power (less standby) is added to the link's and the tree's room of that slot (not the
     site's: they still run there), and the offer names them."""
@@ -503,13 +600,7 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
     st = site.station(station_id)
     grid = site.grid
     h = grid.slot_h
-    local = st.link_kw - sp.draw_kw[station_id] - sp.reserve_kw[station_id]  # the link and the tree above it
-    cap_kw = {lk.link_id: lk.capacity_kw for lk in site.links}
-    below = site.stations_below()
-    for node in site.link_path(station_id):
-        used = sum(sp.draw_kw[s] + sp.reserve_kw[s] for s in below[node])
-        local = np.minimum(local, cap_kw[node] - used)
-    room = np.minimum(np.maximum(local, 0.0), sp.site_room_kw)
+    local, charger, room = headroom_kw(site, sp, station_id)
     probe = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
                     mode=request.mode if request.mode in st.modes else "any", vehicle_max_kw=request.vehicle_max_kw)
     mode = session_modes(probe, st)[0]
@@ -522,7 +613,7 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
             t = first + i
             jobs = sp.movable_kw.get((station_id, t), [])
             freed = sum(kw for _, kw in jobs)  # the jobs go elsewhere at the site: only local rooms grow
-            more = min(cap * f, max(local[t] + freed, 0.0), sp.site_room_kw[t])
+            more = min(cap * f, max(local[t] + freed, 0.0), charger[t], sp.site_room_kw[t])
             if more > give[i] + 1e-9 and sum(give) * h < request.energy_kwh:
                 give[i] = more
                 moved |= {j for j, _ in jobs}
@@ -535,7 +626,7 @@ def headroom_offer(site: SiteInputs, sp: SitePlan, request: BookingRequest, stat
         cost += e * float(prices[first + i])
         if e / h > POWER_EPS_KW:
             power.append((first + i, e / h))
-    decision = "denied" if got <= 1e-6 else ("granted" if got >= request.energy_kwh * (1 - 1e-6) else "partial")
+    decision = _decision(got, request.energy_kwh)
     return Offer(station_id, decision, mode if got > 1e-6 else "", got, tuple(sorted(moved)) if got > 1e-6 else (),
                  start=request.arrival, end=request.departure, cost=cost, power_kw=tuple(power))
 
@@ -603,16 +694,51 @@ def alternatives_for(site: SiteInputs, sp: SitePlan, request: BookingRequest, of
     return [a for _, a in better]
 
 
+_GC_LOCK = threading.Lock()
+_GC_PAUSE = {"holders": 0, "was_on": False}  # answers under way; whether the collector ran before the first
+
+
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector held off while requests are answered (threads answering at once
+    share the pause; it ends with the last of them). Building and dropping a Pyomo model makes many
+    objects in reference cycles, and a full collection in the middle of an answer added about 0.1 s to
+    the slowest ones in benchmarks/admit_latency.py; between answers the collector runs as usual."""
+    with _GC_LOCK:
+        if _GC_PAUSE["holders"] == 0:
+            _GC_PAUSE["was_on"] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSE["holders"] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_PAUSE["holders"] -= 1
+            if _GC_PAUSE["holders"] == 0 and _GC_PAUSE["was_on"]:
+                gc.enable()
+
+
 def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
           at: pd.Timestamp | None = None, solver: SolverConfig | None = None, reduce: bool = True,
           move_jobs: bool = True) -> Admission:
     """Answer a booking request against the current plan (``tables``, as read by ``scheduler.inputs.plan_files.read_plan``).
 
-    ``reduce=False`` solves on the whole site instead of the frozen one (slower; every job at the
-    requested station may then move to any station of the site). ``move_jobs=False`` skips the
-    second solve: the answer then leaves every job where the plan has it.
+    A request the plan's headroom lets take all the car can is answered without a solve
+    (``earliest_offer``); when it falls short and jobs stand in the way, the arithmetic answer
+    (``fill_offer``) stands in for the first solve, and the second must beat it. ``reduce=False``
+    always solves, on the whole site instead of the frozen one (slower; every job at the requested
+    station may then move to any station of the site). ``move_jobs=False`` skips the second solve: the
+    answer then leaves every job where the plan has it. The garbage collector waits while it answers
+    (``collector_paused``).
     """
+    with collector_paused():
+        return _admit(inputs, tables, request, at, solver, reduce, move_jobs)
+
+
+def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest, at: pd.Timestamp | None,
+           solver: SolverConfig | None, reduce: bool, move_jobs: bool) -> Admission:
     t0 = time.perf_counter()
+    deadline = t0 + ADMIT_BUDGET_S if solver is None and reduce else None  # the default answers keep to the budget
     solver = solver or ADMIT_SOLVER
     request = check_request(inputs, request, at)
     site = _site_of(inputs, request.station_id)
@@ -621,11 +747,16 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     grid = site.grid
     start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
     full = connector_full(site, request, request.station_id)
-    offer = Offer(request.station_id, "denied", "", 0.0, reason=full) if full else \
-        _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce)
-    if (not full and move_jobs and (offer is None or offer.decision != "granted")
-            and _jobs_in_the_way(site, tables, request)):
-        moved = _try(site, tables, sp, request, request.station_id, start_slot, True, solver, reduce)
+    fill, exact = (None, False) if full or not reduce else fill_offer(site, tables, sp, request, request.station_id)
+    move = not full and not exact and move_jobs and _jobs_in_the_way(site, tables, request)
+    if full:
+        offer = Offer(request.station_id, "denied", "", 0.0, reason=full)
+    elif exact or (move and fill is not None):
+        offer = fill  # exact, or the floor the move solve must beat (it stands in for the first solve)
+    else:
+        offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce, deadline)
+    if move and (offer is None or offer.decision != "granted"):
+        moved = _try(site, tables, sp, request, request.station_id, start_slot, True, solver, reduce, deadline)
         if moved is not None and (offer is None or moved.planned_kwh > offer.planned_kwh + 1e-6):
             offer = moved
     offer = offer or Offer(request.station_id, "denied", "", 0.0)

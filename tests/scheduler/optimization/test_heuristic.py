@@ -45,11 +45,11 @@ def test_fallback_plan_when_the_mip_has_no_time(demo, tmp_path, monkeypatch):
     real = plan_module.solve_model
     calls = {"n": 0}
 
-    def first_fails(model, cfg, build_seconds=0.0):
+    def first_fails(model, cfg, build_seconds=0.0, **kw):
         calls["n"] += 1
         if calls["n"] % 2 == 1:  # the MIP attempt of each site
             return SolveResult("time_limit", False, None, None, None, 0.01, build_seconds)
-        return real(model, cfg, build_seconds)
+        return real(model, cfg, build_seconds, **kw)
 
     monkeypatch.setattr(plan_module, "solve_model", first_fails)
     result = plan(inputs, PlanConfig(solver=SolverConfig(time_limit_s=10)))

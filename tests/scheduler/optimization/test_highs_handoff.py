@@ -106,3 +106,29 @@ def test_a_start_highs_completes_differently_does_not_leave_a_worse_plan():
     assert res.status == "optimal"
     assert res.objective == pytest.approx(25.2, abs=1e-6)
     assert [round(pyo.value(m.run["j1", "a", t])) for t in (0, 1)] == [1, 1]
+
+
+def test_a_deadline_shortens_the_time_limit(monkeypatch):
+    """A solve with a deadline gives HiGHS at most what is left until then (here: in the past, so the
+    least, MIN_DEADLINE_SOLVE_S), and still returns the optimum of a model HiGHS solves at once; without
+    one HiGHS gets the configured limit."""
+    import time
+
+    from scheduler.optimization import highs_handoff
+
+    limits = []
+    real = highs_handoff.new_solver
+
+    def recording(**kw):
+        limits.append(kw["time_limit_s"])
+        return real(**kw)
+
+    monkeypatch.setattr(highs_handoff, "new_solver", recording)
+    cfg = tiny_config(60, 2, **NO_START)
+    s = Session("r1", "a", at(cfg, 0), at(cfg, 120), energy_kwh=100, vehicle_max_kw=50, battery_kwh=200, soc_arrival=0.1)
+    st = Station("a", "s", link_kw=1000.0, charger_kw=50.0, blades=0, blade_kw=0.5, blade_standby_kw=0.0)
+    site = one_site(cfg, Site("s", grid_kw=30), [st], [s], price_per_kwh=[0.1, 0.1]).sites[0]
+    late = solve_model(build_model(site), SolverConfig(time_limit_s=60, mip_start="none"), deadline=time.perf_counter() - 1.0)
+    free = solve_model(build_model(site), SolverConfig(time_limit_s=60, mip_start="none"))
+    assert limits == [highs_handoff.MIN_DEADLINE_SOLVE_S, 60.0]
+    assert late.status == free.status == "optimal" and late.objective == pytest.approx(free.objective)

@@ -457,3 +457,26 @@ def test_early_charging_serves_the_car_that_cannot_wait_first():
     starts = p.tables["site_slots"]["slot_start"].tolist()
     assert by_slot("B") == {starts[0]: pytest.approx(7.0, abs=1e-6)}
     assert by_slot("A") == {starts[1]: pytest.approx(7.0, abs=1e-6)}
+
+
+@pytest.mark.parametrize("flow_split", [True, False])
+def test_a_lending_car_never_charges_another_car(flow_split):
+    """Station a has two connectors. Car A (V2X, lends up to 10 kW) is there both hours and takes 12 kWh
+    in hour 1 from the grid; the grid is out in hour 2, when urgent car B (worth more per kWh) arrives.
+    Power a car lends feeds blades and loads, never another car (cars to cars is no flow): B gets
+    nothing, and A keeps its 12 kWh. With the flow split the flows say so; without it (admission's
+    models) source_cover[cars_unserved] does. Without either, A would lend B 10 kWh."""
+    from scheduler import SolverConfig
+    from scheduler.optimization.site_handle import SiteModel
+
+    cfg = tiny_config(60, 2, **NO_START)
+    st = station(charger_kw=22, connectors=2)
+    a = Session("A", "a", at(cfg, 0), at(cfg, 120), energy_kwh=12, vehicle_max_kw=22, battery_kwh=100,
+                soc_arrival=0.5, vehicle_discharge_kw=10, min_soc=0.1)
+    b = Session("B", "a", at(cfg, 60), at(cfg, 120), energy_kwh=10, vehicle_max_kw=22, battery_kwh=100,
+                soc_arrival=0.2, priority="urgent")
+    site = one_site(cfg, Site("s", grid_kw=100), [st], [a, b], grid_limit_kw=[100, 0]).sites[0]
+    sm = SiteModel(site, flow_split=flow_split)
+    assert sm.solve(SolverConfig(time_limit_s=10)).has_solution
+    assert sm.booking("B").energy_kwh == pytest.approx(0.0, abs=1e-9)
+    assert sm.booking("A").energy_kwh == pytest.approx(12.0, abs=1e-9)

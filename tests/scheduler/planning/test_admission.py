@@ -206,12 +206,18 @@ def test_a_fast_request_the_blades_outrank_is_offered_other_stations_and_slower_
                    ("slower_mode", "a", "slow", 22.0, 0.22)]
 
 
-def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
+@pytest.fixture(scope="module")
+def demo_free(tmp_path_factory):
+    """The demo without heat and with free servers, planned: (inputs, tables)."""
+    inputs = free_servers(without_heat(load_scenario(demo_scenario_path())))  # two admissions compared
+    return inputs, read_plan(write_plan(plan(inputs), tmp_path_factory.mktemp("demo_free") / "plan"))
+
+
+def test_frozen_site_answers_like_the_whole_site_on_the_demo(demo_free):
     """Freezing the other stations changes the model's size, not the answer to the first question (power
     for the booking with everything else fixed). With heat on, a frozen station's cooling could not shift
     (the frozen answer could be lower); heat is off here, so the answers are equal."""
-    inputs = free_servers(without_heat(load_scenario(demo_scenario_path())))  # two admissions compared
-    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    inputs, tables = demo_free
     rng = np.random.default_rng(3)
     ids = [s.station_id for s in inputs.stations]
     for _ in range(6):
@@ -225,6 +231,53 @@ def test_frozen_site_answers_like_the_whole_site_on_the_demo(tmp_path):
         small = admit(inputs, tables, req, solver=solver, reduce=True, move_jobs=False).offer
         assert small.planned_kwh == pytest.approx(full.planned_kwh, abs=1e-3)
         assert small.decision == full.decision
+
+
+def test_an_answer_without_a_solve_is_the_solved_answer_and_fits_the_plan(demo_free, monkeypatch):
+    """Requests of 0.5-4 h in any mode at the demo's stations. Where the plan's headroom lets a car take
+    all it can (``earliest_offer``), that answer is the one the solve gives (same kWh and decision, with
+    the shortcut switched off), and its profile fits the plan: the held booking fixed at it, with every
+    other decision of the plan fixed, the site model is feasible."""
+    from scheduler.planning import admission
+    from scheduler.optimization.site_handle import SiteModel
+    from scheduler.planning.ledger import HeldBooking
+
+    inputs, tables = demo_free
+    rng = np.random.default_rng(11)
+    ids = [s.station_id for s in inputs.stations]
+    quick_seen = solved_seen = 0
+    for k in range(24):
+        start = inputs.grid.start_utc + pd.Timedelta(minutes=15 * int(rng.integers(0, 80)))
+        stay = pd.Timedelta(minutes=30 * int(rng.integers(1, 9)))
+        sid = ids[int(rng.integers(len(ids)))]
+        site = admission._site_of(inputs, sid)
+        st = site.station(sid)
+        most_kwh = stay.total_seconds() / 3600 * min(st.charger_kw, max(inputs.config.modes.kw(m) for m in st.modes))
+        req = BookingRequest(sid, start, start + stay, energy_kwh=min(float(rng.uniform(5, 80)), most_kwh),
+                             reservation_id=f"q{k}")
+        if admission.connector_full(site, req, sid):
+            continue
+        sp = admission.site_plan(site, tables)
+        quick = admission.earliest_offer(admission._with_plan_reserve(site, sp), tables, sp, req, sid)
+        if quick is None:
+            solved_seen += 1
+            continue
+        quick_seen += 1
+        with monkeypatch.context() as mp:
+            mp.setattr(admission, "earliest_offer", lambda *a, **kw: None)
+            solved = admit(inputs, tables, req, solver=SolverConfig(time_limit_s=20, mip_rel_gap=1e-6),
+                           move_jobs=False).offer
+        assert (quick.decision, quick.planned_kwh) == (solved.decision, pytest.approx(solved.planned_kwh, abs=1e-3))
+        starts = inputs.grid.starts_local
+        held = HeldBooking(req.reservation_id, sid, req.arrival, req.departure, req.energy_kwh, quick.mode, None,
+                           tuple((starts[t].isoformat(), kw) for t, kw in quick.power_kw))
+        inputs2, tables2 = admission.with_bookings(inputs, tables, [held])
+        site2 = admission._site_of(inputs2, sid)
+        sp2 = admission.site_plan(site2, tables2)
+        sm = SiteModel(admission.frozen_site(admission._with_plan_reserve(site2, sp2), tables2, sp2, {sid}))
+        sm.fix_committed(tables2, frozenset(), 0)
+        assert sm.solve(SolverConfig(time_limit_s=20)).has_solution, req
+    assert quick_seen >= 4 and solved_seen >= 1, (quick_seen, solved_seen)
 
 
 def test_an_alternative_counts_the_jobs_that_would_have_to_move(tmp_path):
@@ -276,3 +329,43 @@ def test_frozen_stations_merge_into_one_load_per_link_the_kept_station_draws_thr
     assert list(merged.reserve_kw[f"{FROZEN_PREFIX}R"]) == pytest.approx([1.2, 1.4])
     assert list(merged.station_load_kw["a"]) == [1.0, 2.0] and merged.station("a") == site.station("a")
     assert merge_frozen(site, {"a", "b", "c"}) is site  # one frozen station: nothing to merge
+
+
+def test_the_collector_waits_while_requests_are_answered_and_runs_again_after():
+    """collector_paused holds Python's garbage collector off while any answer is under way (nested or in
+    threads, which overlap here: the first to start ends first) and leaves it as it found it."""
+    import gc
+    import threading
+
+    from scheduler.planning.admission import collector_paused
+
+    assert gc.isenabled()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with collector_paused():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with collector_paused():
+            second_in.set()
+            first_out.wait(5)
+            seen["after the first left"] = gc.isenabled()
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"after the first left": False} and gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
