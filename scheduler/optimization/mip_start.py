@@ -65,42 +65,27 @@ def best_run(profit: list[float], allowed: list[bool], *, min_on: int, min_off: 
     states = [(on, k, tm) for on in (0, 1) for k in range(max_starts + 1) for tm in range(1, cap + 1)]
     index = {s: i for i, s in enumerate(states)}
     n_states, n_counts = len(states), need + 1
+    moves = {flag: _dp_moves(states, index, cap, up, min_off, max_starts, flag) for flag in (False, True)}
     value = np.full((n_states, n_counts), _NEG)
     value[index[(0, 0, cap)], 0] = 0.0
     came_from = np.zeros((n, n_states, n_counts, 2), dtype=np.int32)  # previous state, previous count
     counts = np.arange(n_counts, dtype=np.int32)
-
-    def offer(nxt: np.ndarray, back: np.ndarray, dst: int, src: int, vals: np.ndarray, runs: bool) -> None:
-        """Move the values of state ``src`` to ``dst`` where they beat what ``dst`` holds."""
-        if runs:  # one more slot run: the count moves up by one, the last count falls off
-            cand = np.concatenate(([_NEG], vals[:-1]))
-            prev = counts - 1
-        else:
-            cand, prev = vals, counts
-        better = cand > nxt[dst]
-        if better.any():
-            nxt[dst, better] = cand[better]
-            back[dst, better, 0] = src
-            back[dst, better, 1] = prev[better]
-
+    rows = np.arange(n_states)[:, None]
+    # values with a row of no value (where padded moves come from) and a first column of no value, so that
+    # held[:, :-1] is each state's values one count down (a slot run) and held[:, 1:] the values as they are
+    held = np.full((n_states + 1, n_counts + 1), _NEG)
     for t in range(n):
-        nxt = np.full((n_states, n_counts), _NEG)
+        src, runs, earns, starts = moves[bool(allowed[t])]
+        held[:n_states, 1:] = value
+        cand = np.where(runs[:, :, None], held[src, :-1], held[src, 1:])  # (state, move, count)
+        cand = cand + earns * profit[t]  # x + p * 1.0 and x + p * 0.0 are exact: the same as adding or not
+        cand = cand - starts * start_cost
+        best = np.argmax(cand, axis=1)  # the first of equals: the earlier state in the fixed order
+        value = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, :]
+        reached = value > _NEG
         back = came_from[t]
-        for (on, k, tm), i in index.items():
-            vals = value[i]
-            if not np.isfinite(vals).any():
-                continue
-            later = min(tm + 1, cap)
-            if on:
-                if allowed[t]:
-                    offer(nxt, back, index[(1, k, later)], i, vals + profit[t], True)
-                if tm >= up:
-                    offer(nxt, back, index[(0, k, 1)], i, vals, False)
-            else:
-                offer(nxt, back, index[(0, k, later)], i, vals, False)
-                if allowed[t] and k < max_starts and (k == 0 or tm >= min_off):
-                    offer(nxt, back, index[(1, k + 1, 1)], i, vals + profit[t] - start_cost, True)
-        value = nxt
+        back[:, :, 0] = np.where(reached, src[rows, best], 0)
+        back[:, :, 1] = np.where(reached, np.where(runs[rows, best], counts - 1, counts), 0)
     value[:, need] += done_value
     state, count = np.unravel_index(int(np.argmax(value)), value.shape)
     earned = float(value[state, count])
@@ -109,6 +94,34 @@ def best_run(profit: list[float], allowed: list[bool], *, min_on: int, min_off: 
         pattern[t] = states[state][0]
         state, count = came_from[t, state, count]
     return pattern, earned
+
+
+def _dp_moves(states, index, cap: int, up: int, min_off: int, max_starts: int,
+              allowed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``best_run``'s moves into each state in one slot: source state, whether the slot runs, whether it
+    earns the slot's profit (1.0 or 0.0) and whether it pays a start (1.0 or 0.0); one row per target
+    state, sources in state order, padded with a source of no value (index len(states))."""
+    into: list[list[tuple[int, bool, int]]] = [[] for _ in states]
+    for i, (on, k, tm) in enumerate(states):
+        later = min(tm + 1, cap)
+        if on:
+            if allowed:
+                into[index[(1, k, later)]].append((i, True, 1))
+            if tm >= up:
+                into[index[(0, k, 1)]].append((i, False, 0))
+        else:
+            into[index[(0, k, later)]].append((i, False, 0))
+            if allowed and k < max_starts and (k == 0 or tm >= min_off):
+                into[index[(1, k + 1, 1)]].append((i, True, 2))
+    width = max(1, max(len(x) for x in into))
+    src = np.full((len(states), width), len(states), dtype=np.int32)
+    runs = np.zeros((len(states), width), dtype=bool)
+    earns = np.zeros((len(states), width, 1))
+    starts = np.zeros((len(states), width, 1))
+    for d, moves in enumerate(into):
+        for j, (i, r, g) in enumerate(sorted(moves)):
+            src[d, j], runs[d, j], earns[d, j, 0], starts[d, j, 0] = i, r, float(g >= 1), float(g == 2)
+    return src, runs, earns, starts
 
 
 def car_slots(m: pyo.ConcreteModel, p: SitePrep) -> set[tuple[str, int]]:

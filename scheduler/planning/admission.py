@@ -48,10 +48,11 @@ from scheduler.inputs.committed import read_committed
 from scheduler.inputs.connectors import connector_holders
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.errors import EvdcError, InputError
-from scheduler.inputs.memo import IdentityMemo
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
 from scheduler.inputs.units import SECONDS_PER_HOUR, distance_km
 from scheduler.optimization.site_handle import SiteModel
+from scheduler.planning.site_view import SitePlan, frozen_site, site_plan
+from scheduler.planning.site_view import with_plan_reserve as _with_plan_reserve
 
 if TYPE_CHECKING:
     from scheduler.planning.ledger import HeldBooking
@@ -76,7 +77,7 @@ ADMIT_SOLVER = SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_M
 #: Seconds an answer may take with admission's own solver (``ADMIT_SOLVER``): each solve stops by then
 #: (``SiteModel.solve(deadline=)``), whatever ADMIT_TIME_LIMIT_S leaves; reading the answer and sizing
 #: the alternatives follow. A caller's own solver has its own time limits and no budget.
-ADMIT_BUDGET_S = 0.36
+ADMIT_BUDGET_S = 0.34
 #: Relative slack on what a stay can take before a request is refused as asking more than it
 #: (rounding of the times and powers it is given in).
 STAY_ENERGY_REL_TOL = 1e-9
@@ -260,170 +261,6 @@ def _site_of(inputs: Inputs, station_id: str) -> SiteInputs:
     raise EvdcError(f"unknown station {station_id!r}")
 
 
-@dataclass(frozen=True)
-class SitePlan:
-    """One site's written plan as arrays per station and slot (read once per request)."""
-
-    draw_kw: dict[str, np.ndarray]  # station_slots.link_kw: what each station draws
-    ev_kw: dict[str, np.ndarray]  # station_slots.ev_kw: its cars, net
-    reserve_kw: dict[str, np.ndarray]
-    site_room_kw: np.ndarray  # grid limit - import + curtailed PV - every station's reserve, >= 0
-    #: (station, slot) -> [(job_id, kW its blades would stop drawing if it moved away)], non-critical jobs
-    movable_kw: dict[tuple[str, int], list[tuple[str, float]]] = field(default_factory=dict)
-
-
-_SITE_PLANS: IdentityMemo[SitePlan] = IdentityMemo()
-
-
-def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
-    """The site's plan as arrays (read once per site and set of tables)."""
-    frames = (site, tables["station_slots"], tables["site_slots"], tables["job_slots"])
-    return _SITE_PLANS.get(frames, lambda: _site_plan(site, tables))
-
-
-def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
-    grid = site.grid
-    n = grid.n_slots
-    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
-    ids = set(site.station_ids)
-    ss = tables["station_slots"]
-    ss = ss[ss["station_id"].isin(ids)]
-    t = np.array([slot.get(pd.Timestamp(x), -1) for x in ss["slot_start"]], dtype=int)
-    out = {name: {sid: np.zeros(n) for sid in site.station_ids} for name in ("link_kw", "ev_kw", "reserve_kw")}
-    sid_col = ss["station_id"].to_numpy()
-    for name, arrays in out.items():
-        vals = ss[name].to_numpy(float)
-        for sid in site.station_ids:
-            sel = (sid_col == sid) & (t >= 0)
-            arrays[sid][t[sel]] = vals[sel]
-    sl = tables["site_slots"]
-    sl = sl[sl["site_id"] == site.site.site_id]
-    ts = np.array([slot.get(pd.Timestamp(x), -1) for x in sl["slot_start"]], dtype=int)
-    ok = ts >= 0
-    room = np.zeros(n)
-    room[ts[ok]] = (sl["grid_limit_kw"].to_numpy(float) - sl["grid_kw"].to_numpy(float)
-                    + sl["pv_curtailed_kw"].to_numpy(float))[ok]
-    room = np.maximum(room - sum(out["reserve_kw"].values()), 0.0)
-    movable: dict[tuple[str, int], list[tuple[str, float]]] = {}
-
-    def can_move(j) -> bool:  # to another station, or to other slots of its window
-        window_h = (min(j.deadline, grid.end_utc) - max(j.release, grid.start_utc)).total_seconds() / 3600.0
-        return len(site.job_candidates.get(j.job_id, ())) > 1 or window_h > j.work_hours + 1e-9
-
-    critical = {j.job_id for j in site.jobs if j.priority == "critical" or not can_move(j)}
-    standby = {st.station_id: st.blade_standby_kw for st in site.stations}
-    js = tables["job_slots"]
-    js = js[js["station_id"].isin(ids) & ~js["job_id"].isin(critical)]
-    for j, sid, x, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
-        t = slot.get(pd.Timestamp(x), -1)
-        if t >= 0:
-            movable.setdefault((sid, t), []).append((str(j), max(float(kw) - float(blades) * standby[sid], 0.0)))
-    return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room, movable)
-
-
-def _with_plan_reserve(site: SiteInputs, sp: SitePlan) -> SiteInputs:
-    return site.with_reserve(sp.reserve_kw)
-
-
-def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, whole: set[str],
-                movable: frozenset[str] = frozenset(), free_from: int = 0) -> SiteInputs:
-    """The site reduced around the ``whole`` stations; every other station is frozen at its plan.
-
-    A frozen station keeps its charger only when a car there lent power (so its fixed load stays
-    non-negative); its planned draw, less its cars when kept, becomes fixed load on its link and its
-    blades leave the model. Jobs keep only whole stations as candidates. A job's runs at frozen
-    stations stay in their load, and its work there counts as done (it is then modelled as
-    preemptible: those runs are fixed anyway), except for the ``movable`` jobs: their runs from
-    ``free_from`` on leave the frozen load (the blades fall back to standby) and they may redo that
-    work on the whole stations, so the answer moves them off the frozen stations. ``_movable`` keeps
-    a job that must run in one stretch out of ``movable`` when it ran at a frozen station before
-    ``free_from``.
-    """
-    if site.config.policies.source_uses:
-        return site
-    whole = set(whole)
-    if whole >= set(site.station_ids):
-        return site
-    grid = site.grid
-    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
-    draw = {sid: d.copy() for sid, d in sp.draw_kw.items()}
-    ev = sp.ev_kw
-    standby = {st.station_id: st.blade_standby_kw for st in site.stations}
-    js = tables["job_slots"]
-    away_slots: dict[str, int] = {}  # job -> slots it keeps running at frozen stations
-    ran_whole: set[str] = set()
-    for j, sid, ts, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
-        t = slot.get(pd.Timestamp(ts), -1)
-        if sid in whole:
-            ran_whole.add(j)
-        elif j in movable and t >= free_from:
-            draw[sid][t] -= float(kw) - float(blades) * standby[sid]  # released: its blades idle on standby
-        else:
-            away_slots[j] = away_slots.get(j, 0) + 1
-    chargers = whole | {sid for sid, d in draw.items() if np.any(d < 0)}
-    stations, loads = [], {}
-    for st in site.stations:
-        sid = st.station_id
-        if sid in whole:
-            stations.append(st)
-            loads[sid] = site.station_load_kw[sid]
-            continue
-        stations.append(replace(st, blades=0, blades_out_of_service=0, spare_blades=0))
-        fixed = draw[sid] - (ev[sid] if sid in chargers else 0.0)
-        loads[sid] = np.clip(fixed, 0.0, np.maximum(st.link_kw - site.reserve_kw[sid], 0.0))
-    jobs, cands = [], {}
-    for j in site.jobs:
-        c = tuple(s for s in site.job_candidates.get(j.job_id, ()) if s in whole)
-        away = away_slots.get(j.job_id, 0)
-        if not c or (j.job_id not in ran_whole and j.job_id not in movable):
-            continue  # fixed, and none of it at a whole station: its runs are in the frozen loads
-        if away:
-            j = replace(j, work_hours=max(j.work_hours - away * grid.slot_h, 0.0), preemptible=True)
-        jobs.append(j)
-        cands[j.job_id] = c
-    reduced = replace(site, stations=tuple(stations),
-                      sessions=tuple(r for r in site.sessions if r.station_id in chargers),
-                      jobs=tuple(jobs), job_candidates=cands, station_load_kw=loads)
-    return merge_frozen(reduced, chargers)
-
-
-#: Id prefix of the stations ``merge_frozen`` makes (one per link node the kept stations draw through).
-FROZEN_PREFIX = "frozen@"
-
-
-def merge_frozen(site: SiteInputs, kept: set[str]) -> SiteInputs:
-    """The site with its frozen stations (all but ``kept``, each a fixed load with no blades or cars)
-    merged into one station per *anchor*: the first link on a frozen station's path that a kept station
-    also draws through, or the site itself. A merged station draws the sum of its members' loads and
-    holds the sum of their reserves on its anchor, so every row that could bind is the same sum as
-    before: each link a kept station draws through sees the same frozen load below it, and so does the
-    site's balance and reserve. A link no kept station draws through holds constants only (within its
-    capacity, as the plan was), and its row goes. The model then grows with the kept stations and the
-    depth of the tree, not with the site."""
-    frozen = [st for st in site.stations if st.station_id not in kept]
-    if len(frozen) < 2:
-        return site
-    on_path = {node for sid in kept for node in site.link_path(sid)}
-    groups: dict[str | None, list] = {}
-    for st in frozen:
-        anchor = next((node for node in site.link_path(st.station_id) if node in on_path), None)
-        groups.setdefault(anchor, []).append(st)
-    merged, loads, reserves = [], {}, {}
-    for anchor, members in groups.items():
-        sid = f"{FROZEN_PREFIX}{anchor if anchor is not None else site.site.site_id}"
-        merged.append(replace(members[0], station_id=sid, link_id=anchor,
-                              link_kw=sum(st.link_kw for st in members),
-                              charger_kw=max(st.charger_kw for st in members)))
-        loads[sid] = sum(np.asarray(site.station_load_kw[st.station_id], dtype=float) for st in members)
-        reserves[sid] = sum(np.asarray(site.reserve_kw[st.station_id], dtype=float) for st in members)
-    stations = tuple(st for st in site.stations if st.station_id in kept) + tuple(merged)
-    for sid in kept:
-        loads[sid], reserves[sid] = site.station_load_kw[sid], site.reserve_kw[sid]
-    return replace(site, stations=stations, links=tuple(lk for lk in site.links if lk.link_id in on_path),
-                   station_load_kw=loads, reserve_kw=reserves,
-                   blade_failures=tuple(f for f in site.blade_failures if f.station_id in kept))
-
-
 def _move_candidates(site: SiteInputs, tables: dict[str, pd.DataFrame], request: BookingRequest) -> set[str]:
     """The requested station and the MOVE_CANDIDATES stations with the most free blade-slots during the stay."""
     js = tables["job_slots"]
@@ -479,12 +316,13 @@ def _offer(sm: SiteModel, station_id: str, request: BookingRequest, tables) -> O
     takeable = got.takeable_kwh
     decision = _decision(got.energy_kwh, min(request.energy_kwh, takeable))
     js = tables["job_slots"]
-    before = {(j, s, t) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])}
     starts = sm.site.grid.starts_local
     after = {(j, s, starts[t].isoformat()) for (j, s, t) in sm.job_runs()}
     # only where the model could move a job: its stations in this (possibly reduced) model
     where = sm.job_stations()
-    before_iso = {(j, s, pd.Timestamp(t).isoformat()) for (j, s, t) in before if (j, s) in where}
+    js = js[js["station_id"].isin({s for _, s in where})]
+    before_iso = {(j, s, pd.Timestamp(t).isoformat()) for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"])
+                  if (j, s) in where}
     moved = sorted({j for (j, _, _) in (before_iso ^ after)})
     mode = got.modes[0] if got.modes and decision != "denied" else ""
     power = tuple((t, kw) for t, kw in got.power_kw if abs(kw) > POWER_EPS_KW)

@@ -5,7 +5,7 @@ admissions (``admit``), acceptances (``accept``), cancellations and no-shows (``
 (``replan``) without reading files again. What admission derives from the plan (the committed
 decisions, each site's headroom, the plan with the bookings the ledger holds) is computed once per
 change, not per request (``scheduler.inputs.memo``), and each request solves a model of the
-requested station with the rest of its site merged into fixed loads (``admission.merge_frozen``).
+requested station with the rest of its site merged into fixed loads (``site_view.merge_frozen``).
 
 Several processes may share one ledger (a database URL): each answer is computed under the ledger's
 writers' lock from the bookings it holds at that moment, so a planner never offers a connector
@@ -18,6 +18,7 @@ bookings of its own, which ``evdc verify`` checks like any other.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -49,7 +50,9 @@ class Planner:
     ``tables``) and its bookings ``ledger`` (None: answers are not recorded)."""
 
     def __init__(self, inputs: Inputs, tables: dict[str, pd.DataFrame], ledger: Ledger | None = None,
-                 solver: SolverConfig | None = None, native: bool = False) -> None:
+                 solver: SolverConfig | None = None, native: bool = False, settle: bool = True) -> None:
+        """``settle``: keep the plan out of the garbage collector's way (``settle_heap``), now and after
+        each re-plan; a planner answers request after request in a long-lived process."""
         self.inputs = inputs
         self.tables = tables
         self.ledger = ledger
@@ -58,6 +61,9 @@ class Planner:
         self._native = native  # tables made in memory (a re-plan's), not read from files
         self._persistent: dict = {}  # site_id -> PersistentSite, for re-plans that change only the grid limit
         self.warm_sites: dict[str, list[str]] = {}  # the last re-plan's sites: kept, persistent, solved
+        self._settle = settle
+        if settle:
+            settle_heap()
 
     # ------------------------------------------------------------------ the plan as admission sees it
 
@@ -157,6 +163,8 @@ class Planner:
         self.inputs, self.tables = new_inputs, {**result.tables, "summary": result.summary}
         self._native = True
         self._cached = None
+        if self._settle:
+            settle_heap()
         return result, new_inputs, diff
 
     def _persistent_solve(self, site: SiteInputs, previous: dict[str, pd.DataFrame], at_slot: int,
@@ -180,6 +188,16 @@ class Planner:
         self._persistent[sid] = ps
         outcome = SiteOutcome(sid, res, ps.model.nvariables(), ps.model.nconstraints(), peak_rss_mb(), os.getpid())
         return outcome, ps.tables()
+
+
+def settle_heap() -> None:
+    """Move every object alive now out of the garbage collector's way (``gc.freeze``): a plan, its
+    inputs and the library are long-lived, and a full collection that scans them in the middle of an
+    answer cost about 0.05-0.1 s at 50 stations (benchmarks/admit_latency.py). Objects an earlier call
+    froze are thawed and collected first, so a plan replaced since is freed."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def booking_event(b: HeldBooking, timezone: str) -> dict:

@@ -145,3 +145,49 @@ def test_with_or_without_the_start_the_solve_ends_at_its_gap(demo):
     assert with_start.objective >= without.objective * (1 - 0.005) - 1e-6
     assert without.objective >= with_start.objective * (1 - 0.005) - 1e-6
     assert min(with_start.bound, without.bound) >= max(with_start.objective, without.objective) - 1e-6
+
+
+def _earned_by_rules(run, profit, allowed, *, min_on, min_off, max_starts, need, start_cost, done_value):
+    """What a 0/1 pattern earns under best_run's rules, or None when it breaks one."""
+    n = len(run)
+    if any(r and not a for r, a in zip(run, allowed)) or sum(run) > need:
+        return None
+    stretches, t = [], 0
+    while t < n:
+        if run[t]:
+            s = t
+            while t < n and run[t]:
+                t += 1
+            stretches.append((s, t))
+        else:
+            t += 1
+    if len(stretches) > max_starts:
+        return None
+    up = max(1, min(min_on, need))
+    for i, (s, e) in enumerate(stretches):
+        if e - s < up and e < n:  # a run reaching the window's end may be shorter
+            return None
+        if i and s - stretches[i - 1][1] < min_off:
+            return None
+    return (sum(p for p, r in zip(profit, run) if r) - start_cost * len(stretches)
+            + (done_value if sum(run) == need else 0.0))
+
+
+def test_the_pattern_is_the_best_of_every_pattern_the_rules_allow():
+    """Random windows of up to 8 slots: best_run earns the most any pattern within the rules earns
+    (every 0/1 pattern enumerated), and its own pattern keeps the rules and earns what it says."""
+    from itertools import product
+
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        n = int(rng.integers(1, 9))
+        profit = [float(x) for x in rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0, 1.5], n)]
+        allowed = [bool(x) for x in rng.random(n) > 0.2]
+        kw = dict(min_on=int(rng.integers(0, 4)), min_off=int(rng.integers(0, 4)), max_starts=int(rng.integers(1, 4)),
+                  need=int(rng.integers(1, n + 2)), start_cost=float(rng.choice([0.0, 0.3, 1.0])),
+                  done_value=float(rng.choice([0.0, 2.0])))
+        run, earned = best_run(profit, allowed, **kw)
+        best = max(e for r in product((0, 1), repeat=n)
+                   if (e := _earned_by_rules(list(r), profit, allowed, **kw)) is not None)
+        assert earned == pytest.approx(best), (profit, allowed, kw)  # at least the empty pattern's 0
+        assert _earned_by_rules(run, profit, allowed, **kw) == pytest.approx(earned), (profit, allowed, kw, run)

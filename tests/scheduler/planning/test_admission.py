@@ -309,7 +309,7 @@ def test_frozen_stations_merge_into_one_load_per_link_the_kept_station_draws_thr
     frozen@L1 carries b's load and reserve, frozen@R the sums of c's and d's, L2 goes (it holds
     constants only), and a is untouched."""
     from scheduler.inputs.typed import Link
-    from scheduler.planning.admission import FROZEN_PREFIX, merge_frozen
+    from scheduler.planning.site_view import FROZEN_PREFIX, merge_frozen
 
     cfg = tiny_config(60, 2)
     sts = [Station(x, "s", link_kw=20, charger_kw=20, blades=0, blade_kw=1, blade_standby_kw=0.0, modes=("slow",),

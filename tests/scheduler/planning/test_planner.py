@@ -201,3 +201,26 @@ def test_warm_replans_keep_untouched_sites_and_resolve_a_grid_limit_on_the_persi
     starts = pd.to_datetime(rows["slot_start"], utc=True)
     assert list(rows["grid_limit_kw"][(starts >= t(8)) & (starts < t(12))].unique()) == [40.0]
     assert list(rows["grid_limit_kw"][(starts >= t(14)) & (starts < t(18))].unique()) == [30.0]
+
+
+def test_a_planner_keeps_its_plan_out_of_the_collectors_way(scenario_and_plan):
+    """A warm planner freezes what is alive when it is made (gc.freeze), and settles again after
+    a re-plan, thawing first (so the plan it replaced can be collected); settle=False leaves the
+    collector alone."""
+    import gc
+
+    sc, plan_dir, _ = scenario_and_plan
+    gc.unfreeze()
+    try:
+        warm = planner(sc, plan_dir, ledger=False)
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        warm.replan([], sc.placed_inputs.grid.start_utc, SOLVER)
+        assert gc.get_freeze_count() > 0
+        gc.unfreeze()
+        from scheduler.planning.planner import Planner
+
+        Planner(warm.inputs, warm.tables, settle=False)
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
