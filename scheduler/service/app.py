@@ -15,7 +15,8 @@ again after a crash, the service reads the pointer, the plan it names (with its 
 the ledger, and is where it was.
 
 Requests on one site are answered one at a time (a lock per site); other sites proceed in parallel.
-Re-plans take every site's lock.
+Re-plans run one at a time, computed while requests go on against the current plan; only the switch
+to the new plan takes every site's lock.
 
 A car is authenticated at the charger (the seed's vehicle authentication): accepting a booking gives
 the driver app a ``booking_token`` (an HMAC of the booking's id under the service's own secret, kept in
@@ -173,17 +174,23 @@ class _State:
             return (1.0 - b.tokens) * 60.0 / self.rate
 
     def replan(self, events: list[dict], at: str) -> dict:
-        """Re-plan from the current plan into a new directory, then move the pointer (atomically)."""
+        """Re-plan from the current plan into a new directory, then move the pointer (atomically).
+
+        Re-plans run one at a time. The new plan is computed and loaded while requests go on against
+        the current one; only the switch (pointer and planner) holds every site's lock, so no answer
+        is computed across it. Bookings accepted meanwhile stay held, on top of the new plan, as those
+        accepted before it do."""
         from scheduler.api import replan_to_dir
 
         with self.replan_lock:
+            number = 1 + max((int(p.name) for p in (self.root / "plans").iterdir() if p.name.isdigit()), default=0)
+            out = self.root / "plans" / f"{number:06d}"
+            result = replan_to_dir(self.scenario, self.plan_dir, events, at, out)
+            planner = self._load(out.resolve())
             locks = [self.site_locks[k] for k in sorted(self.site_locks)]
             for lk in locks:
                 lk.acquire()
             try:
-                number = 1 + max((int(p.name) for p in (self.root / "plans").iterdir() if p.name.isdigit()), default=0)
-                out = self.root / "plans" / f"{number:06d}"
-                result = replan_to_dir(self.scenario, self.plan_dir, events, at, out)
                 pointer = self.root / POINTER_FILE
                 tmp = pointer.with_name(f".{POINTER_FILE}.{os.getpid()}.tmp")
                 with open(tmp, "w", encoding="utf-8") as fh:
@@ -192,12 +199,12 @@ class _State:
                     os.fsync(fh.fileno())
                 os.replace(tmp, pointer)
                 self.plan_dir = out.resolve()
-                self.planner = self._load(self.plan_dir)
-                return {"plan": out.name, "replanned_at": result.replanned_at.isoformat(),
-                        "changes": result.changes.to_dict(orient="records")}
+                self.planner = planner
             finally:
                 for lk in locks:
                     lk.release()
+            return {"plan": out.name, "replanned_at": result.replanned_at.isoformat(),
+                    "changes": result.changes.to_dict(orient="records")}
 
 
 def _secret(path: Path) -> bytes:
