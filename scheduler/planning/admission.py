@@ -558,7 +558,7 @@ def collector_paused():
 
 def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest,
           at: pd.Timestamp | None = None, solver: SolverConfig | None = None, reduce: bool = True,
-          move_jobs: bool = True) -> Admission:
+          move_jobs: bool = True, budget_s: float | None = None) -> Admission:
     """Answer a booking request against the current plan (``tables``, as read by ``scheduler.inputs.plan_files.read_plan``).
 
     A request the plan's headroom lets take all the car can is answered without a solve
@@ -567,16 +567,21 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     always solves, on the whole site instead of the frozen one (slower; every job at the requested
     station may then move to any station of the site). ``move_jobs=False`` skips the second solve: the
     answer then leaves every job where the plan has it. The garbage collector waits while it answers
-    (``collector_paused``).
+    (``collector_paused``). ``budget_s``: the seconds the answer's solves must end by (default
+    ``ADMIT_BUDGET_S`` with admission's own solver, none with a caller's ``solver``).
     """
+    if budget_s is not None and not (np.isfinite(budget_s) and budget_s > 0):
+        raise EvdcError(f"an admission budget is a number of seconds above 0, got {budget_s!r}")
     with collector_paused():
-        return _admit(inputs, tables, request, at, solver, reduce, move_jobs)
+        return _admit(inputs, tables, request, at, solver, reduce, move_jobs, budget_s)
 
 
 def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequest, at: pd.Timestamp | None,
-           solver: SolverConfig | None, reduce: bool, move_jobs: bool) -> Admission:
+           solver: SolverConfig | None, reduce: bool, move_jobs: bool, budget_s: float | None) -> Admission:
     t0 = time.perf_counter()
-    deadline = t0 + ADMIT_BUDGET_S if solver is None and reduce else None  # the default answers keep to the budget
+    if budget_s is None and solver is None:
+        budget_s = ADMIT_BUDGET_S  # admission's own answers keep to its budget
+    deadline = t0 + budget_s if budget_s is not None and reduce else None
     solver = solver or ADMIT_SOLVER
     request = check_request(inputs, request, at)
     site = _site_of(inputs, request.station_id)

@@ -50,13 +50,16 @@ class Planner:
     ``tables``) and its bookings ``ledger`` (None: answers are not recorded)."""
 
     def __init__(self, inputs: Inputs, tables: dict[str, pd.DataFrame], ledger: Ledger | None = None,
-                 solver: SolverConfig | None = None, native: bool = False, settle: bool = True) -> None:
+                 solver: SolverConfig | None = None, native: bool = False, settle: bool = True,
+                 budget_s: float | None = None) -> None:
         """``settle``: keep the plan out of the garbage collector's way (``settle_heap``), now and after
-        each re-plan; a planner answers request after request in a long-lived process."""
+        each re-plan; a planner answers request after request in a long-lived process. ``budget_s``:
+        seconds an answer's solves must end by (``admission.admit``; default its ``ADMIT_BUDGET_S``)."""
         self.inputs = inputs
         self.tables = tables
         self.ledger = ledger
         self.solver = solver  # None: admission's own (admission.ADMIT_SOLVER)
+        self.budget_s = budget_s
         self._cached: tuple | None = None  # (held bookings, tables, view) of the last view
         self._native = native  # tables made in memory (a re-plan's), not read from files
         self._persistent: dict = {}  # site_id -> PersistentSite, for re-plans that change only the grid limit
@@ -92,11 +95,12 @@ class Planner:
         driver app's id) is stored with the request: the same id from another party is another request."""
         request = check_request(self.inputs, request, at, labels)  # a bad request: refused, nothing stored
         if self.ledger is None or request_id is None:
-            return admit(*self.view(), request, at, self.solver)
+            return admit(*self.view(), request, at, self.solver, budget_s=self.budget_s)
         request = replace(request, reservation_id=request_id)
         fields = request_fields(request) | ({"party": party} if party is not None else {})
         return self.ledger.answer(request_id, fields,
-                                  lambda held: admit(*self.view(held), request, at, self.solver).as_dict())
+                                  lambda held: admit(*self.view(held), request, at, self.solver,
+                                                     budget_s=self.budget_s).as_dict())
 
     def accept(self, request_id: str, choice: int = 0) -> HeldBooking:
         """Book offer ``choice`` of the recorded answer (0: the requested station's, k: alternative k)."""

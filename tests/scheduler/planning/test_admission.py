@@ -369,3 +369,35 @@ def test_the_collector_waits_while_requests_are_answered_and_runs_again_after():
         assert not gc.isenabled()  # it was off before: it stays off
     finally:
         gc.enable()
+
+
+def test_an_answer_keeps_to_its_budget(tmp_path, monkeypatch):
+    """Admission's own answers give their solves a deadline ADMIT_BUDGET_S after the request comes in;
+    ``budget_s`` sets another; a caller's own solver has none unless it asks; a budget that is not a
+    number of seconds above 0 is refused."""
+    import time
+
+    from scheduler.inputs.errors import EvdcError
+    from scheduler.optimization.site_handle import SiteModel
+    from scheduler.planning import admission
+
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    # b in hour 1: the site's 30 kW less r1's 20 leave 10 of the 15 kWh, short of what the car could take: a solve runs
+    req = BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=15)
+    seen = []
+    real = SiteModel.solve
+
+    def recording(self, solver, build_seconds=0.0, deadline=None):
+        seen.append(None if deadline is None else deadline - time.perf_counter())
+        return real(self, solver, build_seconds, deadline)
+
+    monkeypatch.setattr(SiteModel, "solve", recording)
+    admit(inputs, tables, req)
+    admit(inputs, tables, req, budget_s=30.0)
+    admit(inputs, tables, req, solver=SolverConfig(time_limit_s=5))
+    admit(inputs, tables, req, solver=SolverConfig(time_limit_s=5), budget_s=20.0)
+    assert len(seen) == 4
+    assert 0 < seen[0] <= admission.ADMIT_BUDGET_S and 20 < seen[1] <= 30 and seen[2] is None and 10 < seen[3] <= 20
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(EvdcError, match="admission budget"):
+            admit(inputs, tables, req, budget_s=bad)
