@@ -24,11 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
-    from scheduler import SolverConfig
-
-    global REFERENCE_SOLVER
-    # the whole-site reference answers, solved close to optimal (admission's own limits are far tighter)
-    REFERENCE_SOLVER = SolverConfig(time_limit_s=30, mip_rel_gap=1e-4)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--requests", type=int, default=20)
@@ -37,7 +32,7 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from scheduler import load_scenario, write_plan
+    from scheduler import SolverConfig, load_scenario, write_plan
 
     from scheduler import plan
     from scheduler.inputs.connectors import connector_holders
@@ -46,6 +41,8 @@ def main() -> None:
     from scheduler.studies.generator import generate_scenario
     from scheduler.inputs.plan_files import read_plan
 
+    # the whole-site reference answers, solved close to optimal (admission's own limits are far tighter)
+    reference = SolverConfig(time_limit_s=30, mip_rel_gap=1e-4)
     print("| stations | plan s | warm p50 s | warm p99 s | warm max s | granted / partial / denied "
           "| planned kWh | whole-site max s | worst shortfall vs whole site |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -78,7 +75,7 @@ def main() -> None:
                 decisions.append(ans.offer.decision)
                 planned += ans.offer.planned_kwh
                 if not args.no_compare:
-                    full = admit(inputs, tables, req, solver=REFERENCE_SOLVER, reduce=False)
+                    full = admit(inputs, tables, req, solver=reference, reduce=False)
                     whole_s.append(full.seconds)
                     worst = max(worst, (full.offer.planned_kwh - ans.offer.planned_kwh) / req.energy_kwh)
             counts = "/".join(str(decisions.count(d)) for d in ("granted", "partial", "denied"))

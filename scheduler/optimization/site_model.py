@@ -266,6 +266,11 @@ THERMAL_TOL_KW = 1e-9
 #: (source, use) pairs that cannot carry power: a store does not feed itself, and the unserved
 #: slack stands only for fixed demand (standby blades and other loads).
 IMPOSSIBLE_FLOWS = {("battery", "battery"), ("cars", "cars"), ("unserved", "cars"), ("unserved", "battery")}
+#: The groups of sources a model without the flow split bounds by what they may feed (source_cover): the
+#: sets of sources whose uses are not every use (a set holding grid or pv feeds all) and that no other
+#: row implies (battery alone, or cars alone, is implied by the group with unserved added).
+COVER_GROUPS = {"unserved": ("unserved",), "battery_unserved": ("battery", "unserved"),
+                "cars_unserved": ("cars", "unserved")}
 
 
 def add_source_flow_constraints(m, p: SitePrep) -> None:
@@ -289,13 +294,6 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
 
     si = p.inputs
     dedicated = si.config.policies.source_uses
-    if not m.flow_split and not dedicated:
-        add_source_cover_rows(m, p)
-        return
-    flows = [(a, b) for a in SOURCES for b in USES
-             if (a, b) not in IMPOSSIBLE_FLOWS and (a not in dedicated or b in dedicated[a])]
-    m.FLOWS = pyo.Set(dimen=2, ordered=True, initialize=flows)
-    m.flow_kw = pyo.Var(m.FLOWS, m.T, within=pyo.NonNegativeReals)
     other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
     zero = 0.0
     lenders: dict[int, list[str]] = {}
@@ -322,38 +320,25 @@ def add_source_flow_constraints(m, p: SitePrep) -> None:
             return other[t]
         return m.battery_charge_kw[t] if m.battery else zero
 
+    if not m.flow_split and not dedicated:
+        # each group of sources at most what the uses any of them may feed draw (Gale)
+        reach = {k: [b for b in USES if any((a, b) not in IMPOSSIBLE_FLOWS for a in group)]
+                 for k, group in COVER_GROUPS.items()}
+        rows = [("unserved", t) for t in p.T] + ([("battery_unserved", t) for t in p.T] if m.battery else [])
+        m.COVER = pyo.Set(dimen=2, ordered=True, initialize=rows + [("cars_unserved", t) for t in sorted(lenders)])
+        m.source_cover = pyo.Constraint(m.COVER, rule=lambda m, k, t: sum(
+            supply(m, a, t) for a in COVER_GROUPS[k]) <= sum(demand(m, b, t) for b in reach[k]))
+        return
+    flows = [(a, b) for a in SOURCES for b in USES
+             if (a, b) not in IMPOSSIBLE_FLOWS and (a not in dedicated or b in dedicated[a])]
+    m.FLOWS = pyo.Set(dimen=2, ordered=True, initialize=flows)
+    m.flow_kw = pyo.Var(m.FLOWS, m.T, within=pyo.NonNegativeReals)
     fed = {a: [b for b in USES if (a, b) in flows] for a in SOURCES}  # plain lists: Pyomo set lookups are slow
     feeding = {b: [a for a in SOURCES if (a, b) in flows] for b in USES}
     m.source_supply = pyo.Constraint(SOURCES, m.T, rule=lambda m, a, t: sum(
         m.flow_kw[a, b, t] for b in fed[a]) == supply(m, a, t))
     m.use_demand = pyo.Constraint(USES, m.T, rule=lambda m, b, t: sum(
         m.flow_kw[a, b, t] for a in feeding[b]) == demand(m, b, t))
-
-
-def add_source_cover_rows(m, p: SitePrep) -> None:
-    """source_cover[k, t]: add_source_flow_constraints's rows when the split is left out."""
-    si = p.inputs
-    other = [float(si.site_load_kw[t]) + sum(float(si.station_load_kw[s][t]) for s in si.station_ids) for t in p.T]
-    lenders: dict[int, list[str]] = {}
-    for r, t in m.RV:
-        lenders.setdefault(t, []).append(r)
-    rows = [("unserved", t) for t in p.T]
-    if m.battery:
-        rows += [("battery_unserved", t) for t in p.T]
-    rows += [("cars_unserved", t) for t in sorted(lenders)]
-    m.COVER = pyo.Set(dimen=2, ordered=True, initialize=rows)
-
-    def rule(m, k, t):
-        cars = sum(m.ev_kw[r, t] for s in m.S for r in m.sessions_at.get((s, t), ()))
-        blades = sum(m.blade_kw[s, t] + m.thermal_kw[s, t] for s in m.S)
-        if k == "unserved":
-            return m.unserved_kw[t] <= blades + other[t]
-        if k == "battery_unserved":
-            return m.battery_discharge_kw[t] + m.unserved_kw[t] <= cars + blades + other[t]
-        charge = m.battery_charge_kw[t] if m.battery else 0.0
-        return sum(m.ev_discharge_kw[r, t] for r in lenders[t]) + m.unserved_kw[t] <= blades + other[t] + charge
-
-    m.source_cover = pyo.Constraint(m.COVER, rule=rule)
 
 
 def add_grid_limit_constraints(m, p: SitePrep) -> None:

@@ -51,8 +51,7 @@ from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
 from scheduler.inputs.units import SECONDS_PER_HOUR, distance_km
 from scheduler.optimization.site_handle import SiteModel
-from scheduler.planning.site_view import SitePlan, frozen_site, site_plan
-from scheduler.planning.site_view import with_plan_reserve as _with_plan_reserve
+from scheduler.planning.site_view import SitePlan, frozen_site, site_plan, with_plan_reserve
 
 if TYPE_CHECKING:
     from scheduler.planning.ledger import HeldBooking
@@ -365,14 +364,6 @@ def _decision(got_kwh: float, due_kwh: float) -> str:
     return "denied" if got_kwh <= 1e-6 else ("granted" if got_kwh >= due_kwh * (1 - 1e-6) else "partial")
 
 
-def earliest_offer(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, request: BookingRequest,
-                   station_id: str) -> Offer | None:
-    """The answer without a solve, when one exists: ``fill_offer``'s when it is exact (the car gets the
-    most it could take in its stay with no plan around it: no answer can give more). None otherwise."""
-    offer, exact = fill_offer(site, tables, sp, request, station_id)
-    return offer if exact else None
-
-
 def fill_offer(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, request: BookingRequest,
                station_id: str) -> tuple[Offer | None, bool]:
     """A feasible answer by arithmetic, and whether no answer can give more. The car charges as early as
@@ -562,7 +553,7 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     """Answer a booking request against the current plan (``tables``, as read by ``scheduler.inputs.plan_files.read_plan``).
 
     A request the plan's headroom lets take all the car can is answered without a solve
-    (``earliest_offer``); when it falls short and jobs stand in the way, the arithmetic answer
+    (``fill_offer``, when exact); when it falls short and jobs stand in the way, the arithmetic answer
     (``fill_offer``) stands in for the first solve, and the second must beat it. ``reduce=False``
     always solves, on the whole site instead of the frozen one (slower; every job at the requested
     station may then move to any station of the site). ``move_jobs=False`` skips the second solve: the
@@ -586,7 +577,7 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
     request = check_request(inputs, request, at)
     site = _site_of(inputs, request.station_id)
     sp = site_plan(site, tables)
-    site = _with_plan_reserve(site, sp)
+    site = with_plan_reserve(site, sp)
     grid = site.grid
     start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
     full = connector_full(site, request, request.station_id)
@@ -607,7 +598,7 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
     alternatives = []
     if offer.decision != "granted":
         nearby = [(o, site_plan(o, tables), km) for o, km in nearby_sites(inputs, site, request.max_km)]
-        nearby = [(_with_plan_reserve(o, osp), osp, km) for o, osp, km in nearby]
+        nearby = [(with_plan_reserve(o, osp), osp, km) for o, osp, km in nearby]
         alternatives = alternatives_for(site, sp, request, offer, at, nearby)
     return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0,
                      timezone=grid.timezone, slot_starts=tuple(ts.isoformat() for ts in grid.starts_local))

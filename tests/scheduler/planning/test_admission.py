@@ -235,12 +235,13 @@ def test_frozen_site_answers_like_the_whole_site_on_the_demo(demo_free):
 
 def test_an_answer_without_a_solve_is_the_solved_answer_and_fits_the_plan(demo_free, monkeypatch):
     """Requests of 0.5-4 h in any mode at the demo's stations. Where the plan's headroom lets a car take
-    all it can (``earliest_offer``), that answer is the one the solve gives (same kWh and decision, with
+    all it can (``fill_offer`` exact), that answer is the one the solve gives (same kWh and decision, with
     the shortcut switched off), and its profile fits the plan: the held booking fixed at it, with every
     other decision of the plan fixed, the site model is feasible."""
     from scheduler.planning import admission
     from scheduler.optimization.site_handle import SiteModel
     from scheduler.planning.ledger import HeldBooking
+    from scheduler.planning.site_view import with_plan_reserve
 
     inputs, tables = demo_free
     rng = np.random.default_rng(11)
@@ -258,13 +259,13 @@ def test_an_answer_without_a_solve_is_the_solved_answer_and_fits_the_plan(demo_f
         if admission.connector_full(site, req, sid):
             continue
         sp = admission.site_plan(site, tables)
-        quick = admission.earliest_offer(admission._with_plan_reserve(site, sp), tables, sp, req, sid)
-        if quick is None:
+        quick, exact = admission.fill_offer(with_plan_reserve(site, sp), tables, sp, req, sid)
+        if not exact:
             solved_seen += 1
             continue
         quick_seen += 1
         with monkeypatch.context() as mp:
-            mp.setattr(admission, "earliest_offer", lambda *a, **kw: None)
+            mp.setattr(admission, "fill_offer", lambda *a, **kw: (None, False))
             solved = admit(inputs, tables, req, solver=SolverConfig(time_limit_s=20, mip_rel_gap=1e-6),
                            move_jobs=False).offer
         assert (quick.decision, quick.planned_kwh) == (solved.decision, pytest.approx(solved.planned_kwh, abs=1e-3))
@@ -274,7 +275,7 @@ def test_an_answer_without_a_solve_is_the_solved_answer_and_fits_the_plan(demo_f
         inputs2, tables2 = admission.with_bookings(inputs, tables, [held])
         site2 = admission._site_of(inputs2, sid)
         sp2 = admission.site_plan(site2, tables2)
-        sm = SiteModel(admission.frozen_site(admission._with_plan_reserve(site2, sp2), tables2, sp2, {sid}))
+        sm = SiteModel(admission.frozen_site(with_plan_reserve(site2, sp2), tables2, sp2, {sid}))
         sm.fix_committed(tables2, frozenset(), 0)
         assert sm.solve(SolverConfig(time_limit_s=20)).has_solution, req
     assert quick_seen >= 4 and solved_seen >= 1, (quick_seen, solved_seen)

@@ -117,11 +117,17 @@ async def until(predicate, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def connect(port: int, station: str, version: str):
+@contextlib.asynccontextmanager
+async def connected(port: int, station: str, version: str):
+    """A simulated charge point connected as ``station``; its connection closed on the way out."""
     conn = await websockets.connect(f"ws://127.0.0.1:{port}/{station}", subprotocols=[f"ocpp{version}"])
     sim = make_sim(version, station, conn)
     task = asyncio.create_task(sim.start())
-    return conn, sim, task
+    try:
+        yield sim
+    finally:
+        await conn.close()
+        task.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -199,8 +205,7 @@ def test_a_charge_point_gets_its_plan_over_ocpp(plans, case, version, tmp_path):
             await exchange(central, port)
 
     async def exchange(central, port):
-        conn, sim, task = await connect(port, station, version)
-        try:
+        async with connected(port, station, version) as sim:
             # boot: accepted, then the station's maximum profile
             res = await sim.call(proto.boot())
             assert str(res.status) in ("Accepted", "RegistrationStatus.accepted", "RegistrationStatusEnumType.accepted")
@@ -251,9 +256,6 @@ def test_a_charge_point_gets_its_plan_over_ocpp(plans, case, version, tmp_path):
             await asyncio.sleep(0.2)
             tx_profiles = [p for _, p in sim.profiles[before:] if received_schedule(p)[2] is not None]
             assert tx_profiles == [] and report.profiles_refused == 0
-        finally:
-            await conn.close()
-            task.cancel()
 
     asyncio.run(scenario())
 
@@ -264,15 +266,11 @@ def test_a_station_the_plan_does_not_know_is_rejected_and_gets_nothing(plans, tm
 
     async def scenario():
         async with serving(plan1, scen1, tmp_path / "actuals") as (_, port):
-            conn, sim, task = await connect(port, "not-a-station", "1.6")
-            try:
+            async with connected(port, "not-a-station", "1.6") as sim:
                 res = await sim.call(proto.boot())
                 assert "ejected" in str(res.status)
                 await asyncio.sleep(0.2)
                 assert sim.profiles == []
-            finally:
-                await conn.close()
-                task.cancel()
 
     asyncio.run(scenario())
 
@@ -330,17 +328,19 @@ def test_evdc_ocpp_serve_sends_a_replan_written_into_its_plan_directory(plans, c
         port = int(re.search(r"ws://[^:]+:(\d+)/", "".join(lines)).group(1))
         proto = Protocol("1.6")
 
+        def replan_into_live() -> None:  # evdc replan writes the watched directory
+            done = subprocess.run([sys.executable, cli, "replan", str(scen1), str(plan1), "--at", start.isoformat(),
+                                   "--event", str(events), "--out", str(live), "--quiet", "--time-limit", "20"],
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout + done.stderr
+
         async def scenario():
-            conn, sim, task = await connect(port, station, "1.6")
-            try:
+            async with connected(port, station, "1.6") as sim:
                 await sim.call(proto.boot())
                 res = await sim.call(proto.start(rid, ""))
                 await until(lambda: len(sim.profiles) == 2, "the TxProfile")
                 first = limits_of(received_schedule(sim.profiles[1][1])[1])
-                done = subprocess.run([sys.executable, cli, "replan", str(scen1), str(plan1), "--at",
-                                       start.isoformat(), "--event", str(events), "--out", str(live), "--quiet",
-                                       "--time-limit", "20"], capture_output=True, text=True)
-                assert done.returncode == 0, done.stdout + done.stderr
+                replan_into_live()
                 replanned = PlanProfiles.read(live, scen1).bookings["1.6"][rid]
                 await until(lambda: any(received_schedule(p)[2] == res.transaction_id for _, p in sim.profiles[2:]),
                             "the re-planned TxProfile")
@@ -349,19 +349,13 @@ def test_evdc_ocpp_serve_sends_a_replan_written_into_its_plan_directory(plans, c
                 # a second re-plan (2 kW) serves the booking no more: the charger is told to stop drawing
                 events.write_text(events.read_text(encoding="utf-8").replace(",8.0,", ",2.0,"), encoding="utf-8")
                 before = len(sim.profiles)
-                done = subprocess.run([sys.executable, cli, "replan", str(scen1), str(plan1), "--at",
-                                       start.isoformat(), "--event", str(events), "--out", str(live), "--quiet",
-                                       "--time-limit", "20"], capture_output=True, text=True)
-                assert done.returncode == 0, done.stdout + done.stderr
+                replan_into_live()
                 assert rid not in PlanProfiles.read(live, scen1).bookings["1.6"]
                 await until(lambda: len(sim.profiles) > before and any(
                     received_schedule(p)[2] == res.transaction_id for _, p in sim.profiles[before:]), "the stop")
                 got = [p for _, p in sim.profiles[before:] if received_schedule(p)[2] == res.transaction_id][-1]
                 assert received_schedule(got)[0] == received_schedule(sim.profiles[1][1])[0]  # replaces it
                 assert limits_of(received_schedule(got)[1]) == [(0, 0.0)]
-            finally:
-                await conn.close()
-                task.cancel()
 
         asyncio.run(scenario())
     finally:
