@@ -418,20 +418,29 @@ def replan_cmd(
                                  "another plan than PLAN_DIR (replaced whole)"),
     time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, max=86400.0, help="solver time limit per site, seconds"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no table of changes"),
+    db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
 ) -> None:
     """Apply events (urgent car or job, early/late car, no-show, blade failure, grid limit) and re-plan from --at.
 
-    The new plan holds changes.csv (who gave up what) and events.json (the events applied, and the
-    re-plans before it), so 'evdc verify SCENARIO NEW_PLAN_DIR' checks it against the scenario with them."""
+    Bookings the scenario's ledger holds (accepted with 'evdc bookings accept') that the plan does not
+    hold yet join it first, as booking events. The new plan holds changes.csv (who gave up what) and
+    events.json (the events applied, and the re-plans before it), so 'evdc verify SCENARIO NEW_PLAN_DIR'
+    checks it against the scenario with them."""
     def run():
         from scheduler import PlanConfig, SolverConfig
-        from scheduler.api import Scenario, check_plan_output, replan_to_dir
+        from scheduler.api import Scenario, bookings_ledger, check_plan_output, replan_to_dir
 
         # the previous plan is an input: the new plan never goes over, into or around it
         check_plan_output(out_dir, scenario, previous_plan=plan_dir, events=event)
         sc = Scenario.from_dir(scenario)
         cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit))
-        result = replan_to_dir(sc, plan_dir, event, at, out_dir, cfg, labels={"at": "--at"}, raise_on_violation=False)
+        ledger = bookings_ledger(sc, create=False, db=db)
+        try:
+            result = replan_to_dir(sc, plan_dir, event, at, out_dir, cfg, labels={"at": "--at"},
+                                   raise_on_violation=False, ledger=ledger)
+        finally:
+            if ledger is not None:
+                ledger.dispose()
         diff, written, failures = result.changes, result.written.path, list(result.written.violations)
         if not quiet:
             t = Table(title=f"re-planned from {result.replanned_at.isoformat()}: who gave up what")
@@ -640,76 +649,11 @@ def _print_kpis(result, inputs, written: Path) -> None:
     out.print(f"plan written to {written}", highlight=False, soft_wrap=True)
 
 
-# ---- evdc bookings: the scenario's bookings ledger (requests recorded by evdc admit --request-id)
+# ---- evdc bookings: the scenario's bookings ledger (scheduler.service.booking_commands)
 
-bookings_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                           help="The bookings ledger: list requests, accept an offer, decline, cancel, no-show.")
+from scheduler.service.booking_commands import register as _register_bookings  # noqa: E402
 
-
-@bookings_app.command("list")
-def bookings_list_cmd(
-    scenario: Path = typer.Argument(..., help="scenario directory"),
-    db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help="print the requests as JSON"),
-) -> None:
-    """Every recorded request with its answer and state (answered, accepted, declined, cancelled, no_show)."""
-    def run():
-        from scheduler.api import Scenario, bookings_ledger
-
-        ledger = bookings_ledger(Scenario.from_dir(scenario), create=False, db=db)
-        rows = ledger.requests().to_dict(orient="records") if ledger is not None else []
-        if ledger is not None:
-            ledger.dispose()
-        if as_json:
-            out.print_json(json.dumps(rows))
-            return
-        t = Table(title=f"bookings of {scenario}")
-        for c in ("request_id", "status", "station_id", "decision", "planned_kwh", "booked_station_id",
-                  "booked_start", "booked_end"):
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*(str(r[c]) for c in ("request_id", "status", "station_id", "decision", "planned_kwh",
-                                             "booked_station_id", "booked_start", "booked_end")))
-        out.print(t)
-    _run(run)
-
-
-@bookings_app.command("accept")
-def bookings_accept_cmd(
-    scenario: Path = typer.Argument(..., help="scenario directory"),
-    plan_dir: Path = typer.Argument(..., help="the current plan of that scenario"),
-    request_id: str = typer.Argument(..., help="the id the request was recorded under"),
-    offer: int = typer.Option(0, "--offer", min=0, help="0: the requested station's offer, k: alternative k"),
-    db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
-) -> None:
-    """Book an offer of a recorded answer: its station is then held for the stay (the next admission sees it)."""
-    def run():
-        from scheduler.api import Scenario, accept_booking
-
-        b = accept_booking(Scenario.from_dir(scenario), plan_dir, request_id, offer, db=db)
-        out.print(f"booked {b.request_id}: {b.energy_kwh:.1f} kWh at {b.station_id}, {b.start.isoformat()} to "
-                  f"{b.end.isoformat()}{' in ' + b.mode + ' mode' if b.mode else ''}", highlight=False)
-    _run(run)
-
-
-def _close_cmd(status: str, doc: str):
-    def cmd(scenario: Path = typer.Argument(..., help="scenario directory"),
-            request_id: str = typer.Argument(..., help="the id the request was recorded under"),
-            db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP)) -> None:
-        def run():
-            from scheduler.api import Scenario, close_booking
-
-            close_booking(Scenario.from_dir(scenario), request_id, status, db=db)
-            out.print(f"{request_id}: {status.replace('_', ' ')}", highlight=False)
-        _run(run)
-    cmd.__doc__ = doc
-    return cmd
-
-
-bookings_app.command("decline")(_close_cmd("declined", "The driver does not take the answer."))
-bookings_app.command("cancel")(_close_cmd("cancelled", "Cancel a request or a booking: its station and power are free again."))
-bookings_app.command("no-show")(_close_cmd("no_show", "The booked car did not come: its station and power are free again."))
-app.add_typer(bookings_app, name="bookings")
+_register_bookings(app, _run, LEDGER_DB_HELP, out)
 
 
 # ---- evdc serve and evdc token: the online planner over HTTP (scheduler.service.commands)

@@ -687,14 +687,17 @@ def close_booking(scenario: Scenario, request_id: str, status: str, *, db: str |
 
 def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult,
                     events: str | Path | Iterable[Mapping], at: Any, config: PlanConfig | None = None, *,
-                    labels: Mapping[str, str] | None = None) -> PlanResult:
+                    labels: Mapping[str, str] | None = None, ledger=None) -> PlanResult:
     """``evdc replan``: apply ``events`` (an events file, CSV or JSON, or a list of dicts with a
     ``type`` field, as in README "Re-planning during the day") and re-plan every site from ``at`` on,
     earlier slots kept as planned. The result's ``changes`` says who gave up what and
     ``replanned_at`` is ``at``; ``to_dir`` writes changes.csv and events.json beside the tables, so
     ``verify_plan_dir`` checks it against the scenario with the events applied. An ``at`` that is not
-    an instant of the horizon is an InputError naming ``at``, or ``labels["at"]`` when given."""
-    from scheduler.planning.planner import Planner
+    an instant of the horizon is an InputError naming ``at``, or ``labels["at"]`` when given. With a
+    bookings ``ledger`` (``bookings_ledger``), the bookings it holds that the plan does not hold yet join
+    first, as ``booking`` events recorded in events.json (``planner.held_into_replan``): the new plan
+    keeps their power."""
+    from scheduler.planning.planner import Planner, held_into_replan
     from scheduler.planning.replan import (EVENTS_FILE, apply_chain, check_at, check_events, read_chain, read_events,
                                            replan_record)
 
@@ -706,6 +709,9 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     base = apply_chain(inputs, chain, str(plan_dir / EVENTS_FILE))
     events_file = _events_file(events)
     given = read_events(events_file) if events_file is not None else [dict(e) for e in events]
+    if ledger is not None:
+        taken, previous = held_into_replan(base, previous, ledger.held(), when)
+        given = [{**e, "_file": "bookings ledger", "_row": k + 1} for k, e in enumerate(taken)] + given
     applied = check_events(base, given, when)
     result, new_inputs, diff = Planner(base, previous).replan(applied, when, config or PlanConfig())
     record = replan_record(inputs, when, applied, chain, events_file.name if events_file is not None else "")
@@ -727,8 +733,8 @@ def _events_file(events: Any) -> Path | None:
 def replan_to_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResult,
                   events: str | Path | Iterable[Mapping], at: Any, out: str | Path, config: PlanConfig | None = None,
                   *, format: Format = "csv", sign: str | Path | None = None, labels: Mapping[str, str] | None = None,
-                  raise_on_violation: bool = True) -> PlanResult:
-    """``evdc replan``: re-plan (as :func:`replan_scenario`), write the new plan directory ``out``
+                  raise_on_violation: bool = True, ledger=None) -> PlanResult:
+    """``evdc replan``: re-plan (as :func:`replan_scenario`, with the bookings ``ledger`` holds), write the new plan directory ``out``
     (with changes.csv and events.json) and verify it against the scenario with its events, as
     :meth:`PlanResult.to_dir` does. ``out`` (never over, into or around the scenario, the previous
     plan or the events file) and ``sign`` are checked before anything is planned. Returns the result
@@ -738,7 +744,7 @@ def replan_to_dir(scenario: Scenario, plan: str | Path | WrittenPlan | PlanResul
     formats = _formats(format)
     check_plan_output(out, scenario.directory, sign=sign, previous_plan=_plan_dir(plan),
                       events=_events_file(events))
-    result = replan_scenario(scenario, plan, events, at, config, labels=labels)
+    result = replan_scenario(scenario, plan, events, at, config, labels=labels, ledger=ledger)
     written = _write(result, out, formats, sign)
     result = dc_replace(result, written=written)
     if written.violations and raise_on_violation:

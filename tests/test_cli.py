@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -141,6 +142,16 @@ def test_bookings_are_recorded_accepted_and_cancelled(tmp_path, backend, request
     assert [(r["request_id"], r["status"], r["booked_station_id"]) for r in rows] == [("q1", "accepted", "b")]
     second = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request, "--request-id", "q2", *db]).output)
     assert second["decision"] == "denied" and second["reason"] == "no free connector at b during the stay (held by q1)"
+    # a re-plan takes the held booking in (a booking event first, then the operator's)
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([{"type": "grid_limit", "site_id": "s1", "start": "2024-03-31T03:00+02:00",
+                                   "end": "2024-03-31T04:00+02:00", "grid_kw": 40}]))
+    new = tmp_path / "replanned"
+    res = runner.invoke(app, ["replan", str(scen), str(out), "--at", "2024-03-31T00:30", "--event", str(events),
+                              "--out", str(new), "-q", *db])
+    assert res.exit_code == 0, res.output
+    assert [e["type"] for e in json.loads((new / "events.json").read_text())["events"]] == ["booking", "grid_limit"]
+    assert "q1" in set(pd.read_csv(new / "sessions.csv")["reservation_id"])
     assert runner.invoke(app, ["bookings", "cancel", str(scen), "q1", *db]).output.strip() == "q1: cancelled"
     third = json.loads(runner.invoke(app, ["admit", str(scen), str(out), *request, *db]).output)
     assert third["decision"] == "granted"

@@ -11,9 +11,10 @@ Several processes may share one ledger (a database URL): each answer is computed
 writers' lock from the bookings it holds at that moment, so a planner never offers a connector
 another process booked.
 
-Accepted bookings join the plan for good through a re-plan: ``booking_events`` gives them as
-``booking`` events (``scheduler.planning.replan``), and the plan ``replan`` returns holds them as
-bookings of its own, which ``evdc verify`` checks like any other.
+Accepted bookings join the plan for good through the next re-plan: ``replan`` (and ``evdc replan`` and
+the service, through ``held_into_replan``) takes each held booking the plan does not hold yet in as a
+``booking`` event (``scheduler.planning.replan``), and the new plan holds it as a booking of its own,
+which ``evdc verify`` checks like any other.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ class Planner:
         """Apply ``events`` and re-plan from ``at`` (``replan.replan``); the new plan becomes the
         planner's. Returns (Plan, the inputs with the events, changes).
 
-        Warm where it can be: a site no event touches keeps its plan (once the planner holds plan
+        The bookings the ledger holds and the plan does not (accepted since it was made) join it first,
+        as ``booking`` events (``held_into_replan``): a re-plan never spends power a held booking was
+        promised. Warm where it can be: a site no event touches keeps its plan (once the planner holds plan
         tables of its own, not ones read from files, whose types differ), and a site whose only events
         are ``grid_limit`` ones is re-solved on its persistent model (``PersistentSite``: new row
         bounds, the past fixed as column bounds, HiGHS started from the last plan), built on its first
@@ -138,13 +141,14 @@ class Planner:
 
         config = config or PlanConfig()
         check_at(at, self.inputs)
+        taken, previous = held_into_replan(self.inputs, self.tables, self.held(), at)
+        events = taken + list(events)
         new_inputs = apply_events(self.inputs, events, at)
         at_slot = max(0, int(np.floor(new_inputs.grid.slot_position(at) + 1e-9)))
         old = {s.site.site_id: s for s in self.inputs.sites}
         changed = {s.site.site_id: site_change(old[s.site.site_id], s) for s in new_inputs.sites}
         summary = self.tables.get("summary")
         before = {e["site_id"]: e for e in summary.get("sites", [])} if isinstance(summary, dict) else {}
-        previous = self.tables
         self.warm_sites = {"kept": [], "persistent": [], "solved": []}
 
         def reuse(i: int, site: SiteInputs):
@@ -202,6 +206,23 @@ def settle_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def held_into_replan(inputs: Inputs, tables: dict[str, pd.DataFrame], held: Sequence[HeldBooking],
+                     at: pd.Timestamp) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """What a re-plan from ``at`` must take in of the ``held`` bookings the plan ``tables`` does not hold:
+    their ``booking`` events (those in the plan's horizon still running at the first re-planned slot;
+    one over by then is history the new plan cannot change) and the previous plan with their power added
+    (``admission.with_bookings``), so the slots before ``at`` keep what they drew. Without such
+    bookings: no events and ``tables`` unchanged."""
+    grid = inputs.grid
+    first = grid.starts_utc[min(max(0, int(np.floor(grid.slot_position(at) + 1e-9))), grid.n_slots - 1)]
+    planned = set(tables["sessions"]["reservation_id"])
+    taken = [b for b in held if b.request_id not in planned and b.end > first and b.start < grid.end_utc]
+    if not taken:
+        return [], tables
+    _, previous = with_bookings(inputs, tables, taken)
+    return [booking_event(b, grid.timezone) for b in taken], previous
 
 
 def booking_event(b: HeldBooking, timezone: str) -> dict:

@@ -178,14 +178,15 @@ class _State:
 
         Re-plans run one at a time. The new plan is computed and loaded while requests go on against
         the current one; only the switch (pointer and planner) holds every site's lock, so no answer
-        is computed across it. Bookings accepted meanwhile stay held, on top of the new plan, as those
-        accepted before it do."""
+        is computed across it. The bookings the ledger holds when the re-plan starts join the new plan
+        (``booking`` events, ``planner.held_into_replan``); those accepted meanwhile stay held on top of
+        it until the next re-plan takes them in."""
         from scheduler.api import replan_to_dir
 
         with self.replan_lock:
             number = 1 + max((int(p.name) for p in (self.root / "plans").iterdir() if p.name.isdigit()), default=0)
             out = self.root / "plans" / f"{number:06d}"
-            result = replan_to_dir(self.scenario, self.plan_dir, events, at, out)
+            result = replan_to_dir(self.scenario, self.plan_dir, events, at, out, ledger=self.ledger)
             planner = self._load(out.resolve())
             locks = [self.site_locks[k] for k in sorted(self.site_locks)]
             for lk in locks:
@@ -222,6 +223,22 @@ def _secret(path: Path) -> bytes:
             pass
         os.unlink(tmp)
     return path.read_bytes()
+
+
+def booking_profile(planner, held) -> list[list]:
+    """The power a held booking's car gets, [[slot_start, kW], ...]: the current plan's, once a re-plan
+    took the booking in (``planner.held_into_replan``), else the profile its acceptance gave."""
+    import pandas as pd
+
+    from scheduler.planning.admission import POWER_EPS_KW
+
+    ss = planner.tables["session_slots"]
+    mine = ss[ss["reservation_id"] == held.request_id]
+    if mine.empty:
+        return [list(p) for p in held.power_kw]
+    tz = planner.inputs.grid.timezone
+    return [[pd.Timestamp(t).tz_convert(tz).isoformat(), round(float(kw), 6)]
+            for t, kw in zip(mine["slot_start"], mine["ev_kw"]) if abs(float(kw)) > POWER_EPS_KW]
 
 
 def booking_token(secret: bytes, request_id: str) -> str:
@@ -415,7 +432,7 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
                       f"{held.end.tz_convert(tz).isoformat()}")
         else:
             return {"authorized": True, "request_id": body.request_id, "station_id": station_id,
-                    "profile_kw": [list(p) for p in held.power_kw]}
+                    "profile_kw": booking_profile(st.planner, held)}
         st.ledger.note(body.request_id, "auth_failed", {"station_id": station_id, "at": at.isoformat(),
                                                         "reason": reason})
         return {"authorized": False, "request_id": body.request_id, "station_id": station_id, "profile_kw": [],

@@ -3,6 +3,7 @@ accepted bookings re-planned into a plan that verifies; warm re-plans that keep 
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -149,6 +150,62 @@ def test_a_thousand_random_actions_never_double_book_and_end_in_a_verified_plan(
     assert set(final["reservation_id"]) >= {b.request_id for b in held}
     print(f"{ACTIONS} actions in {seconds:.1f} s: {counts}")
     warm.ledger.dispose()
+
+
+#: The site's grid limit at noon in the held-booking re-plan, kW: below what the held car was to draw then.
+NOON_KW = 2.0
+
+
+def test_a_replan_takes_the_held_bookings_in_and_keeps_what_they_drew(tmp_path):
+    """A booking accepted after the plan was made holds on top of it. A re-plan (here a grid limit at
+    noon below what the car was to draw then) takes it in as a ``booking`` event: the new plan holds it, events.json records it,
+    the slots before the re-plan keep the power it drew there, and the plan verifies with the limit
+    counting its power. A planner on the new plan sees nothing held on top any more. Before, the
+    re-plan left it out and was free to spend its power."""
+    from scheduler.api import bookings_ledger
+    from scheduler.planning.admission import with_bookings
+    from tests.scenario_files import write_scenario
+
+    sc = Scenario.from_dir(write_scenario(tmp_path / "scen", **DAY))
+    plan_dir = plan_to_dir(sc, tmp_path / "plan", SOLVER).written.path
+    warm = planner(sc, plan_dir)
+    tz = warm.inputs.grid.timezone
+    local = lambda s: pd.Timestamp(s).tz_localize(tz).tz_convert("UTC")  # noqa: E731
+    req = BookingRequest("c", local("2024-06-04 09:00"), local("2024-06-04 13:00"), energy_kwh=70.0)
+    answer = warm.admit(req, request_id="held-1")
+    assert answer["decision"] != "denied", answer
+    held = warm.accept("held-1")
+    warm.ledger.dispose()
+    drawn = {pd.Timestamp(t): kw for t, kw in held.power_kw}
+    assert drawn.get(local("2024-06-04 09:00"), 0) > 1.0, held.power_kw  # it draws before the re-plan
+    assert drawn.get(local("2024-06-04 12:00"), 0) > NOON_KW, held.power_kw  # and above the new limit at noon
+    event = {"type": "grid_limit", "site_id": "s1", "start": "2024-06-04T12:00", "end": "2024-06-04T13:00",
+             "grid_kw": NOON_KW}
+    ledger = bookings_ledger(sc, create=False)
+    try:
+        result = replan_to_dir(sc, plan_dir, [event], local("2024-06-04 11:00"), tmp_path / "new", SOLVER,
+                               ledger=ledger)
+    finally:
+        ledger.dispose()
+    new = result.written.path
+    assert check_plan_dir(new, sc).ok
+    slots = pd.read_csv(new / "session_slots.csv")
+    mine = slots[slots["reservation_id"] == "held-1"]
+    got = {pd.Timestamp(t).tz_convert("UTC"): kw for t, kw in zip(mine["slot_start"], mine["ev_kw"])}
+    site = pd.read_csv(new / "site_slots.csv")
+    noon = site[pd.to_datetime(site["slot_start"], utc=True) == local("2024-06-04 12:00")]
+    on_top = 0.0 if "held-1" in set(mine["reservation_id"]) else drawn.get(local("2024-06-04 12:00"), 0.0)
+    assert float(noon["grid_kw"].iloc[0]) + on_top <= NOON_KW + 1e-6  # the site's import at noon, the car's included
+    for t in (local("2024-06-04 09:00"), local("2024-06-04 10:00")):
+        assert got.get(t, 0.0) == pytest.approx(drawn.get(t, 0.0), abs=1e-3), (t, got, drawn)
+    recorded = json.loads((new / "events.json").read_text())["events"]
+    assert [e["type"] for e in recorded] == ["booking", "grid_limit"] and recorded[0]["reservation_id"] == "held-1"
+    again = planner(sc, new)
+    try:
+        assert [b.request_id for b in again.held()] == ["held-1"]
+        assert with_bookings(again.inputs, again.tables, again.held())[1] is again.tables  # nothing on top
+    finally:
+        again.ledger.dispose()
 
 
 def test_warm_replans_keep_untouched_sites_and_resolve_a_grid_limit_on_the_persistent_model(tmp_path):

@@ -3,6 +3,7 @@ tests talk to it with httpx, and kill it with SIGKILL to see that nothing it ack
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -172,7 +173,8 @@ def test_a_revoked_key_gets_401(served):
 
 def test_what_was_acknowledged_survives_sigkill(served):
     """An accepted booking and an event acknowledged with 2xx are there after SIGKILL and a restart:
-    the booking in the ledger, the event in the plan the service now serves (which verifies)."""
+    the booking in the ledger, the event in the plan the service now serves (which verifies). The
+    re-plan took the held booking in, and its charger now gets the plan's profile for it."""
     server, keys = served
     me, ops = auth(keys["driver"]), auth(keys["operator"])
     with httpx.Client(base_url=server.url, timeout=120) as c:
@@ -180,7 +182,9 @@ def test_what_was_acknowledged_survives_sigkill(served):
         assert c.post("/v1/bookings", headers=me, json={**BOOKING, "request_id": rid, "station_id": "c",
                                                         "arrival": "2024-06-04T15:00",
                                                         "departure": "2024-06-04T17:00"}).status_code == 200
-        assert c.post(f"/v1/bookings/{rid}/accept", headers=me).status_code == 200
+        accepted = c.post(f"/v1/bookings/{rid}/accept", headers=me)
+        assert accepted.status_code == 200
+        tok = accepted.json()["booking_token"]
         job = c.post("/v1/jobs", headers=auth(keys["provider"]), json={
             "at": "2024-06-04T10:00", "job_id": "cloud-job-1", "station_id": "a", "power_kw": 0.4, "work_hours": 2,
             "deadline": "2024-06-04T20:00", "blades": 2})
@@ -195,6 +199,16 @@ def test_what_was_acknowledged_survives_sigkill(served):
     assert "cloud-job-1" in (plan_dir / "jobs.csv").read_text()
     res = runner.invoke(app, ["verify", str(plan_dir), "--scenario", str(server.scen)])
     assert res.exit_code == 0, res.output
+    # the re-plan took the held booking in: the plan gives its power, and its charger gets the plan's profile
+    events = json.loads((plan_dir / "events.json").read_text())["events"]
+    assert [e.get("reservation_id") for e in events if e["type"] == "booking"] == [rid]
+    slots = [r for r in csv.DictReader(open(plan_dir / "session_slots.csv")) if r["reservation_id"] == rid]
+    planned = [[r["slot_start"], round(float(r["ev_kw"]), 6)] for r in slots if float(r["ev_kw"]) > 1e-6]
+    assert planned
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        at_charger = c.post("/v1/stations/c/authorize", headers=ops,
+                            json={"request_id": rid, "booking_token": tok, "at": "2024-06-04T15:10"}).json()
+    assert at_charger["authorized"] is True and at_charger["profile_kw"] == planned, (at_charger, planned)
 
 
 def test_the_published_openapi_schema_is_the_services():
