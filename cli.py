@@ -419,6 +419,8 @@ def replan_cmd(
     time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, max=86400.0, help="solver time limit per site, seconds"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no table of changes"),
     db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="sites solved in parallel processes (a local Dask "
+                                "cluster); each is sent its own part of the plan"),
 ) -> None:
     """Apply events (urgent car or job, early/late car, no-show, blade failure, grid limit) and re-plan from --at.
 
@@ -433,7 +435,7 @@ def replan_cmd(
         # the previous plan is an input: the new plan never goes over, into or around it
         check_plan_output(out_dir, scenario, previous_plan=plan_dir, events=event)
         sc = Scenario.from_dir(scenario)
-        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit))
+        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit), workers=workers)
         ledger = bookings_ledger(sc, create=False, db=db)
         try:
             result = replan_to_dir(sc, plan_dir, event, at, out_dir, cfg, labels={"at": "--at"},
@@ -450,6 +452,8 @@ def replan_cmd(
                 t.add_row(*[str(v) for v in row])
             out.print(t)
             out.print(f"plan written to {written}", highlight=False, soft_wrap=True)
+        _report_notices(tuple(f"site {e['site_id']}: {e.get('message') or 'no MIP plan'} (try a longer --time-limit)"
+                              for e in result.summary.get("sites", []) if e.get("status") == "heuristic"))
         _report_own_verification(failures, written)
         if failures:
             raise typer.Exit(EXIT_HARD_LIMIT)

@@ -108,6 +108,39 @@ def test_a_time_limit_too_short_for_any_incumbent_gives_the_heuristic_plan(fleet
     assert ver.exit_code == 0, ver.output
 
 
+def test_a_replan_without_time_for_any_incumbent_gives_the_heuristic_plan_from_the_kept_past(fleet, tmp_path):
+    """The re-plan's fallback continues from the past it keeps: the runs and the power of the slots
+    before --at stay the previous plan's, the battery may recharge what that past spent, bookings
+    begun in it keep their mode to the solve. Each site is flagged, a warning line names it, and the
+    plan verifies. Before, the heuristic planned the day from scratch against the fixed past, its LP
+    was infeasible at every site and nothing was written (exit 2)."""
+    import pandas as pd
+
+    plan_dir, new = tmp_path / "plan", tmp_path / "new"
+    assert runner.invoke(app, ["plan", str(fleet), "--out", str(plan_dir), "-q", "--time-limit", "20"]).exit_code == 0
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([{"type": "grid_limit", "site_id": "hub-001", "start": "2019-11-12T14:00",
+                                   "end": "2019-11-12T18:00", "grid_kw": 30}]))
+    res = runner.invoke(app, ["replan", str(fleet), str(plan_dir), "--at", "2019-11-12T12:00", "--event", str(events),
+                              "--out", str(new), "-q", "--time-limit", "0.001"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((new / "summary.json").read_text())
+    assert [s["status"] for s in summary["sites"]] == ["heuristic", "heuristic"]
+    assert [line for line in res.output.splitlines() if line.startswith("warning: site ")] == [
+        f"warning: site {s}: MIP ended 'time_limit' without a plan; residual-power heuristic used (try a longer "
+        "--time-limit)" for s in ("hub-001", "work-002")]
+    at = pd.Timestamp("2019-11-12T12:00+01:00")
+    for table, key in (("session_slots", ["reservation_id", "slot_start"]), ("job_slots", ["job_id", "slot_start"])):
+        before, after = (pd.read_csv(d / f"{table}.csv") for d in (plan_dir, new))
+        past = [x[pd.to_datetime(x["slot_start"], utc=True) < at].sort_values(key).reset_index(drop=True)
+                for x in (before, after)]
+        value = "ev_kw" if table == "session_slots" else "blades"
+        kept = past[0].merge(past[1], on=key, how="outer", suffixes=("_before", "_after")).fillna(0.0)
+        assert len(kept) > 0 and (kept[f"{value}_before"] - kept[f"{value}_after"]).abs().max() < 0.01, table
+    ver = runner.invoke(app, ["verify", str(new), "--scenario", str(fleet)])
+    assert ver.exit_code == 0, ver.output
+
+
 def test_a_time_limit_reached_with_an_incumbent_reports_it_with_its_gap(fleet, tmp_path):
     """HiGHS stops at the limit holding the warm start it was given (the site's own plan, found first
     without the limit), so there is an incumbent whatever the machine's speed. Whether HiGHS also has a

@@ -12,6 +12,8 @@ a moment, so the fallback plan satisfies every constraint family like any other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pyomo.environ as pyo
 
 from scheduler.optimization.preparation import STATE_TOL_KW, STATE_TOL_KWH, SitePrep, fast_phases
@@ -66,9 +68,23 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
     finishing = {k: 0 for k in m.RFF}
     urgent = {k: 0 for k in m.RU}
     served_mode: dict[str, str] = {}
+    past = fixed_past(m)
+    for (j, s, t), on in sorted(past.run.items(), key=lambda kv: kv[0][2]):  # what a re-plan keeps comes first
+        if on:
+            jp = m.job[j]
+            if not jp.critical and not run.get((j, last_station.get(j), t - 1), 0):
+                started[j] = started.get(j, 0) + 1
+            free_blades[(s, t)] -= jp.job.blades
+            use(s, t, jp.job.blades * (jp.job.power_kw - m.st[s].blade_standby_kw))
+            run[(j, s, t)] = 1
+            last_station[j] = s
+    for (r, t), kw in past.ev_kw.items():
+        use(m.sess[r].station.station_id, t, max(kw, 0.0))
 
     def take_job(jp, s, t) -> bool:
         j = jp.job
+        if (j.job_id, s, t) in past.run:  # kept from the past: counted above
+            return bool(past.run[(j.job_id, s, t)])
         need = j.blades * (j.power_kw - m.st[s].blade_standby_kw)
         if free_blades[(s, t)] < j.blades or need > SAFETY * room(s, t):
             return False
@@ -112,6 +128,11 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
         full_kwh = cfg.charging.finish_soc * sp.battery_kwh
         was_on = True  # fast_stretch: in RF, a fast car not in progress in t - 1 is not in progress in t
         for t in sp.slots:
+            if (r, t) in past.ev_kw:  # drawn already (a re-plan's past): counted above
+                plan_kw[t] = past.ev_kw[(r, t)]
+                got += plan_kw[t] * h
+                e_car += plan_kw[t] * h
+                continue
             limit = sp.limit_kw[(t, mode)]
             if sp.taper:
                 sig = cfg.charging.finish_soc
@@ -125,10 +146,15 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
             plan_kw[t] = kw
             got += kw * h
             e_car += kw * h
-        if got >= cfg.weights.partial_min_fraction * sp.energy_cap_kwh and got > 0:
-            served_mode[r] = mode
+        begun = any((r, t) in past.ev_kw for t in sp.slots)
+        if begun or (got >= cfg.weights.partial_min_fraction * sp.energy_cap_kwh and got > 0):
             for t, kw in plan_kw.items():
-                use(s, t, kw)
+                if (r, t) not in past.ev_kw:
+                    use(s, t, kw)
+            if begun:  # its mode and states so far are the past's: the solve that follows chooses them
+                past.free_sessions.add(r)
+                continue
+            served_mode[r] = mode
             # non-critical jobs come after the cars: a fast car in progress keeps them off (fast_standby)
             on, ending = fast_phases(sp, mode, plan_kw, cfg.charging.finish_soc, h)
             fast.update({(r, t): 1 for t in stretch_closure(r, on, m.RF) if (r, t) in m.RF})
@@ -147,8 +173,11 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
                 done += 1
             elif not jp.job.preemptible and done:
                 break
-    decisions: dict = {"run": run, "fast_on": fast, "fast_finishing": finishing, "urgent_on": urgent}
-    decisions["mode_on"] = {(r, mo): int(served_mode.get(r) == mo) for (r, mo) in m.RM}
+    free = past.free_sessions
+    decisions: dict = {"run": run}
+    for name, values in (("fast_on", fast), ("fast_finishing", finishing), ("urgent_on", urgent)):
+        decisions[name] = {k: v for k, v in values.items() if k[0] not in free}
+    decisions["mode_on"] = {(r, mo): int(served_mode.get(r) == mo) for (r, mo) in m.RM if r not in free}
     decisions["granted"] = {r: 0 for r in m.RG}
     hours = {j: sum(v for (jj, _, _), v in run.items() if jj == j) * h for j in m.J}
     decisions["job_done"] = {j: int(hours[j] >= m.job_need_h[j] - 1e-9) for j in m.JN}
@@ -159,9 +188,50 @@ def residual_power_decisions(m: pyo.ConcreteModel) -> dict:
         before = any(run.get((j, s, t - 1), 0) for s in m.job[j].stations)
         starts[(j, t)] = int(now and not before)
     decisions["job_start"] = starts
-    decisions["battery_charging"] = {t: 0 for t in T} if m.battery else {}
-    decisions["lending"] = {k: 0 for k in m.RV} if len(m.RV) else {}
+    # the battery and lending cars idle; where a re-plan keeps the past, the past's battery use, and the
+    # battery's later direction is left to the solve (its end state may ask for the charge the past spent)
+    if not m.battery:
+        decisions["battery_charging"] = {}
+    elif past.empty:
+        decisions["battery_charging"] = {t: 0 for t in T}
+    else:
+        decisions["battery_charging"] = {t: int((m.battery_charge_kw[t].value or 0) > 0) for t in T
+                                         if m.battery_charge_kw[t].fixed}
+    decisions["lending"] = ({k: int(k in past.discharge_kw and past.discharge_kw[k] > 0) for k in m.RV}
+                            if len(m.RV) else {})
     return decisions
+
+
+@dataclass
+class FixedPast:
+    """What a re-plan keeps of the previous plan (``site_handle.fix_past``: the columns fixed before its
+    first re-planned slot): job runs (0/1), cars' charging and lending power (kW). ``free_sessions``: the
+    bookings begun in that past, whose mode and charging states the heuristic leaves to the solve."""
+
+    run: dict = field(default_factory=dict)
+    ev_kw: dict = field(default_factory=dict)
+    discharge_kw: dict = field(default_factory=dict)
+    free_sessions: set = field(default_factory=set)
+
+    @property
+    def empty(self) -> bool:
+        return not self.run and not self.ev_kw
+
+
+def fixed_past(m: pyo.ConcreteModel) -> FixedPast:
+    """The model's fixed past (empty for a plan made from scratch)."""
+    out = FixedPast()
+    for k in m.JST:
+        if m.run[k].fixed:
+            out.run[k] = int(round(m.run[k].value or 0))
+    for (r, t) in m.RT:
+        if m.ev_kw[r, t].fixed:
+            out.ev_kw[(r, t)] = float(m.ev_kw[r, t].value or 0.0)
+    for k in m.RV:
+        if m.ev_discharge_kw[k].fixed:
+            out.discharge_kw[k] = float(m.ev_discharge_kw[k].value or 0.0)
+            out.ev_kw[k] = out.ev_kw.get(k, 0.0) - out.discharge_kw[k]
+    return out
 
 
 #: Rows the heuristic does not keep (it knows no minimum run or pause and no power-on cap): fixing

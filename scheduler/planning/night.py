@@ -252,7 +252,8 @@ def plan(inputs: Inputs, config: PlanConfig | None = None, progress: ProgressFn 
     if todo:
         spec = EngineSpec(workers=min(config.workers, max(len(todo), 1)), address=config.scheduler_address)
         times: dict[str, float] = {}
-        run_tasks(solve_site, [(inputs.sites[i], config, before_solve) for i in todo], spec, finished,
+        run_tasks(solve_site, [(inputs.sites[i], config, site_hook(before_solve, inputs.sites[i])) for i in todo],
+                  spec, finished,
                   sizes=[site_size(inputs.sites[i]) for i in todo], timings=times)
         for stage, key in (("engine_start", "engine_start"), ("site_solves", "tasks"), ("engine_stop", "engine_stop")):
             clock.add(stage, times.get(key, 0.0))
@@ -277,6 +278,13 @@ def _finish(inputs: Inputs, config: PlanConfig, results: dict, breaches: dict, s
     summary = summarize(inputs, {**tables, "station_slots": station_kpis}, outcomes, config, found)
     return Plan(tables=tables, sites=tuple(outcomes), summary=summary | fleet_part, spool=sink, inputs=inputs,
                 clock=clock)
+
+
+def site_hook(before_solve: Callable | None, site: SiteInputs) -> Callable | None:
+    """``before_solve`` as one site's task needs it: a hook with a ``for_site`` method (a re-plan's
+    ``KeepPast``) gives its site's part, so a worker is sent that site's rows of the previous plan only."""
+    for_site = getattr(before_solve, "for_site", None)
+    return for_site(site) if for_site is not None else before_solve
 
 
 def site_size(site: SiteInputs) -> float:

@@ -30,7 +30,6 @@ import pandas as pd
 from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.settings import PlanConfig, SolverConfig
 from scheduler.inputs.typed import Inputs, SiteInputs
-from scheduler.optimization.results import TABLES
 from scheduler.optimization.solving import SolveResult
 from scheduler.planning.admission import (
     MIN_BOOKED_KWH,
@@ -137,7 +136,7 @@ class Planner:
         are ``grid_limit`` ones is re-solved on its persistent model (``PersistentSite``: new row
         bounds, the past fixed as column bounds, HiGHS started from the last plan), built on its first
         such re-plan and kept. Every other site is built and solved anew."""
-        from scheduler.planning.replan import apply_events, check_at, replan
+        from scheduler.planning.replan import apply_events, check_at, replan, site_tables
 
         config = config or PlanConfig()
         check_at(at, self.inputs)
@@ -270,17 +269,3 @@ def kept_outcome(entry: dict) -> SiteOutcome:
     return SiteOutcome(entry["site_id"], res, int(entry.get("variables") or 0), int(entry.get("constraints") or 0))
 
 
-def site_tables(tables: dict[str, pd.DataFrame], site: SiteInputs) -> dict[str, pd.DataFrame]:
-    """One site's rows of every plan table."""
-    sid, stations, jobs = site.site.site_id, set(site.station_ids), {j.job_id for j in site.jobs}
-    out = {}
-    for name in TABLES:
-        df = tables[name]
-        if "site_id" in df.columns:
-            keep = df["site_id"] == sid
-        elif name in ("sessions", "session_slots"):
-            keep = df["station_id"].isin(stations)
-        else:
-            keep = df["job_id"].isin(jobs)
-        out[name] = df[keep].reset_index(drop=True)
-    return out

@@ -35,7 +35,7 @@ import json
 import math
 import os
 import unicodedata
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from scheduler.inputs.settings import PlanConfig
+from scheduler.optimization.results import TABLES
 from scheduler.inputs.connectors import connector_holders, overlap_message
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import BladeFailure, Inputs, Job, Session, slot_of
@@ -558,6 +559,39 @@ def changes(old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame]) -> pd.Da
     return pd.DataFrame(rows, columns=["kind", "id", "quantity", "before", "after", "change"])
 
 
+def site_tables(tables: dict[str, pd.DataFrame], site) -> dict[str, pd.DataFrame]:
+    """One site's rows of every plan table."""
+    sid, stations, jobs = site.site.site_id, set(site.station_ids), {j.job_id for j in site.jobs}
+    out = {}
+    for name in TABLES:
+        df = tables[name]
+        if "site_id" in df.columns:
+            keep = df["site_id"] == sid
+        elif name in ("sessions", "session_slots"):
+            keep = df["station_id"].isin(stations)
+        else:
+            keep = df["job_id"].isin(jobs)
+        out[name] = df[keep].reset_index(drop=True)
+    return out
+
+
+@dataclass(frozen=True)
+class KeepPast:
+    """A re-plan's ``before_solve``: the slots before ``at_slot`` keep the ``previous`` plan and the rest
+    starts from it (``SiteModel.fix_past``, ``warm_start``). ``for_site`` gives the same for one site
+    with only that site's rows, which is what a solve task on a worker gets."""
+
+    previous: dict
+    at_slot: int
+
+    def __call__(self, sm) -> None:
+        sm.fix_past(self.previous, self.at_slot)
+        sm.warm_start(self.previous, self.at_slot)
+
+    def for_site(self, site) -> "KeepPast":
+        return KeepPast(site_tables(self.previous, site), self.at_slot)
+
+
 def replan(inputs: Inputs, previous: dict[str, pd.DataFrame], events: list[dict], at: pd.Timestamp,
            config: PlanConfig | None = None, reuse=None, new_inputs: Inputs | None = None):
     """Apply the events and re-plan every site from ``at`` on with the past fixed.
@@ -572,11 +606,7 @@ def replan(inputs: Inputs, previous: dict[str, pd.DataFrame], events: list[dict]
     new_inputs = new_inputs if new_inputs is not None else apply_events(inputs, events, at)
     at_slot = max(0, int(np.floor(new_inputs.grid.slot_position(at) + 1e-9)))
 
-    def prepare(sm) -> None:
-        sm.fix_past(previous, at_slot)
-        sm.warm_start(previous, at_slot)
-
-    result = plan(new_inputs, config, before_solve=prepare, reuse=reuse)
+    result = plan(new_inputs, config, before_solve=KeepPast(previous, at_slot), reuse=reuse)
     diff = changes(previous, result.tables)
     result.summary["replan"] = {"at": at.tz_convert(inputs.grid.timezone).isoformat(), "events": len(events),
                                 "changes": int(len(diff))}
