@@ -88,6 +88,12 @@ def _scenario_arg(scenario: Optional[Path], demo: bool) -> Path:
     return scenario
 
 
+#: The --work-limit option of plan and replan (SolverConfig.work_limit).
+WORK_LIMIT_HELP = ("stop a site's search, once it has a plan, after this many HiGHS progress reports (cut rounds, "
+                   "nodes, heuristics): the same plan on any machine and any --workers, where --time-limit depends on "
+                   "the clock (default: off)")
+
+
 @app.command("plan")
 def plan_cmd(
     scenario: Optional[Path] = typer.Argument(None, help="scenario directory (holding scenario.yaml)"),
@@ -98,6 +104,7 @@ def plan_cmd(
     time_limit: float = typer.Option(60.0, "--time-limit", min=0.001, max=86400.0, help="solver time limit per site, seconds "
                                      "(a site without a solution by then gets the residual-power plan)"),
     gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
+    work_limit: Optional[int] = typer.Option(None, "--work-limit", min=1, help=WORK_LIMIT_HELP),
     risk: Optional[Risk] = typer.Option(None, "--risk", help="walk-in headroom: none, expected, p80, p90, p95 "
                                         "(default: scenario.yaml forecast.risk, else expected)"),
     discount: Optional[bool] = typer.Option(None, "--discount-bookings/--no-discount-bookings",
@@ -136,8 +143,8 @@ def plan_cmd(
         _report_notices(sc.notices)
         if workers < 1:
             raise EvdcError("--workers must be at least 1")
-        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers,
-                         scheduler_address=scheduler_address)
+        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap, work_limit=work_limit),
+                         workers=workers, scheduler_address=scheduler_address)
         options = dict(format=fmt.value, sign=sign, db=db_url, db_prefix=db_prefix, raise_on_violation=False,
                        risk=risk.value if risk else None, discount_bookings=discount, model_dir=model_dir,
                        log=lambda m: err.print(m, highlight=False))
@@ -421,6 +428,7 @@ def replan_cmd(
     db: Optional[str] = typer.Option(None, "--db", help=LEDGER_DB_HELP),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="sites solved in parallel processes (a local Dask "
                                 "cluster); each is sent its own part of the plan"),
+    work_limit: Optional[int] = typer.Option(None, "--work-limit", min=1, help=WORK_LIMIT_HELP),
 ) -> None:
     """Apply events (urgent car or job, early/late car, no-show, blade failure, grid limit) and re-plan from --at.
 
@@ -435,7 +443,7 @@ def replan_cmd(
         # the previous plan is an input: the new plan never goes over, into or around it
         check_plan_output(out_dir, scenario, previous_plan=plan_dir, events=event)
         sc = Scenario.from_dir(scenario)
-        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit), workers=workers)
+        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, work_limit=work_limit), workers=workers)
         ledger = bookings_ledger(sc, create=False, db=db)
         try:
             result = replan_to_dir(sc, plan_dir, event, at, out_dir, cfg, labels={"at": "--at"},

@@ -24,7 +24,7 @@ stop, summary, write), what followed them (manifest, rename, verification) and t
 wall run.json explains, and a hash of the plan tables (the same plan on 1 and 2 workers?).
 
     python benchmarks/fleet.py [--sizes 100 1000 10000] [--workers 1 2] [--seed 1] [--heat on|off|both]
-                               [--time-limit 60] [--gap 0.005] [--night] [--history-days 28]
+                               [--time-limit 60] [--gap 0.005] [--work-limit N] [--night] [--history-days 28]
                                [--out benchmarks/out/fleet]
 
 Writes ``results.csv`` and ``results.md`` (the tables and the targets of issues 6, 18 and 22) to --out.
@@ -102,7 +102,8 @@ def site_figures(outcomes, summary: dict) -> dict:
     }
 
 
-def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True) -> dict:
+def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True,
+              work_limit: int | None = None) -> dict:
     """One night end to end as ``evdc plan`` runs it: the scenario read, the walk-in forecaster fitted
     afresh (an empty model folder: the history is new to it), every site planned, the plan written
     and verified. Figures from run.json ``timings`` beside this process's own clock."""
@@ -116,7 +117,8 @@ def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat:
     sc = Scenario.from_dir(scenario)
     inputs = with_heat(sc.inputs, heat)
     sc = replace(sc, config=inputs.config, inputs=inputs)
-    cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
+    cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap, work_limit=work_limit),
+                     workers=workers)
     n_sites = len(sc.inputs.sites)
     progress = progress_every_tenth(t_start, n_sites)
 
@@ -142,19 +144,23 @@ def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat:
         "task_s": round(sum(x.get("task_seconds", 0.0) for x in run["sites"]), 2),
         **site_figures(result.plan.sites, result.summary),
         "tables_sha256": tables.hexdigest()[:16],
-        "time_limit_s": time_limit, "mip_rel_gap": gap,
+        "time_limit_s": time_limit, "mip_rel_gap": gap, "work_limit": work_limit,
     }
 
 
-def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True) -> dict:
+def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True,
+            work_limit: int | None = None) -> dict:
     """Load, plan (streamed) and write one fleet in this process; the measured figures."""
+    import hashlib
+
     from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
     from scheduler.output.plan_dir import SpoolSink
 
     t0 = time.perf_counter()
     inputs = with_heat(load_scenario(scenario), heat)
     load_s = time.perf_counter() - t0
-    cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap), workers=workers)
+    cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap, work_limit=work_limit),
+                     workers=workers)
     n_sites = len(inputs.sites)
     progress = progress_every_tenth(t0, n_sites)
 
@@ -163,14 +169,18 @@ def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: b
         result = plan(inputs, cfg, progress=progress, sink=SpoolSink(Path(tmp) / "spool"))
         plan_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        write_plan(result, Path(tmp) / "plan")
+        out = write_plan(result, Path(tmp) / "plan")
         write_s = time.perf_counter() - t1
+        tables = hashlib.sha256()
+        for name in sorted(p.name for p in Path(out).glob("*.csv")):
+            tables.update(name.encode() + (Path(out) / name).read_bytes())
     return {
         "stations": len(inputs.stations), "sites": n_sites, "workers": workers, "heat": heat,
         "load_s": round(load_s, 2), "plan_s": round(plan_s, 2), "write_s": round(write_s, 2),
         "wall_s": round(plan_s + write_s, 2),
         **site_figures(result.sites, result.summary),
-        "time_limit_s": time_limit, "mip_rel_gap": gap,
+        "tables_sha256": tables.hexdigest()[:16],
+        "time_limit_s": time_limit, "mip_rel_gap": gap, "work_limit": work_limit,
     }
 
 
@@ -281,6 +291,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--time-limit", type=float, default=60.0, help="per site, seconds")
     ap.add_argument("--gap", type=float, default=0.005, help="relative MIP gap per site")
+    ap.add_argument("--work-limit", type=int, default=None,
+                    help="HiGHS progress reports per site (SolverConfig.work_limit; default off): sites it stops are "
+                         "the same plan on 1 and 2 workers, where the time limit depends on the clock")
     ap.add_argument("--heat", choices=("on", "off", "both"), default="on", help="the blade housings' heat")
     ap.add_argument("--night", action="store_true",
                     help="time whole nights as `evdc plan` runs them: the forecaster fitted afresh on the history, "
@@ -293,7 +306,8 @@ def main() -> None:
     history_days = args.history_days if args.history_days is not None else (28 if args.night else 0)
     if args.one:
         run = run_night if args.night else run_one
-        print(json.dumps(run(Path(args.one[0]), int(args.one[1]), args.time_limit, args.gap, args.heat != "off")))
+        print(json.dumps(run(Path(args.one[0]), int(args.one[1]), args.time_limit, args.gap, args.heat != "off",
+                             args.work_limit)))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     import pandas as pd
@@ -311,7 +325,8 @@ def main() -> None:
                   file=sys.stderr, flush=True)
             done = subprocess.run([sys.executable, __file__, "--one", str(scenario), str(w), "--heat", heat,
                                    "--time-limit", str(args.time_limit), "--gap", str(args.gap),
-                                   *(["--night"] if args.night else [])],
+                                   *(["--night"] if args.night else []),
+                                   *(["--work-limit", str(args.work_limit)] if args.work_limit else [])],
                                   check=True, stdout=subprocess.PIPE, text=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             print(json.dumps(row), file=sys.stderr, flush=True)

@@ -436,6 +436,11 @@ class SolverConfig(_Frozen):
 
     time_limit_s: float = Field(60.0, gt=0, description="wall-clock limit per site model, seconds")
     mip_rel_gap: float = Field(0.005, ge=0, le=1, description="relative optimality gap to stop at")
+    work_limit: int | None = Field(
+        None, ge=1, description="stop a site's search, once it holds a plan, after this many of HiGHS's progress "
+        "reports (root cut rounds, nodes, heuristic runs): a clock of work, not seconds, so a site it stops is the "
+        "same plan on any machine and any number of workers (highs_handoff.WorkLimit; matrix interface); None: "
+        "only time_limit_s and mip_rel_gap stop it")
     threads: int = Field(1, ge=1, description="HiGHS threads per model; parallelism goes across sites")
     random_seed: int = Field(0, ge=0, description="HiGHS random seed, fixed for repeatable plans")
     log_to_console: bool = Field(False, description="show HiGHS's own log")

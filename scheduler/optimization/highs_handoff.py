@@ -114,7 +114,7 @@ def set_matrix(lp: highspy.HighsLp, A) -> None:
 def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: float, threads: int,
                  random_seed: int, log_to_console: bool, warm_start: bool = True,
                  start: Callable[[Compiled, float], tuple[np.ndarray, np.ndarray]] | None = None,
-                 deadline: float | None = None) -> MatrixOutcome:
+                 deadline: float | None = None, work_limit: int | None = None) -> MatrixOutcome:
     """Compile, solve, and (only when HiGHS holds a feasible point) load the values into the model.
 
     With ``warm_start``, the free variables' current values (a previous plan's, set by the caller)
@@ -122,7 +122,8 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     When no variable has a value, ``start(compiled, seconds)`` may give one instead (columns and
     values, e.g. ``mip_start.priced_start``); its time comes out of ``time_limit_s``. With a
     ``deadline`` (a ``time.perf_counter()`` instant), the limit, counted once the model is compiled, is
-    at most what is left until then, and at least ``MIN_DEADLINE_SOLVE_S``.
+    at most what is left until then, and at least ``MIN_DEADLINE_SOLVE_S``. ``work_limit``: the search
+    stops, holding a plan, after that many of HiGHS's progress reports (``WorkLimit``), whatever the clock says.
     Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
     """
     t0 = time.perf_counter()
@@ -137,7 +138,7 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
         # the start's time is the site's; past the limit the MIP keeps a sliver, as a tiny limit would give it
         left_s = max(time_limit_s - (time.perf_counter() - t_start), min(time_limit_s, 1e-3))
     h = new_solver(time_limit_s=left_s, mip_rel_gap=mip_rel_gap, threads=threads, random_seed=random_seed,
-                   log_to_console=log_to_console)
+                   log_to_console=log_to_console, work_limit=work_limit)
     h.passModel(compiled.lp)
     if len(idx):
         h.setSolution(len(idx), np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=float))
@@ -150,15 +151,46 @@ MIN_DEADLINE_SOLVE_S = 0.05
 
 
 def new_solver(*, time_limit_s: float, mip_rel_gap: float, threads: int, random_seed: int,
-               log_to_console: bool) -> highspy.Highs:
-    """A HiGHS instance with evdc's options (one thread and a fixed seed make re-runs repeat)."""
+               log_to_console: bool, work_limit: int | None = None) -> highspy.Highs:
+    """A HiGHS instance with evdc's options (one thread and a fixed seed make re-runs repeat); with a
+    ``work_limit``, a ``WorkLimit`` watching its MIP searches."""
     h = _new_highs()
     h.setOptionValue("output_flag", bool(log_to_console))
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("random_seed", int(random_seed))
+    if work_limit is not None:
+        h.evdc_work = WorkLimit(int(work_limit))
+        h.cbMipInterrupt.subscribe(h.evdc_work)
     return h
+
+
+class WorkLimit:
+    """Stops a MIP search after ``limit`` of HiGHS's progress reports, once it holds a plan.
+
+    HiGHS reports to its MIP interrupt callback at fixed points of its search (each round of cuts at
+    the root, each node, each heuristic's run), in the same order on every run of the same model with
+    one thread and a fixed seed. Counting them is a clock of work done, not of seconds: a search
+    stopped by it ends at the same point, with the same plan, on a busy machine or an idle one, on one
+    worker or two, where a ``time_limit`` stops wherever the seconds run out. The count is coarse (at
+    the root of a large site a report comes every few seconds, among the nodes of a small one many
+    a second) and belongs to the HiGHS version. Without a plan in hand the search goes on: the time
+    limit stays the backstop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.reports = 0
+        self.stopped = False
+
+    def reset(self) -> None:
+        self.reports, self.stopped = 0, False
+
+    def __call__(self, event) -> None:
+        self.reports += 1
+        if self.reports >= self.limit and abs(event.data_out.mip_primal_bound) < INF:
+            self.stopped = True
+            event.interrupt()
 
 
 #: Most seconds the polish LP may take (``polish_continuous``).
@@ -195,6 +227,9 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
         if start:
             idx, val = zip(*start)
             h.setSolution(len(idx), np.array(idx, dtype=np.int32), np.array(val, dtype=float))
+    work = getattr(h, "evdc_work", None)
+    if work is not None:
+        work.reset()
     t1 = time.perf_counter()
     h.run()
     if _returned_worse_than_reported(h, compiled):
@@ -206,11 +241,15 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
         left_s = float(limit_s) - (time.perf_counter() - t1)
         h.clearSolver()
         h.setOptionValue("time_limit", max(left_s, MIN_RETRY_S))
+        if work is not None:
+            work.reset()
         h.run()
     t2 = time.perf_counter()
     ms = h.getModelStatus()
     info = h.getInfo()
     status = _STATUS.get(ms, h.modelStatusToString(ms).lower().replace(" ", "_"))
+    if ms == highspy.HighsModelStatus.kInterrupt and work is not None and work.stopped:
+        status = "work_limit"
     has = info.primal_solution_status == _FEASIBLE or ms == highspy.HighsModelStatus.kModelEmpty
     objective = bound = None
     if has:

@@ -54,7 +54,7 @@ class PersistentSite:
         self.compiled = compile_model(self.model)
         s = self.solver
         self.highs = new_solver(time_limit_s=s.time_limit_s, mip_rel_gap=s.mip_rel_gap, threads=s.threads,
-                                random_seed=s.random_seed, log_to_console=s.log_to_console)
+                                random_seed=s.random_seed, log_to_console=s.log_to_console, work_limit=s.work_limit)
         self.highs.passModel(self.compiled.lp)
         self.handoff_seconds = time.perf_counter() - t0
         self._col = ComponentMap((v, i) for i, v in enumerate(self.compiled.cols))

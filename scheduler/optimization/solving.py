@@ -73,7 +73,7 @@ def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: fl
     try:
         out = solve_matrix(model, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, threads=cfg.threads,
                            random_seed=cfg.random_seed, log_to_console=cfg.log_to_console,
-                           warm_start=cfg.warm_start, deadline=deadline,
+                           warm_start=cfg.warm_start, deadline=deadline, work_limit=cfg.work_limit,
                            start=(lambda c, s: priced_start(model, c, s)) if cfg.mip_start == "priced" else None)
     except Exception as exc:  # the compiler or the solver itself failed
         return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,
@@ -84,6 +84,8 @@ def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: fl
 
 
 def _solve_pyomo(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float) -> SolveResult:
+    if cfg.work_limit is not None:
+        raise EvdcError("solver.work_limit needs solver.interface 'matrix' (Pyomo's interface has no HiGHS callbacks)")
     solver = SolverFactory("highs")
     if not solver.available():
         raise EvdcError("the HiGHS solver is not available (pip install highspy)")

@@ -132,3 +132,36 @@ def test_a_deadline_shortens_the_time_limit(monkeypatch):
     free = solve_model(build_model(site), SolverConfig(time_limit_s=60, mip_start="none"))
     assert limits == [highs_handoff.MIN_DEADLINE_SOLVE_S, 60.0]
     assert late.status == free.status == "optimal" and late.objective == pytest.approx(free.objective)
+
+
+def test_a_work_limit_stops_at_the_same_plan_whatever_the_clock(tmp_path):
+    """The demo's hub (heat off) asked for a 0 gap stops after 20 of HiGHS's progress reports, holding a
+    plan: status work_limit. Solved again with another time limit while a second process keeps a core
+    busy, it stops at the same point: the same objective, bound and every value. A search that ends at
+    its gap first is not stopped, and the Pyomo interface, which has no callbacks, refuses the limit."""
+    import subprocess
+    import sys
+
+    from scheduler.inputs.errors import EvdcError
+
+    site = without_heat(load_scenario(demo_scenario_path())).site("hub")
+
+    def solve(time_limit_s: float, **kw):
+        m = build_model(site)
+        res = solve_model(m, SolverConfig(time_limit_s=time_limit_s, **kw))
+        return res, [pyo.value(v) for v in m.component_data_objects(pyo.Var) if v.value is not None]
+
+    first, values = solve(60, mip_rel_gap=0.0, work_limit=20)
+    assert first.status == "work_limit" and first.has_solution and first.bound is not None
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        again, values_again = solve(300, mip_rel_gap=0.0, work_limit=20)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert (again.status, again.objective, again.bound) == (first.status, first.objective, first.bound)
+    assert values_again == values
+    loose, _ = solve(60, mip_rel_gap=0.05, work_limit=10_000)
+    assert loose.status == "optimal"
+    with pytest.raises(EvdcError, match="work_limit needs solver.interface 'matrix'"):
+        solve_model(build_model(site), SolverConfig(interface="pyomo", work_limit=5))
