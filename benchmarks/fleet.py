@@ -211,6 +211,10 @@ def targets(rows: list[dict]) -> list[str]:
         if (n, 1) in at and (n, 2) in at:
             speed = at[n, 1]["wall_s"] / at[n, 2]["wall_s"]
             check(f"{n:,} stations: 2 workers >= 1.8 x faster than 1", speed >= 1.8, f"{speed:.2f} x")
+            one, two = at[n, 1].get("tables_sha256"), at[n, 2].get("tables_sha256")
+            if one and two:
+                check(f"{n:,} stations: the same plan tables on 1 and 2 workers", one == two,
+                      f"{one} / {two}; sites by status {_statuses(at[n, 1])} / {_statuses(at[n, 2])}")
     for w in sorted({w for _, w in at}):
         if (1000, w) in at and (10000, w) in at:
             ratio = at[10000, w]["wall_s"] / at[1000, w]["wall_s"]
@@ -276,12 +280,23 @@ def markdown(rows: list[dict]) -> str:
     if nights:
         return (markdown(rows) + "\n" if rows else "") + "Whole nights (`--night`):\n\n" + night_markdown(nights)
     head = ("| stations | workers | heat | wall s | build s | hand-off s | HiGHS s | worker peak MiB | main peak MiB "
-            "| objective | gap | worst site gap |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            "| objective | gap | worst site gap | sites by status | plan tables |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     body = "".join(
         f"| {r['stations']:,} | {r['workers']} | {'on' if r.get('heat') else 'off'} | {r['wall_s']:.1f} | {r['build_s']:.1f} | {r['handoff_s']:.1f} "
         f"| {r['highs_s']:.1f} | {r['worker_peak_mb']:.0f} | {r['main_peak_mb']:.0f} | {r['objective']:.2f} "
-        f"| {100 * r['gap']:.3f} % | {100 * r['max_site_gap']:.2f} % |\n" for r in rows)
+        f"| {_pct(r['gap'], 3)} | {_pct(r['max_site_gap'], 2)} | {_statuses(r)} | {r.get('tables_sha256', '')} |\n"
+        for r in rows)
     return head + body + "\n" + "\n".join(targets(rows)) + "\n"
+
+
+def _pct(x: float | None, digits: int) -> str:
+    """A share as a percentage; n/a when unknown (a site stopped without a bound leaves the fleet's gap unknown)."""
+    return "n/a" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def _statuses(r: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in r.get("statuses", {}).items())
 
 
 def main() -> None:
