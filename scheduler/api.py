@@ -711,7 +711,7 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     given = read_events(events_file) if events_file is not None else [dict(e) for e in events]
     if ledger is not None:
         taken, previous = held_into_replan(base, previous, ledger.held(), when)
-        given = [{**e, "_file": "bookings ledger", "_row": k + 1} for k, e in enumerate(taken)] + given
+        given = taken + given
     applied = check_events(base, given, when)
     result, new_inputs, diff = Planner(base, previous).replan(applied, when, config or PlanConfig())
     record = replan_record(inputs, when, applied, chain, events_file.name if events_file is not None else "")

@@ -8,6 +8,10 @@ other jobs by priority and deadline. The decisions (which booking is served in
 which mode, which job runs where) fix the model's binaries; the continuous rest
 (grid, PV, battery, exact powers, source flows) is then an LP that HiGHS solves in
 a moment, so the fallback plan satisfies every constraint family like any other.
+
+In a re-plan the slots before the re-planned one are fixed (``fixed_past``): the heuristic
+counts them first and plans on from them; the modes and states of bookings begun in that
+past and the battery's later direction are left to the solve, a small MIP then.
 """
 
 from __future__ import annotations
