@@ -29,7 +29,7 @@ import pandas as pd
 
 from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.settings import PlanConfig, SolverConfig
-from scheduler.inputs.typed import Inputs, SiteInputs
+from scheduler.inputs.typed import Inputs, SiteInputs, slot_of
 from scheduler.optimization.solving import SolveResult
 from scheduler.planning.admission import (
     MIN_BOOKED_KWH,
@@ -215,7 +215,7 @@ def held_into_replan(inputs: Inputs, tables: dict[str, pd.DataFrame], held: Sequ
     (``admission.with_bookings``), so the slots before ``at`` keep what they drew. Without such
     bookings: no events and ``tables`` unchanged."""
     grid = inputs.grid
-    first = grid.starts_utc[min(max(0, int(np.floor(grid.slot_position(at) + 1e-9))), grid.n_slots - 1)]
+    first = grid.starts_utc[min(slot_of(grid, at), grid.n_slots - 1)]
     planned = set(tables["sessions"]["reservation_id"])
     taken = [b for b in held if b.request_id not in planned and b.end > first and b.start < grid.end_utc]
     if not taken:
