@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .features import day_grid
-from .occupancy import OccupancyForecaster, SeasonalNaiveForecaster, slot_frame, station_table
+from .occupancy import (DEFAULT_MAX_ITER, MAX_TRAIN_ROWS, OccupancyForecaster, SeasonalNaiveForecaster, slot_frame,
+                        station_table)
 
 HOLDOUT_DAYS = 7
 #: Stations of the Caltech ACN garage: Level-2 chargers, 6.6 kW per session (data/reference/PROVENANCE.md).
@@ -55,7 +56,8 @@ def _day_ahead(model, history: pd.DataFrame, start: pd.Timestamp, end: pd.Timest
 
 
 def holdout_report(history: pd.DataFrame, stations, timezone: str, country: str | None = None,
-                   slot_minutes: int = 15, holdout_days: int = HOLDOUT_DAYS, random_state: int = 0) -> dict:
+                   slot_minutes: int = 15, holdout_days: int = HOLDOUT_DAYS, random_state: int = 0,
+                   max_iter: int = DEFAULT_MAX_ITER, max_train_rows: int = MAX_TRAIN_ROWS) -> dict:
     """Fit on all but the last ``holdout_days`` days, score both forecasters on them."""
     from scheduler.inputs.errors import EvdcError
 
@@ -68,7 +70,8 @@ def holdout_report(history: pd.DataFrame, stations, timezone: str, country: str 
     train = history[pd.DatetimeIndex(history["arrival"]) < start]
     test = history[(pd.DatetimeIndex(history["arrival"]) >= start) & (pd.DatetimeIndex(history["arrival"]) < end)]
     models = {
-        "model": OccupancyForecaster(slot_minutes, timezone, country, random_state=random_state).fit(train, st),
+        "model": OccupancyForecaster(slot_minutes, timezone, country, max_iter=max_iter, random_state=random_state,
+                                     max_train_rows=max_train_rows).fit(train, st),
         "baseline": SeasonalNaiveForecaster(slot_minutes, timezone, country).fit(train, st),
     }
     truth = _truth(history, st, start, end, timezone, slot_minutes)
@@ -143,5 +146,6 @@ def holdout_of_inputs(inputs, holdout_days: int = HOLDOUT_DAYS) -> dict:
 
     if inputs.history is None or inputs.history.empty:
         raise EvdcError(f"{inputs.source}: the scenario has no history to learn from")
+    fc = inputs.config.forecast  # the forecaster the plan would use
     return holdout_report(inputs.history, inputs.stations, inputs.grid.timezone, inputs.config.country,
-                          inputs.grid.slot_minutes, holdout_days)
+                          inputs.grid.slot_minutes, holdout_days, max_iter=fc.max_iter, max_train_rows=fc.max_train_rows)

@@ -24,6 +24,8 @@ MINUTES_PER_DAY = 24 * 60
 LAG_DAYS = (1, 7)
 #: Days averaged by the rolling recent-occupancy feature.
 RECENT_DAYS = 7
+#: Days before a slot's own day that its recent-occupancy features read.
+CONTEXT_DAYS = max(*LAG_DAYS, RECENT_DAYS)
 KINDS = ("commercial", "residential")
 
 
@@ -78,6 +80,20 @@ def day_grid(start_local: pd.Timestamp, end_local: pd.Timestamp, slot_minutes: i
     first = start_local.normalize()
     last = end_local.normalize()
     return DayGrid(first_day=first, n_days=int((last - first).days) + 1, slot_minutes=slot_minutes)
+
+
+def context_grid(grid: DayGrid, start_utc: pd.Timestamp) -> DayGrid:
+    """The days of ``grid`` from ``CONTEXT_DAYS`` before the day that holds ``start_utc`` on.
+
+    The recent-occupancy features (``lagged``) of every slot from ``start_utc`` on look back at most
+    ``CONTEXT_DAYS`` days, so on this grid they are the same as on ``grid``: only whole days of 24 h are
+    dropped, and each remaining day holds the same slots. A forecast's frame is then a few days long
+    whatever the span of the history (at 1,000 stations and 28 days, 9 days instead of 29).
+    """
+    day = pd.Timedelta(days=1)  # absolute, as the grid's days are
+    skip = max(0, int((start_utc - grid.first_day) // day) - CONTEXT_DAYS)
+    skip = min(skip, grid.n_days - 1)
+    return DayGrid(first_day=grid.first_day + skip * day, n_days=grid.n_days - skip, slot_minutes=grid.slot_minutes)
 
 
 def occupancy_cube(sessions: pd.DataFrame, station_ids: list[str], grid: DayGrid) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,8 @@ def default_model_dir(inputs: Inputs) -> Path | None:
 
 def forecaster_params(inputs: Inputs, settings: ForecastSettings) -> dict:
     return {"slot_minutes": inputs.grid.slot_minutes, "timezone": inputs.grid.timezone,
-            "country": inputs.config.country, "max_iter": settings.max_iter, "random_state": 0}
+            "country": inputs.config.country, "max_iter": settings.max_iter, "random_state": 0,
+            "max_train_rows": settings.max_train_rows}
 
 
 def forecast_inputs(inputs: Inputs, settings: ForecastSettings | None = None, model_dir: str | Path | None = None,

@@ -235,3 +235,27 @@ def test_plan_into_a_database_and_exports_for_chargers_servers_and_the_grid(tmp_
         assert any((tmp_path / kind).iterdir())
     res = runner.invoke(app, ["plan", str(scen), "--out", str(tmp_path / "p2"), "--db-inputs"])
     assert res.exit_code == 2 and "--db-inputs needs --db" in res.output
+
+
+def test_work_limit_stops_each_search_at_the_same_point_whatever_the_time_limit(tmp_path):
+    """`--work-limit` reaches the solver: with a zero gap, the hub stops at its first report after a plan
+    is found (status work_limit, said on the console and in summary.json), and the same plan comes out
+    under another time limit; a limit below 1 is refused."""
+    from scheduler.studies.generator import generate_scenario
+
+    scen = generate_scenario(tmp_path / "scen", sites=3, stations_per_site=3, days=0, seed=2)
+    outs = []
+    for limit in ("60", "90"):
+        out = tmp_path / f"plan-{limit}"
+        res = runner.invoke(app, ["plan", str(scen), "--out", str(out), "--gap", "0", "--work-limit", "1",
+                                  "--time-limit", limit])
+        assert res.exit_code == 0, res.output
+        outs.append(out)
+    statuses = {s["site_id"]: s["status"] for s in json.loads((outs[0] / "summary.json").read_text())["sites"]}
+    assert "work_limit" in statuses.values(), statuses
+    assert "work_limit" in res.output
+    for name in ("site_slots.csv", "station_slots.csv", "job_slots.csv", "session_slots.csv"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    assert runner.invoke(app, ["verify", str(outs[0]), "--scenario", str(scen)]).exit_code == 0
+    bad = runner.invoke(app, ["plan", str(scen), "--out", str(tmp_path / "bad"), "--work-limit", "0"])
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists()

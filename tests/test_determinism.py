@@ -26,7 +26,7 @@ def nights(tmp_path_factory):
     """One night (with history, so the forecaster is fitted first and stored after) planned three times:
     twice in this process, once on a local cluster of two workers."""
     root = tmp_path_factory.mktemp("night")
-    scen = generate_scenario(root / "scen", sites=3, stations_per_site=3, days=7, seed=11)
+    scen = generate_scenario(root / "scen", sites=3, stations_per_site=3, days=7, seed=12)
     plans = {}
     for name, workers in (("first", "1"), ("again", "1"), ("two_workers", "2")):
         out = root / name

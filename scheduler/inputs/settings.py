@@ -278,6 +278,11 @@ class ForecastSettings(_Setting):
         False, description="plan each booking for its expected real energy, (1 - p_no_show) x E[energy]"
     )
     max_iter: int = Field(200, ge=10, le=2000, description="boosting rounds of the forecast models")
+    max_train_rows: int = Field(
+        1_000_000, ge=10_000, le=100_000_000,
+        description="station-slots the walk-in models learn from at most (1,000,000: 372 stations of 28 days "
+                    "at 15-minute slots); above it they learn from a fixed sample of the stations, by a hash of "
+                    "the id, so a fleet's fit takes about the same time and memory at any size")
 
 
 class ThermalSettings(_Setting):

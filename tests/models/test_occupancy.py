@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from models import OccupancyForecaster, SeasonalNaiveForecaster
+from models.occupancy import train_stations
 from models.evaluate import holdout_report, sessions_history
 from models.pipeline import forecast_inputs, forecaster_params
 from models.reserve import apply_forecast, reserve_from_forecast
@@ -66,6 +67,30 @@ def test_a_fit_in_two_processes_is_the_same_forecaster(demo, fitted):
                                   check_exact=True)
     pd.testing.assert_frame_equal(fitted.predict_sessions(demo.history), two.predict_sessions(demo.history),
                                   check_exact=True)
+
+
+def test_the_walk_in_models_learn_from_a_fixed_sample_of_stations_above_the_cap(demo, fitted):
+    ids = [f"st-{i:04d}" for i in range(1000)]
+    assert list(train_stations(ids, 2688, 10**9)) == list(range(1000))  # within the cap: every station
+    picked = train_stations(ids, 2688, 1_000_000)
+    assert len(picked) == 1_000_000 // 2688 == 372 and list(picked) == sorted(set(picked))
+    # the same stations whatever their order, and a station stays in when others are added
+    chosen = {ids[i] for i in picked}
+    assert {ids[::-1][i] for i in train_stations(ids[::-1], 2688, 1_000_000)} == chosen
+    more = ids + [f"new-{i}" for i in range(500)]
+    assert len(chosen - {more[i] for i in train_stations(more, 2688, 1_000_000)}) < len(chosen) // 2
+    assert len(train_stations(ids, 2688, 10)) == 1  # at least one
+    # the demo at a cap of 10,000 station-slots: its walk-in models learn from 3 of its stations; the
+    # forecast still covers every station, and the session models are those of the full fit
+    assert fitted.n_train_stations_ == len(demo.stations)
+    days = fitted._train_grid(demo.history).n_days
+    small = OccupancyForecaster(**{**fitted.get_params(), "max_train_rows": 10_000}).fit(demo.history, demo.stations)
+    assert small.n_train_stations_ == 10_000 // (days * 96) == 3
+    pred = small.predict(demo.history, demo.grid.start_utc, demo.grid.n_slots)
+    full = fitted.predict(demo.history, demo.grid.start_utc, demo.grid.n_slots)
+    assert len(pred) == len(full) and pred["p_walkin"].between(0, 1).all()
+    assert not np.allclose(pred["p_walkin"], full["p_walkin"])
+    pd.testing.assert_frame_equal(small.predict_sessions(demo.history), fitted.predict_sessions(demo.history))
 
 
 def test_baseline_has_the_same_interface(demo):
