@@ -80,25 +80,29 @@ def _walk_ins(history: pd.DataFrame) -> pd.DataFrame:
     return history[~booked & (status == "completed")]
 
 
-def slot_frame(history: pd.DataFrame, stations: pd.DataFrame, grid: DayGrid, country: str | None) -> pd.DataFrame:
-    """One row per station and slot of ``grid``: features, walk-in occupancy and walk-in energy."""
+def slot_frame(history: pd.DataFrame, stations: pd.DataFrame, grid: DayGrid, country: str | None,
+               first_day: int = 0) -> pd.DataFrame:
+    """One row per station and slot of ``grid`` from its day ``first_day`` on (the days before still
+    feed the recent-occupancy features): features, walk-in occupancy and walk-in energy."""
     ids = stations["station_id"].tolist()
     occ, kwh = occupancy_cube(_walk_ins(history), ids, grid)
     feats = lagged(occ)
     n_st, n_days, spd = occ.shape
-    local = grid.slot_starts()
-    cal = calendar(local, country)
+    d0 = min(max(int(first_day), 0), n_days)
+    occ, kwh = occ[:, d0:, :], kwh[:, d0:, :]
+    rows_per_station = (n_days - d0) * spd
+    cal = calendar(grid.slot_starts()[d0 * spd:], country)
     frame = pd.DataFrame({
-        "station": np.repeat(np.arange(n_st), n_days * spd),
-        "slot_start": np.tile(local.tz_convert("UTC").as_unit("ns").asi8, n_st),
-        "day": np.tile(np.repeat(np.arange(n_days), spd), n_st),
+        "station": np.repeat(np.arange(n_st), rows_per_station),
+        "slot_start": np.tile(grid.slot_starts()[d0 * spd:].tz_convert("UTC").as_unit("ns").asi8, n_st),
+        "day": np.tile(np.repeat(np.arange(d0, n_days), spd), n_st),
     })
     for c in ("minute_of_day", "weekday", "off_day"):
         frame[c] = np.tile(cal[c].to_numpy(), n_st)
-    frame["kind_code"] = np.repeat(stations["kind_code"].to_numpy(), n_days * spd)
-    frame["charger_kw"] = np.repeat(stations["charger_kw"].to_numpy(float), n_days * spd)
+    frame["kind_code"] = np.repeat(stations["kind_code"].to_numpy(), rows_per_station)
+    frame["charger_kw"] = np.repeat(stations["charger_kw"].to_numpy(float), rows_per_station)
     for name, cube in feats.items():
-        frame[name] = cube.reshape(-1)
+        frame[name] = cube[:, d0:, :].reshape(-1)
     for name in feats:  # "no past yet" as a value of its own (see MISSING)
         frame[name] = frame[name].fillna(MISSING)
     frame["occupied"] = occ.reshape(-1)
@@ -217,7 +221,8 @@ class _Base(BaseEstimator):
         first = pd.DatetimeIndex(history["arrival"]).tz_convert(tz).min() if len(history) else start_local
         grid = context_grid(day_grid(min(first, start_local), end_local, self.slot_minutes), start_utc)
         past = history[pd.DatetimeIndex(history["arrival"]) < start_utc]
-        frame = slot_frame(past, self.stations_, grid, self.country)
+        first_day = int((start_utc - grid.first_day) // pd.Timedelta(days=1))  # the day holding start_utc
+        frame = slot_frame(past, self.stations_, grid, self.country, first_day=first_day)
         t = frame["slot_start"].to_numpy()
         lo, hi = start_utc.as_unit("ns").value, start_utc.as_unit("ns").value + n_slots * self.slot_minutes * 60 * 10**9
         return frame[(t >= lo) & (t < hi)]
@@ -263,8 +268,8 @@ class OccupancyForecaster(_Base):
         grid = self._train_grid(history)
         keep = train_stations(self.station_ids_, grid.n_days * grid.slots_per_day, self.max_train_rows)
         self.n_train_stations_ = int(len(keep))
-        frame = slot_frame(history, self.stations_.iloc[keep].reset_index(drop=True), grid, self.country)
-        frame = frame[frame["day"] >= 1]  # the first day has no yesterday
+        # from the second day: the first has no yesterday
+        frame = slot_frame(history, self.stations_.iloc[keep].reset_index(drop=True), grid, self.country, first_day=1)
         X, y = frame[SLOT_FEATURES], frame["occupied"].to_numpy()
         self.occupancy_model_ = _fit_probability(X, y, self.random_state, self.max_iter)
         busy = frame["occupied"] > 0

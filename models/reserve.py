@@ -52,8 +52,10 @@ def forecast_table(model: OccupancyForecaster, inputs: Inputs) -> pd.DataFrame:
     grid = inputs.grid
     history = inputs.history if inputs.history is not None else _empty_history()
     pred = model.predict(history, grid.start_utc, grid.n_slots)
-    slot = {ts.value: i for i, ts in enumerate(grid.starts_utc.as_unit("ns"))}
-    pred["t"] = pred["slot_start"].dt.as_unit("ns").map(lambda x: slot.get(x.value, -1))
+    starts = grid.starts_utc.as_unit("ns").asi8  # ascending
+    at = pred["slot_start"].dt.as_unit("ns").astype("int64").to_numpy()
+    pos = np.clip(np.searchsorted(starts, at), 0, len(starts) - 1)
+    pred["t"] = np.where(starts[pos] == at, pos, -1)
     return pred[pred["t"] >= 0]
 
 
@@ -62,16 +64,22 @@ def _empty_history() -> pd.DataFrame:
                         | {"station_id": pd.Series(dtype=str), "energy_kwh": pd.Series(dtype=float)})
 
 
-def station_reserve(site: SiteInputs, forecast: pd.DataFrame, risk: str) -> dict[str, np.ndarray]:
-    """reserve_kw per station of one site (see the module docstring)."""
+def station_reserve(site: SiteInputs, forecast: pd.DataFrame, risk: str,
+                    rows: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """reserve_kw per station of one site (see the module docstring). ``rows``: the positions of each
+    station's rows in ``forecast`` (``forecast.groupby("station_id").indices``; worked out when not
+    given), so that a fleet's sites are served from one pass over the table."""
     n = site.grid.n_slots
     booked = _booked_share(site)
     ids = list(site.station_ids)
+    rows = forecast.groupby("station_id", sort=False).indices if rows is None else rows
+    t_all, p_all, kw_all = (forecast[c].to_numpy() for c in ("t", "p_walkin", "walkin_kw"))
+    none = np.zeros(0, dtype=np.int64)
     p, kw = np.zeros((len(ids), n)), np.zeros((len(ids), n))
     for i, st in enumerate(site.stations):
-        f = forecast[forecast["station_id"] == st.station_id]
-        p[i, f["t"].to_numpy()] = f["p_walkin"].to_numpy()
-        kw[i, f["t"].to_numpy()] = np.minimum(f["walkin_kw"].to_numpy(), st.charger_kw)
+        at = rows.get(st.station_id, none)
+        p[i, t_all[at]] = p_all[at]
+        kw[i, t_all[at]] = np.minimum(kw_all[at], st.charger_kw)
         p[i] *= 1.0 - booked.get(st.station_id, np.zeros(n))
     r = reserve_from_forecast(p, kw, risk)
     out = {}
@@ -116,9 +124,10 @@ def apply_forecast(inputs: Inputs, model: OccupancyForecaster | None, settings: 
     if model is None or (settings.risk == "none" and not settings.discount_bookings):
         return inputs
     forecast = forecast_table(model, inputs)
+    rows = forecast.groupby("station_id", sort=False).indices
     sites = []
     for site in inputs.sites:
-        s = site.with_reserve(station_reserve(site, forecast, settings.risk))
+        s = site.with_reserve(station_reserve(site, forecast, settings.risk, rows))
         if settings.discount_bookings:
             s = discount_bookings(s, model)
         sites.append(s)

@@ -32,8 +32,8 @@ def test_a_forecast_frame_on_the_context_days_is_the_frame_on_the_whole_history(
     short = context_grid(whole, start)
     assert short.n_days <= CONTEXT_DAYS + 2 and short.n_days <= whole.n_days
 
-    def rows(grid):
-        frame = slot_frame(past, stations, grid, "US")
+    def rows(grid, first_day=0):
+        frame = slot_frame(past, stations, grid, "US", first_day=first_day)
         t = frame["slot_start"].to_numpy()
         keep = (t >= start.value) & (t < end.value)
         return frame.loc[keep, ["station", "slot_start", *SLOT_FEATURES, "occupied", "walkin_kwh"]].reset_index(drop=True)
@@ -41,3 +41,8 @@ def test_a_forecast_frame_on_the_context_days_is_the_frame_on_the_whole_history(
     a, b = rows(whole), rows(short)
     assert len(a) == len(stations) * 24 * 4
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # rows only from the day holding the start on (as a forecast builds them): the same rows again
+    own_day = int((start - short.first_day) // pd.Timedelta(days=1))
+    assert own_day == min(CONTEXT_DAYS, int((start - whole.first_day) // pd.Timedelta(days=1)))
+    pd.testing.assert_frame_equal(a, rows(short, own_day), check_exact=True)
+    assert len(slot_frame(past, stations, short, "US", first_day=own_day)) <= len(stations) * 2 * 24 * 4

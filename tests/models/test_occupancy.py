@@ -12,7 +12,8 @@ from models import OccupancyForecaster, SeasonalNaiveForecaster
 from models.occupancy import train_stations
 from models.evaluate import holdout_report, sessions_history
 from models.pipeline import forecast_inputs, forecaster_params
-from models.reserve import apply_forecast, reserve_from_forecast
+from models import reserve as reserve_mod
+from models.reserve import apply_forecast, forecast_table, reserve_from_forecast, station_reserve
 from models.store import StoreError, load_forecaster, load_or_fit, save_forecaster
 from scheduler import load_scenario
 from scheduler import plan
@@ -136,6 +137,28 @@ def test_reserve_settings_are_ordered_and_exact():
     assert totals == sorted(totals) and totals[-1] <= kw.sum() + 1e-9
     # slot 0: mean 1 + 4 = 5 kW, sd = sqrt(.09*100 + .16*400) = sqrt(73); p90 = 5 + 1.28155 * 8.544 = 15.95 kW
     np.testing.assert_allclose(reserve_from_forecast(p, kw, "p90")[:, 0].sum(), 5 + 1.2815516 * 73**0.5, rtol=1e-6)
+
+
+def test_a_stations_reserve_reads_its_own_forecast_rows(demo, fitted):
+    """The fleet's reserves come from one pass over the forecast table (``rows``); each station's walk-in
+    probability and power are its own rows', as a per-station filter of the table gives them."""
+    forecast = forecast_table(fitted, demo)
+    shuffled = forecast.sample(frac=1.0, random_state=1).reset_index(drop=True)  # any row order
+    rows = shuffled.groupby("station_id", sort=False).indices
+    for site in demo.sites:
+        got = station_reserve(site, shuffled, "expected", rows)
+        assert got.keys() == set(site.station_ids)
+        for st in site.stations:
+            own = forecast[forecast["station_id"] == st.station_id]
+            p, kw = np.zeros(demo.grid.n_slots), np.zeros(demo.grid.n_slots)
+            p[own["t"].to_numpy()] = own["p_walkin"].to_numpy()
+            kw[own["t"].to_numpy()] = np.minimum(own["walkin_kw"].to_numpy(), st.charger_kw)
+            booked = reserve_mod._booked_share(site).get(st.station_id, np.zeros(demo.grid.n_slots))
+            room = (st.link_kw - st.blade_standby_kw * st.blades_in_service
+                    - np.asarray(site.station_load_kw[st.station_id]))
+            want = np.clip(np.minimum(np.minimum(p * (1 - booked) * kw, kw), room), 0.0, None)
+            np.testing.assert_array_equal(got[st.station_id], want)
+        assert station_reserve(site, shuffled, "p90").keys() == got.keys()  # rows worked out when not given
 
 
 def test_reserve_enters_the_plan_and_is_kept(demo, fitted, tmp_path):
