@@ -91,10 +91,11 @@ def slot_frame(history: pd.DataFrame, stations: pd.DataFrame, grid: DayGrid, cou
     d0 = min(max(int(first_day), 0), n_days)
     occ, kwh = occ[:, d0:, :], kwh[:, d0:, :]
     rows_per_station = (n_days - d0) * spd
-    cal = calendar(grid.slot_starts()[d0 * spd:], country)
+    local = grid.slot_starts()[d0 * spd:]
+    cal = calendar(local, country)
     frame = pd.DataFrame({
         "station": np.repeat(np.arange(n_st), rows_per_station),
-        "slot_start": np.tile(grid.slot_starts()[d0 * spd:].tz_convert("UTC").as_unit("ns").asi8, n_st),
+        "slot_start": np.tile(local.tz_convert("UTC").as_unit("ns").asi8, n_st),
         "day": np.tile(np.repeat(np.arange(d0, n_days), spd), n_st),
     })
     for c in ("minute_of_day", "weekday", "off_day"):
