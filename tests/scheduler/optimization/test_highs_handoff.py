@@ -26,7 +26,7 @@ def _solve(site, interface: str, **kw):
     return m, res
 
 
-@pytest.mark.parametrize("site_id", ["home", "work"])
+@pytest.mark.parametrize("site_id", ["home", "hub"])  # work takes 3x as long to prove 1e-6
 def test_both_paths_reach_the_same_optimum_on_the_demo(demo_inputs, site_id):
     site = demo_inputs.site(site_id)
     m1, r1 = _solve(site, "matrix")

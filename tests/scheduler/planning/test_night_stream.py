@@ -18,7 +18,7 @@ from tests.conftest import free_servers
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    path = generate_scenario(tmp_path_factory.mktemp("fleet") / "scen", sites=3, stations_per_site=4, days=0, seed=5)
+    path = generate_scenario(tmp_path_factory.mktemp("fleet") / "scen", sites=3, stations_per_site=4, days=0, seed=6)
     return free_servers(load_scenario(path))  # compares two ways of writing one plan: starts cost nothing here
 
 
