@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
@@ -287,15 +288,17 @@ class Inputs:
     #: whose work is longer than its window: it stays in the plan, late; summary.json ``unrunnable_jobs``.
     unrunnable_jobs: tuple[tuple[str, str], ...] = ()
 
-    @property
+    # The fleet's stations, sessions and jobs in site order, gathered once per Inputs (it is frozen):
+    # checks index them per table row, and a walk over every site per read is quadratic in the fleet.
+    @cached_property
     def stations(self) -> tuple[Station, ...]:
         return tuple(st for s in self.sites for st in s.stations)
 
-    @property
+    @cached_property
     def sessions(self) -> tuple[Session, ...]:
         return tuple(r for s in self.sites for r in s.sessions)
 
-    @property
+    @cached_property
     def jobs(self) -> tuple[Job, ...]:
         return tuple(j for s in self.sites for j in s.jobs)
 

@@ -54,11 +54,10 @@ def check_charging_states(p: PlanView) -> list[Violation]:
     high: dict[str, set[int]] = {}
     if p.has("job_slots", "job_id", "station_id", "blades"):
         js = p.table("job_slots")
-        jobs = p.inputs.jobs  # a property that walks every site: read it once, not once per row
         for jpos, s, t, blades in zip(js["_job"], js["station_id"], js["t"], js["blades"]):
             if jpos < 0 or t < 0:
                 continue
-            job = jobs[int(jpos)]
+            job = p.inputs.jobs[int(jpos)]
             if job.priority != CRITICAL and job.preemptible:  # what a fast or urgent car stands down
                 busy[(s, int(t))] = busy.get((s, int(t)), 0.0) + float(blades)
     for site in p.inputs.sites:  # where a critical or high job may run, and when
@@ -124,9 +123,8 @@ def suspendable_slots(p: PlanView) -> dict[str, set[int]]:
         return out
     js = p.table("job_slots")
     ran = {(int(j), s) for j, s, b in zip(js["_job"], js["station_id"], js["blades"]) if j >= 0 and float(b) > 0}
-    jobs = p.inputs.jobs
     for jpos, s in ran:
-        job = jobs[jpos]
+        job = p.inputs.jobs[jpos]
         if job.priority == CRITICAL or not job.preemptible:
             continue
         first, frac = p.grid.overlap_fractions(job.release, job.deadline)
