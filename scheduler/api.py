@@ -696,7 +696,8 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     an instant of the horizon is an InputError naming ``at``, or ``labels["at"]`` when given. With a
     bookings ``ledger`` (``bookings_ledger``), the bookings it holds that the plan does not hold yet join
     first, as ``booking`` events recorded in events.json (``planner.held_into_replan``): the new plan
-    keeps their power."""
+    keeps their power. Bookings the plan holds that the ledger has since given back (cancelled, no
+    show) leave it first, as ``no_show`` events."""
     from scheduler.planning.planner import Planner, held_into_replan
     from scheduler.planning.replan import (EVENTS_FILE, apply_chain, check_at, check_events, read_chain, read_events,
                                            replan_record)
@@ -710,7 +711,7 @@ def replan_scenario(scenario: Scenario, plan: str | Path | WrittenPlan | PlanRes
     events_file = _events_file(events)
     given = read_events(events_file) if events_file is not None else [dict(e) for e in events]
     if ledger is not None:
-        taken, previous = held_into_replan(base, previous, ledger.held(), when)
+        taken, previous = held_into_replan(base, previous, ledger.held(), when, given, ledger.released())
         given = taken + given
     applied = check_events(base, given, when)
     result, new_inputs, diff = Planner(base, previous).replan(applied, when, config or PlanConfig())

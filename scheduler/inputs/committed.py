@@ -15,7 +15,6 @@ FIX_SHRINK = 1.0 - 1e-6
 
 @dataclass(frozen=True)
 class Committed:
-    slot: dict[pd.Timestamp, int]  # slot_start -> slot index
     power_kw: dict[tuple[str, int], float]  # (reservation_id, slot) -> net kW
     ran: frozenset  # (job_id, station_id, slot) where a job ran
     bookings: frozenset  # reservation ids the plan knows
@@ -35,10 +34,8 @@ def read_committed(tables: dict[str, pd.DataFrame], grid: TimeGrid) -> Committed
 
 
 def _read_committed(tables: dict[str, pd.DataFrame], grid: TimeGrid) -> Committed:
-    slot = {pd.Timestamp(ts): i for i, ts in enumerate(grid.starts_local)}
     ss, js = tables["session_slots"], tables["job_slots"]
-    power = {(r, slot.get(pd.Timestamp(t), -1)): float(kw)
-             for r, t, kw in zip(ss["reservation_id"], ss["slot_start"], ss["ev_kw"])}
-    ran = frozenset((j, s, slot.get(pd.Timestamp(t), -1))
-                    for j, s, t in zip(js["job_id"], js["station_id"], js["slot_start"]))
-    return Committed(slot, power, ran, frozenset(tables["sessions"]["reservation_id"]))
+    power = {(r, int(t)): float(kw)
+             for r, t, kw in zip(ss["reservation_id"], grid.slot_index(ss["slot_start"]), ss["ev_kw"])}
+    ran = frozenset((j, s, int(t)) for j, s, t in zip(js["job_id"], js["station_id"], grid.slot_index(js["slot_start"])))
+    return Committed(power, ran, frozenset(tables["sessions"]["reservation_id"]))

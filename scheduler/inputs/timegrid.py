@@ -27,6 +27,9 @@ _OFFSET_RE = r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?(?:[zZ]|[+-]\d{2}(?:
 TIME_MIN_UTC = pd.Timestamp("1900-01-01T00:00:00Z")
 TIME_MAX_UTC = pd.Timestamp("2200-01-01T00:00:00Z")
 
+#: Distinct instants kept parsed (``parse_instant``).
+INSTANT_CACHE_SIZE = 4096
+
 
 def zone(name: str) -> ZoneInfo:
     """The IANA zone called ``name``, or a one-line InputError naming scenario.yaml's timezone field.
@@ -88,6 +91,28 @@ class TimeGrid:
     def starts_local(self) -> pd.DatetimeIndex:
         return self.starts_utc.tz_convert(self.timezone)
 
+    @cached_property
+    def starts_local_text(self) -> tuple[str, ...]:
+        """``starts_local`` as ISO 8601 text."""
+        return tuple(ts.isoformat() for ts in self.starts_local)
+
+    @cached_property
+    def _slot_numbers(self) -> dict[pd.Timestamp, int]:
+        return {ts: i for i, ts in enumerate(self.starts_local)}
+
+    def slot_index(self, labels) -> np.ndarray:
+        """The slot each slot-start label of a plan table starts (ISO 8601 text or Timestamps, any
+        offset), -1 for a label that starts no slot of this grid or is missing. Each distinct label is
+        parsed once, so a column of a plan table costs its distinct times, not its rows."""
+        codes, uniques = pd.factorize(pd.Series(labels, copy=False) if not isinstance(labels, pd.Series) else labels)
+        numbers = self._slot_numbers
+        mapped = [numbers.get(pd.Timestamp(u), -1) for u in uniques]
+        return np.asarray(mapped + [-1], dtype=np.int64)[codes]  # code -1 (missing) takes the last entry
+
+    def label_slot(self, label) -> int:
+        """``slot_index`` of one label."""
+        return self._slot_numbers.get(pd.Timestamp(label), -1)
+
     def hours_from_start(self, when: pd.Timestamp) -> float:
         """Hours from the grid start to ``when`` (negative before it)."""
         return (when - self.start_utc).total_seconds() / SECONDS_PER_HOUR
@@ -143,9 +168,18 @@ def _check_whole_minute_offsets(grid: TimeGrid) -> None:
 
 
 def parse_instant(text: str, timezone: str, file: str, row: int | None, column: str) -> pd.Timestamp:
-    """One ISO 8601 instant as UTC."""
-    s = pd.Series([str(text)])
-    return parse_times(s, timezone, file, column, pd.Series([row])).iloc[0]
+    """One ISO 8601 instant as UTC (the rules of ``parse_times``)."""
+    try:
+        return _instant(str(text), timezone)
+    except InputError as exc:  # its message, at this file, row and column
+        raise InputError(file, exc.detail, row, column) from None
+
+
+@lru_cache(maxsize=INSTANT_CACHE_SIZE)
+def _instant(text: str, timezone: str) -> pd.Timestamp:
+    """A pure function of its arguments: a service parsing request after request parses each distinct
+    text once (a refused text is not kept)."""
+    return parse_times(pd.Series([text]), timezone, "", "", pd.Series([None])).iloc[0]
 
 
 def parse_times(values: pd.Series, timezone: str, file: str, column: str, rows: pd.Series) -> pd.Series:

@@ -140,7 +140,7 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> list:
     """Slots before ``at_slot`` keep the previous plan: booking power, job runs, battery use. Returns
     the rows of history it dropped (``release_past_rows``)."""
     c = read_committed(tables, m.prep.inputs.grid)
-    slot, ran = c.slot, c.ran
+    ran = c.ran
     for (r, t) in m.RT:
         if t < at_slot:  # a booking new to this plan has drawn nothing yet
             kw = c.kw(r, t) if r in c.bookings else 0.0
@@ -155,8 +155,7 @@ def fix_past(m, tables: dict[str, pd.DataFrame], at_slot: int) -> list:
     if m.battery:
         sl = tables["site_slots"]
         sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
-        for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
-            t = slot.get(pd.Timestamp(ts), -1)
+        for t, kw in zip(m.prep.inputs.grid.slot_index(sl["slot_start"]), sl["battery_kw"]):
             if 0 <= t < at_slot:
                 m.battery_charge_kw[t].fix(max(float(kw), 0.0) * FIX_SHRINK)
                 m.battery_discharge_kw[t].fix(max(-float(kw), 0.0) * FIX_SHRINK)
@@ -170,7 +169,7 @@ def seed_from_plan(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
     HiGHS repairs what the events made infeasible.
     """
     c = read_committed(tables, m.prep.inputs.grid)
-    slot, ran = c.slot, c.ran
+    ran = c.ran
     for (r, t) in m.RT:
         if t >= at_slot and not m.ev_kw[r, t].fixed:
             kw = c.kw(r, t) if r in c.bookings else 0.0
@@ -192,8 +191,7 @@ def seed_from_plan(m, tables: dict[str, pd.DataFrame], at_slot: int) -> None:
     if m.battery:
         sl = tables["site_slots"]
         sl = sl[sl["site_id"] == m.prep.inputs.site.site_id]
-        for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
-            t = slot.get(pd.Timestamp(ts), -1)
+        for t, kw in zip(m.prep.inputs.grid.slot_index(sl["slot_start"]), sl["battery_kw"]):
             if t >= at_slot and not m.battery_charge_kw[t].fixed:
                 m.battery_charge_kw[t].set_value(max(float(kw), 0.0) * FIX_SHRINK, skip_validation=True)
                 m.battery_discharge_kw[t].set_value(max(-float(kw), 0.0) * FIX_SHRINK, skip_validation=True)
@@ -204,7 +202,7 @@ def fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable
                    free_jobs_from: int) -> None:
     """Fix what the current plan committed; the new booking stays free."""
     c = read_committed(tables, m.prep.inputs.grid)
-    slot, ran = c.slot, c.ran
+    ran = c.ran
     modes = dict(zip(tables["sessions"]["reservation_id"], tables["sessions"]["mode"].fillna("")))
     for (r, t) in m.RT:
         if r == "request" or r not in modes:
@@ -254,8 +252,7 @@ def fix_committed(m: pyo.ConcreteModel, tables: dict[str, pd.DataFrame], movable
         site_id = m.prep.inputs.site.site_id
         sl = tables["site_slots"]
         sl = sl[sl["site_id"] == site_id]
-        for ts, kw in zip(sl["slot_start"], sl["battery_kw"]):
-            t = slot.get(pd.Timestamp(ts), -1)
+        for t, kw in zip(m.prep.inputs.grid.slot_index(sl["slot_start"]), sl["battery_kw"]):
             if t >= 0:
                 m.battery_charging[t].fix(int(float(kw) > 0))
 

@@ -46,6 +46,7 @@ import pandas as pd
 
 from scheduler.inputs.committed import read_committed
 from scheduler.inputs.connectors import connector_holders
+from scheduler.inputs.memo import IdentityMemo
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
@@ -601,7 +602,7 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
         nearby = [(with_plan_reserve(o, osp), osp, km) for o, osp, km in nearby]
         alternatives = alternatives_for(site, sp, request, offer, at, nearby)
     return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0,
-                     timezone=grid.timezone, slot_starts=tuple(ts.isoformat() for ts in grid.starts_local))
+                     timezone=grid.timezone, slot_starts=grid.starts_local_text)
 
 
 def request_fields(request: BookingRequest) -> dict:
@@ -622,13 +623,15 @@ def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tupl
     held = [b for b in held if b.request_id not in planned]
     if not held:
         return inputs, tables
-    tables = {k: v.copy() for k, v in tables.items()}
+    tables = dict(tables)  # the tables it does not change are shared (plan tables are never changed in place)
     sites = {s.site.site_id: s for s in inputs.sites}
     station_site = {st.station_id: s.site.site_id for s in inputs.sites for st in s.stations}
     sess_rows, slot_rows = [], []
+    added: dict[str, list[Session]] = {}  # site_id -> its held bookings, as sessions
+    grid = inputs.grid
     ss, sl = tables["station_slots"], tables["site_slots"]
-    ss_key = {(a, pd.Timestamp(b)): i for i, (a, b) in enumerate(zip(ss["station_id"], ss["slot_start"]))}
-    sl_key = {(a, pd.Timestamp(b)): i for i, (a, b) in enumerate(zip(sl["site_id"], sl["slot_start"]))}
+    ss_key = _ROWS.get((ss, grid), lambda: _rows_by(ss, "station_id", grid))
+    sl_key = _ROWS.get((sl, grid), lambda: _rows_by(sl, "site_id", grid))
     ss_ev, ss_link, sl_grid = ss["ev_kw"].to_numpy(float).copy(), ss["link_kw"].to_numpy(float).copy(), \
         sl["grid_kw"].to_numpy(float).copy()
     for b in held:
@@ -637,24 +640,34 @@ def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tupl
             raise EvdcError(f"booking {b.request_id}: station {b.station_id} is not in the scenario")
         sess = Session(b.request_id, b.station_id, b.start, b.end, max(b.energy_kwh, MIN_BOOKED_KWH),
                        mode=b.mode or "any", vehicle_max_kw=b.vehicle_max_kw)
-        sites[sid] = replace(sites[sid], sessions=sites[sid].sessions + (sess,))
+        added.setdefault(sid, []).append(sess)
         sess_rows.append({"reservation_id": b.request_id, "station_id": b.station_id, "decision": "granted",
                           "mode": b.mode, "requested_kwh": b.energy_kwh, "planned_kwh": b.energy_kwh})
         for label, kw in b.power_kw:
-            ts = pd.Timestamp(label)
+            t = grid.label_slot(label)
             slot_rows.append({"reservation_id": b.request_id, "station_id": b.station_id, "slot_start": label,
                               "ev_kw": kw, "state": "in_progress"})
-            if (b.station_id, ts) in ss_key:
-                i = ss_key[(b.station_id, ts)]
+            if (b.station_id, t) in ss_key:
+                i = ss_key[(b.station_id, t)]
                 ss_ev[i] += kw
                 ss_link[i] += kw
-            if (sid, ts) in sl_key:
-                sl_grid[sl_key[(sid, ts)]] += kw
+            if (sid, t) in sl_key:
+                sl_grid[sl_key[(sid, t)]] += kw
+    for sid, extra in added.items():  # one new SiteInputs per site (building one derives its lookups)
+        sites[sid] = replace(sites[sid], sessions=sites[sid].sessions + tuple(extra))
     tables["station_slots"] = ss.assign(ev_kw=ss_ev, link_kw=ss_link)
     tables["site_slots"] = sl.assign(grid_kw=sl_grid)
     tables["sessions"] = pd.concat([tables["sessions"], pd.DataFrame(sess_rows)], ignore_index=True)
     tables["session_slots"] = pd.concat([tables["session_slots"], pd.DataFrame(slot_rows)], ignore_index=True)
     return replace(inputs, sites=tuple(sites[s.site.site_id] for s in inputs.sites)), tables
+
+
+_ROWS: IdentityMemo[dict[tuple[str, int], int]] = IdentityMemo()
+
+
+def _rows_by(frame: pd.DataFrame, key: str, grid) -> dict[tuple[str, int], int]:
+    """(``key`` value, slot) -> row number of a plan table, for the rows on ``grid``'s slots."""
+    return {(k, int(t)): i for i, (k, t) in enumerate(zip(frame[key], grid.slot_index(frame["slot_start"]))) if t >= 0}
 
 
 def booking_from_offer(inputs: Inputs, request_id: str, request: dict, offer: dict, held) -> HeldBooking:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from scheduler.inputs.databases import database_url, reason, sqlite_file, where
 from scheduler.inputs.errors import EvdcError
+from scheduler.planning.fair_lock import FairLock
 
 #: The ledger's file inside a scenario's state directory (``.evdc``).
 LEDGER_FILE = "bookings.sqlite"
@@ -40,6 +41,10 @@ LOCK_TIMEOUT_S = 30.0
 #: PostgreSQL advisory lock every ledger writer holds for its transaction (any 64-bit key no other
 #: application on the database uses; this one spells "evdcbook" in ASCII).
 LOCK_KEY = 0x6576_6463_626F_6F6B
+#: Execution options of a connection that only reads (``connection.execution_options(**READ_ONLY)``):
+#: on SQLite its transaction takes no write lock.
+_READ_ONLY_OPTION = "evdc_read_only"
+READ_ONLY = {_READ_ONLY_OPTION: True}
 #: Tables of the ledger, and their names in ledgers written by evdc 0.10 (renamed when met).
 REQUESTS_TABLE, LOG_TABLE = "booking_requests", "booking_log"
 _OLD_NAMES = {"requests": REQUESTS_TABLE, "log": LOG_TABLE}
@@ -122,6 +127,7 @@ class Ledger:
         url = database_url(target)
         self.path = sqlite_file(url)
         self.sqlite = url.get_backend_name() == "sqlite"
+        self._writers = FairLock()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -148,13 +154,16 @@ class Ledger:
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
+        """A read: on SQLite a deferred transaction (``READ_ONLY``), which takes no write lock."""
         with self._errors("read"), self.engine.connect() as db:
-            yield db
+            yield db.execution_options(**READ_ONLY)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        """One action under the writers' lock: committed whole, or not at all."""
-        with self._errors("write"), self.engine.begin() as db:
+        """One action under the writers' lock: committed whole, or not at all. This process's writers
+        queue first come, first served (``FairLock``) before they ask the database: SQLite's busy wait
+        retries with growing sleeps, and under twenty threads one writer could wait seconds."""
+        with self._writers, self._errors("write"), self.engine.begin() as db:
             if not self.sqlite:
                 db.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
             yield db
@@ -281,6 +290,15 @@ class Ledger:
         with self._reading() as db:
             return self._held(db)
 
+    def released(self) -> list[str]:
+        """The bookings given back after they were accepted (cancelled, or their car did not show), by
+        request id: a plan that took one in still holds its station until a re-plan frees it."""
+        r = _REQUESTS.c
+        with self._reading() as db:
+            rows = db.execute(sa.select(r.request_id).where(r.status.in_(("cancelled", "no_show")),
+                                                            r.booking.is_not(None)).order_by(r.request_id))
+            return [rid for (rid,) in rows]
+
     def requests(self) -> pd.DataFrame:
         """One row per request: id, received_at, status, station, decision, planned_kwh, and the booked
         station and stay when accepted."""
@@ -309,8 +327,22 @@ class Ledger:
 
 
 def _sqlite_autocommit(dbapi_connection, _record) -> None:
+    """Transactions left to evdc, and a file ledger in write-ahead-log mode: readers (a service's
+    schedule and token checks) neither wait for the writer nor hold up its commit, which in SQLite's
+    default journal waits, with growing sleeps, for every reader to finish. Each commit still reaches
+    the disk before it returns (``synchronous=FULL``)."""
     dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    try:
+        if cur.execute("PRAGMA database_list").fetchone()[2]:  # a file, not an in-memory database
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+    finally:
+        cur.close()
 
 
 def _sqlite_begin_immediate(conn) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Every transaction takes the write lock at once, except a read's (``READ_ONLY``): in SQLAlchemy 2
+    a connection begins a transaction at its first statement, reads included, and a read that took
+    the write lock would wait for every answer being computed."""
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY_OPTION) else "BEGIN IMMEDIATE")

@@ -131,7 +131,7 @@ class Planner:
 
         The bookings the ledger holds and the plan does not (accepted since it was made) join it first,
         as ``booking`` events (``held_into_replan``): a re-plan never spends power a held booking was
-        promised. Warm where it can be: a site no event touches keeps its plan (once the planner holds plan
+        promised. Bookings the plan holds and the ledger gave back since leave it, as ``no_show`` events. Warm where it can be: a site no event touches keeps its plan (once the planner holds plan
         tables of its own, not ones read from files, whose types differ), and a site whose only events
         are ``grid_limit`` ones is re-solved on its persistent model (``PersistentSite``: new row
         bounds, the past fixed as column bounds, HiGHS started from the last plan), built on its first
@@ -140,7 +140,8 @@ class Planner:
 
         config = config or PlanConfig()
         check_at(at, self.inputs)
-        taken, previous = held_into_replan(self.inputs, self.tables, self.held(), at)
+        released = self.ledger.released() if self.ledger is not None else ()
+        taken, previous = held_into_replan(self.inputs, self.tables, self.held(), at, events, released)
         events = taken + list(events)
         new_inputs = apply_events(self.inputs, events, at)
         at_slot = max(0, int(np.floor(new_inputs.grid.slot_position(at) + 1e-9)))
@@ -208,22 +209,35 @@ def settle_heap() -> None:
 
 
 def held_into_replan(inputs: Inputs, tables: dict[str, pd.DataFrame], held: Sequence[HeldBooking],
-                     at: pd.Timestamp) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+                     at: pd.Timestamp, events: Sequence[dict] = (),
+                     released: Sequence[str] = ()) -> tuple[list[dict], dict[str, pd.DataFrame]]:
     """What a re-plan from ``at`` must take in of the ``held`` bookings the plan ``tables`` does not hold:
     their ``booking`` events (those in the plan's horizon still running at the first re-planned slot;
     one over by then is history the new plan cannot change) and the previous plan with their power added
-    (``admission.with_bookings``), so the slots before ``at`` keep what they drew. Without such
-    bookings: no events and ``tables`` unchanged."""
+    (``admission.with_bookings``), so the slots before ``at`` keep what they drew. A held booking one of
+    the operator's ``events`` names (a ``booking`` event with its id) is left to that event.
+
+    ``released``: request ids the ledger gave back after acceptance (``Ledger.released``). One the plan
+    holds (an earlier re-plan took it in) and that still runs at the first re-planned slot gets a
+    ``no_show`` event, put first, so its station and power are free again: a booking accepted since on
+    the same connector would otherwise overlap it. Without any of these: no events and ``tables``
+    unchanged."""
     grid = inputs.grid
     first = grid.starts_utc[min(slot_of(grid, at), grid.n_slots - 1)]
-    planned = set(tables["sessions"]["reservation_id"])
+    in_plan = set(tables["sessions"]["reservation_id"])
+    named = {(e.get("type"), e.get("reservation_id")) for e in events}
+    planned = in_plan | {rid for kind, rid in named if kind == "booking"}
     taken = [b for b in held if b.request_id not in planned and b.end > first and b.start < grid.end_utc]
-    if not taken:
+    sessions = {x.reservation_id: x for s in inputs.sites for x in s.sessions}
+    freed = [rid for rid in released if rid in in_plan and rid in sessions and sessions[rid].departure > first
+             and ("no_show", rid) not in named]
+    if not taken and not freed:
         return [], tables
-    _, previous = with_bookings(inputs, tables, taken)
+    previous = with_bookings(inputs, tables, taken)[1] if taken else tables
     # an event the checks refuse names the ledger, not the operator's events file
-    return [{**booking_event(b, grid.timezone), "_file": "bookings ledger", "_row": k + 1}
-            for k, b in enumerate(taken)], previous
+    made = [{"type": "no_show", "reservation_id": rid} for rid in freed] + \
+        [booking_event(b, grid.timezone) for b in taken]
+    return [{**e, "_file": "bookings ledger", "_row": k + 1} for k, e in enumerate(made)], previous
 
 
 def booking_event(b: HeldBooking, timezone: str) -> dict:

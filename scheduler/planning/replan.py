@@ -37,6 +37,7 @@ import os
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ EVENTS_FORMAT = 1
 #: Id prefixes of what events add without an id of their own.
 URGENT_PREFIX = "urgent-"
 #: Tables a plan directory must hold to be re-planned or admitted against.
+#: Distinct request and event field values whose checked form is kept (``field_value``).
+FIELD_CACHE_SIZE = 4096
+
 PLAN_TABLES = ("sessions", "session_slots", "jobs", "job_slots", "station_slots", "site_slots")
 
 
@@ -134,8 +138,7 @@ def field_value(raw: object, col: Col, file: str, row: int | None, timezone: str
     if isinstance(raw, int) and col.kind in ("float", "int") and abs(raw) > 1e300:
         raise InputError(file, f"{_shown(raw)} is not a finite number", row, name)
     try:
-        value = convert_column(pd.Series([raw], dtype=object), replace(col, required=True), file,
-                         pd.Series([0 if row is None else row]), timezone).iloc[0]
+        value = _converted(type(raw), raw, col, timezone)
     except InputError as exc:  # the loader's message, at this row
         raise InputError(file, exc.detail, row, exc.column) from None
     if col.kind in ("str", "enum"):
@@ -145,6 +148,14 @@ def field_value(raw: object, col: Col, file: str, row: int | None, timezone: str
     if col.kind == "float":
         return float(value)
     return pd.Timestamp(value)
+
+
+@lru_cache(maxsize=FIELD_CACHE_SIZE)
+def _converted(kind: type, raw: object, col: Col, timezone: str) -> Any:
+    """``raw`` through the loader's column conversion (a pure function of these arguments, so a service
+    answering request after request checks each distinct value once; a refused value is not kept)."""
+    return convert_column(pd.Series([raw], dtype=object), replace(col, required=True), "request",
+                          pd.Series([0]), timezone).iloc[0]
 
 
 def check_at(at: pd.Timestamp, inputs: Inputs, option: str = "--at") -> pd.Timestamp:

@@ -37,21 +37,19 @@ def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
 def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
     grid = site.grid
     n = grid.n_slots
-    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
     ids = set(site.station_ids)
     ss = tables["station_slots"]
-    ss = ss[ss["station_id"].isin(ids)]
-    t = np.array([slot.get(pd.Timestamp(x), -1) for x in ss["slot_start"]], dtype=int)
-    out = {name: {sid: np.zeros(n) for sid in site.station_ids} for name in ("link_kw", "ev_kw", "reserve_kw")}
-    sid_col = ss["station_id"].to_numpy()
-    for name, arrays in out.items():
-        vals = ss[name].to_numpy(float)
-        for sid in site.station_ids:
-            sel = (sid_col == sid) & (t >= 0)
-            arrays[sid][t[sel]] = vals[sel]
+    k = pd.Index(site.station_ids).get_indexer(ss["station_id"])  # the row's station, -1 at other sites
+    t = grid.slot_index(ss["slot_start"])
+    ok = (k >= 0) & (t >= 0)
+    out = {}
+    for name in ("link_kw", "ev_kw", "reserve_kw"):
+        a = np.zeros((len(site.station_ids), n))
+        a[k[ok], t[ok]] = ss[name].to_numpy(float)[ok]
+        out[name] = {sid: a[i] for i, sid in enumerate(site.station_ids)}
     sl = tables["site_slots"]
     sl = sl[sl["site_id"] == site.site.site_id]
-    ts = np.array([slot.get(pd.Timestamp(x), -1) for x in sl["slot_start"]], dtype=int)
+    ts = grid.slot_index(sl["slot_start"])
     ok = ts >= 0
     room = np.zeros(n)
     room[ts[ok]] = (sl["grid_limit_kw"].to_numpy(float) - sl["grid_kw"].to_numpy(float)
@@ -67,8 +65,8 @@ def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
     standby = {st.station_id: st.blade_standby_kw for st in site.stations}
     js = tables["job_slots"]
     js = js[js["station_id"].isin(ids) & ~js["job_id"].isin(critical)]
-    for j, sid, x, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
-        t = slot.get(pd.Timestamp(x), -1)
+    for j, sid, t, blades, kw in zip(js["job_id"], js["station_id"], grid.slot_index(js["slot_start"]), js["blades"],
+                                     js["power_kw"]):
         if t >= 0:
             movable.setdefault((sid, t), []).append((str(j), max(float(kw) - float(blades) * standby[sid], 0.0)))
     return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room, movable)
@@ -99,15 +97,14 @@ def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan,
     if whole >= set(site.station_ids):
         return site
     grid = site.grid
-    slot = {ts: i for i, ts in enumerate(grid.starts_local)}
     draw = {sid: d.copy() for sid, d in sp.draw_kw.items()}
     ev = sp.ev_kw
     standby = {st.station_id: st.blade_standby_kw for st in site.stations}
     js = tables["job_slots"]
     away_slots: dict[str, int] = {}  # job -> slots it keeps running at frozen stations
     ran_whole: set[str] = set()
-    for j, sid, ts, blades, kw in zip(js["job_id"], js["station_id"], js["slot_start"], js["blades"], js["power_kw"]):
-        t = slot.get(pd.Timestamp(ts), -1)
+    for j, sid, t, blades, kw in zip(js["job_id"], js["station_id"], grid.slot_index(js["slot_start"]), js["blades"],
+                                     js["power_kw"]):
         if sid in whole:
             ran_whole.add(j)
         elif j in movable and t >= free_from:

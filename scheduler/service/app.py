@@ -14,7 +14,8 @@ then does the ``STATE/current`` pointer (replaced atomically) move to it and the
 again after a crash, the service reads the pointer, the plan it names (with its ``events.json``) and
 the ledger, and is where it was.
 
-Requests on one site are answered one at a time (a lock per site); other sites proceed in parallel.
+Requests on one site are answered one at a time, in the order they came (a first-come lock per site,
+``FairLock``); other sites proceed in parallel.
 Re-plans run one at a time, computed while requests go on against the current plan; only the switch
 to the new plan takes every site's lock.
 
@@ -49,6 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.timegrid import parse_instant
+from scheduler.planning.fair_lock import FairLock
+from scheduler.service.replan_worker import ReplanWorker
 from scheduler.service.tokens import Principal, TokenStore
 
 #: Largest request body accepted (bytes); an events list of a day fits many times over.
@@ -148,12 +151,13 @@ class _State:
         self.planner = self._load(self.plan_dir)
         self.secret = _secret(self.root / SECRET_FILE)
         self.site_of = {st.station_id: s.site.site_id for s in self.planner.inputs.sites for st in s.stations}
-        self.site_locks = {s.site.site_id: threading.Lock() for s in self.planner.inputs.sites}
+        self.site_locks = {s.site.site_id: FairLock() for s in self.planner.inputs.sites}
         self.replan_lock = threading.Lock()
         self.rate = rate_per_minute
         self.buckets: dict[str, _Bucket] = {}
         self.bucket_lock = threading.Lock()
         self.metrics = _Metrics()
+        self.replanner = ReplanWorker(scenario_dir, db)  # re-plans run in a process of their own
 
     def _load(self, plan_dir: Path):
         from scheduler.api import open_planner
@@ -176,17 +180,17 @@ class _State:
     def replan(self, events: list[dict], at: str) -> dict:
         """Re-plan from the current plan into a new directory, then move the pointer (atomically).
 
-        Re-plans run one at a time. The new plan is computed and loaded while requests go on against
+        Re-plans run one at a time, in the service's re-planning process (``ReplanWorker``), so the
+        threads answering bookings do not share the interpreter with the solve. The new plan is computed and loaded while requests go on against
         the current one; only the switch (pointer and planner) holds every site's lock, so no answer
         is computed across it. The bookings the ledger holds when the re-plan starts join the new plan
-        (``booking`` events, ``planner.held_into_replan``); those accepted meanwhile stay held on top of
+        (``booking`` events, ``planner.held_into_replan``), and those it gave back since the plan took them
+        in leave it (``no_show`` events); those accepted meanwhile stay held on top of
         it until the next re-plan takes them in."""
-        from scheduler.api import replan_to_dir
-
         with self.replan_lock:
             number = 1 + max((int(p.name) for p in (self.root / "plans").iterdir() if p.name.isdigit()), default=0)
             out = self.root / "plans" / f"{number:06d}"
-            result = replan_to_dir(self.scenario, self.plan_dir, events, at, out, ledger=self.ledger)
+            result = self.replanner.replan(self.plan_dir, events, at, out)
             planner = self._load(out.resolve())
             locks = [self.site_locks[k] for k in sorted(self.site_locks)]
             for lk in locks:
@@ -204,8 +208,7 @@ class _State:
             finally:
                 for lk in locks:
                     lk.release()
-            return {"plan": out.name, "replanned_at": result.replanned_at.isoformat(),
-                    "changes": result.changes.to_dict(orient="records")}
+            return {"plan": out.name, **result}
 
 
 def _secret(path: Path) -> bytes:
@@ -271,6 +274,7 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
                                     Path(state_dir) if state_dir is not None else None)
         yield
         if scenario_dir is not None:
+            app.state.evdc.replanner.close()
             app.state.evdc.ledger.dispose()
 
     app = FastAPI(title="evdc", version=API_VERSION, lifespan=lifespan,

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from scheduler.inputs.errors import EvdcError
+from scheduler.planning.ledger import READ_ONLY
 
 ROLES = ("driver", "provider", "operator", "charger")
 TOKEN_PREFIX = "evdc"
@@ -85,7 +86,7 @@ class TokenStore:
             return None
         key_id, secret = m.groups()
         c = _TOKENS.c
-        with self.engine.connect() as db:
+        with self.engine.connect().execution_options(**READ_ONLY) as db:
             row = db.execute(sa.select(c.secret_sha256, c.role, c.party, c.revoked_at).where(c.key_id == key_id)).first()
         if row is None or row[3] is not None or not hmac.compare_digest(row[0], _digest(secret)):
             return None
@@ -101,6 +102,6 @@ class TokenStore:
     def keys(self) -> pd.DataFrame:
         """Every key: key_id, role, party, created_at, revoked_at (never a secret)."""
         c = _TOKENS.c
-        with self.engine.connect() as db:
+        with self.engine.connect().execution_options(**READ_ONLY) as db:
             rows = db.execute(sa.select(c.key_id, c.role, c.party, c.created_at, c.revoked_at).order_by(c.created_at)).all()
         return pd.DataFrame([tuple(r) for r in rows], columns=["key_id", "role", "party", "created_at", "revoked_at"])

@@ -176,6 +176,12 @@ def test_a_replan_takes_the_held_bookings_in_and_keeps_what_they_drew(tmp_path):
     assert answer["decision"] != "denied", answer
     held = warm.accept("held-1")
     warm.ledger.dispose()
+    from scheduler.planning.planner import booking_event, held_into_replan
+
+    at = local("2024-06-04 11:00")
+    assert [e["reservation_id"] for e in held_into_replan(warm.inputs, warm.tables, [held], at)[0]] == ["held-1"]
+    # an operator who names the booking in a ``booking`` event of their own is not refused as a duplicate
+    assert held_into_replan(warm.inputs, warm.tables, [held], at, [booking_event(held, tz)]) == ([], warm.tables)
     drawn = {pd.Timestamp(t): kw for t, kw in held.power_kw}
     assert drawn.get(local("2024-06-04 09:00"), 0) > 1.0, held.power_kw  # it draws before the re-plan
     assert drawn.get(local("2024-06-04 12:00"), 0) > NOON_KW, held.power_kw  # and above the new limit at noon
@@ -204,6 +210,16 @@ def test_a_replan_takes_the_held_bookings_in_and_keeps_what_they_drew(tmp_path):
     try:
         assert [b.request_id for b in again.held()] == ["held-1"]
         assert with_bookings(again.inputs, again.tables, again.held())[1] is again.tables  # nothing on top
+        # cancelled now, the booking still holds its station in this plan: the next re-plan frees it first
+        from scheduler.planning.replan import apply_events, check_events
+
+        again.close("held-1", "cancelled")
+        assert again.ledger.released() == ["held-1"]
+        at = local("2024-06-04 11:30")
+        freed, _ = held_into_replan(again.inputs, again.tables, again.held(), at, (), again.ledger.released())
+        assert freed == [{"type": "no_show", "reservation_id": "held-1", "_file": "bookings ledger", "_row": 1}]
+        assert not any(x.reservation_id == "held-1" for s in apply_events(again.inputs, check_events(
+            again.inputs, freed, at), at).sites for x in s.sessions if x.departure > at)
     finally:
         again.ledger.dispose()
 
