@@ -128,6 +128,43 @@ def test_writers_at_once_book_a_connector_once(db_url):
     ledger.dispose()
 
 
+#: Seconds a read may take while a writer holds the ledger (a read that queued behind it would wait
+#: for the writer's end, which here never comes while the read waits).
+READ_WAIT_S = 5.0
+
+
+def test_a_read_does_not_wait_for_a_writer(db_url):
+    """An answer is computed inside the writers' lock. Reads (a service's token checks, held bookings,
+    a station's schedule) must not queue behind it: before 0.19 every SQLite read began with
+    ``BEGIN IMMEDIATE``, took the write lock, and stalled requests for seconds under load. Another
+    connection reads the held bookings and a record while a writer's answer is still being computed."""
+    ledger = Ledger(db_url)
+    ledger.answer("r0", {"k": 0}, lambda held: {"decision": "granted"})
+    reader = Ledger(db_url)  # another connection, as another thread or process would have
+    computing, release = threading.Event(), threading.Event()
+
+    def slow_answer(held):
+        computing.set()
+        assert release.wait(timeout=60)
+        return {"decision": "granted"}
+
+    writer = threading.Thread(target=lambda: ledger.answer("r1", {"k": 1}, slow_answer))
+    writer.start()
+    assert computing.wait(timeout=30)
+    seen: list = []
+    t = threading.Thread(target=lambda: seen.extend([reader.held(), reader.record("r0")["status"]]))
+    t.start()
+    t.join(timeout=READ_WAIT_S)
+    done = not t.is_alive()
+    release.set()
+    writer.join(timeout=60)
+    t.join(timeout=60)
+    reader.dispose()
+    ledger.dispose()
+    assert done, f"a read waited more than {READ_WAIT_S} s for the writer"
+    assert seen == [[], "answered"]
+
+
 def test_an_offer_taken_since_cannot_be_booked(tmp_path):
     """q1 and q2 both get b in hour 1 (neither booked yet); q1 books it, then q2's acceptance is refused."""
     cfg, inputs, tables = three_stations(tmp_path)
