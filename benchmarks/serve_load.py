@@ -7,13 +7,16 @@ each asks for a booking at a random station and time (HTTP POST /v1/bookings), a
 is offered, and now and then cancels one of its bookings; one operator thread posts a grid-limit
 event every ``--event-every`` seconds. With ``--kills K`` the server is SIGKILLed K times at even
 intervals and started again; clients retry a call that found no server (not counted as an error).
+``--think-s T``: each client pauses a random 0 to 2T seconds before each call (a person reading an
+offer before taking it); the default 0 never pauses, so the site always has about ``--clients``
+calls queued and an answer waits for those before it (Little's law).
 
 Reported: admissions answered and their latency over HTTP (p50, p99, max), errors (5xx, or any
 unexpected status), acknowledged acceptances missing from the ledger afterwards (must be 0),
 double bookings (stations holding more cars than connectors; must be 0), and whether the plan that
 takes in every held booking (posted as ``booking`` events) passes ``evdc verify``.
 
-    python benchmarks/serve_load.py [--stations 50] [--clients 20] [--seconds 120] [--kills 0]
+    python benchmarks/serve_load.py [--stations 50] [--clients 20] [--seconds 120] [--kills 0] [--think-s 0]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--event-every", type=float, default=30.0)
     ap.add_argument("--kills", type=int, default=0)
+    ap.add_argument("--think-s", type=float, default=0.0, help="mean pause before each call, s (0: none)")
     args = ap.parse_args()
     import httpx
     import numpy as np
@@ -97,6 +101,8 @@ def main() -> None:
             with httpx.Client(base_url=server.url, timeout=120) as c:
                 while time.monotonic() < stop:
                     n += 1
+                    if args.think_s > 0:
+                        time.sleep(rng.uniform(0, 2 * args.think_s))
                     if mine and rng.random() < 0.15:
                         rid = mine.pop(rng.randrange(len(mine)))
                         r = call(c, "POST", f"/v1/bookings/{rid}/cancel", headers=auth)
@@ -120,6 +126,8 @@ def main() -> None:
                             errors.append(f"booking {r.status_code}: {r.text[:120]}")
                         continue
                     if r.json()["decision"] != "denied" and rng.random() < 0.5:
+                        if args.think_s > 0:
+                            time.sleep(rng.uniform(0, 2 * args.think_s))
                         a = call(c, "POST", f"/v1/bookings/{rid}/accept", headers=auth)
                         if a.status_code == 200:
                             mine.append(rid)
@@ -188,10 +196,10 @@ def main() -> None:
         elif final is not None:
             verified = f"re-plan refused {final.status_code}: {final.text[:200]}"
         lat = np.array(latencies)
-        print("| stations | clients | seconds | kills | admissions | p50 s | p99 s | max s | errors | lost | "
+        print("| stations | clients | think s | seconds | kills | admissions | p50 s | p99 s | max s | errors | lost | "
               "double bookings | held | final plan |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        print(f"| {args.stations} | {args.clients} | {wall:.0f} | {args.kills} | {len(lat)} | "
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print(f"| {args.stations} | {args.clients} | {args.think_s:g} | {wall:.0f} | {args.kills} | {len(lat)} | "
               f"{statistics.median(lat):.2f} | {np.percentile(lat, 99):.2f} | {lat.max():.2f} | {len(errors)} | "
               f"{len(lost)} | {len(double)} | {len(held)} | {verified} |")
         for e in errors[:5]:

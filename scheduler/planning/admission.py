@@ -670,6 +670,52 @@ def _rows_by(frame: pd.DataFrame, key: str, grid) -> dict[tuple[str, int], int]:
     return {(k, int(t)): i for i, (k, t) in enumerate(zip(frame[key], grid.slot_index(frame["slot_start"]))) if t >= 0}
 
 
+#: Key of each stored offer's free room per slot (``with_rooms``); kept in the ledger, not shown.
+ROOM_KEY = "_room_kw"
+
+
+def with_rooms(inputs: Inputs, tables: dict[str, pd.DataFrame], answer: dict) -> dict:
+    """``answer`` (``Admission.as_dict``) with, in each offer that gives power, ``ROOM_KEY``: per slot of
+    its profile the least of its power and the room the plan (``tables``, held bookings included)
+    leaves at its station (``headroom_kw``). Accepting it later checks that the room is still there
+    (``check_room``): two offers made against the same free power cannot both be booked."""
+    grid = inputs.grid
+    for offer in [answer, *answer.get("alternatives", [])]:
+        if not offer.get("profile_kw"):
+            continue
+        site = _site_of(inputs, offer["station_id"])
+        room = headroom_kw(site, site_plan(site, tables), offer["station_id"])[2]
+        offer[ROOM_KEY] = [[label, round(min(float(kw), float(room[t])), 6)] for label, kw in offer["profile_kw"]
+                           if (t := grid.label_slot(label)) >= 0]
+    return answer
+
+
+def public_answer(answer: dict) -> dict:
+    """An answer as a client sees it: without the stored rooms (``with_rooms``)."""
+    out = {k: v for k, v in answer.items() if k != ROOM_KEY}
+    if "alternatives" in out:
+        out["alternatives"] = [{k: v for k, v in a.items() if k != ROOM_KEY} for a in out["alternatives"]]
+    return out
+
+
+def check_room(inputs: Inputs, tables: dict[str, pd.DataFrame], offer: dict) -> None:
+    """An EvdcError when the plan (``tables``, with the bookings held now) no longer leaves an offer the
+    room it found when it was made (its ``ROOM_KEY``): a booking accepted since took that power. An
+    offer stored without rooms (before evdc 0.19) is not checked."""
+    rooms = offer.get(ROOM_KEY)
+    if not rooms:
+        return
+    grid = inputs.grid
+    site = _site_of(inputs, offer["station_id"])
+    now = headroom_kw(site, site_plan(site, tables), offer["station_id"])[2]
+    short = [(label, need - float(now[t])) for label, need in rooms
+             if (t := grid.label_slot(label)) >= 0 and float(now[t]) < need - POWER_EPS_KW]
+    if short:
+        label, kw = max(short, key=lambda x: x[1])
+        raise EvdcError(f"the power offered at station {offer['station_id']} was booked since the answer "
+                        f"({kw:.2f} kW short at {label}, {len(short)} slot(s)): ask again")
+
+
 def booking_from_offer(inputs: Inputs, request_id: str, request: dict, offer: dict, held) -> HeldBooking:
     """The booking an accepted offer (an ``as_dict`` entry) makes, checked against the station's connectors
     with the scenario's bookings and the bookings ``held`` now (an error names the holders)."""

@@ -37,6 +37,9 @@ from scheduler.planning.admission import (
     BookingRequest,
     admit,
     booking_from_offer,
+    check_room,
+    public_answer,
+    with_rooms,
     check_request,
     request_fields,
     with_bookings,
@@ -98,15 +101,25 @@ class Planner:
             return admit(*self.view(), request, at, self.solver, budget_s=self.budget_s)
         request = replace(request, reservation_id=request_id)
         fields = request_fields(request) | ({"party": party} if party is not None else {})
-        return self.ledger.answer(request_id, fields,
-                                  lambda held: admit(*self.view(held), request, at, self.solver,
-                                                     budget_s=self.budget_s).as_dict())
+
+        def answer(held) -> dict:
+            view = self.view(held)
+            return with_rooms(*view, admit(*view, request, at, self.solver, budget_s=self.budget_s).as_dict())
+
+        return public_answer(self.ledger.answer(request_id, fields, answer))
 
     def accept(self, request_id: str, choice: int = 0) -> HeldBooking:
-        """Book offer ``choice`` of the recorded answer (0: the requested station's, k: alternative k)."""
+        """Book offer ``choice`` of the recorded answer (0: the requested station's, k: alternative k):
+        refused when its station has no free connector any more, or when the bookings accepted since the
+        answer took the power it offered (``admission.check_room``)."""
         ledger = self._ledger()
-        return ledger.accept(request_id, choice, lambda request, offer, held: booking_from_offer(
-            self.inputs, request_id, request, offer, held))
+
+        def booking(request, offer, held):
+            made = booking_from_offer(self.inputs, request_id, request, offer, held)
+            check_room(*self.view(held), offer)
+            return made
+
+        return ledger.accept(request_id, choice, booking)
 
     def close(self, request_id: str, status: str) -> None:
         """End a request: declined, cancelled or no_show (a booking's station and power are free again)."""

@@ -66,6 +66,8 @@ SECRET_BYTES = 32
 #: A car may plug in this long before its booked arrival and still be authorised.
 EARLY_ARRIVAL_MINUTES = 30
 POINTER_FILE = "current"
+#: Re-plans run straight after one that took in bookings given back while it ran (``_State.replan``).
+RELEASED_REPLANS = 2
 API_VERSION = "1"
 
 
@@ -186,12 +188,27 @@ class _State:
         is computed across it. The bookings the ledger holds when the re-plan starts join the new plan
         (``booking`` events, ``planner.held_into_replan``), and those it gave back since the plan took them
         in leave it (``no_show`` events); those accepted meanwhile stay held on top of
-        it until the next re-plan takes them in."""
+        it until the next re-plan takes them in. A booking the re-plan took in and the ledger gave back
+        while it ran would hold its station in the new plan although a later booking may have it: the
+        service re-plans again at once from the new plan (up to ``RELEASED_REPLANS`` times), which
+        frees it, before switching."""
+        import pandas as pd
+
         with self.replan_lock:
-            number = 1 + max((int(p.name) for p in (self.root / "plans").iterdir() if p.name.isdigit()), default=0)
-            out = self.root / "plans" / f"{number:06d}"
+            out = self._next_plan_dir()
             result = self.replanner.replan(self.plan_dir, events, at, out)
+            changes = list(result["changes"])
             planner = self._load(out.resolve())
+            for _ in range(RELEASED_REPLANS):  # bookings given back while it ran, which it took in: out again
+                when = pd.Timestamp(result["replanned_at"])
+                stale = set(self.ledger.released()) & {x.reservation_id for s in planner.inputs.sites
+                                                       for x in s.sessions if x.departure > when}
+                if not stale:
+                    break
+                again = self._next_plan_dir()
+                result = self.replanner.replan(out, [], at, again)  # held_into_replan adds their no_show events
+                changes += result["changes"]
+                out, planner = again, self._load(again.resolve())
             locks = [self.site_locks[k] for k in sorted(self.site_locks)]
             for lk in locks:
                 lk.acquire()
@@ -208,7 +225,11 @@ class _State:
             finally:
                 for lk in locks:
                     lk.release()
-            return {"plan": out.name, **result}
+            return {"plan": out.name, **result, "changes": changes}
+
+    def _next_plan_dir(self) -> Path:
+        number = 1 + max((int(p.name) for p in (self.root / "plans").iterdir() if p.name.isdigit()), default=0)
+        return self.root / "plans" / f"{number:06d}"
 
 
 def _secret(path: Path) -> bytes:
@@ -380,7 +401,10 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
 
     @app.get("/v1/bookings/{request_id}")
     def get_booking(request_id: str, request: Request, who: Principal = Depends(role("driver", "operator"))) -> dict:
-        return own_booking(state(request), who, request_id)
+        from scheduler.planning.admission import public_answer
+
+        record = own_booking(state(request), who, request_id)
+        return {**record, "answer": public_answer(record["answer"])}
 
     @app.post("/v1/bookings/{request_id}/accept")
     def accept(request_id: str, request: Request, body: AcceptIn | None = None,

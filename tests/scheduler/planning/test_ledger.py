@@ -87,6 +87,32 @@ def test_an_accepted_booking_holds_its_station_and_its_power_until_cancelled(tmp
     reopened.dispose()
 
 
+def test_two_offers_on_the_same_free_power_cannot_both_be_booked(tmp_path):
+    """The site has 10 kW left in hour 1 (30 - r1's 20). x at b and y at c each ask 10 kWh there before
+    either accepts, so both are offered those 10 kW. x books them; y's acceptance is refused (the
+    power was taken since its answer; a connector check alone would let it through and overload the
+    site). Once x is cancelled, y can book its offer."""
+    from scheduler.planning.admission import ROOM_KEY
+    from scheduler.planning.planner import Planner
+
+    cfg, inputs, tables = three_stations(tmp_path)
+    ledger = Ledger(tmp_path / "bookings.sqlite")
+    warm = Planner(inputs, tables, ledger)
+    hour1 = {"arrival": at(cfg, 0), "departure": at(cfg, 60)}
+    x = warm.admit(BookingRequest("b", energy_kwh=10, **hour1), request_id="x")
+    y = warm.admit(BookingRequest("c", energy_kwh=10, **hour1), request_id="y")
+    assert (x["planned_kwh"], y["planned_kwh"]) == (10.0, 10.0)
+    assert ROOM_KEY not in x and ROOM_KEY in ledger.record("x")["answer"]  # stored, not shown
+    warm.accept("x")
+    with pytest.raises(EvdcError, match=r"the power offered at station c was booked since the answer "
+                                        r"\(10.00 kW short at .*, 1 slot\(s\)\): ask again"):
+        warm.accept("y")
+    assert [h.request_id for h in ledger.held()] == ["x"]
+    warm.close("x", "cancelled")
+    assert warm.accept("y").station_id == "c"
+    ledger.dispose()
+
+
 def test_writers_at_once_book_a_connector_once(db_url):
     """Eight writers, each with its own connection, accept offers for the same station and stay at the
     same moment: the writers' lock serialises them, so exactly one books it and seven are refused with
