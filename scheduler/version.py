@@ -1,3 +1,3 @@
 """The package version, in one place (pyproject.toml reads the same number; a test compares them)."""
 
-__version__ = "0.18.1"
+__version__ = "0.19.0"

@@ -72,9 +72,13 @@ def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
     return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room, movable)
 
 
+_RESERVED: IdentityMemo[SiteInputs] = IdentityMemo()
+
+
 def with_plan_reserve(site: SiteInputs, sp: SitePlan) -> SiteInputs:
-    """The site with the plan's walk-in reserve per station."""
-    return site.with_reserve(sp.reserve_kw)
+    """The site with the plan's walk-in reserve per station (made once per site and plan: building a
+    SiteInputs derives its lookups, and every answer asks for it)."""
+    return _RESERVED.get((site, sp), lambda: site.with_reserve(sp.reserve_kw))
 
 
 def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, whole: set[str],
