@@ -560,7 +560,9 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     station may then move to any station of the site). ``move_jobs=False`` skips the second solve: the
     answer then leaves every job where the plan has it. The garbage collector waits while it answers
     (``collector_paused``). ``budget_s``: the seconds the answer's solves must end by (default
-    ``ADMIT_BUDGET_S`` with admission's own solver, none with a caller's ``solver``).
+    ``ADMIT_BUDGET_S`` with admission's own solver, none with a caller's ``solver``). A stay that
+    began before the slot of ``at`` (the request time) is answered from that slot on: the offer, and
+    the booking it makes, start there.
     """
     if budget_s is not None and not (np.isfinite(budget_s) and budget_s > 0):
         raise EvdcError(f"an admission budget is a number of seconds above 0, got {budget_s!r}")
@@ -581,6 +583,10 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
     site = with_plan_reserve(site, sp)
     grid = site.grid
     start_slot = max(0, int(np.floor(grid.slot_position(at)))) if at is not None else 0
+    if at is not None and request.arrival < grid.starts_utc[start_slot]:
+        # a stay already under way when asked for is served from the request's slot on: the slots
+        # before it are history, and power offered there would never have been drawn
+        request = replace(request, arrival=grid.starts_utc[start_slot])
     full = connector_full(site, request, request.station_id)
     fill, exact = (None, False) if full or not reduce else fill_offer(site, tables, sp, request, request.station_id)
     move = not full and not exact and move_jobs and _jobs_in_the_way(site, tables, request)

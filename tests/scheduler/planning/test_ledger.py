@@ -113,6 +113,22 @@ def test_two_offers_on_the_same_free_power_cannot_both_be_booked(tmp_path):
     ledger.dispose()
 
 
+def test_a_stay_under_way_is_answered_from_the_request_time_on(tmp_path):
+    """Asked at the start of hour 2 for a stay from hour 1 to the end of hour 2, the answer offers power
+    in hour 2 only: hour 1 is history (its 10 kW of free room went undrawn). The offer, and the
+    booking it makes, start at the request's slot. Before 0.19 the offer filled hour 1 first."""
+    from scheduler.planning.planner import Planner
+
+    cfg, inputs, tables = three_stations(tmp_path)
+    ledger = Ledger(tmp_path / "bookings.sqlite")
+    warm = Planner(inputs, tables, ledger)
+    answer = warm.admit(BookingRequest("b", at(cfg, 0), at(cfg, 120), energy_kwh=10), at=at(cfg, 60), request_id="u")
+    hour2 = at(cfg, 60).tz_convert(cfg.timezone).isoformat()
+    assert answer["profile_kw"] == [[hour2, 10.0]] and answer["start"] == hour2
+    assert warm.accept("u").start == at(cfg, 60)
+    ledger.dispose()
+
+
 def test_writers_at_once_book_a_connector_once(db_url):
     """Eight writers, each with its own connection, accept offers for the same station and stay at the
     same moment: the writers' lock serialises them, so exactly one books it and seven are refused with
