@@ -90,12 +90,24 @@ class Planner:
 
     # ------------------------------------------------------------------ requests
 
+    @property
+    def replanned_at(self) -> pd.Timestamp | None:
+        """The instant the plan was re-planned from (its summary's ``replan.at``), None for a nightly plan."""
+        summary = self.tables.get("summary")
+        at = summary.get("replan", {}).get("at") if isinstance(summary, dict) else None
+        return pd.Timestamp(at).tz_convert("UTC") if at else None
+
     def admit(self, request: BookingRequest, at: pd.Timestamp | None = None, request_id: str | None = None,
               labels: dict[str, str] | None = None, party: str | None = None) -> Admission | dict:
         """Answer ``request`` (``admission.admit``) against the plan and the bookings held now. With a
         ``request_id`` and a ledger, the answer is recorded and its dict (``Admission.as_dict``) returned:
         the stored one when the same request was asked before under that id. ``party`` (who asks, e.g. a
-        driver app's id) is stored with the request: the same id from another party is another request."""
+        driver app's id) is stored with the request: the same id from another party is another request.
+        A re-planned plan's slots before its re-plan (``replanned_at``) are history: a request made
+        earlier, or without ``at``, is taken as made then."""
+        since = self.replanned_at
+        if since is not None and (at is None or at < since):
+            at = since  # the plan's slots before its re-plan are history: a request is made then at the earliest
         request = check_request(self.inputs, request, at, labels)  # a bad request: refused, nothing stored
         if self.ledger is None or request_id is None:
             return admit(*self.view(), request, at, self.solver, budget_s=self.budget_s)

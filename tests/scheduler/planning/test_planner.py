@@ -210,6 +210,13 @@ def test_a_replan_takes_the_held_bookings_in_and_keeps_what_they_drew(tmp_path):
     try:
         assert [b.request_id for b in again.held()] == ["held-1"]
         assert with_bookings(again.inputs, again.tables, again.held())[1] is again.tables  # nothing on top
+        # the new plan's slots before 11:00 are history: a request is taken as made at 11:00 at the earliest
+        assert again.replanned_at == local("2024-06-04 11:00")
+        with pytest.raises(EvdcError, match="is not after the request time"):
+            again.admit(BookingRequest("c", local("2024-06-04 09:00"), local("2024-06-04 10:00"), energy_kwh=5.0))
+        late = again.admit(BookingRequest("c", local("2024-06-04 10:00"), local("2024-06-04 13:00"), energy_kwh=5.0))
+        assert late.offer.start == local("2024-06-04 11:00")
+        assert all(t >= 11 for t, _ in late.offer.power_kw), late.offer.power_kw  # hourly slots from 00:00
         # cancelled now, the booking still holds its station in this plan: the next re-plan frees it first
         from scheduler.planning.replan import apply_events, check_events
 
