@@ -689,11 +689,15 @@ def with_rooms(inputs: Inputs, tables: dict[str, pd.DataFrame], answer: dict) ->
     for offer in [answer, *answer.get("alternatives", [])]:
         if not offer.get("profile_kw"):
             continue
-        site = _site_of(inputs, offer["station_id"])
-        room = headroom_kw(site, site_plan(site, tables), offer["station_id"])[2]
+        room = _room_kw(inputs, tables, offer["station_id"])
         offer[ROOM_KEY] = [[label, round(min(float(kw), float(room[t])), 6)] for label, kw in offer["profile_kw"]
                            if (t := grid.label_slot(label)) >= 0]
     return answer
+
+
+def _room_kw(inputs: Inputs, tables: dict[str, pd.DataFrame], station_id: str) -> np.ndarray:
+    site = _site_of(inputs, station_id)
+    return headroom_kw(site, site_plan(site, tables), station_id)[2]
 
 
 def public_answer(answer: dict) -> dict:
@@ -712,8 +716,7 @@ def check_room(inputs: Inputs, tables: dict[str, pd.DataFrame], offer: dict) -> 
     if not rooms:
         return
     grid = inputs.grid
-    site = _site_of(inputs, offer["station_id"])
-    now = headroom_kw(site, site_plan(site, tables), offer["station_id"])[2]
+    now = _room_kw(inputs, tables, offer["station_id"])
     short = [(label, need - float(now[t])) for label, need in rooms
              if (t := grid.label_slot(label)) >= 0 and float(now[t]) < need - POWER_EPS_KW]
     if short:

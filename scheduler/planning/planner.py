@@ -37,12 +37,12 @@ from scheduler.planning.admission import (
     BookingRequest,
     admit,
     booking_from_offer,
+    check_request,
     check_room,
     public_answer,
-    with_rooms,
-    check_request,
     request_fields,
     with_bookings,
+    with_rooms,
 )
 from scheduler.planning.ledger import HeldBooking, Ledger
 from scheduler.planning.night import SiteOutcome, peak_rss_mb
@@ -156,7 +156,8 @@ class Planner:
 
         The bookings the ledger holds and the plan does not (accepted since it was made) join it first,
         as ``booking`` events (``held_into_replan``): a re-plan never spends power a held booking was
-        promised. Bookings the plan holds and the ledger gave back since leave it, as ``no_show`` events. Warm where it can be: a site no event touches keeps its plan (once the planner holds plan
+        promised. Bookings the plan holds and the ledger gave back since leave it, as ``no_show``
+        events. Warm where it can be: a site no event touches keeps its plan (once the planner holds plan
         tables of its own, not ones read from files, whose types differ), and a site whose only events
         are ``grid_limit`` ones is re-solved on its persistent model (``PersistentSite``: new row
         bounds, the past fixed as column bounds, HiGHS started from the last plan), built on its first

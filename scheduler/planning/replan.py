@@ -58,10 +58,9 @@ EVENTS_FILE = "events.json"
 EVENTS_FORMAT = 1
 #: Id prefixes of what events add without an id of their own.
 URGENT_PREFIX = "urgent-"
-#: Tables a plan directory must hold to be re-planned or admitted against.
 #: Distinct request and event field values whose checked form is kept (``field_value``).
 FIELD_CACHE_SIZE = 4096
-
+#: Tables a plan directory must hold to be re-planned or admitted against.
 PLAN_TABLES = ("sessions", "session_slots", "jobs", "job_slots", "station_slots", "site_slots")
 
 

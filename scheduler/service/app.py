@@ -16,8 +16,8 @@ the ledger, and is where it was.
 
 Requests on one site are answered one at a time, in the order they came (a first-come lock per site,
 ``FairLock``); other sites proceed in parallel.
-Re-plans run one at a time, computed while requests go on against the current plan; only the switch
-to the new plan takes every site's lock.
+Re-plans run one at a time, in a child process (``replan_worker``), computed while requests go on
+against the current plan; only the switch to the new plan takes every site's lock.
 
 A car is authenticated at the charger (the seed's vehicle authentication): accepting a booking gives
 the driver app a ``booking_token`` (an HMAC of the booking's id under the service's own secret, kept in
@@ -183,8 +183,8 @@ class _State:
         """Re-plan from the current plan into a new directory, then move the pointer (atomically).
 
         Re-plans run one at a time, in the service's re-planning process (``ReplanWorker``), so the
-        threads answering bookings do not share the interpreter with the solve. The new plan is computed and loaded while requests go on against
-        the current one; only the switch (pointer and planner) holds every site's lock, so no answer
+        threads answering bookings do not share the interpreter with the solve. The new plan is
+        computed and loaded while requests go on against the current one; only the switch (pointer and planner) holds every site's lock, so no answer
         is computed across it. The bookings the ledger holds when the re-plan starts join the new plan
         (``booking`` events, ``planner.held_into_replan``), and those it gave back since the plan took them
         in leave it (``no_show`` events); those accepted meanwhile stay held on top of
@@ -194,16 +194,17 @@ class _State:
         frees it, before switching."""
         import pandas as pd
 
+        from scheduler.planning.planner import held_into_replan
+
         with self.replan_lock:
             out = self._next_plan_dir()
             result = self.replanner.replan(self.plan_dir, events, at, out)
             changes = list(result["changes"])
             planner = self._load(out.resolve())
             for _ in range(RELEASED_REPLANS):  # bookings given back while it ran, which it took in: out again
-                when = pd.Timestamp(result["replanned_at"])
-                stale = set(self.ledger.released()) & {x.reservation_id for s in planner.inputs.sites
-                                                       for x in s.sessions if x.departure > when}
-                if not stale:
+                freed, _ = held_into_replan(planner.inputs, planner.tables, (), pd.Timestamp(result["replanned_at"]),
+                                            released=self.ledger.released())
+                if not freed:
                     break
                 again = self._next_plan_dir()
                 result = self.replanner.replan(out, [], at, again)  # held_into_replan adds their no_show events

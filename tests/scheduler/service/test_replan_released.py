@@ -1,0 +1,50 @@
+"""A service re-plan that took in a booking the driver cancelled while it ran goes round again."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from scheduler import Scenario, plan_to_dir
+from scheduler.planning.admission import BookingRequest
+from scheduler.service.app import _State
+from tests.scenario_files import write_scenario
+from tests.scheduler.planning.test_planner import DAY, SOLVER
+
+
+def test_a_booking_cancelled_during_a_replan_leaves_the_new_plan(tmp_path):
+    """x is held when a re-plan from 11:00 starts, so the re-plan takes it in (09:00-13:00 at c); the
+    driver cancels it while the re-plan runs. The service re-plans again from the new plan before
+    switching, so the plan it switches to holds x only until 11:00 (its no_show), and a later booking
+    can have the station. With one re-plan only, x would hold c until 13:00."""
+    sc = Scenario.from_dir(write_scenario(tmp_path / "scen", **DAY))
+    plan_dir = plan_to_dir(sc, tmp_path / "plan", SOLVER).written.path
+    state = _State(sc.directory, plan_dir, None, 600.0, tmp_path / "state")
+    try:
+        tz = state.planner.inputs.grid.timezone
+        local = lambda s: pd.Timestamp(s).tz_localize(tz).tz_convert("UTC")  # noqa: E731
+        answer = state.planner.admit(BookingRequest("c", local("2024-06-04 09:00"), local("2024-06-04 13:00"),
+                                                    energy_kwh=20.0), request_id="x")
+        assert answer["decision"] != "denied", answer
+        state.planner.accept("x")
+        first = state.replanner.replan
+        outs = []
+
+        def replan_then_cancel(*args):
+            result = first(*args)
+            outs.append(args[3])
+            if len(outs) == 1:
+                state.ledger.close("x", "cancelled")  # the driver, while the re-plan ran
+            return result
+
+        state.replanner.replan = replan_then_cancel
+        event = {"type": "grid_limit", "site_id": "s1", "start": "2024-06-04T14:00", "end": "2024-06-04T15:00",
+                 "grid_kw": 20.0}
+        reply = state.replan([event], "2024-06-04T11:00")
+        assert len(outs) == 2 and reply["plan"] == outs[1].name == state.plan_dir.name
+        x = [s for site in state.planner.inputs.sites for s in site.sessions if s.reservation_id == "x"]
+        assert [s.departure for s in x] == [local("2024-06-04 11:00")]
+        first_plan = pd.read_json(outs[0] / "events.json", typ="series")["events"]
+        assert any(e.get("reservation_id") == "x" and e["type"] == "booking" for e in first_plan)
+    finally:
+        state.replanner.close()
+        state.ledger.dispose()
