@@ -9,8 +9,11 @@ is offered, and now and then cancels one of its bookings; one operator thread po
 event every ``--event-every`` seconds. With ``--kills K`` the server is SIGKILLed K times at even
 intervals and started again; clients retry a call that found no server (not counted as an error).
 ``--think-s T``: each client pauses a random 0 to 2T seconds before each call (a person reading an
-offer before taking it); the default 0 never pauses, so the site always has about ``--clients``
-calls queued and an answer waits for those before it (Little's law).
+offer before taking it). The default, 1 s, is a driver app's pace at the fastest: twenty such
+clients make about a thousand booking calls a minute at one 50-station site. ``--think-s 0``
+never pauses: it measures the site's capacity, not its latency. The site then always has about
+``--clients`` calls queued, answered one at a time as the service must, so each answer waits for
+those before it (Little's law: p50 is about ``--clients`` times the server's time per call).
 
 Reported: admissions answered and their latency over HTTP (p50, p99, max), errors (5xx, or any
 unexpected status), acknowledged acceptances missing from the ledger afterwards (must be 0),
@@ -18,7 +21,7 @@ double bookings (stations holding more cars than connectors; must be 0), and whe
 takes in every held booking (the service's last plan, or one re-planned with those it does not hold
 yet posted as ``booking`` events) passes ``evdc verify``.
 
-    python benchmarks/serve_load.py [--stations 50] [--clients 20] [--seconds 120] [--kills 0] [--think-s 0]
+    python benchmarks/serve_load.py [--stations 50] [--clients 20] [--seconds 120] [--kills 0] [--think-s 1]
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--event-every", type=float, default=30.0)
     ap.add_argument("--kills", type=int, default=0)
-    ap.add_argument("--think-s", type=float, default=0.0, help="mean pause before each call, s (0: none)")
+    ap.add_argument("--think-s", type=float, default=1.0, help="mean pause before each call, s (0: none)")
     args = ap.parse_args()
     import httpx
     import numpy as np

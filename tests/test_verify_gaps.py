@@ -36,7 +36,8 @@ VIOLATION_LINE = re.compile(r"^([a-z_]+): (.+?): (.+)$")
 
 
 #: The tiny scenario with the early-charging bonus and the housings' heat stated off: the cases below were
-#: worked out on its plan without them (e.g. 10.9 kW imported in the 01:00 slot).
+#: worked out on its plan without them (e.g. 11.6 kW imported in the first slot, 00:00: the tie-break among cars
+#: charges the car as soon as it can).
 TINY = SCENARIO + "weights:\n  early_charging_per_kwh: 0\nthermal:\n  enabled: false\n"
 
 
@@ -287,12 +288,12 @@ def test_a_lower_grid_connection_is_caught(planned, tmp_path):
 def test_a_time_varying_grid_limit_is_caught(planned, tmp_path):
     _, out = planned
     scen = _changed_scenario(planned, tmp_path, **{
-        "grid_limits.csv": "site_id,time,grid_kw\ns1,2024-03-31T01:00+01:00,5\ns1,2024-03-31T03:00+02:00,50\n"})
+        "grid_limits.csv": "site_id,time,grid_kw\ns1,2024-03-31T00:00+01:00,5\ns1,2024-03-31T01:00+01:00,50\n"})
     code, found, output = _verify(scen, out)
     assert code == 1
     limits = [(w, m) for c, w, m in found if c == "grid_limit" and m.startswith("grid_limit_kw")]
-    assert limits == [("site s1 slot 2024-03-31T01:00:00+01:00", "grid_limit_kw 50, the scenario's limit is 5 kW")]
-    # the import planned in that slot (10.9 kW) is above the new limit too
+    assert limits == [("site s1 slot 2024-03-31T00:00:00+01:00", "grid_limit_kw 50, the scenario's limit is 5 kW")]
+    # the import planned in that slot (11.6 kW) is above the new limit too
     assert any(c == "grid_limit" and m.startswith("grid_kw") for c, _, m in found), output
 
 

@@ -151,11 +151,11 @@ class Weights(_Setting):
     migration_cost: float = Field(
         0.0, ge=0, le=WEIGHT_MAX, description="cost of moving a running job to another station once (0: moves are free)")
     early_charging_per_kwh: float = Field(
-        0.02, ge=0, le=WEIGHT_MAX,
+        0.0, ge=0, le=WEIGHT_MAX,
         description="extra value of a kWh delivered early in its car's stay, more for a car that cannot wait "
-                    "(docs/formulation.md): pays in rolling plans, where later arrivals are uncertain; the "
-                    "default, chosen by backtests on held-out real sessions (benchmarks/default_weights.py), "
-                    "makes evdc deliver at least least-laxity-first's energy")
+                    "(docs/formulation.md); the default 0 leaves the order of the cars to "
+                    "policies.car_tie_break, chosen with it by backtests on held-out real sessions "
+                    "(benchmarks/default_weights.py)")
     job_late_penalty: float = Field(2.0, ge=0, le=WEIGHT_MAX, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, le=WEIGHT_MAX, description="penalty per hour a critical job is not running inside its window"
@@ -213,6 +213,11 @@ class Policies(_Setting):
     priority_margin: float = Field(
         1.25, ge=1, le=100, description="a rank's value per kWh of shared power is at least this many times "
         "the highest value of the ranks below it")
+    car_tie_break: Literal["least_laxity", "none"] = Field(
+        "least_laxity", description="among plans of the same objective, which one the cars get: 'least_laxity' "
+        "charges them as a least-laxity-first dispatch of the cars the plan knows would, as closely as the "
+        "objective allows (a second linear programme after the MIP, docs/formulation.md \"Ties among cars\"); "
+        "'none' keeps whichever optimum the solver returns")
 
     @field_validator("priority")
     @classmethod

@@ -25,6 +25,8 @@ import pyomo.environ as pyo
 from pyomo.common.tee import capture_output
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
+from scheduler.optimization.tie_break import break_ties, wants_tie_break
+
 INF = highspy.kHighsInf
 
 _STATUS = {
@@ -114,7 +116,7 @@ def set_matrix(lp: highspy.HighsLp, A) -> None:
 def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: float, threads: int,
                  random_seed: int, log_to_console: bool, warm_start: bool = True,
                  start: Callable[[Compiled, float], tuple[np.ndarray, np.ndarray]] | None = None,
-                 deadline: float | None = None, work_limit: int | None = None) -> MatrixOutcome:
+                 deadline: float | None = None, work_limit: int | None = None, tie_break: bool = True) -> MatrixOutcome:
     """Compile, solve, and (only when HiGHS holds a feasible point) load the values into the model.
 
     With ``warm_start``, the free variables' current values (a previous plan's, set by the caller)
@@ -124,6 +126,7 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     ``deadline`` (a ``time.perf_counter()`` instant), the limit, counted once the model is compiled, is
     at most what is left until then, and at least ``MIN_DEADLINE_SOLVE_S``. ``work_limit``: the search
     stops, holding a plan, after that many of HiGHS's progress reports (``WorkLimit``), whatever the clock says.
+    ``tie_break``: break ties among the cars as the scenario says (``tie_break.break_ties``).
     Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
     """
     t0 = time.perf_counter()
@@ -142,7 +145,7 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     h.passModel(compiled.lp)
     if len(idx):
         h.setSolution(len(idx), np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=float))
-    return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True)
+    return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True, tie_break=tie_break)
 
 
 #: Least time a solve with a deadline keeps when the deadline is (nearly) past: enough for HiGHS to take
@@ -216,11 +219,12 @@ def polish_continuous(h: highspy.Highs, integrality: np.ndarray, x: np.ndarray) 
 
 
 def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled, warm_start: bool,
-                 handoff_started: float, polish: bool = False) -> MatrixOutcome:
+                 handoff_started: float, polish: bool = False, tie_break: bool = True) -> MatrixOutcome:
     """Run HiGHS on the model it holds and load a feasible point into the Pyomo columns (the only
     place solver values reach the model); ``handoff_started`` is when compiling began. With ``polish``
     (an instance that is not kept), a MIP's continuous values are re-optimised for its integer decisions
-    (``polish_continuous``) and the objective is the polished one."""
+    (``polish_continuous``) and the objective is the polished one. With ``tie_break`` (and a scenario that
+    asks for it), the cars' power is then chosen among the plans of that objective (``tie_break.break_ties``)."""
     cols, sign = compiled.cols, compiled.sign
     if warm_start:
         start = [(i, float(v.value)) for i, v in enumerate(cols) if v.value is not None]
@@ -262,6 +266,13 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
             better = polish_continuous(h, kinds, x)
             if better is not None:
                 x, found = better, float(h.getInfo().objective_function_value)
+            t2 = time.perf_counter()
+        if tie_break and cols and wants_tie_break(model):
+            current = h.getLp()  # as solved: a kept instance's changed bounds and costs included
+            tied = break_ties(model, current, cols, x)
+            if tied is not None:
+                x = tied
+                found = float(np.dot(np.asarray(current.col_cost_, dtype=float), x)) + current.offset_
             t2 = time.perf_counter()
         for v, val in zip(cols, x):
             if v.is_integer():

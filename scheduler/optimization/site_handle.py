@@ -83,9 +83,12 @@ class SiteModel:
 
     # ---------------------------------------------------------------- solving and reading
 
-    def solve(self, solver: SolverConfig, build_seconds: float = 0.0, deadline: float | None = None) -> SolveResult:
-        """Solve (``solving.solve_model``; ``deadline``: a ``time.perf_counter()`` instant the search stops by)."""
-        return solve_model(self.pyomo_model, solver, build_seconds=build_seconds, deadline=deadline)
+    def solve(self, solver: SolverConfig, build_seconds: float = 0.0, deadline: float | None = None,
+              tie_break: bool = True) -> SolveResult:
+        """Solve (``solving.solve_model``; ``deadline``: a ``time.perf_counter()`` instant the search stops by;
+        ``tie_break=False``: without the tie-break among cars)."""
+        return solve_model(self.pyomo_model, solver, build_seconds=build_seconds, deadline=deadline,
+                           tie_break=tie_break)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The plan tables of this site (call only after a solve with a solution)."""

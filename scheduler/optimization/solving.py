@@ -6,14 +6,16 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
-from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.errors import EvdcError
-from scheduler.optimization.highs_handoff import solve_matrix
+from scheduler.inputs.settings import SolverConfig
+from scheduler.optimization.highs_handoff import compile_model, solve_matrix
 from scheduler.optimization.mip_start import priced_start
+from scheduler.optimization.tie_break import break_ties, wants_tie_break
 
 
 @dataclass(frozen=True)
@@ -55,25 +57,27 @@ _STATUS = {
 
 
 def solve_model(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float = 0.0,
-                deadline: float | None = None) -> SolveResult:
+                deadline: float | None = None, tie_break: bool = True) -> SolveResult:
     """Solve with HiGHS; load the solution into the model only when one exists.
 
     ``solve_seconds`` includes the hand-off to HiGHS (``handoff_seconds`` says how much of it).
     ``deadline`` (a ``time.perf_counter()`` instant; matrix interface) shortens the time limit so
-    that the search stops by then (``highs_handoff.solve_matrix``).
+    that the search stops by then (``highs_handoff.solve_matrix``). ``tie_break=False`` leaves out the
+    tie-break among cars (``tie_break.break_ties``) that a scenario with ``policies.car_tie_break`` asks
+    for: admission's answers, whose offer is the energy, not the order of the other cars.
     """
     if cfg.interface == "matrix":
-        return _solve_matrix(model, cfg, build_seconds, deadline)
-    return _solve_pyomo(model, cfg, build_seconds)
+        return _solve_matrix(model, cfg, build_seconds, deadline, tie_break)
+    return _solve_pyomo(model, cfg, build_seconds, tie_break)
 
 
 def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float,
-                  deadline: float | None = None) -> SolveResult:
+                  deadline: float | None = None, tie_break: bool = True) -> SolveResult:
     t0 = time.perf_counter()
     try:
         out = solve_matrix(model, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, threads=cfg.threads,
                            random_seed=cfg.random_seed, log_to_console=cfg.log_to_console,
-                           warm_start=cfg.warm_start, deadline=deadline, work_limit=cfg.work_limit,
+                           warm_start=cfg.warm_start, deadline=deadline, work_limit=cfg.work_limit, tie_break=tie_break,
                            start=(lambda c, s: priced_start(model, c, s)) if cfg.mip_start == "priced" else None)
     except Exception as exc:  # the compiler or the solver itself failed
         return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,
@@ -83,7 +87,8 @@ def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: fl
                        handoff_seconds=out.handoff_seconds)
 
 
-def _solve_pyomo(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float) -> SolveResult:
+def _solve_pyomo(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float,
+                 tie_break: bool = True) -> SolveResult:
     if cfg.work_limit is not None:
         raise EvdcError("solver.work_limit needs solver.interface 'matrix' (Pyomo's interface has no HiGHS callbacks)")
     solver = SolverFactory("highs")
@@ -113,5 +118,22 @@ def _solve_pyomo(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: flo
         res.solution_loader.load_vars()
         if status == "optimal" and bound is None:
             bound = obj
+        if tie_break and wants_tie_break(model):
+            _tie_break_loaded(model)
+        seconds = time.perf_counter() - t0
     return SolveResult(status, has, None if obj is None else float(obj), bound, relative_gap(obj, bound),
                        seconds, build_seconds)
+
+
+def _tie_break_loaded(model: pyo.ConcreteModel) -> None:
+    """``tie_break.break_ties`` on the values loaded in ``model`` (Pyomo's interface: the matrix path does
+    this before loading); the values change only when the programme ends optimal."""
+    compiled = compile_model(model)
+    if not compiled.cols:
+        return
+    x = np.array([float(v.value) if v.value is not None else 0.0 for v in compiled.cols])
+    tied = break_ties(model, compiled.lp, compiled.cols, x)
+    if tied is None:
+        return
+    for v, val in zip(compiled.cols, tied):
+        v.set_value(float(round(val)) if v.is_integer() else float(val), skip_validation=True)

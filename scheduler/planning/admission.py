@@ -305,7 +305,7 @@ def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, statio
     sm.fix_committed(tables, movable, start_slot)
     if move_jobs:
         sm.penalise_disturbance(tables, DISTURBANCE_COST)
-    res = sm.solve(solver, deadline=deadline)
+    res = sm.solve(solver, deadline=deadline, tie_break=False)  # an offer is its energy: no order of cars to choose
     if not res.has_solution:
         return None
     return _offer(sm, station_id, request, tables)
