@@ -388,9 +388,9 @@ def test_an_answer_keeps_to_its_budget(tmp_path, monkeypatch):
     seen = []
     real = SiteModel.solve
 
-    def recording(self, solver, build_seconds=0.0, deadline=None):
+    def recording(self, solver, build_seconds=0.0, deadline=None, **kw):
         seen.append(None if deadline is None else deadline - time.perf_counter())
-        return real(self, solver, build_seconds, deadline)
+        return real(self, solver, build_seconds, deadline, **kw)
 
     monkeypatch.setattr(SiteModel, "solve", recording)
     admit(inputs, tables, req)
