@@ -28,43 +28,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
 def llf_reference(m, p) -> dict[tuple[str, int], float]:
-    """kW per (booking, slot) of a least-laxity-first dispatch of the model's cars: each slot, the cars
-    present sorted by laxity (hours of stay left less hours their need takes at full power), then
-    arrival; each takes the most its ceiling, its need and what is left under the site allow."""
-    si = p.inputs
-    h = p.slot_h
-    n = len(p.T)
+    """kW per (booking, slot) of a least-laxity-first dispatch of the model's cars in their first mode:
+    the product's own target (``scheduler.optimization.tie_break.llf_target_kw``), which grew out of
+    this experiment."""
+    from scheduler.optimization.tie_break import llf_target_kw
 
-    def series(a) -> np.ndarray:
-        return np.broadcast_to(np.asarray(0.0 if a is None else a, dtype=float), (n,))
-
-    room = series(si.grid_limit_kw) + series(si.pv_kw) - series(si.site_load_kw)
-    for st in si.stations:
-        room = room - series(si.station_load_kw[st.station_id])
-    need = {r: m.sess[r].energy_cap_kwh for r in m.R}
-    out: dict[tuple[str, int], float] = {}
-    for t in p.T:
-        here = []
-        for r in m.R:
-            sp = m.sess[r]
-            if t in sp.frac and need[r] > 1e-9:
-                left_h = sum(f for tt, f in sp.frac.items() if tt >= t) * h
-                here.append((left_h - need[r] / max(sp.phys_kw, 1e-9), sp.session.arrival, r))
-        left = max(float(room[t]), 0.0)
-        for _, _, r in sorted(here):
-            sp = m.sess[r]
-            kw = max(min(sp.limit_kw[(t, sp.modes[0])], need[r] / h, left), 0.0)
-            out[(r, t)] = kw
-            need[r] -= kw * h
-            left -= kw
-    return out
+    return llf_target_kw(m, lambda r: m.sess[r].modes[0])
 
 
 def follow_llf(variant: str, lam: float) -> None:

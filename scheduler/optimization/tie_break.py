@@ -66,8 +66,7 @@ def llf_target_kw(model: pyo.ConcreteModel, mode_chosen) -> dict[tuple[str, int]
     room = site_room_kw(m)
     modes = {r: mode_chosen(r) for r in m.R}
     need = {r: float(m.sess[r].energy_cap_kwh) for r in m.R if modes[r] is not None}
-    left_h = {r: {t: sum(f for tt, f in m.sess[r].frac.items() if tt >= t) * h for t in m.sess[r].slots}
-              for r in need}
+    left_h = {r: _hours_left(m.sess[r], h) for r in need}
     here: dict[int, list[str]] = {}
     for r in need:
         for t in m.sess[r].slots:
@@ -86,6 +85,15 @@ def llf_target_kw(model: pyo.ConcreteModel, mode_chosen) -> dict[tuple[str, int]
     return out
 
 
+def _hours_left(sp, slot_h: float) -> dict[int, float]:
+    """Per slot of a car's stay, the hours of the stay from that slot's start on (its part-slots counted)."""
+    out, acc = {}, 0.0
+    for t in sorted(sp.slots, reverse=True):
+        acc += sp.frac[t] * slot_h
+        out[t] = acc
+    return out
+
+
 def break_ties(model: pyo.ConcreteModel, lp: highspy.HighsLp, cols: list, x: np.ndarray) -> np.ndarray | None:
     """The plan ``x`` (values of ``cols``, the columns of ``lp``, a minimisation) with its cars' power as
     close to ``llf_target_kw`` as the same objective allows; None when the programme does not end optimal.
@@ -100,11 +108,12 @@ def break_ties(model: pyo.ConcreteModel, lp: highspy.HighsLp, cols: list, x: np.
     col = {id(v): i for i, v in enumerate(cols)}
     x = np.asarray(x, dtype=float)
 
-    def chosen(r: str) -> str | None:
-        on = [mo for mo in m.sess[r].modes if (i := col.get(id(m.mode_on[r, mo]))) is not None and x[i] > ON]
-        fixed = [mo for mo in m.sess[r].modes if id(m.mode_on[r, mo]) not in col and (m.mode_on[r, mo].value or 0) > ON]
-        got = on + fixed
-        return got[0] if got else None
+    def chosen(r: str) -> str | None:  # a mode column's value in x, or a fixed one's (not a column) its own
+        def value(v) -> float:
+            i = col.get(id(v))
+            return float(x[i]) if i is not None else float(v.value or 0.0)
+
+        return next((mo for mo in m.sess[r].modes if value(m.mode_on[r, mo]) > ON), None)
 
     target = llf_target_kw(m, chosen)
     keys = [(r, t) for (r, t) in m.RT if id(m.ev_kw[r, t]) in col]

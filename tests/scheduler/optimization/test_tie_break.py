@@ -25,10 +25,7 @@ def two_cars(tie_break: str):
 
 
 def power(p, car: str) -> list[float]:
-    df = p.tables["session_slots"]
-    df = df[df["reservation_id"] == car]
-    got = dict(zip(df["slot_start"], df["ev_kw"]))
-    return [round(float(got.get(s, 0.0)), 6) for s in sorted(p.tables["station_slots"]["slot_start"].unique())]
+    return power_of(p.tables, car)
 
 
 def test_llf_dispatch_of_the_known_cars():
@@ -72,3 +69,25 @@ def test_the_tie_break_never_costs_objective():
     free = plan(replace(inputs, config=cfg, sites=(replace(inputs.sites[0], config=cfg),)))
     assert tied.summary["objective"] == pytest.approx(free.summary["objective"], abs=1e-6)
     assert tied.summary["objective"] == pytest.approx(0.6 * 40, abs=1e-6)
+
+
+def power_of(tables, car: str) -> list[float]:
+    df = tables["session_slots"]
+    got = dict(zip(df.loc[df["reservation_id"] == car, "slot_start"], df.loc[df["reservation_id"] == car, "ev_kw"]))
+    return [round(float(got.get(s, 0.0)), 6) for s in sorted(tables["station_slots"]["slot_start"].unique())]
+
+
+def test_pyomos_hand_off_and_a_kept_model_break_ties_alike():
+    """The same plan through Pyomo's HiGHS interface (``solving._tie_break_loaded``) and through a kept
+    model (``PersistentSite``, whose HiGHS instance is reused by re-plans)."""
+    from scheduler import PlanConfig, SolverConfig
+    from scheduler.optimization.persistent import PersistentSite
+
+    p = plan(two_cars("least_laxity"), PlanConfig(solver=SolverConfig(interface="pyomo")))
+    assert power(p, "A") == pytest.approx([10, 0, 10, 0], abs=1e-6)
+    assert power(p, "B") == pytest.approx([0, 10, 0, 0], abs=1e-6)
+    kept = PersistentSite(two_cars("least_laxity").sites[0])
+    res = kept.solve()
+    assert res.objective == pytest.approx(18.0, abs=1e-6)
+    assert power_of(kept.tables(), "A") == pytest.approx([10, 0, 10, 0], abs=1e-6)
+    assert power_of(kept.tables(), "B") == pytest.approx([0, 10, 0, 0], abs=1e-6)
