@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -68,14 +68,25 @@ class Planner:
         self._persistent: dict = {}  # site_id -> PersistentSite, for re-plans that change only the grid limit
         self.warm_sites: dict[str, list[str]] = {}  # the last re-plan's sites: kept, persistent, solved
         self._settle = settle
+        #: bookings given back that a plan being made elsewhere still holds (a service's re-plan under way,
+        #: ``scheduler.service.app``): they keep their connector and power here until that plan frees them
+        self.held_elsewhere: Callable[[], Sequence[HeldBooking]] = tuple
         if settle:
             settle_heap()
 
     # ------------------------------------------------------------------ the plan as admission sees it
 
     def held(self) -> list[HeldBooking]:
-        """The bookings the ledger holds now."""
+        """The bookings the ledger holds now, and those given back that a plan being made still holds
+        (``held_elsewhere``)."""
+        return self._with_elsewhere(self._ledger_held())
+
+    def _ledger_held(self) -> list[HeldBooking]:
         return self.ledger.held() if self.ledger is not None else []
+
+    def _with_elsewhere(self, held: Sequence[HeldBooking], but: str | None = None) -> list[HeldBooking]:
+        ids = {b.request_id for b in held}
+        return list(held) + [b for b in self.held_elsewhere() if b.request_id not in ids and b.request_id != but]
 
     def view(self, held: Sequence[HeldBooking] | None = None) -> tuple[Inputs, dict[str, pd.DataFrame]]:
         """The plan with the ``held`` bookings (default: the ledger's) added, as the next admission sees
@@ -115,7 +126,7 @@ class Planner:
         fields = request_fields(request) | ({"party": party} if party is not None else {})
 
         def answer(held) -> dict:
-            view = self.view(held)
+            view = self.view(self._with_elsewhere(held))
             return with_rooms(*view, admit(*view, request, at, self.solver, budget_s=self.budget_s).as_dict())
 
         return public_answer(self.ledger.answer(request_id, fields, answer))
@@ -127,6 +138,7 @@ class Planner:
         ledger = self._ledger()
 
         def booking(request, offer, held):
+            held = self._with_elsewhere(held, but=request_id)
             made = booking_from_offer(self.inputs, request_id, request, offer, held)
             check_room(*self.view(held), offer)
             return made
@@ -148,7 +160,7 @@ class Planner:
         """The held bookings the plan does not hold yet, as ``booking`` events for ``replan``."""
         planned = set(self.tables["sessions"]["reservation_id"])
         tz = self.inputs.grid.timezone
-        return [booking_event(b, tz) for b in self.held() if b.request_id not in planned]
+        return [booking_event(b, tz) for b in self._ledger_held() if b.request_id not in planned]
 
     def replan(self, events: list[dict], at: pd.Timestamp, config: PlanConfig | None = None):
         """Apply ``events`` and re-plan from ``at`` (``replan.replan``); the new plan becomes the
@@ -167,7 +179,7 @@ class Planner:
         config = config or PlanConfig()
         check_at(at, self.inputs)
         released = self.ledger.released() if self.ledger is not None else ()
-        taken, previous = held_into_replan(self.inputs, self.tables, self.held(), at, events, released)
+        taken, previous = held_into_replan(self.inputs, self.tables, self._ledger_held(), at, events, released)
         events = taken + list(events)
         new_inputs = apply_events(self.inputs, events, at)
         at_slot = max(0, int(np.floor(new_inputs.grid.slot_position(at) + 1e-9)))

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.timegrid import parse_instant
 from scheduler.planning.fair_lock import FairLock
+from scheduler.planning.ledger import HeldBooking
 from scheduler.service.replan_worker import ReplanWorker
 from scheduler.service.tokens import Principal, TokenStore
 
@@ -155,6 +156,11 @@ class _State:
         self.site_of = {st.station_id: s.site.site_id for s in self.planner.inputs.sites for st in s.stations}
         self.site_locks = {s.site.site_id: FairLock() for s in self.planner.inputs.sites}
         self.replan_lock = threading.Lock()
+        # bookings given back while a re-plan runs, which that re-plan may have taken in (``cancel``)
+        self.release_lock = threading.Lock()
+        self.replanning = False
+        self.releasing: dict[str, HeldBooking] = {}
+        self.planner.held_elsewhere = self._releasing
         self.rate = rate_per_minute
         self.buckets: dict[str, _Bucket] = {}
         self.bucket_lock = threading.Lock()
@@ -164,7 +170,37 @@ class _State:
     def _load(self, plan_dir: Path):
         from scheduler.api import open_planner
 
-        return open_planner(self.scenario, plan_dir, self.ledger)
+        planner = open_planner(self.scenario, plan_dir, self.ledger)
+        if hasattr(self, "releasing"):
+            planner.held_elsewhere = self._releasing
+        return planner
+
+    def _releasing(self) -> tuple[HeldBooking, ...]:
+        with self.release_lock:
+            return tuple(self.releasing.values())
+
+    def accept(self, request_id: str, site: str, choice: int) -> HeldBooking:
+        """Book offer ``choice`` of the request (``Planner.accept``), one at a time with the site's answers."""
+        with self.site_locks[site]:
+            return self.planner.accept(request_id, choice)
+
+    def cancel(self, request_id: str) -> None:
+        """Cancel a request or booking (``Planner.close``). A booking cancelled while a re-plan runs may be
+        in the plan that re-plan makes, held until the re-plan that frees it (a ``no_show``: a stay begun
+        by then keeps its connector until the re-plan's first slot). Until the service switches to that
+        plan the booking keeps holding its connector and power for answers and acceptances
+        (``Planner.held_elsewhere``), so no booking accepted meanwhile can overlap what the plan keeps."""
+        with self.release_lock:
+            if self.replanning:
+                record = self.ledger.record(request_id)
+                if record is not None and record["status"] == "accepted" and record["booking"]:
+                    self.releasing[request_id] = HeldBooking.from_dict(record["booking"])
+        try:
+            self.planner.close(request_id, "cancelled")
+        except EvdcError:
+            with self.release_lock:
+                self.releasing.pop(request_id, None)
+            raise
 
     def allow(self, key_id: str) -> float:
         """0 when the key may call now, else the seconds until it may (token bucket)."""
@@ -191,42 +227,54 @@ class _State:
         it until the next re-plan takes them in. A booking the re-plan took in and the ledger gave back
         while it ran would hold its station in the new plan although a later booking may have it: the
         service re-plans again at once from the new plan (up to ``RELEASED_REPLANS`` times), which
-        frees it, before switching."""
+        frees it, before switching; a booking given back meanwhile keeps its connector until the switch
+        (``cancel``)."""
+        with self.replan_lock:
+            with self.release_lock:
+                self.replanning = True
+            try:
+                return self._replan(events, at)
+            finally:
+                with self.release_lock:
+                    self.replanning = False
+                    self.releasing.clear()
+
+    def _replan(self, events: list[dict], at: str) -> dict:
+        """``replan``'s work, with the re-plan lock held."""
         import pandas as pd
 
         from scheduler.planning.planner import held_into_replan
 
-        with self.replan_lock:
-            out = self._next_plan_dir()
-            result = self.replanner.replan(self.plan_dir, events, at, out)
-            changes = list(result["changes"])
-            planner = self._load(out.resolve())
-            for _ in range(RELEASED_REPLANS):  # bookings given back while it ran, which it took in: out again
-                freed, _ = held_into_replan(planner.inputs, planner.tables, (), pd.Timestamp(result["replanned_at"]),
-                                            released=self.ledger.released())
-                if not freed:
-                    break
-                again = self._next_plan_dir()
-                result = self.replanner.replan(out, [], at, again)  # held_into_replan adds their no_show events
-                changes += result["changes"]
-                out, planner = again, self._load(again.resolve())
-            locks = [self.site_locks[k] for k in sorted(self.site_locks)]
+        out = self._next_plan_dir()
+        result = self.replanner.replan(self.plan_dir, events, at, out)
+        changes = list(result["changes"])
+        planner = self._load(out.resolve())
+        for _ in range(RELEASED_REPLANS):  # bookings given back while it ran, which it took in: out again
+            freed, _ = held_into_replan(planner.inputs, planner.tables, (), pd.Timestamp(result["replanned_at"]),
+                                        released=self.ledger.released())
+            if not freed:
+                break
+            again = self._next_plan_dir()
+            result = self.replanner.replan(out, [], at, again)  # held_into_replan adds their no_show events
+            changes += result["changes"]
+            out, planner = again, self._load(again.resolve())
+        locks = [self.site_locks[k] for k in sorted(self.site_locks)]
+        for lk in locks:
+            lk.acquire()
+        try:
+            pointer = self.root / POINTER_FILE
+            tmp = pointer.with_name(f".{POINTER_FILE}.{os.getpid()}.tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(str(out.resolve()) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, pointer)
+            self.plan_dir = out.resolve()
+            self.planner = planner
+        finally:
             for lk in locks:
-                lk.acquire()
-            try:
-                pointer = self.root / POINTER_FILE
-                tmp = pointer.with_name(f".{POINTER_FILE}.{os.getpid()}.tmp")
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write(str(out.resolve()) + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, pointer)
-                self.plan_dir = out.resolve()
-                self.planner = planner
-            finally:
-                for lk in locks:
-                    lk.release()
-            return {"plan": out.name, **result, "changes": changes}
+                lk.release()
+        return {"plan": out.name, **result, "changes": changes}
 
     def _next_plan_dir(self) -> Path:
         number = 1 + max((int(p.name) for p in (self.root / "plans").iterdir() if p.name.isdigit()), default=0)
@@ -414,8 +462,7 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
         record = own_booking(st, who, request_id)
         site = st.site_of.get(record["request"]["station_id"])
         try:
-            with st.site_locks[site]:
-                held = st.planner.accept(request_id, (body or AcceptIn()).offer)
+            held = st.accept(request_id, site, (body or AcceptIn()).offer)
         except EvdcError as exc:
             raise _error(409, str(exc)) from None
         return {"request_id": request_id, "status": "accepted", "booking": held.as_dict(),
@@ -426,7 +473,7 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
         st = state(request)
         own_booking(st, who, request_id)
         try:
-            st.planner.close(request_id, "cancelled")
+            st.cancel(request_id)
         except EvdcError as exc:
             raise _error(409, str(exc)) from None
         return {"request_id": request_id, "status": "cancelled"}

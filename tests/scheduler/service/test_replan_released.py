@@ -48,3 +48,50 @@ def test_a_booking_cancelled_during_a_replan_leaves_the_new_plan(tmp_path):
     finally:
         state.replanner.close()
         state.ledger.dispose()
+
+
+def test_a_booking_cancelled_during_a_replan_keeps_its_connector_until_the_switch(tmp_path):
+    """x (09:00-13:00 at c) is taken in by a re-plan from 11:00 and cancelled while it runs. The plan the
+    service switches to keeps x's hours before 11:00 (a begun stay's no_show), so until the switch a
+    booking for 10:00-12:00 at c is refused, naming x: accepted, it would overlap x in that plan and the
+    next re-plan would fail on it. After the switch c is free from 11:00, and a booking there is taken in
+    by the next re-plan."""
+    sc = Scenario.from_dir(write_scenario(tmp_path / "scen", **DAY))
+    plan_dir = plan_to_dir(sc, tmp_path / "plan", SOLVER).written.path
+    state = _State(sc.directory, plan_dir, None, 600.0, tmp_path / "state")
+    try:
+        tz = state.planner.inputs.grid.timezone
+        local = lambda s: pd.Timestamp(s).tz_localize(tz).tz_convert("UTC")  # noqa: E731
+        state.planner.admit(BookingRequest("c", local("2024-06-04 09:00"), local("2024-06-04 13:00"), energy_kwh=20.0),
+                            request_id="x")
+        state.accept("x", "s1", 0)
+        first = state.replanner.replan
+        during = []
+
+        def replan_then_cancel(*args):
+            result = first(*args)
+            if not during:
+                state.cancel("x")  # the driver, while the re-plan ran
+                during.append(state.planner.admit(BookingRequest("c", local("2024-06-04 10:00"),
+                                                                 local("2024-06-04 12:00"), energy_kwh=10.0),
+                                                  request_id="y"))
+                if during[0]["decision"] != "denied":
+                    state.accept("y", "s1", 0)
+            return result
+
+        state.replanner.replan = replan_then_cancel
+        limit = {"type": "grid_limit", "site_id": "s1", "grid_kw": 20.0}
+        state.replan([{**limit, "start": "2024-06-04T14:00", "end": "2024-06-04T15:00"}], "2024-06-04T11:00")
+        assert during[0]["decision"] == "denied" and "x" in during[0]["reason"], during[0]
+        assert state.releasing == {}
+        z = state.planner.admit(BookingRequest("c", local("2024-06-04 11:00"), local("2024-06-04 13:00"),
+                                               energy_kwh=10.0), at=local("2024-06-04 11:00"), request_id="z")
+        assert z["decision"] != "denied", z
+        state.accept("z", "s1", 0)
+        state.replanner.replan = first
+        reply = state.replan([{**limit, "start": "2024-06-04T15:00", "end": "2024-06-04T16:00"}], "2024-06-04T12:00")
+        events = pd.read_json(state.plan_dir / "events.json", typ="series")["events"]
+        assert any(e.get("reservation_id") == "z" and e["type"] == "booking" for e in events), reply
+    finally:
+        state.replanner.close()
+        state.ledger.dispose()
