@@ -40,3 +40,16 @@ class IdentityMemo(Generic[T]):
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return value
+
+    def peek(self, objects: tuple) -> T | None:
+        """The result kept for these very objects, or None."""
+        with self._lock:
+            hit = self._items.get(tuple(id(o) for o in objects))
+            return None if hit is None else hit[1]
+
+    def put(self, objects: tuple, value: T) -> None:
+        """Keep ``value`` as the result for these very objects (one derived more cheaply elsewhere)."""
+        with self._lock:
+            self._items[tuple(id(o) for o in objects)] = (objects, value)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scheduler.inputs.committed import read_committed
+from scheduler.inputs.committed import keep_committed, read_committed
 from scheduler.inputs.connectors import connector_holders
 from scheduler.inputs.memo import IdentityMemo
 from scheduler.inputs.settings import SolverConfig
@@ -52,7 +52,7 @@ from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
 from scheduler.inputs.units import SECONDS_PER_HOUR, distance_km
 from scheduler.optimization.site_handle import SiteModel
-from scheduler.planning.site_view import SitePlan, frozen_site, site_plan, with_plan_reserve
+from scheduler.planning.site_view import SitePlan, frozen_site, plan_with_cars, site_plan, with_plan_reserve
 
 if TYPE_CHECKING:
     from scheduler.planning.ledger import HeldBooking
@@ -629,11 +629,15 @@ def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tupl
     held = [b for b in held if b.request_id not in planned]
     if not held:
         return inputs, tables
+    base = tables
     tables = dict(tables)  # the tables it does not change are shared (plan tables are never changed in place)
     sites = {s.site.site_id: s for s in inputs.sites}
     station_site = {st.station_id: s.site.site_id for s in inputs.sites for st in s.stations}
     sess_rows, slot_rows = [], []
     added: dict[str, list[Session]] = {}  # site_id -> its held bookings, as sessions
+    station_kw: dict[str, list[tuple[str, int, float]]] = {}  # site_id -> (station, slot, kW) added, in order
+    import_kw: dict[str, list[tuple[int, float]]] = {}  # site_id -> (slot, kW) added to its import, in order
+    power_rows: list[tuple[str, int, float]] = []
     grid = inputs.grid
     ss, sl = tables["station_slots"], tables["site_slots"]
     ss_key = _ROWS.get((ss, grid), lambda: _rows_by(ss, "station_id", grid))
@@ -653,18 +657,25 @@ def with_bookings(inputs: Inputs, tables: dict[str, pd.DataFrame], held) -> tupl
             t = grid.label_slot(label)
             slot_rows.append({"reservation_id": b.request_id, "station_id": b.station_id, "slot_start": label,
                               "ev_kw": kw, "state": "in_progress"})
+            power_rows.append((b.request_id, t, float(kw)))
             if (b.station_id, t) in ss_key:
                 i = ss_key[(b.station_id, t)]
                 ss_ev[i] += kw
                 ss_link[i] += kw
+                station_kw.setdefault(sid, []).append((b.station_id, t, kw))
             if (sid, t) in sl_key:
                 sl_grid[sl_key[(sid, t)]] += kw
+                import_kw.setdefault(sid, []).append((t, kw))
     for sid, extra in added.items():  # one new SiteInputs per site (building one derives its lookups)
         sites[sid] = replace(sites[sid], sessions=sites[sid].sessions + tuple(extra))
     tables["station_slots"] = ss.assign(ev_kw=ss_ev, link_kw=ss_link)
     tables["site_slots"] = sl.assign(grid_kw=sl_grid)
     tables["sessions"] = pd.concat([tables["sessions"], pd.DataFrame(sess_rows)], ignore_index=True)
     tables["session_slots"] = pd.concat([tables["session_slots"], pd.DataFrame(slot_rows)], ignore_index=True)
+    # what admission reads of these tables is the base plan's with the bookings added: derived from the
+    # base's (read once per plan) instead of read again from the whole tables after every change
+    plan_with_cars(tables, base, {s.site.site_id: s for s in inputs.sites}, station_kw, import_kw)
+    keep_committed(tables, grid, read_committed(base, grid), power_rows, [b.request_id for b in held])
     return replace(inputs, sites=tuple(sites[s.site.site_id] for s in inputs.sites)), tables
 
 
@@ -673,7 +684,8 @@ _ROWS: IdentityMemo[dict[tuple[str, int], int]] = IdentityMemo()
 
 def _rows_by(frame: pd.DataFrame, key: str, grid) -> dict[tuple[str, int], int]:
     """(``key`` value, slot) -> row number of a plan table, for the rows on ``grid``'s slots."""
-    return {(k, int(t)): i for i, (k, t) in enumerate(zip(frame[key], grid.slot_index(frame["slot_start"]))) if t >= 0}
+    return {(k, t): i for i, (k, t) in enumerate(zip(frame[key].tolist(), grid.slot_index(frame["slot_start"]).tolist()))
+            if t >= 0}
 
 
 #: Key of each stored offer's free room per slot (``with_rooms``); kept in the ledger, not shown.

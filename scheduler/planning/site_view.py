@@ -23,15 +23,66 @@ class SitePlan:
     site_room_kw: np.ndarray  # grid limit - import + curtailed PV - every station's reserve, >= 0
     #: (station, slot) -> [(job_id, kW its blades would stop drawing if it moved away)], non-critical jobs
     movable_kw: dict[tuple[str, int], list[tuple[str, float]]] = field(default_factory=dict)
+    #: the site's grid limit, import and curtailed PV per slot, which ``site_room_kw`` came from
+    import_parts_kw: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 _SITE_PLANS: IdentityMemo[SitePlan] = IdentityMemo()
 
 
 def site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
-    """The site's plan as arrays (read once per site and set of tables)."""
-    frames = (site, tables["station_slots"], tables["site_slots"], tables["job_slots"])
-    return _SITE_PLANS.get(frames, lambda: _site_plan(site, tables))
+    """The site's plan as arrays (read once per site and set of tables; for tables ``plan_with_cars``
+    registered, derived from their base's)."""
+    def compute() -> SitePlan:
+        derived = _DERIVED.peek((tables["station_slots"],))
+        if derived is None:
+            return _site_plan(site, tables)
+        base_tables, base_sites, station_kw, import_kw = derived
+        sid = site.site.site_id
+        return _with_cars(site_plan(base_sites[sid], base_tables), station_kw.get(sid, ()), import_kw.get(sid, ()))
+
+    return _SITE_PLANS.get((site, tables["station_slots"], tables["site_slots"], tables["job_slots"]), compute)
+
+
+#: station_slots of tables made from a base plan by adding cars -> (base tables, base sites by id, added power)
+_DERIVED: IdentityMemo[tuple] = IdentityMemo()
+
+
+def plan_with_cars(tables: dict[str, pd.DataFrame], base: dict[str, pd.DataFrame], base_sites: dict[str, SiteInputs],
+                   station_kw: dict[str, list[tuple[str, int, float]]],
+                   import_kw: dict[str, list[tuple[int, float]]]) -> None:
+    """Register ``tables`` as ``base`` with more cars' power added, so that ``site_plan`` of a site on them
+    is derived from the base's (read once per plan) instead of read from the whole tables again: per
+    site id, each (station, slot, kW) of ``station_kw`` added to that station's draw and cars and each
+    (slot, kW) of ``import_kw`` to the site's import, in that order (as ``admission.with_bookings``
+    makes the tables). ``base_sites``: the sites of ``base``, by id. The arrays come out as reading the
+    tables would give them, to the bit: the same additions in the same order, and the site's room from
+    its parts by the same formula. ``tables`` must share ``base``'s job_slots."""
+    _DERIVED.put((tables["station_slots"],), (base, base_sites, station_kw, import_kw))
+
+
+def _with_cars(base: SitePlan, station_kw, import_kw) -> SitePlan:
+    if not station_kw and not import_kw:
+        return base
+    draw, ev = dict(base.draw_kw), dict(base.ev_kw)
+    limit, grid_kw, curtailed = base.import_parts_kw
+    grid_kw = grid_kw.copy()
+    copied: set[str] = set()
+    for sid, t, kw in station_kw:
+        if sid not in copied:
+            draw[sid], ev[sid] = draw[sid].copy(), ev[sid].copy()
+            copied.add(sid)
+        draw[sid][t] += kw
+        ev[sid][t] += kw
+    for t, kw in import_kw:
+        grid_kw[t] += kw
+    room = _site_room_kw(limit, grid_kw, curtailed, base.reserve_kw)
+    return replace(base, draw_kw=draw, ev_kw=ev, site_room_kw=room, import_parts_kw=(limit, grid_kw, curtailed))
+
+
+def _site_room_kw(limit: np.ndarray, grid_kw: np.ndarray, curtailed: np.ndarray,
+                  reserve_kw: dict[str, np.ndarray]) -> np.ndarray:
+    return np.maximum(limit - grid_kw + curtailed - sum(reserve_kw.values()), 0.0)
 
 
 def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
@@ -51,10 +102,12 @@ def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
     sl = sl[sl["site_id"] == site.site.site_id]
     ts = grid.slot_index(sl["slot_start"])
     ok = ts >= 0
-    room = np.zeros(n)
-    room[ts[ok]] = (sl["grid_limit_kw"].to_numpy(float) - sl["grid_kw"].to_numpy(float)
-                    + sl["pv_curtailed_kw"].to_numpy(float))[ok]
-    room = np.maximum(room - sum(out["reserve_kw"].values()), 0.0)
+    parts = []
+    for name in ("grid_limit_kw", "grid_kw", "pv_curtailed_kw"):
+        a = np.zeros(n)
+        a[ts[ok]] = sl[name].to_numpy(float)[ok]
+        parts.append(a)
+    room = _site_room_kw(*parts, out["reserve_kw"])
     movable: dict[tuple[str, int], list[tuple[str, float]]] = {}
 
     def can_move(j) -> bool:  # to another station, or to other slots of its window
@@ -65,11 +118,12 @@ def _site_plan(site: SiteInputs, tables: dict[str, pd.DataFrame]) -> SitePlan:
     standby = {st.station_id: st.blade_standby_kw for st in site.stations}
     js = tables["job_slots"]
     js = js[js["station_id"].isin(ids) & ~js["job_id"].isin(critical)]
-    for j, sid, t, blades, kw in zip(js["job_id"], js["station_id"], grid.slot_index(js["slot_start"]), js["blades"],
-                                     js["power_kw"]):
+    for j, sid, t, blades, kw in zip(js["job_id"].tolist(), js["station_id"].tolist(),
+                                     grid.slot_index(js["slot_start"]).tolist(), js["blades"].tolist(),
+                                     js["power_kw"].tolist()):
         if t >= 0:
             movable.setdefault((sid, t), []).append((str(j), max(float(kw) - float(blades) * standby[sid], 0.0)))
-    return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room, movable)
+    return SitePlan(out["link_kw"], out["ev_kw"], out["reserve_kw"], room, movable, tuple(parts))
 
 
 _RESERVED: IdentityMemo[SiteInputs] = IdentityMemo()
@@ -107,8 +161,9 @@ def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan,
     js = tables["job_slots"]
     away_slots: dict[str, int] = {}  # job -> slots it keeps running at frozen stations
     ran_whole: set[str] = set()
-    for j, sid, t, blades, kw in zip(js["job_id"], js["station_id"], grid.slot_index(js["slot_start"]), js["blades"],
-                                     js["power_kw"]):
+    for j, sid, t, blades, kw in zip(js["job_id"].tolist(), js["station_id"].tolist(),
+                                     grid.slot_index(js["slot_start"]).tolist(), js["blades"].tolist(),
+                                     js["power_kw"].tolist()):
         if sid in whole:
             ran_whole.add(j)
         elif j in movable and t >= free_from:
