@@ -19,7 +19,9 @@ Reported: admissions answered and their latency over HTTP (p50, p99, max), error
 unexpected status), acknowledged acceptances missing from the ledger afterwards (must be 0),
 double bookings (stations holding more cars than connectors; must be 0), and whether the plan that
 takes in every held booking (the service's last plan, or one re-planned with those it does not hold
-yet posted as ``booking`` events) passes ``evdc verify``.
+yet posted as ``booking`` events) passes ``evdc verify``. Also: the service's answers by solve budget
+(``/metrics`` ``evdc_answers_total``: none waiting, shared with those waiting, too little for a solve)
+and how many answers the ledger records as given by arithmetic for lack of time (``solve_skipped``).
 
     python benchmarks/serve_load.py [--stations 50] [--clients 20] [--seconds 120] [--kills 0] [--think-s 1]
 """
@@ -184,6 +186,7 @@ def main() -> None:
         lost = [rid for rid, state in acknowledged.items()
                 if (ledger.record(rid) or {}).get("status") != state]
         held = ledger.held()
+        skipped = int(ledger.requests()["solve_skipped"].sum())
         double = [sid for sid in stations
                   if most_at_once([(r.arrival, r.departure) for r in list(site.sessions) + held
                                    if r.station_id == sid]) > site.station(sid).connectors]
@@ -198,6 +201,8 @@ def main() -> None:
             events = [booking_event(b, grid.timezone) for b in held if b.request_id not in planned]
             final = c.post("/v1/events", headers=auth, json={"at": local(grid.start_utc), "events": events}) \
                 if events else None
+            budgets = {line.split('"')[1]: int(float(line.split()[-1])) for line in c.get("/metrics").text.splitlines()
+                       if line.startswith("evdc_answers_total{")}
         server.stop()
         verified = "-"
         if final is None or final.status_code == 200:  # the service's last plan holds every booking already
@@ -209,11 +214,12 @@ def main() -> None:
             verified = f"re-plan refused {final.status_code}: {final.text[:200]}"
         lat = np.array(latencies)
         print("| stations | clients | think s | seconds | kills | admissions | p50 s | p99 s | max s | errors | lost | "
-              "double bookings | held | final plan |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "double bookings | held | final plan | answers by budget: full / shared / arithmetic | solves skipped |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         print(f"| {args.stations} | {args.clients} | {args.think_s:g} | {wall:.0f} | {args.kills} | {len(lat)} | "
               f"{statistics.median(lat):.2f} | {np.percentile(lat, 99):.2f} | {lat.max():.2f} | {len(errors)} | "
-              f"{len(lost)} | {len(double)} | {len(held)} | {verified} |")
+              f"{len(lost)} | {len(double)} | {len(held)} | {verified} | "
+              f"{budgets.get('full', 0)} / {budgets.get('shared', 0)} / {budgets.get('arithmetic', 0)} | {skipped} |")
         for e in errors[:5]:
             print("error:", e)
 

@@ -240,28 +240,44 @@ class SiteInputs:
     def station_ids(self) -> tuple[str, ...]:
         return tuple(s.station_id for s in self.stations)
 
+    # Lookups derived once per SiteInputs (it is frozen): admission asks them for every station of
+    # every answer, and the power tree's walk is the same each time.
+    @cached_property
+    def _stations_by_id(self) -> dict[str, Station]:
+        return {s.station_id: s for s in self.stations}
+
+    @cached_property
+    def _link_paths(self) -> dict[str, tuple[str, ...]]:
+        parent = {lk.link_id: lk.parent_id for lk in self.links}
+        paths = {}
+        for st in self.stations:
+            chain, node = [], st.link_id
+            while node is not None:
+                chain.append(node)
+                node = parent[node]
+            paths[st.station_id] = tuple(chain)
+        return paths
+
+    @cached_property
+    def _stations_below(self) -> dict[str, tuple[str, ...]]:
+        below: dict[str, list[str]] = {lk.link_id: [] for lk in self.links}
+        for st in self.stations:
+            for node in self._link_paths[st.station_id]:
+                below[node].append(st.station_id)
+        return {k: tuple(v) for k, v in below.items()}
+
     def station(self, station_id: str) -> Station:
-        for s in self.stations:
-            if s.station_id == station_id:
-                return s
-        raise KeyError(station_id)
+        return self._stations_by_id[station_id]
 
     def link_path(self, station_id: str) -> tuple[str, ...]:
         """The links a station draws through, from its own up to the site's source (empty without one)."""
-        parent = {lk.link_id: lk.parent_id for lk in self.links}
-        chain, node = [], self.station(station_id).link_id
-        while node is not None:
-            chain.append(node)
-            node = parent[node]
-        return tuple(chain)
+        if station_id not in self._link_paths:
+            raise KeyError(station_id)
+        return self._link_paths[station_id]
 
     def stations_below(self) -> dict[str, tuple[str, ...]]:
         """link_id -> the stations drawing through it (directly or through links below it)."""
-        below: dict[str, list[str]] = {lk.link_id: [] for lk in self.links}
-        for st in self.stations:
-            for node in self.link_path(st.station_id):
-                below[node].append(st.station_id)
-        return {k: tuple(v) for k, v in below.items()}
+        return dict(self._stations_below)
 
     def with_reserve(self, reserve_kw: Mapping[str, np.ndarray]) -> "SiteInputs":
         return replace(self, reserve_kw=reserve_kw)

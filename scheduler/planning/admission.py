@@ -78,6 +78,10 @@ ADMIT_SOLVER = SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_M
 #: (``SiteModel.solve(deadline=)``), whatever ADMIT_TIME_LIMIT_S leaves; reading the answer and sizing
 #: the alternatives follow. A caller's own solver has its own time limits and no budget.
 ADMIT_BUDGET_S = 0.34
+#: Least budget worth a solve (s): building and compiling an answer's model takes about 0.05-0.15 s at
+#: 50 stations before HiGHS starts. With less (a service sharing its budget among requests waiting
+#: behind this one), an answer the arithmetic fill gives (``fill_offer``) stands without a solve.
+MIN_SOLVE_BUDGET_S = 0.1
 #: Relative slack on what a stay can take before a request is refused as asking more than it
 #: (rounding of the times and powers it is given in).
 STAY_ENERGY_REL_TOL = 1e-9
@@ -155,15 +159,20 @@ class Admission:
     details: dict = field(default_factory=dict)
     timezone: str = "UTC"  # the scenario's: times in as_dict are local to it
     slot_starts: tuple[str, ...] = ()  # the plan's slot labels (local ISO 8601), for each offer's profile
+    #: the arithmetic answer stood without the solve it would have had, for lack of budget (``MIN_SOLVE_BUDGET_S``)
+    solve_skipped: bool = False
 
     def as_dict(self) -> dict:
         """The answer as ``evdc admit --json`` prints it: the requested station's offer, ``shortfall_kwh``
-        (what it leaves of the request) and the alternatives, best first."""
+        (what it leaves of the request) and the alternatives, best first; with ``SKIPPED_KEY`` when a
+        solve was left out for lack of budget (kept in the ledger, not shown to clients)."""
         tz, starts = self.timezone, self.slot_starts
         out = {**self.offer.as_dict(tz, starts),
                "shortfall_kwh": round(max(self.request.energy_kwh - self.offer.planned_kwh, 0.0), 3),
                "alternatives": [a.as_dict(tz, starts) for a in self.alternatives], "seconds": round(self.seconds, 3)}
         out.pop("kind")
+        if self.solve_skipped:
+            out[SKIPPED_KEY] = True
         return out
 
 
@@ -560,7 +569,9 @@ def admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingReque
     station may then move to any station of the site). ``move_jobs=False`` skips the second solve: the
     answer then leaves every job where the plan has it. The garbage collector waits while it answers
     (``collector_paused``). ``budget_s``: the seconds the answer's solves must end by (default
-    ``ADMIT_BUDGET_S`` with admission's own solver, none with a caller's ``solver``). A stay that
+    ``ADMIT_BUDGET_S`` with admission's own solver, none with a caller's ``solver``); below
+    ``MIN_SOLVE_BUDGET_S`` the arithmetic answer stands where there is one, and a solve that ends
+    without an answer leaves it too. A stay that
     began before the slot of ``at`` (the request time) is answered from that slot on: the offer, and
     the booking it makes, start there.
     """
@@ -589,13 +600,16 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
         request = replace(request, arrival=grid.starts_utc[start_slot])
     full = connector_full(site, request, request.station_id)
     fill, exact = (None, False) if full or not reduce else fill_offer(site, tables, sp, request, request.station_id)
+    # too little time for a solve: the arithmetic answer stands (where there is one)
+    skipped = not exact and fill is not None and budget_s is not None and budget_s < MIN_SOLVE_BUDGET_S
+    exact = exact or skipped
     move = not full and not exact and move_jobs and _jobs_in_the_way(site, tables, request)
     if full:
         offer = Offer(request.station_id, "denied", "", 0.0, reason=full)
     elif exact or (move and fill is not None):
         offer = fill  # exact, or the floor the move solve must beat (it stands in for the first solve)
-    else:
-        offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce, deadline)
+    else:  # a solve that ends without an answer leaves the arithmetic one
+        offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce, deadline) or fill
     if move and (offer is None or offer.decision != "granted"):
         moved = _try(site, tables, sp, request, request.station_id, start_slot, True, solver, reduce, deadline)
         if moved is not None and (offer is None or moved.planned_kwh > offer.planned_kwh + 1e-6):
@@ -608,7 +622,7 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
         nearby = [(with_plan_reserve(o, osp), osp, km) for o, osp, km in nearby]
         alternatives = alternatives_for(site, sp, request, offer, at, nearby)
     return Admission(request, offer, tuple(alternatives[:MAX_ALTERNATIVES]), time.perf_counter() - t0,
-                     timezone=grid.timezone, slot_starts=grid.starts_local_text)
+                     timezone=grid.timezone, slot_starts=grid.starts_local_text, solve_skipped=skipped)
 
 
 def request_fields(request: BookingRequest) -> dict:
@@ -690,6 +704,8 @@ def _rows_by(frame: pd.DataFrame, key: str, grid) -> dict[tuple[str, int], int]:
 
 #: Key of each stored offer's free room per slot (``with_rooms``); kept in the ledger, not shown.
 ROOM_KEY = "_room_kw"
+#: Key of an answer whose solve was left out for lack of budget (``Admission.solve_skipped``); kept in the ledger, not shown.
+SKIPPED_KEY = "_solve_skipped"
 
 
 def with_rooms(inputs: Inputs, tables: dict[str, pd.DataFrame], answer: dict) -> dict:
@@ -713,10 +729,11 @@ def _room_kw(inputs: Inputs, tables: dict[str, pd.DataFrame], station_id: str) -
 
 
 def public_answer(answer: dict) -> dict:
-    """An answer as a client sees it: without the stored rooms (``with_rooms``)."""
-    out = {k: v for k, v in answer.items() if k != ROOM_KEY}
+    """An answer as a client sees it: without what the ledger keeps for itself (keys starting ``_``: the
+    stored rooms, ``with_rooms``, and ``SKIPPED_KEY``)."""
+    out = {k: v for k, v in answer.items() if not k.startswith("_")}
     if "alternatives" in out:
-        out["alternatives"] = [{k: v for k, v in a.items() if k != ROOM_KEY} for a in out["alternatives"]]
+        out["alternatives"] = [{k: v for k, v in a.items() if not k.startswith("_")} for a in out["alternatives"]]
     return out
 
 

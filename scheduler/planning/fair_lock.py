@@ -33,6 +33,12 @@ class FairLock:
             else:
                 self._held = False
 
+    @property
+    def waiting(self) -> int:
+        """How many threads wait for the lock now."""
+        with self._mutex:
+            return len(self._waiters)
+
     def __enter__(self) -> "FairLock":
         self.acquire()
         return self

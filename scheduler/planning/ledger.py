@@ -300,8 +300,11 @@ class Ledger:
             return [rid for (rid,) in rows]
 
     def requests(self) -> pd.DataFrame:
-        """One row per request: id, received_at, status, station, decision, planned_kwh, and the booked
-        station and stay when accepted."""
+        """One row per request: id, received_at, status, station, decision, planned_kwh, the booked
+        station and stay when accepted, and ``solve_skipped``: the answer was given by arithmetic for lack
+        of time (``scheduler.planning.admission.SKIPPED_KEY``; a busy service's shared budget)."""
+        from scheduler.planning.admission import SKIPPED_KEY
+
         r = _REQUESTS.c
         with self._reading() as db:
             rows = db.execute(sa.select(r.request_id, r.received_at, r.status, r.request, r.answer, r.booking)
@@ -313,10 +316,10 @@ class Ledger:
                         "station_id": json.loads(request)["station_id"], "decision": a["decision"],
                         "planned_kwh": a["planned_kwh"], "booked_station_id": b.get("station_id", ""),
                         "booked_start": b.get("start", ""), "booked_end": b.get("end", ""),
-                        "booked_kwh": b.get("energy_kwh", "")})
+                        "booked_kwh": b.get("energy_kwh", ""), "solve_skipped": bool(a.get(SKIPPED_KEY, False))})
         return pd.DataFrame(out, columns=["request_id", "received_at", "status", "station_id", "decision",
                                           "planned_kwh", "booked_station_id", "booked_start", "booked_end",
-                                          "booked_kwh"])
+                                          "booked_kwh", "solve_skipped"])
 
     def log(self) -> pd.DataFrame:
         """Every action, in order: seq, request_id, at, action, detail (JSON)."""

@@ -109,25 +109,28 @@ class Planner:
         return pd.Timestamp(at).tz_convert("UTC") if at else None
 
     def admit(self, request: BookingRequest, at: pd.Timestamp | None = None, request_id: str | None = None,
-              labels: dict[str, str] | None = None, party: str | None = None) -> Admission | dict:
+              labels: dict[str, str] | None = None, party: str | None = None,
+              budget_s: float | None = None) -> Admission | dict:
         """Answer ``request`` (``admission.admit``) against the plan and the bookings held now. With a
         ``request_id`` and a ledger, the answer is recorded and its dict (``Admission.as_dict``) returned:
         the stored one when the same request was asked before under that id. ``party`` (who asks, e.g. a
         driver app's id) is stored with the request: the same id from another party is another request.
         A re-planned plan's slots before its re-plan (``replanned_at``) are history: a request made
-        earlier, or without ``at``, is taken as made then."""
+        earlier, or without ``at``, is taken as made then. ``budget_s``: this answer's budget (default the
+        planner's, ``admission.admit``)."""
+        budget_s = self.budget_s if budget_s is None else budget_s
         since = self.replanned_at
         if since is not None and (at is None or at < since):
             at = since  # the plan's slots before its re-plan are history: a request is made then at the earliest
         request = check_request(self.inputs, request, at, labels)  # a bad request: refused, nothing stored
         if self.ledger is None or request_id is None:
-            return admit(*self.view(), request, at, self.solver, budget_s=self.budget_s)
+            return admit(*self.view(), request, at, self.solver, budget_s=budget_s)
         request = replace(request, reservation_id=request_id)
         fields = request_fields(request) | ({"party": party} if party is not None else {})
 
         def answer(held) -> dict:
             view = self.view(self._with_elsewhere(held))
-            return with_rooms(*view, admit(*view, request, at, self.solver, budget_s=self.budget_s).as_dict())
+            return with_rooms(*view, admit(*view, request, at, self.solver, budget_s=budget_s).as_dict())
 
         return public_answer(self.ledger.answer(request_id, fields, answer))
 

@@ -15,7 +15,11 @@ again after a crash, the service reads the pointer, the plan it names (with its 
 the ledger, and is where it was.
 
 Requests on one site are answered one at a time, in the order they came (a first-come lock per site,
-``FairLock``); other sites proceed in parallel.
+``FairLock``); other sites proceed in parallel. An answer shares admission's time budget
+(``admission.ADMIT_BUDGET_S``) with the requests waiting behind it (``_State.answer_budget_s``), so a
+queue drains in about one budget rather than one budget per request; with too little left for a solve
+(``admission.MIN_SOLVE_BUDGET_S``) the arithmetic answer stands. ``/metrics`` counts the answers by
+budget (``evdc_answers_total``).
 Re-plans run one at a time, in a child process (``replan_worker``), computed while requests go on
 against the current plan; only the switch to the new plan takes every site's lock.
 
@@ -129,6 +133,11 @@ class _Metrics:
     requests: dict = field(default_factory=lambda: defaultdict(int))  # (method, route, status) -> count
     seconds: dict = field(default_factory=lambda: defaultdict(float))  # route -> total seconds
     counts: dict = field(default_factory=lambda: defaultdict(int))  # route -> calls
+    answers: dict = field(default_factory=lambda: defaultdict(int))  # budget class -> admission answers
+
+    def answered(self, kind: str) -> None:
+        with self.lock:
+            self.answers[kind] += 1
 
     def add(self, method: str, route: str, status: int, seconds: float) -> None:
         with self.lock:
@@ -174,6 +183,17 @@ class _State:
         if hasattr(self, "releasing"):
             planner.held_elsewhere = self._releasing
         return planner
+
+    def answer_budget_s(self, site: str) -> tuple[float, str]:
+        """The solve budget of the answer the site's lock holder gives now, and its class for /metrics:
+        the planner's budget (admission's ``ADMIT_BUDGET_S`` by default) shared with the requests
+        waiting behind it, ``full`` with none waiting, ``shared``, or ``arithmetic`` when below what a
+        solve needs (``MIN_SOLVE_BUDGET_S``)."""
+        from scheduler.planning.admission import ADMIT_BUDGET_S, MIN_SOLVE_BUDGET_S
+
+        waiting = self.site_locks[site].waiting
+        budget = (self.planner.budget_s or ADMIT_BUDGET_S) / (1 + waiting)
+        return budget, "full" if not waiting else ("shared" if budget >= MIN_SOLVE_BUDGET_S else "arithmetic")
 
     def _releasing(self) -> tuple[HeldBooking, ...]:
         with self.release_lock:
@@ -422,6 +442,11 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
             for route in sorted(m.counts):
                 lines.append(f'evdc_request_seconds_sum{{route="{route}"}} {m.seconds[route]:.6f}')
                 lines.append(f'evdc_request_seconds_count{{route="{route}"}} {m.counts[route]}')
+            lines += ["# HELP evdc_answers_total Booking answers by solve budget: full (no request waiting), shared "
+                      "(with those waiting), arithmetic (too little left for a solve).",
+                      "# TYPE evdc_answers_total counter"]
+            for kind in ("full", "shared", "arithmetic"):
+                lines.append(f'evdc_answers_total{{budget="{kind}"}} {m.answers[kind]}')
         held = len(state(request).ledger.held())
         lines += ["# HELP evdc_bookings_held Accepted bookings holding a station.", "# TYPE evdc_bookings_held gauge",
                   f"evdc_bookings_held {held}"]
@@ -443,7 +468,9 @@ def create_app(scenario_dir: str | Path | None = None, plan_dir: str | Path | No
                                  flex_hours=body.flex_hours, max_km=body.max_km)
             at = parse_instant(body.at, tz, "at", None, "at") if body.at else None
             with st.site_locks[site]:
-                answer = st.planner.admit(req, at, request_id=body.request_id, party=who.party)
+                budget_s, kind = st.answer_budget_s(site)
+                answer = st.planner.admit(req, at, request_id=body.request_id, party=who.party, budget_s=budget_s)
+            st.metrics.answered(kind)
         except EvdcError as exc:
             raise unprocessable(exc) from None
         return {"request_id": body.request_id, **answer}

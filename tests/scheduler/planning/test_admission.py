@@ -53,6 +53,25 @@ def test_request_beyond_the_budget_is_partial_with_an_alternative(tmp_path):
     assert late.alternatives[0].planned_kwh == pytest.approx(10.0, abs=1e-3)
 
 
+def test_with_too_little_budget_for_a_solve_the_arithmetic_answer_stands(tmp_path, monkeypatch):
+    """The request of the test above (18 kWh at b in hour 1, 10 kW free) is not exact by arithmetic: it
+    is solved. With a budget below MIN_SOLVE_BUDGET_S (a busy service's share) no model is built: the
+    fill's 10 kWh stand, the answer says the solve was skipped, and clients do not see that mark."""
+    from scheduler.planning import admission
+    from scheduler.planning.admission import MIN_SOLVE_BUDGET_S, SKIPPED_KEY, public_answer
+
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    req = BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=18)
+    solved = admit(inputs, tables, req)
+    assert not solved.solve_skipped and SKIPPED_KEY not in solved.as_dict()
+    built = []
+    monkeypatch.setattr(admission, "SiteModel", lambda *a, **kw: built.append(a) or pytest.fail("a model was built"))
+    quick = admit(inputs, tables, req, budget_s=MIN_SOLVE_BUDGET_S / 2)
+    assert quick.solve_skipped and not built
+    assert (quick.offer.decision, quick.offer.planned_kwh) == ("partial", pytest.approx(10.0, abs=1e-3))
+    assert quick.as_dict()[SKIPPED_KEY] is True and SKIPPED_KEY not in public_answer(quick.as_dict())
+
+
 def test_a_station_takes_as_many_cars_as_it_has_connectors(tmp_path):
     """Station a (two connectors, a 30 kW charger, 40 kW link) holds r1 (20 kW in hour 1). A second car
     in hour 1 shares the charger: 30 - 20 = 10 kWh of 18 (partial); in hour 2 it gets its 18. With r1

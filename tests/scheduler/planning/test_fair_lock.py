@@ -26,10 +26,11 @@ def test_waiters_get_the_lock_in_the_order_they_asked():
         t = threading.Thread(target=worker, args=(k,))
         t.start()
         deadline = time.monotonic() + 10
-        while len(lock._waiters) < k + 1:  # this thread is queued before the next one starts
+        while lock.waiting < k + 1:  # this thread is queued before the next one starts
             assert time.monotonic() < deadline, "a worker never queued"
             time.sleep(0.0005)
         threads.append(t)
+    assert lock.waiting == WAITERS
     lock.release()
     for t in threads:
         t.join(timeout=10)
@@ -37,7 +38,7 @@ def test_waiters_get_the_lock_in_the_order_they_asked():
     # free again: taken at once, and a lone holder releases it to nobody
     lock.acquire()
     lock.release()
-    assert not lock._held and not lock._waiters
+    assert not lock._held and lock.waiting == 0
 
 
 def test_only_one_holder_at_a_time_under_contention():

@@ -153,6 +153,24 @@ def test_a_booking_is_answered_accepted_and_guarded(served):
         assert c.get("/v1/stations/b/schedule", headers=auth(keys["charger"])).json()["bookings_held"] == []
 
 
+def _answers(c: httpx.Client) -> dict[str, int]:
+    return {line.split('"')[1]: int(line.split()[-1]) for line in c.get("/metrics").text.splitlines()
+            if line.startswith("evdc_answers_total{")}
+
+
+def test_metrics_count_the_answers_by_budget(served):
+    """An answer given with no request waiting behind it counts as one with the full budget."""
+    server, keys = served
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        before = _answers(c)
+        assert set(before) == {"full", "shared", "arithmetic"}
+        ask = {**BOOKING, "request_id": "app-1-metrics", "arrival": "2024-06-04T16:00", "departure": "2024-06-04T17:00",
+               "energy_kwh": 5}
+        assert c.post("/v1/bookings", headers=auth(keys["driver"]), json=ask).status_code == 200
+        after = _answers(c)
+        assert after == {**before, "full": before["full"] + 1}
+
+
 def test_a_key_past_its_rate_gets_429(served):
     server, _ = served
     key = auth(token(server.scen, "operator", "burst"))
