@@ -52,6 +52,7 @@ from scheduler.inputs.errors import EvdcError, InputError
 from scheduler.inputs.typed import Inputs, Session, SiteInputs
 from scheduler.inputs.units import SECONDS_PER_HOUR, distance_km
 from scheduler.optimization.site_handle import SiteModel
+from scheduler.planning.ledger import SKIPPED_KEY
 from scheduler.planning.site_view import SitePlan, frozen_site, plan_with_cars, site_plan, with_plan_reserve
 
 if TYPE_CHECKING:
@@ -704,8 +705,6 @@ def _rows_by(frame: pd.DataFrame, key: str, grid) -> dict[tuple[str, int], int]:
 
 #: Key of each stored offer's free room per slot (``with_rooms``); kept in the ledger, not shown.
 ROOM_KEY = "_room_kw"
-#: Key of an answer whose solve was left out for lack of budget (``Admission.solve_skipped``); kept in the ledger, not shown.
-SKIPPED_KEY = "_solve_skipped"
 
 
 def with_rooms(inputs: Inputs, tables: dict[str, pd.DataFrame], answer: dict) -> dict:

@@ -72,6 +72,11 @@ _LOG = sa.Table(
 )
 
 
+#: Key of a stored answer given by arithmetic for lack of budget (``admission.Admission.solve_skipped``);
+#: kept in the ledger, not shown to clients.
+SKIPPED_KEY = "_solve_skipped"
+
+
 @dataclass(frozen=True)
 class HeldBooking:
     """An accepted offer: it holds a connector of ``station_id`` from ``start`` to ``end`` and draws
@@ -302,9 +307,7 @@ class Ledger:
     def requests(self) -> pd.DataFrame:
         """One row per request: id, received_at, status, station, decision, planned_kwh, the booked
         station and stay when accepted, and ``solve_skipped``: the answer was given by arithmetic for lack
-        of time (``scheduler.planning.admission.SKIPPED_KEY``; a busy service's shared budget)."""
-        from scheduler.planning.admission import SKIPPED_KEY
-
+        of time (``SKIPPED_KEY``; a busy service's shared budget)."""
         r = _REQUESTS.c
         with self._reading() as db:
             rows = db.execute(sa.select(r.request_id, r.received_at, r.status, r.request, r.answer, r.booking)
