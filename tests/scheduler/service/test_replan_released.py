@@ -11,17 +11,22 @@ from tests.scenario_files import write_scenario
 from tests.scheduler.planning.test_planner import DAY, SOLVER
 
 
+def _service(tmp_path):
+    """The service's state over the planned DAY scenario, and local time (text) to UTC."""
+    sc = Scenario.from_dir(write_scenario(tmp_path / "scen", **DAY))
+    plan_dir = plan_to_dir(sc, tmp_path / "plan", SOLVER).written.path
+    state = _State(sc.directory, plan_dir, None, 600.0, tmp_path / "state")
+    tz = state.planner.inputs.grid.timezone
+    return state, lambda s: pd.Timestamp(s).tz_localize(tz).tz_convert("UTC")
+
+
 def test_a_booking_cancelled_during_a_replan_leaves_the_new_plan(tmp_path):
     """x is held when a re-plan from 11:00 starts, so the re-plan takes it in (09:00-13:00 at c); the
     driver cancels it while the re-plan runs. The service re-plans again from the new plan before
     switching, so the plan it switches to holds x only until 11:00 (its no_show), and a later booking
     can have the station. With one re-plan only, x would hold c until 13:00."""
-    sc = Scenario.from_dir(write_scenario(tmp_path / "scen", **DAY))
-    plan_dir = plan_to_dir(sc, tmp_path / "plan", SOLVER).written.path
-    state = _State(sc.directory, plan_dir, None, 600.0, tmp_path / "state")
+    state, local = _service(tmp_path)
     try:
-        tz = state.planner.inputs.grid.timezone
-        local = lambda s: pd.Timestamp(s).tz_localize(tz).tz_convert("UTC")  # noqa: E731
         answer = state.planner.admit(BookingRequest("c", local("2024-06-04 09:00"), local("2024-06-04 13:00"),
                                                     energy_kwh=20.0), request_id="x")
         assert answer["decision"] != "denied", answer
@@ -56,12 +61,8 @@ def test_a_booking_cancelled_during_a_replan_keeps_its_connector_until_the_switc
     booking for 10:00-12:00 at c is refused, naming x: accepted, it would overlap x in that plan and the
     next re-plan would fail on it. After the switch c is free from 11:00, and a booking there is taken in
     by the next re-plan."""
-    sc = Scenario.from_dir(write_scenario(tmp_path / "scen", **DAY))
-    plan_dir = plan_to_dir(sc, tmp_path / "plan", SOLVER).written.path
-    state = _State(sc.directory, plan_dir, None, 600.0, tmp_path / "state")
+    state, local = _service(tmp_path)
     try:
-        tz = state.planner.inputs.grid.timezone
-        local = lambda s: pd.Timestamp(s).tz_localize(tz).tz_convert("UTC")  # noqa: E731
         state.planner.admit(BookingRequest("c", local("2024-06-04 09:00"), local("2024-06-04 13:00"), energy_kwh=20.0),
                             request_id="x")
         state.accept("x", "s1", 0)
