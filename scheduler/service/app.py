@@ -160,16 +160,15 @@ class _State:
         (self.root / "plans").mkdir(parents=True, exist_ok=True)
         pointer = self.root / POINTER_FILE
         self.plan_dir = Path(pointer.read_text(encoding="utf-8").strip()) if pointer.is_file() else Path(plan_dir)
+        # bookings given back while a re-plan runs, which that re-plan may have taken in (``cancel``)
+        self.release_lock = threading.Lock()
+        self.replanning = False
+        self.releasing: dict[str, HeldBooking] = {}
         self.planner = self._load(self.plan_dir)
         self.secret = _secret(self.root / SECRET_FILE)
         self.site_of = {st.station_id: s.site.site_id for s in self.planner.inputs.sites for st in s.stations}
         self.site_locks = {s.site.site_id: FairLock() for s in self.planner.inputs.sites}
         self.replan_lock = threading.Lock()
-        # bookings given back while a re-plan runs, which that re-plan may have taken in (``cancel``)
-        self.release_lock = threading.Lock()
-        self.replanning = False
-        self.releasing: dict[str, HeldBooking] = {}
-        self.planner.held_elsewhere = self._releasing
         self.rate = rate_per_minute
         self.buckets: dict[str, _Bucket] = {}
         self.bucket_lock = threading.Lock()
@@ -180,8 +179,7 @@ class _State:
         from scheduler.api import open_planner
 
         planner = open_planner(self.scenario, plan_dir, self.ledger)
-        if hasattr(self, "releasing"):
-            planner.held_elsewhere = self._releasing
+        planner.held_elsewhere = self._releasing
         return planner
 
     def answer_budget_s(self, site: str) -> tuple[float, str]:
