@@ -232,6 +232,35 @@ def demo_free(tmp_path_factory):
     return inputs, read_plan(write_plan(plan(inputs), tmp_path_factory.mktemp("demo_free") / "plan"))
 
 
+def test_a_view_with_held_bookings_reads_as_its_tables(demo_free):
+    """``with_bookings`` derives each site's plan arrays and the committed decisions from the base plan's
+    (``plan_with_cars``, ``keep_committed``) instead of reading the view's tables again. With one held
+    booking and with six (two at one station, overlapping in two slots), what it derives equals what
+    reading the view's tables gives, to the bit, at every site of the demo."""
+    from scheduler.inputs.committed import _read_committed, read_committed
+    from scheduler.planning import admission, site_view
+    from scheduler.planning.ledger import HeldBooking
+
+    inputs, tables = demo_free
+    grid = inputs.grid
+    labels = grid.starts_local_text
+    stations = [inputs.stations[i].station_id for i in (0, 1, 2, 3, 4, 0)]
+    held = [HeldBooking(f"h{i}", sid, grid.starts_utc[20 + 2 * i], grid.starts_utc[24 + 2 * i], 10.0, "", None,
+                        tuple((labels[20 + 2 * i + k], 1.1 + 0.7 * k) for k in range(4)))
+            for i, sid in enumerate(stations)]
+    for n in (1, 6):
+        v_inputs, v_tables = admission.with_bookings(inputs, tables, held[:n])
+        assert site_view._DERIVED.peek((v_tables["station_slots"],)) is not None
+        for site in v_inputs.sites:
+            derived, fresh = admission.site_plan(site, v_tables), site_view._site_plan(site, v_tables)
+            for name in ("draw_kw", "ev_kw", "reserve_kw"):
+                got, want = getattr(derived, name), getattr(fresh, name)
+                assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want), name
+            assert np.array_equal(derived.site_room_kw, fresh.site_room_kw)
+            assert derived.movable_kw == fresh.movable_kw
+        assert read_committed(v_tables, grid) == _read_committed(v_tables, grid)
+
+
 def test_frozen_site_answers_like_the_whole_site_on_the_demo(demo_free):
     """Freezing the other stations changes the model's size, not the answer to the first question (power
     for the booking with everything else fixed). With heat on, a frozen station's cooling could not shift
