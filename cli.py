@@ -481,11 +481,13 @@ def backtest_cmd(
                                              "evdc, uncontrolled, residual, edf, llf, clairvoyant (default: all)"),
     replan_every: int = typer.Option(4, "--replan-every", min=1, help="evdc re-plans at least every N slots"),
     time_limit: float = typer.Option(20.0, "--time-limit", min=0.1, help="solver time limit per evdc plan, seconds"),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="caps replayed in parallel processes"),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="processes the replay runs on (each cap, site "
+                                "and algorithm a task)"),
     daily: bool = typer.Option(False, "--daily", help="replay each day apart, stays cut at midnight "
                                "(default: the whole period at once)"),
     horizon: float = typer.Option(36.0, "--horizon-hours",
                                   help="each nightly plan's horizon in a continuous replay, hours (24 to 168)"),
+    sites: Optional[str] = typer.Option(None, "--site", help="comma-separated sites to replay (default: every site)"),
     demo: bool = typer.Option(False, "--demo", help="replay the bundled demo scenario's history"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines or result table"),
 ) -> None:
@@ -513,6 +515,7 @@ def backtest_cmd(
         algos = tuple(a.strip() for a in algorithms.split(",")) if algorithms else ALGORITHMS
         settings = BacktestSettings(start=day, days=days, caps_kw=cap_list, blades=not no_blades, algorithms=algos,
                                     replan_every_slots=replan_every, continuous=not daily, horizon_hours=horizon,
+                                    sites=tuple(x.strip() for x in sites.split(",") if x.strip()) if sites else None,
                                     solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=0.002))
         say = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
         run_ = backtest_to_dir(path, out_dir, settings, progress=say, workers=workers)

@@ -11,8 +11,8 @@
    street with overnight stays; 28 days of history, seed 7): the last 14 days of
    its history (so the forecast has 14 days of earlier history) replayed
    continuously (``--daily``: day by day), all six algorithms, the scenario's own
-   grid limits, evdc in one process and the rest in another; results also per
-   kind of site (``results_by_kind.csv``).
+   grid limits, each site and algorithm a task on ``--workers`` processes; results
+   also per kind of site (``results_by_kind.csv``).
 
 Writes ``results.csv`` and PNG charts under ``--out`` (``caltech/`` and
 ``fleet/``) and prints both tables as Markdown; progress goes to stderr.
@@ -80,22 +80,18 @@ def run_caltech(out: Path, days: int, caps: tuple[float, ...], workers: int) -> 
     return df[RESULT_COLUMNS]
 
 
-def _fleet_part(scenario_dir: str, start: pd.Timestamp, days: int, algorithms: tuple[str, ...],
-                daily: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Some of the algorithms over the whole period: the result rows, and rows per kind of site."""
-    from scheduler.studies.backtest import BacktestSettings, backtest, score
+def _by_kind(records: list, algorithms: tuple[str, ...], sites: dict) -> pd.DataFrame:
+    """Each algorithm's score per kind of site (the records come algorithm by algorithm, equally many each)."""
+    from scheduler.studies.backtest import score
 
-    settings = BacktestSettings(start=start, days=days, algorithms=algorithms, continuous=not daily)
-    df, records = backtest(scenario_dir, settings, progress=lambda m: say(f"fleet {'/'.join(algorithms)}: {m}"))
     kinds = []
-    site_inputs = _sites_of(scenario_dir, settings)
     per = len(records) // max(len(algorithms), 1)
     for i, a in enumerate(algorithms):
         recs = records[i * per:(i + 1) * per]
         for kind in sorted({r.site_id.split("-")[0] for r in recs}):
             mine = [r for r in recs if r.site_id.split("-")[0] == kind]
-            kinds.append({"algorithm": a, "kind": kind, **score(mine, site_inputs)})
-    return df, pd.DataFrame(kinds)
+            kinds.append({"algorithm": a, "kind": kind, **score(mine, sites)})
+    return pd.DataFrame(kinds)
 
 
 def _sites_of(scenario_dir: str, settings) -> dict:
@@ -110,39 +106,25 @@ def _sites_of(scenario_dir: str, settings) -> dict:
 
 def run_fleet(out: Path, days: int, workers: int, sites: int, stations: int, seed: int,
               daily: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """The generated fleet replayed over ``days`` (continuously, or day by day), evdc in one process and the
-    other algorithms in another (each replay is whole: a continuous replay cannot be cut into chunks)."""
-    # every module a part runs, imported here: the forked parts then share one snapshot of the code
-    import importlib
-
-    for name in ("models.pipeline", "models.reserve", "models.store", "scheduler.studies.baselines", "scheduler.planning.night"):
-        importlib.import_module(name)
-    from scheduler.studies.backtest import ALGORITHMS, read_scenario_tables
+    """The generated fleet replayed over ``days`` (continuously, or day by day): every site and algorithm a
+    task on ``workers`` processes, evdc at the busiest site first (``scheduler.studies.backtest.replay_tasks``)."""
+    from scheduler.studies.backtest import ALGORITHMS, BacktestSettings, backtest, read_scenario_tables
     from scheduler.studies.generator import generate_scenario
 
     path = generate_scenario(out / "scenario", sites, stations, days=FLEET_HISTORY_DAYS, seed=seed)
-    cfg = read_scenario_tables(path).config
+    sc = read_scenario_tables(path)
+    cfg = sc.config
     first = (pd.Timestamp(cfg.start).tz_convert(cfg.timezone).tz_localize(None).normalize()
              - pd.Timedelta(days=FLEET_DAYS))  # naive: local calendar days
-    parts = [("evdc",), tuple(a for a in ALGORITHMS if a != "evdc")]
     say(f"fleet: {sites} sites x {stations} stations, {days} days from {first.date()}, "
-        f"{'day by day' if daily else 'continuous'}")
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            got = [f.result() for f in [pool.submit(_fleet_part, str(path), first, days, a, daily) for a in parts]]
-    else:
-        got = [_fleet_part(str(path), first, days, a, daily) for a in parts]
-    df = pd.concat([g[0] for g in got], ignore_index=True)
-    kinds = pd.concat([g[1] for g in got], ignore_index=True)
+        f"{'day by day' if daily else 'continuous'}, {workers} workers")
+    settings = BacktestSettings(start=first, days=days, continuous=not daily)
+    df, records = backtest(sc, settings, progress=lambda m: say(f"fleet {m}"), workers=workers)
+    kinds = _by_kind(records, ALGORITHMS, _sites_of(str(path), settings))
     best = df.loc[df["algorithm"] == "clairvoyant", "objective"].iloc[0]
     df["objective_share"] = df["objective"] / best
     kbest = kinds[kinds["algorithm"] == "clairvoyant"].set_index("kind")["objective"]
     kinds["objective_share"] = kinds["objective"] / kinds["kind"].map(kbest)
-    order = {a: i for i, a in enumerate(ALGORITHMS)}
-    df = df.sort_values("algorithm", key=lambda c: c.map(order)).reset_index(drop=True)
-    kinds = kinds.sort_values(["kind", "algorithm"], key=lambda c: c.map(order) if c.name == "algorithm" else c)
     label = f"{cfg.name}, {first.date()} + {days} days, {'day by day' if daily else 'continuous'}"
     return df, kinds.reset_index(drop=True), label
 

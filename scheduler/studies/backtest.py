@@ -81,6 +81,7 @@ class BacktestSettings:
         default_factory=lambda: SolverConfig(time_limit_s=120.0, mip_rel_gap=0.0005))
     continuous: bool = True  # one replay over the whole period; False: days replayed apart, stays cut at midnight
     horizon_hours: float = 36.0  # continuous: each nightly plan's horizon (it must reach the next night)
+    sites: tuple[str, ...] | None = None  # only these sites (None: every site)
 
     def __post_init__(self) -> None:
         if self.continuous and not HORIZON_HOURS_MIN <= self.horizon_hours <= HORIZON_HOURS_MAX:
@@ -285,10 +286,12 @@ class PlanFollower:
         return Decision(ev, dict(self.runs.get(ts, {})), self.battery.get(ts, 0.0))
 
 
-def _solve_tables(site: SiteInputs, solver: SolverConfig) -> dict[str, pd.DataFrame] | None:
+def _solve_tables(site: SiteInputs, solver: SolverConfig,
+                  start: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame] | None:
     from scheduler.planning.night import solve_site
 
-    _, tables = solve_site(site, PlanConfig(solver=solver, require_solution=False))
+    seed = None if start is None or not solver.warm_start else (lambda sm: sm.warm_start(start, 0))
+    _, tables = solve_site(site, PlanConfig(solver=solver, require_solution=False), before_solve=seed)
     return tables
 
 
@@ -338,18 +341,21 @@ class EvdcRolling:
         self.replans = 0
         self.last = 0
         self.gone: set[str] = set()  # bookings that did not show
+        self.tables: dict[str, pd.DataFrame] | None = None  # the plan followed now
 
     def start_day(self, site: SiteInputs, history: pd.DataFrame | None) -> None:
         self.site = site
         self.gone = set()
         self.follow = PlanFollower()
+        self.tables = None
         self.replans = 0
         self.last = 0
         self.end = site.grid.n_slots
         if self.horizon_slots is None:
             self.nights: dict[int, pd.Timestamp] = {}
             self.known_until = site.grid.end_utc
-            self.follow.take(_solve_tables(site, self.solver))
+            self.tables = _solve_tables(site, self.solver)
+            self.follow.take(self.tables)
             self.replans = 1
         else:
             self.nights = planning_nights(site.grid)
@@ -368,7 +374,9 @@ class EvdcRolling:
     def _replan(self, state: DayState, reserve: bool = False) -> None:
         window = rolling_inputs(self.site, state, self.gone, end=self.end, reserve=reserve,
                                 known_until=self.known_until)
-        self.follow.take(_solve_tables(window, self.solver))
+        tables = _solve_tables(window, self.solver, self.tables)
+        self.follow.take(tables)
+        self.tables = tables if tables is not None else self.tables
         self.replans += 1
         self.last = state.t
 
@@ -565,8 +573,9 @@ def backtest(scenario: str | Path | ScenarioTables, settings: BacktestSettings,
              progress: ProgressFn | None = None, workers: int = 1) -> tuple[pd.DataFrame, list[DayRecord]]:
     """Run every algorithm at every cap over the days; one result row per (algorithm, cap).
 
-    With ``workers`` > 1 the caps run on a local Dask cluster of that many processes (``scheduler.planning.engine``);
-    each cap's result is the same as alone.
+    With ``workers`` > 1, each cap, site and algorithm is a task on a local Dask cluster of that many
+    processes (``scheduler.planning.engine``), the longest (evdc at the busiest site) started first; the
+    tasks' records are scored together, so the rows are what one process gives (``replay_tasks``).
     """
     sc = scenario if isinstance(scenario, ScenarioTables) else read_scenario_tables(scenario)
     for a in settings.algorithms:
@@ -576,28 +585,82 @@ def backtest(scenario: str | Path | ScenarioTables, settings: BacktestSettings,
         raise EvdcError("a backtest needs at least one day")
     _check_caps(settings.caps_kw)
     _check_days(sc, settings)
+    _site_ids(sc, settings)  # the sites named exist
     say = progress or (lambda msg: None)
-    rows, records = [], []
-    if workers > 1 and len(settings.caps_kw) > 1:
+    tasks = replay_tasks(sc, settings, split=workers > 1)
+    if workers > 1 and len(tasks) > 1:
         from scheduler.planning.engine import EngineSpec, TaskFailed, run_tasks
 
         def done(i: int, got) -> None:
-            cap = settings.caps_kw[i]
+            task = tasks[i][1]
             if isinstance(got, TaskFailed):
-                raise EvdcError(f"cap {cap}: the backtest failed ({got.exc})") from got.exc
-            say(f"cap {cap if cap is not None else 'scenario'}: {settings.days} days done")
+                raise EvdcError(f"{task.label}: the backtest failed ({got.exc})") from got.exc
+            say(f"{task.label}: done")
 
-        for r, rec in run_tasks(run_cap, [(sc, settings, cap) for cap in settings.caps_kw],
-                                EngineSpec(workers=workers), done):
-            rows += r
-            records += rec
+        parts = run_tasks(replay_part, [(sc, t.settings, t.cap) for _, t in tasks], EngineSpec(workers=workers),
+                          done, sizes=[t.size for _, t in tasks])
     else:
-        for cap in settings.caps_kw:
-            r, rec = run_cap(sc, settings, cap, say)
-            rows += r
-            records += rec
+        parts = [replay_part(sc, t.settings, t.cap, say) for _, t in tasks]
+    rows, records = [], []
+    for cap in settings.caps_kw:
+        mine = [p for (c, _), p in zip(tasks, parts) if c == cap]
+        r, rec = scored_rows(settings, cap, mine)
+        rows += r
+        records += rec
     df = pd.DataFrame(rows)
     return df[[c for c in RESULT_COLUMNS if c in df.columns]], records
+
+
+@dataclass(frozen=True)
+class ReplayTask:
+    """One part of a backtest: some algorithms at some sites at one cap (``settings`` says which)."""
+
+    settings: BacktestSettings
+    cap: float | None
+    label: str
+    size: float  # expected cost, for the engine to start the largest first
+
+
+#: Relative cost of replaying one session with evdc (a re-plan at its arrival) against a baseline's
+#: slot rule, for the order tasks start in: evdc's parts are the long ones.
+EVDC_TASK_WEIGHT = 50.0
+
+
+def replay_tasks(sc: ScenarioTables, settings: BacktestSettings,
+                 split: bool) -> list[tuple[float | None, ReplayTask]]:
+    """The parts of ``settings``' backtest, each with its cap: one per cap, or (``split``, for workers) one
+    per cap, site and algorithm. Sites and algorithms replay independently (each site its own timeline, each
+    algorithm its own policy), so a part's records are what the whole run gives them."""
+    caps = settings.caps_kw
+    if not split:
+        return [(c, ReplayTask(settings, c, _cap_label(c), 1.0)) for c in caps]
+    sites = _site_ids(sc, settings)
+    site_of = dict(zip(sc.tables["stations"]["station_id"], sc.tables["stations"]["site_id"]))
+    sessions = sc.tables["history"]["station_id"].map(site_of).value_counts()
+    out = []
+    for c in caps:
+        for sid in sites:
+            n = float(sessions.get(sid, 0)) + 1.0
+            for a in settings.algorithms:
+                part = replace(settings, sites=(sid,), algorithms=(a,))
+                out.append((c, ReplayTask(part, c, f"{_cap_label(c)}: {sid} {a}",
+                                          n * (EVDC_TASK_WEIGHT if a == "evdc" else 1.0))))
+    return out
+
+
+def _cap_label(cap: float | None) -> str:
+    return f"cap {cap if cap is not None else 'scenario'}"
+
+
+def _site_ids(sc: ScenarioTables, settings: BacktestSettings) -> list[str]:
+    """The sites the backtest replays, in the scenario's order."""
+    ids = [str(x) for x in sc.tables["sites"]["site_id"]]
+    if settings.sites is None:
+        return ids
+    unknown = [x for x in settings.sites if x not in ids]
+    if unknown:
+        raise EvdcError(f"--site {unknown[0]!r}: no such site in the scenario ({', '.join(ids)})")
+    return [x for x in ids if x in settings.sites]
 
 
 def _check_caps(caps: tuple[float | None, ...]) -> None:
@@ -629,10 +692,25 @@ def _check_days(sc: ScenarioTables, settings: BacktestSettings) -> None:
                         f"({first.date()} to {last.date()}); a backtest replays days of the history")
 
 
+@dataclass
+class ReplayPart:
+    """What a part of a backtest replayed: each algorithm's records, its seconds, and the sites' inputs."""
+
+    records: dict[str, list[DayRecord]]
+    seconds: dict[str, float]
+    sites: dict[str, SiteInputs]
+
+
 def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
             say: ProgressFn = lambda msg: None) -> tuple[list[dict], list[DayRecord]]:
     """Every algorithm over every replay (each day apart, or the whole period at once) at one cap: result
     rows and the records."""
+    return scored_rows(settings, cap, [replay_part(sc, settings, cap, say)])
+
+
+def replay_part(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
+                say: ProgressFn = lambda msg: None) -> ReplayPart:
+    """``settings``' algorithms over every replay at its sites (all by default) at one cap."""
     from models.pipeline import forecaster_params
     from models.reserve import apply_forecast
     from models.store import load_or_fit
@@ -642,7 +720,7 @@ def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
     seconds = {a: 0.0 for a in settings.algorithms}
     sites_of_day: dict[str, SiteInputs] = {}
     windows = settings.windows(sc)
-    label = cap if cap is not None else "scenario"
+    wanted = set(_site_ids(sc, settings))
     for w_i, (first, days, extra) in enumerate(windows):
         inputs = period_inputs(sc, first, days, cap, settings.blades, extra)
         arriving_until = _midnight_utc(first + pd.Timedelta(days=days), sc.config.timezone)
@@ -657,6 +735,8 @@ def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
         horizon = (None if not settings.continuous
                    else max(int(round(settings.horizon_hours * 60.0 / inputs.grid.slot_minutes)), 1))
         for site, psite in zip(inputs.sites, planned.sites):
+            if site.site.site_id not in wanted:
+                continue
             sites_of_day[site.site.site_id] = site
             truth = day_truth(sc.tables["history"], site, arriving_until)
             for a in settings.algorithms:
@@ -664,12 +744,30 @@ def run_cap(sc: ScenarioTables, settings: BacktestSettings, cap: float | None,
                 if isinstance(pol, Clairvoyant):
                     pol.truth = truth
                 t0 = time.perf_counter()
-                rec = simulate_day(psite if a == "evdc" else site, truth, pol)
+                on_day = None
+                if a == "evdc" and days + extra > 1:  # evdc's re-plans make the long part: say how far it is
+                    sid = site.site.site_id
+                    on_day = lambda k, n, sid=sid: say(f"{_cap_label(cap)}: {sid} evdc: day {k}/{n} replayed")  # noqa: E731
+                rec = simulate_day(psite if a == "evdc" else site, truth, pol, on_day=on_day)
                 seconds[a] += time.perf_counter() - t0
                 per_algo[a].append(rec)
         span = f"{first.date()}" if days == 1 else f"{first.date()} + {days} days"
-        say(f"cap {label}: {'day' if not settings.continuous else 'period'} {w_i + 1}/{len(windows)} ({span}) done")
-    scored = {a: score(recs, sites_of_day) for a, recs in per_algo.items()}
+        say(f"{_cap_label(cap)}: {'day' if not settings.continuous else 'period'} {w_i + 1}/{len(windows)} ({span}) done")
+    return ReplayPart(per_algo, seconds, sites_of_day)
+
+
+def scored_rows(settings: BacktestSettings, cap: float | None,
+                parts: list[ReplayPart]) -> tuple[list[dict], list[DayRecord]]:
+    """One result row per algorithm at ``cap`` from the parts that replayed it, and the records (by algorithm,
+    then site and replay in the scenario's order)."""
+    sites: dict[str, SiteInputs] = {}
+    for p in parts:
+        sites.update(p.sites)
+    order = {sid: i for i, sid in enumerate(sites)}
+    per_algo = {a: sorted([r for p in parts for r in p.records.get(a, [])], key=lambda r: (r.day, order[r.site_id]))
+                for a in settings.algorithms}
+    seconds = {a: sum(p.seconds.get(a, 0.0) for p in parts) for a in settings.algorithms}
+    scored = {a: score(recs, sites) for a, recs in per_algo.items()}
     best = scored.get("clairvoyant", {}).get("objective")
     rows = []
     for a in settings.algorithms:

@@ -20,13 +20,13 @@ charging, blade work and the energy bought.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import pandas as pd
 
 from scheduler.inputs.typed import Job, SiteInputs
-from scheduler.inputs.units import one_way_efficiency
+from scheduler.inputs.units import HOURS_PER_DAY, MINUTES_PER_HOUR, one_way_efficiency
 
 #: Tolerance before a decision counts as breaking a limit, kW.
 LIMIT_TOL_KW = 1e-4
@@ -210,8 +210,9 @@ def car_max_kw(site: SiteInputs, station_id: str) -> float:
 
 
 def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
-                 history: pd.DataFrame | None = None) -> DayRecord:
-    """Run one site-day through ``policy`` and record what really happened."""
+                 history: pd.DataFrame | None = None, on_day: Callable[[int, int], None] | None = None) -> DayRecord:
+    """Run one site-day (or a longer replay) through ``policy`` and record what really happened;
+    ``on_day(done, days)`` is called after each 24 hours of slots replayed (progress on long replays)."""
     grid = site.grid
     h = grid.slot_h
     n = grid.n_slots
@@ -237,6 +238,7 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
     parent = {lk.link_id: lk for lk in site.links}
     below_node = site.stations_below()
     eta = one_way_efficiency(site.site.battery_efficiency) if site.site.has_battery else 1.0
+    per_day = max(int(round(HOURS_PER_DAY * MINUTES_PER_HOUR / grid.slot_minutes)), 1)
     for t in range(n):
         new = arrivals.get(t, [])
         for rs in new:
@@ -318,6 +320,8 @@ def simulate_day(site: SiteInputs, truth: list[RealSession], policy: Policy,
             broke = True
             notes.append(f"slot {t}: import {grid_kw:.3f} kW above the grid limit {float(site.grid_limit_kw[t]):g} kW")
         record.budget_violations += int(broke)
+        if on_day is not None and (t + 1) % per_day == 0:
+            on_day((t + 1) // per_day, -(-n // per_day))
     record.replans = int(getattr(policy, "replans", 0))
     return record
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +52,29 @@ def test_clairvoyant_and_rolling_plans_serve_both_cars():
     assert rolling.budget_violations == 0
 
 
+def test_each_re_plan_starts_from_the_plan_it_replaces(monkeypatch):
+    """evdc's re-plans in the replay hand HiGHS the plan they replace as a start (``SolverConfig.warm_start``,
+    as the warm planner's re-plans do); with warm_start off every re-plan starts cold. Both serve the
+    hand-solved 28 kWh."""
+    import scheduler.planning.night as night
+
+    real, seen = night.solve_site, []
+
+    def spy(site, config, before_solve=None):
+        seen.append(before_solve)
+        return real(site, config, before_solve)
+
+    monkeypatch.setattr(night, "solve_site", spy)
+    site, truth = two_cars()
+    for warm in (True, False):
+        seen.clear()
+        rec = simulate_day(site, truth, EvdcRolling(SOLVER.model_copy(update={"warm_start": warm}), 1))
+        assert rec.cars["ca"].delivered_kwh + rec.cars["cb"].delivered_kwh == pytest.approx(28.0, abs=1e-4)
+        assert rec.replans == len(seen) >= 3
+        assert seen[0] is None  # the first plan has nothing to start from
+        assert all((s is not None) == warm for s in seen[1:])
+
+
 def test_score_is_recomputed_from_the_replay():
     """objective = 0.6 x 28 kWh - cost (prices 0) - no penalties = 16.8; shares and counts likewise."""
     site, truth = two_cars()
@@ -66,7 +91,6 @@ def test_score_is_recomputed_from_the_replay():
 def test_a_car_denied_everything_costs_the_denial_penalty():
     """Grid 0: nobody can charge; each of the two cars costs denial_penalty (10)."""
     site, truth = two_cars()
-    from dataclasses import replace
 
     dark = replace(site, grid_limit_kw=np.zeros(4))
     from scheduler.studies.baselines import EarliestDeadlineFirst
@@ -103,6 +127,31 @@ def test_every_algorithm_on_a_generated_site(small_fleet):
     assert by.loc["evdc", "energy_requested_kwh"] == by.loc["edf", "energy_requested_kwh"]
 
 
+def test_parts_on_workers_score_as_one_process(tmp_path):
+    """With workers, every cap, site and algorithm is a task on a local Dask cluster; the rows and records
+    are what one process gives (the seconds apart). ``sites`` keeps only the sites named."""
+    from scheduler.inputs.errors import EvdcError
+    from scheduler.studies.backtest import replay_tasks
+    from scheduler.studies.generator import generate_scenario
+
+    sc = read_scenario_tables(generate_scenario(tmp_path / "s", 2, 2, days=9, seed=5))
+    first = pd.Timestamp(sc.tables["history"]["arrival"].min()).tz_convert(sc.config.timezone).normalize()
+    settings = BacktestSettings(start=first + pd.Timedelta(days=7), days=1, caps_kw=(None, 30.0), blades=False,
+                                algorithms=("uncontrolled", "edf", "llf"))
+    assert len(replay_tasks(sc, settings, split=True)) == 2 * 2 * 3
+    one, rec1 = backtest(sc, settings)
+    two, rec2 = backtest(sc, settings, workers=2)
+    pd.testing.assert_frame_equal(one.drop(columns="seconds"), two.drop(columns="seconds"))
+    assert [(r.site_id, r.day, r.cars.keys()) for r in rec1] == [(r.site_id, r.day, r.cars.keys()) for r in rec2]
+    assert [r.grid_kw.tolist() for r in rec1] == [r.grid_kw.tolist() for r in rec2]
+    site_ids = list(sc.tables["sites"]["site_id"])
+    _, only = backtest(sc, replace(settings, sites=(site_ids[1],)))
+    assert {r.site_id for r in only} == {site_ids[1]}
+    assert [r.grid_kw.tolist() for r in only] == [r.grid_kw.tolist() for r in rec1 if r.site_id == site_ids[1]]
+    with pytest.raises(EvdcError, match="--site 'nowhere': no such site"):
+        backtest(sc, replace(settings, sites=("nowhere",)))
+
+
 def test_cap_and_no_blades(small_fleet):
     sc = read_scenario_tables(small_fleet)
     first = pd.Timestamp(sc.tables["history"]["arrival"].min()).tz_convert(sc.config.timezone).normalize()
@@ -133,6 +182,9 @@ def test_cli_backtest_writes_results_and_rejects_bad_input(small_fleet, tmp_path
     assert bad.exit_code == 2 and "--horizon-hours 12" in bad.output and not (tmp_path / "r").exists()
     sc = read_scenario_tables(small_fleet)
     first = pd.Timestamp(sc.tables["history"]["arrival"].min()).tz_convert(sc.config.timezone).normalize()
+    bad = runner.invoke(app, ["backtest", str(small_fleet), "--from", str((first + pd.Timedelta(days=8)).date()),
+                              "--site", "nowhere", "--out", str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "--site 'nowhere': no such site" in bad.output and not (tmp_path / "r").exists()
     ok = runner.invoke(app, ["backtest", str(small_fleet), "--from", str((first + pd.Timedelta(days=8)).date()),
                              "--out", str(tmp_path / "r"), "--algorithms", "edf,llf", "--cap-kw", "20", "-q"])
     assert ok.exit_code == 0, ok.output
@@ -197,7 +249,6 @@ def test_a_continuous_replay_carries_a_stay_across_midnight():
 def test_a_booking_is_known_from_the_night_of_its_day():
     """A booking for 08:00 on the second day is not in the first night's plan (made for arrivals before the
     next midnight) but is in the second's; a window cuts a stay at its end and keeps the car's need."""
-    from dataclasses import replace
 
     from scheduler.inputs.typed import Session
     from scheduler.studies.backtest import planning_nights, rolling_inputs

@@ -56,6 +56,17 @@ def test_edf_gives_the_earlier_departure_its_full_rate_first():
     assert rec.budget_violations == 0
 
 
+def test_a_long_replay_reports_each_day_it_has_replayed():
+    """60 one-hour slots: ``on_day`` is told after slots 24 and 48, of 3 days (the last one partial)."""
+    cfg = tiny_config(n_slots=60)
+    site = one_site(cfg, Site("s", grid_kw=10.0), [station("a", charger_kw=7.0)]).sites[0]
+    told = []
+    rec = simulate_day(site, [car(cfg, "x", "a", 0, 120, 10.0)], EarliestDeadlineFirst(),
+                       on_day=lambda k, n: told.append((k, n)))
+    assert told == [(1, 3), (2, 3)]
+    assert delivered(rec) == {"x": 10.0}
+
+
 def test_llf_orders_by_laxity_where_edf_orders_by_departure():
     """'long' departs later but has no slack (3 h - 21 kWh / 7 kW = 0); 'short' departs first with 1.86 h of slack."""
     cfg = tiny_config(n_slots=3)
