@@ -11,8 +11,6 @@ import pytest
 from scheduler.studies.backtest import (
     RESULT_COLUMNS,
     BacktestSettings,
-    Clairvoyant,
-    EvdcRolling,
     backtest,
     read_scenario_tables,
     score,
@@ -20,6 +18,7 @@ from scheduler.studies.backtest import (
 from scheduler.inputs.settings import SolverConfig
 from scheduler.inputs.typed import Site, Station
 from scheduler.studies.replay import RealSession, simulate_day
+from scheduler.studies.rolling import Clairvoyant, EvdcRolling
 from tests.conftest import at, one_site, tiny_config
 
 SOLVER = SolverConfig(time_limit_s=20, mip_rel_gap=1e-6)
@@ -223,7 +222,7 @@ class Watching(EvdcRolling):
         self.windows: dict[int, tuple[set[str], int]] = {}
 
     def _replan(self, state, reserve=False):
-        from scheduler.studies.backtest import rolling_inputs
+        from scheduler.studies.rolling import rolling_inputs
 
         w = rolling_inputs(self.site, state, self.gone, end=self.end, reserve=reserve, known_until=self.known_until)
         self.windows[state.t] = ({x.reservation_id for x in w.sessions}, w.grid.n_slots)
@@ -251,7 +250,7 @@ def test_a_booking_is_known_from_the_night_of_its_day():
     next midnight) but is in the second's; a window cuts a stay at its end and keeps the car's need."""
 
     from scheduler.inputs.typed import Session
-    from scheduler.studies.backtest import planning_nights, rolling_inputs
+    from scheduler.studies.rolling import planning_nights, rolling_inputs
     from scheduler.studies.replay import Car, DayState
 
     cfg, site, _ = overnight()
@@ -315,7 +314,7 @@ def test_a_window_keeps_the_spares_swapped_in_since_the_replay_began():
     """A station with 4 blades, 1 reported out of service and 1 spare, swapped in 30 minutes after the start
     (hourly slots: in service from slot 1). A re-plan at slot 5 must see 4 blades in service in every slot of
     its window, as the replay runs them; taking the fault as its own it would see 3 until slot 6."""
-    from scheduler.studies.backtest import rolling_inputs
+    from scheduler.studies.rolling import rolling_inputs
     from scheduler.studies.replay import Car, DayState
 
     cfg = tiny_config(60, 12, servers={"swap_minutes": 30.0, "swap_known_faults": True})
