@@ -94,11 +94,10 @@ def _by_kind(records: list, algorithms: tuple[str, ...], sites: dict) -> pd.Data
     return pd.DataFrame(kinds)
 
 
-def _sites_of(scenario_dir: str, settings) -> dict:
+def _sites_of(sc, settings) -> dict:
     """The SiteInputs ``score`` needs (each site's config and site), from the first replay window."""
-    from scheduler.studies.backtest import period_inputs, read_scenario_tables
+    from scheduler.studies.backtest import period_inputs
 
-    sc = read_scenario_tables(scenario_dir)
     first, days, extra = settings.windows(sc)[0]
     inputs = period_inputs(sc, first, days, None, settings.blades, extra)
     return {s.site.site_id: s for s in inputs.sites}
@@ -120,9 +119,7 @@ def run_fleet(out: Path, days: int, workers: int, sites: int, stations: int, see
         f"{'day by day' if daily else 'continuous'}, {workers} workers")
     settings = BacktestSettings(start=first, days=days, continuous=not daily)
     df, records = backtest(sc, settings, progress=lambda m: say(f"fleet {m}"), workers=workers)
-    kinds = _by_kind(records, ALGORITHMS, _sites_of(str(path), settings))
-    best = df.loc[df["algorithm"] == "clairvoyant", "objective"].iloc[0]
-    df["objective_share"] = df["objective"] / best
+    kinds = _by_kind(records, ALGORITHMS, _sites_of(sc, settings))  # backtest gave df its objective_share
     kbest = kinds[kinds["algorithm"] == "clairvoyant"].set_index("kind")["objective"]
     kinds["objective_share"] = kinds["objective"] / kinds["kind"].map(kbest)
     label = f"{cfg.name}, {first.date()} + {days} days, {'day by day' if daily else 'continuous'}"
