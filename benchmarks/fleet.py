@@ -102,22 +102,30 @@ def site_figures(outcomes, summary: dict) -> dict:
     }
 
 
+def solver_config(time_limit: float, gap: float, work_limit: int | None, improve_share: float | None):
+    """The sites' solver settings; ``improve_share`` None keeps SolverConfig's default."""
+    from scheduler import SolverConfig
+
+    extra = {} if improve_share is None else {"improve_share": improve_share}
+    return SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap, work_limit=work_limit, **extra)
+
+
 def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True,
-              work_limit: int | None = None) -> dict:
+              work_limit: int | None = None, improve_share: float | None = None) -> dict:
     """One night end to end as ``evdc plan`` runs it: the scenario read, the walk-in forecaster fitted
     afresh (an empty model folder: the history is new to it), every site planned, the plan written
     and verified. Figures from run.json ``timings`` beside this process's own clock."""
     import hashlib
     from dataclasses import replace
 
-    from scheduler import PlanConfig, SolverConfig
+    from scheduler import PlanConfig
     from scheduler.api import Scenario, plan_to_dir
 
     t_start = time.perf_counter()
     sc = Scenario.from_dir(scenario)
     inputs = with_heat(sc.inputs, heat)
     sc = replace(sc, config=inputs.config, inputs=inputs)
-    cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap, work_limit=work_limit),
+    cfg = PlanConfig(solver=solver_config(time_limit, gap, work_limit, improve_share),
                      workers=workers)
     n_sites = len(sc.inputs.sites)
     progress = progress_every_tenth(t_start, n_sites)
@@ -145,21 +153,22 @@ def run_night(scenario: Path, workers: int, time_limit: float, gap: float, heat:
         **site_figures(result.plan.sites, result.summary),
         "tables_sha256": tables.hexdigest()[:16],
         "time_limit_s": time_limit, "mip_rel_gap": gap, "work_limit": work_limit,
+        "improve_share": cfg.solver.improve_share,
     }
 
 
 def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: bool = True,
-            work_limit: int | None = None) -> dict:
+            work_limit: int | None = None, improve_share: float | None = None) -> dict:
     """Load, plan (streamed) and write one fleet in this process; the measured figures."""
     import hashlib
 
-    from scheduler import PlanConfig, SolverConfig, load_scenario, plan, write_plan
+    from scheduler import PlanConfig, load_scenario, plan, write_plan
     from scheduler.output.plan_dir import SpoolSink
 
     t0 = time.perf_counter()
     inputs = with_heat(load_scenario(scenario), heat)
     load_s = time.perf_counter() - t0
-    cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap, work_limit=work_limit),
+    cfg = PlanConfig(solver=solver_config(time_limit, gap, work_limit, improve_share),
                      workers=workers)
     n_sites = len(inputs.sites)
     progress = progress_every_tenth(t0, n_sites)
@@ -181,6 +190,7 @@ def run_one(scenario: Path, workers: int, time_limit: float, gap: float, heat: b
         **site_figures(result.sites, result.summary),
         "tables_sha256": tables.hexdigest()[:16],
         "time_limit_s": time_limit, "mip_rel_gap": gap, "work_limit": work_limit,
+        "improve_share": cfg.solver.improve_share,
     }
 
 
@@ -309,6 +319,9 @@ def main() -> None:
     ap.add_argument("--work-limit", type=int, default=None,
                     help="HiGHS progress reports per site (SolverConfig.work_limit; default off): sites it stops are "
                          "the same plan on 1 and 2 workers, where the time limit depends on the clock")
+    ap.add_argument("--improve-share", type=float, default=None,
+                    help="SolverConfig.improve_share: share of a site's time limit kept for neighbourhoods by station "
+                    "when its search stops on the clock (default: the product's)")
     ap.add_argument("--heat", choices=("on", "off", "both"), default="on", help="the blade housings' heat")
     ap.add_argument("--night", action="store_true",
                     help="time whole nights as `evdc plan` runs them: the forecaster fitted afresh on the history, "
@@ -322,7 +335,7 @@ def main() -> None:
     if args.one:
         run = run_night if args.night else run_one
         print(json.dumps(run(Path(args.one[0]), int(args.one[1]), args.time_limit, args.gap, args.heat != "off",
-                             args.work_limit)))
+                             args.work_limit, args.improve_share)))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     import pandas as pd
@@ -341,7 +354,9 @@ def main() -> None:
             done = subprocess.run([sys.executable, __file__, "--one", str(scenario), str(w), "--heat", heat,
                                    "--time-limit", str(args.time_limit), "--gap", str(args.gap),
                                    *(["--night"] if args.night else []),
-                                   *(["--work-limit", str(args.work_limit)] if args.work_limit else [])],
+                                   *(["--work-limit", str(args.work_limit)] if args.work_limit else []),
+                                   *(["--improve-share", str(args.improve_share)]
+                                     if args.improve_share is not None else [])],
                                   check=True, stdout=subprocess.PIPE, text=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             print(json.dumps(row), file=sys.stderr, flush=True)

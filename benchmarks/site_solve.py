@@ -2,8 +2,13 @@
 of the 1,000-station benchmark fleet (``plan_scaling.tile_inputs``: the demo tiled, 10 stations a
 site, heat off, after the fleet step).
 
-    python benchmarks/site_solve.py [--site hub] [--fleet-site 1] [--time-limit 60]
+    python benchmarks/site_solve.py [--site hub] [--fleet-site 1] [--generated-site hub-009]
+        [--time-limit 60] [--improve-share 0.5]
         [--policies '{"urgent_car_preempts_blades": false}'] [--config '{"servers": {"min_on_minutes": 0}}']
+
+``--generated-site`` takes a site of the generated 100-station fleet of ``benchmarks/fleet.py``
+(seed 1, heat on as generated, after the fleet step; generated into benchmarks/out/fleet/scenarios
+when missing).
 
 ``--config`` changes settings of any section (a JSON object of sections and their settings);
 ``--policies`` is short for its ``policies`` section. Run it in two trees
@@ -25,7 +30,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--site", default="hub", help="a site of the demo")
     ap.add_argument("--fleet-site", type=int, default=None, help="instead, the n-th site of the 1,000-station fleet")
+    ap.add_argument("--generated-site", default=None, help="instead, a site of the generated 100-station fleet")
     ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--improve-share", type=float, default=None,
+                    help="SolverConfig.improve_share (default: the product's)")
     ap.add_argument("--policies", default="{}", help="JSON object of policies.* settings to change")
     ap.add_argument("--config", default="{}", help="JSON object of sections and the settings to change in each")
     args = ap.parse_args()
@@ -33,7 +41,15 @@ def main() -> None:
     from scheduler.optimization.solving import solve_model
 
     inputs = load_scenario(demo_scenario_path())
-    if args.fleet_site is None:
+    if args.generated_site is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from fleet import ROOT, scenario_for
+
+        from scheduler.planning.fleet import place_fleet
+
+        fleet = load_scenario(scenario_for(100, 1, ROOT / "benchmarks" / "out" / "fleet" / "scenarios"))
+        site, name = place_fleet(fleet).inputs.site(args.generated_site), args.generated_site
+    elif args.fleet_site is None:
         site, name = inputs.site(args.site), args.site
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,7 +71,8 @@ def main() -> None:
     t0 = time.perf_counter()
     m = build_model(site)
     t1 = time.perf_counter()
-    r = solve_model(m, SolverConfig(time_limit_s=args.time_limit))
+    extra = {} if args.improve_share is None else {"improve_share": args.improve_share}
+    r = solve_model(m, SolverConfig(time_limit_s=args.time_limit, **extra))
     t2 = time.perf_counter()
     print(f"{name}: {r.status}, build {t1 - t0:.1f} s, solve {t2 - t1:.1f} s, objective {r.objective:.2f}, "
           f"bound {r.bound:.2f}, gap {100 * (r.gap or 0.0):.2f} %")

@@ -460,6 +460,11 @@ class SolverConfig(_Frozen):
         "priced", description="when no previous plan gives a start: 'priced' hands HiGHS each job's run pattern "
         "chosen from the LP relaxation's prices (scheduler/optimization/mip_start.py; matrix interface), 'none' "
         "lets HiGHS find its own first plan")
+    improve_share: float = Field(
+        0.5, ge=0, lt=1, description="share of time_limit_s kept to better the plan of a site whose search stops on "
+        "its clock: HiGHS searches for the rest, then each station's decisions are re-solved with the others fixed "
+        "(scheduler/optimization/neighbourhood.py; matrix interface). A search that ends at its gap or its "
+        "work_limit leaves it unused; 0 turns it off")
     interface: Literal["matrix", "pyomo"] = Field(
         "matrix", description="how the model reaches HiGHS: compiled sparse arrays passed to highspy (fast), "
         "or Pyomo's persistent HiGHS interface (the reference the matrix path is tested against)")

@@ -43,7 +43,7 @@ _STATUS = {
 }
 
 #: HiGHS's primal_solution_status value for "a feasible point exists" (kSolutionStatusFeasible).
-_FEASIBLE = 2
+FEASIBLE = 2
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ def set_matrix(lp: highspy.HighsLp, A) -> None:
 def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: float, threads: int,
                  random_seed: int, log_to_console: bool, warm_start: bool = True,
                  start: Callable[[Compiled, float], tuple[np.ndarray, np.ndarray]] | None = None,
-                 deadline: float | None = None, work_limit: int | None = None, tie_break: bool = True) -> MatrixOutcome:
+                 deadline: float | None = None, work_limit: int | None = None, tie_break: bool = True,
+                 improve: Improve | None = None, improve_share: float = 0.0) -> MatrixOutcome:
     """Compile, solve, and (only when HiGHS holds a feasible point) load the values into the model.
 
     With ``warm_start``, the free variables' current values (a previous plan's, set by the caller)
@@ -127,6 +128,10 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     at most what is left until then, and at least ``MIN_DEADLINE_SOLVE_S``. ``work_limit``: the search
     stops, holding a plan, after that many of HiGHS's progress reports (``WorkLimit``), whatever the clock says.
     ``tie_break``: break ties among the cars as the scenario says (``tie_break.break_ties``).
+    ``improve`` (``Improve``, e.g. ``neighbourhood.improve_by_station``) with an ``improve_share`` of the
+    time: HiGHS's search gets the rest, and when it stops on its clock holding a plan, ``improve`` gets
+    the share to better that plan, up to the gap (the bound stays HiGHS's); a search that ends at its
+    gap, or at its ``work_limit``, leaves the share unused.
     Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
     """
     t0 = time.perf_counter()
@@ -140,12 +145,21 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
         idx, val = start(compiled, time_limit_s)
         # the start's time is the site's; past the limit the MIP keeps a sliver, as a tiny limit would give it
         left_s = max(time_limit_s - (time.perf_counter() - t_start), min(time_limit_s, 1e-3))
-    h = new_solver(time_limit_s=left_s, mip_rel_gap=mip_rel_gap, threads=threads, random_seed=random_seed,
-                   log_to_console=log_to_console, work_limit=work_limit)
+    improve_s = left_s * improve_share if improve is not None else 0.0
+    h = new_solver(time_limit_s=left_s - improve_s, mip_rel_gap=mip_rel_gap, threads=threads,
+                   random_seed=random_seed, log_to_console=log_to_console, work_limit=work_limit)
     h.passModel(compiled.lp)
     if len(idx):
         h.setSolution(len(idx), np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=float))
-    return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True, tie_break=tie_break)
+    return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True, tie_break=tie_break,
+                        improve=(lambda x, bound: improve(compiled, x, improve_s, bound, mip_rel_gap))
+                        if improve_s > 0 else None)
+
+
+#: ``improve(compiled, x, seconds, bound, gap)``: a plan at least as good as the feasible point ``x``,
+#: found within ``seconds`` and no further once within ``gap`` of ``bound`` (HiGHS's sense), and the
+#: number of steps that bettered it (``neighbourhood.improve_by_station``).
+Improve = Callable[[Compiled, np.ndarray, float, float | None, float], tuple[np.ndarray, int]]
 
 
 #: Least time a solve with a deadline keeps when the deadline is (nearly) past: enough for HiGHS to take
@@ -219,12 +233,15 @@ def polish_continuous(h: highspy.Highs, integrality: np.ndarray, x: np.ndarray) 
 
 
 def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled, warm_start: bool,
-                 handoff_started: float, polish: bool = False, tie_break: bool = True) -> MatrixOutcome:
+                 handoff_started: float, polish: bool = False, tie_break: bool = True,
+                 improve: Callable[[np.ndarray, float | None], tuple[np.ndarray, int]] | None = None) -> MatrixOutcome:
     """Run HiGHS on the model it holds and load a feasible point into the Pyomo columns (the only
     place solver values reach the model); ``handoff_started`` is when compiling began. With ``polish``
     (an instance that is not kept), a MIP's continuous values are re-optimised for its integer decisions
     (``polish_continuous``) and the objective is the polished one. With ``tie_break`` (and a scenario that
-    asks for it), the cars' power is then chosen among the plans of that objective (``tie_break.break_ties``)."""
+    asks for it), the cars' power is then chosen among the plans of that objective (``tie_break.break_ties``).
+    With ``improve``, a search stopped by its time limit first hands its plan and bound to
+    ``improve(x, bound)``, which may return a better plan (``solve_matrix``)."""
     cols, sign = compiled.cols, compiled.sign
     if warm_start:
         start = [(i, float(v.value)) for i, v in enumerate(cols) if v.value is not None]
@@ -254,13 +271,17 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
     status = _STATUS.get(ms, h.modelStatusToString(ms).lower().replace(" ", "_"))
     if ms == highspy.HighsModelStatus.kInterrupt and work is not None and work.stopped:
         status = "work_limit"
-    has = info.primal_solution_status == _FEASIBLE or ms == highspy.HighsModelStatus.kModelEmpty
+    has = info.primal_solution_status == FEASIBLE or ms == highspy.HighsModelStatus.kModelEmpty
     objective = bound = None
     if has:
         x = np.asarray(h.getSolution().col_value, dtype=float) if cols else np.zeros(0)
         integer = compiled.lp.integrality_ is not None and len(compiled.lp.integrality_) > 0
         raw = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
         found = float(info.objective_function_value) if cols else compiled.lp.offset_
+        if improve is not None and integer and cols and ms == highspy.HighsModelStatus.kTimeLimit:
+            x, _ = improve(x, raw if math.isfinite(raw) else None)
+            found = float(np.dot(np.asarray(compiled.lp.col_cost_, dtype=float), x)) + compiled.lp.offset_
+            t2 = time.perf_counter()
         if polish and integer and cols:
             kinds = np.array([int(k) for k in compiled.lp.integrality_], dtype=np.int64)
             better = polish_continuous(h, kinds, x)
@@ -301,7 +322,7 @@ def _returned_worse_than_reported(h: highspy.Highs, compiled: Compiled) -> bool:
     if lp.integrality_ is None or not len(lp.integrality_) or not compiled.cols:
         return False
     info = h.getInfo()
-    if info.primal_solution_status != _FEASIBLE:
+    if info.primal_solution_status != FEASIBLE:
         return False
     x = np.asarray(h.getSolution().col_value, dtype=float)
     own = float(np.dot(np.asarray(lp.col_cost_), x)) + lp.offset_

@@ -15,6 +15,7 @@ from scheduler.inputs.errors import EvdcError
 from scheduler.inputs.settings import SolverConfig
 from scheduler.optimization.highs_handoff import compile_model, solve_matrix
 from scheduler.optimization.mip_start import priced_start
+from scheduler.optimization.neighbourhood import can_improve, improve_by_station
 from scheduler.optimization.tie_break import break_ties, wants_tie_break
 
 
@@ -78,7 +79,11 @@ def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: fl
         out = solve_matrix(model, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, threads=cfg.threads,
                            random_seed=cfg.random_seed, log_to_console=cfg.log_to_console,
                            warm_start=cfg.warm_start, deadline=deadline, work_limit=cfg.work_limit, tie_break=tie_break,
-                           start=(lambda c, s: priced_start(model, c, s)) if cfg.mip_start == "priced" else None)
+                           start=(lambda c, s: priced_start(model, c, s)) if cfg.mip_start == "priced" else None,
+                           improve=(lambda c, x, s, bound, gap: improve_by_station(
+                               model, c, x, s, seed=cfg.random_seed, bound=bound, gap=gap))
+                           if can_improve(model) else None,
+                           improve_share=cfg.improve_share)
     except Exception as exc:  # the compiler or the solver itself failed
         return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,
                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -73,8 +73,9 @@ DISTURBANCE_COST = 1e-3
 #: average, 0.44 s against 0.48 s at most.)
 ADMIT_MIP_GAP = 1e-3
 #: How admission solves. (Without the LP-priced start, ``mip_start="none"``, benchmarks/admit_latency.py
-#: gave a lower p50 at 50 stations but a higher one at 10 and a higher p99 at both: kept.)
-ADMIT_SOLVER = SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP)
+#: gave a lower p50 at 50 stations but a higher one at 10 and a higher p99 at both: kept.) An answer has no
+#: time to spare for neighbourhoods (``SolverConfig.improve_share``): all of it is HiGHS's.
+ADMIT_SOLVER = SolverConfig(time_limit_s=ADMIT_TIME_LIMIT_S, mip_rel_gap=ADMIT_MIP_GAP, improve_share=0.0)
 #: Seconds an answer may take with admission's own solver (``ADMIT_SOLVER``): each solve stops by then
 #: (``SiteModel.solve(deadline=)``), whatever ADMIT_TIME_LIMIT_S leaves; reading the answer and sizing
 #: the alternatives follow. A caller's own solver has its own time limits and no budget.

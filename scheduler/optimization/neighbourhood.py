@@ -1,0 +1,116 @@
+"""A better plan for a site whose search stopped on its clock: one station's decisions at a time.
+
+At a busy hub HiGHS can spend a whole time limit in the root node's rounds of cuts (each round
+lifts the bound a little, so the round loop does not stall) and never reaches the heuristics that
+follow them: the plan it returns is its start, completed. ``improve_by_station`` then searches
+neighbourhoods of that plan, a large-neighbourhood search with one neighbourhood per station:
+
+1. Every integer column that belongs to another station (its jobs' runs, starts and completion,
+   its cars' modes and states) and every site-wide one (the battery's direction) is fixed at the
+   plan's value; the station's own integers and every continuous column stay free.
+2. HiGHS solves that sub-MIP from the plan (which is feasible in it) within a slice of the time
+   left; a better plan replaces the current one.
+3. Station after station, in a fixed order, sweep after sweep, until a whole sweep finds nothing
+   better, the plan is within the search's gap of the main search's bound, or the time is spent.
+
+Each sub-MIP keeps every row of the site, so every plan it returns is a plan of the whole site;
+the bound stays the main search's. docs/formulation.md ("Neighbourhoods by station") gives the
+measured effect.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyomo.environ as pyo
+
+from scheduler.optimization.highs_handoff import FEASIBLE, Compiled, new_solver
+
+#: Families of integer columns indexed by a job first (the job's station owns them) and by a booking
+#: first (the booking's station owns them).
+JOB_FAMILIES = ("run", "job_start", "job_done", "job_at", "job_arrive")
+BOOKING_FAMILIES = ("mode_on", "urgent_on", "lending", "fast_on", "fast_finishing")
+#: Least seconds one station's sub-MIP gets (below this HiGHS rarely gets past its presolve).
+MIN_SUB_S = 0.5
+#: Relative gap a station's sub-MIP stops at: the neighbourhood's own optimum, near enough.
+SUB_MIP_GAP = 1e-4
+#: Relative gain below which a sub-MIP's plan does not replace the current one (rounding noise).
+GAIN_TOL = 1e-9
+
+
+def station_of_column(m: pyo.ConcreteModel, var) -> str | None:
+    """The station an integer column of a site model belongs to; None for a site-wide one."""
+    name, idx = var.parent_component().name, var.index()
+    key = idx[0] if isinstance(idx, tuple) else idx
+    if name == "run" or name == "job_at":
+        return idx[1]
+    if name in JOB_FAMILIES:
+        stations = m.job[key].stations
+        return stations[0] if len(stations) == 1 else None
+    if name in BOOKING_FAMILIES:
+        return m.sess[key].station.station_id
+    return None
+
+
+def can_improve(m: pyo.ConcreteModel) -> bool:
+    """Whether ``m`` is a site model with more than one station (a neighbourhood per station)."""
+    return getattr(m, "prep", None) is not None and len(m.S) > 1
+
+
+def station_groups(m: pyo.ConcreteModel, compiled: Compiled) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The model's integer columns, and those of each station (stations in the model's order)."""
+    lp = compiled.lp
+    if lp.integrality_ is None or not len(lp.integrality_) or not hasattr(m, "S"):
+        return np.zeros(0, dtype=np.int32), {}
+    integer = np.flatnonzero([int(k) for k in lp.integrality_]).astype(np.int32)
+    owner = [station_of_column(m, compiled.cols[i]) for i in integer]
+    groups = {s: integer[[o == s for o in owner]] for s in m.S}
+    return integer, {s: cols for s, cols in groups.items() if cols.size}
+
+
+def improve_by_station(m: pyo.ConcreteModel, compiled: Compiled, x: np.ndarray, seconds: float,
+                       seed: int = 0, bound: float | None = None, gap: float = 0.0) -> tuple[np.ndarray, int]:
+    """A plan at least as good as ``x`` (a feasible point of ``compiled``), found within ``seconds`` by
+    re-solving one station's integer decisions at a time with the rest fixed; returns the plan and the
+    number of sub-MIPs that improved it. With ``bound`` (the main search's dual bound, in HiGHS's
+    minimising sense, offset included) the search also stops once the plan is within the relative
+    ``gap`` of it, as HiGHS would have."""
+    deadline = time.perf_counter() + seconds
+    integer, groups = station_groups(m, compiled)
+    if len(groups) < 2 or seconds < MIN_SUB_S:
+        return x, 0
+    lp = compiled.lp
+    lower, upper = np.asarray(lp.col_lower_, dtype=float), np.asarray(lp.col_upper_, dtype=float)
+    cost = np.asarray(lp.col_cost_, dtype=float)  # HiGHS minimises
+    every = np.arange(len(compiled.cols), dtype=np.int32)
+    h = new_solver(time_limit_s=seconds, mip_rel_gap=SUB_MIP_GAP, threads=1, random_seed=seed,
+                   log_to_console=False)
+    h.passModel(lp)
+    best, value, gains = np.array(x, dtype=float), float(cost @ x) + lp.offset_, 0
+
+    def close_enough() -> bool:
+        return bound is not None and value - bound <= gap * max(abs(value), 1.0)
+
+    while not close_enough():
+        gained = False
+        for k, cols in enumerate(groups.values()):
+            left = deadline - time.perf_counter()
+            if left < MIN_SUB_S or close_enough():
+                return best, gains
+            fixed = np.setdiff1d(integer, cols, assume_unique=True)
+            lo, up = lower.copy(), upper.copy()
+            lo[fixed] = up[fixed] = np.round(best[fixed])
+            h.changeColsBounds(every.size, every, lo, up)
+            h.setOptionValue("time_limit", max(MIN_SUB_S, left / (len(groups) - k)))
+            h.setSolution(every.size, every, best)
+            h.run()
+            if h.getInfo().primal_solution_status == FEASIBLE:
+                y = np.asarray(h.getSolution().col_value, dtype=float)
+                found = float(cost @ y) + lp.offset_
+                if found < value - GAIN_TOL * max(1.0, abs(value)):
+                    best, value, gains, gained = y, found, gains + 1, True
+            h.clearSolver()
+        if not gained:
+            return best, gains
+    return best, gains
