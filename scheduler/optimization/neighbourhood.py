@@ -27,9 +27,9 @@ import pyomo.environ as pyo
 
 from scheduler.optimization.highs_handoff import FEASIBLE, Compiled, new_solver
 
-#: Families of integer columns indexed by a job first (the job's station owns them) and by a booking
-#: first (the booking's station owns them).
-JOB_FAMILIES = ("run", "job_start", "job_done", "job_at", "job_arrive")
+#: Families of integer columns indexed by a job first (the job's station owns them, or none when the
+#: MIP may place the job on several) and by a booking first (the booking's station owns them).
+JOB_FAMILIES = ("run", "job_start", "job_done", "job_at")
 BOOKING_FAMILIES = ("mode_on", "urgent_on", "lending", "fast_on", "fast_finishing")
 #: Least seconds one station's sub-MIP gets (below this HiGHS rarely gets past its presolve).
 MIN_SUB_S = 0.5

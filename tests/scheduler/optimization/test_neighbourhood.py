@@ -42,7 +42,7 @@ def test_each_integer_column_belongs_to_its_own_station_or_to_the_site(demo):
             elif name in ("mode_on", "urgent_on", "lending", "fast_on", "fast_finishing"):
                 assert m.sess[idx[0]].station.station_id == s
             else:
-                assert name in ("job_start", "job_done", "job_at", "job_arrive"), name
+                assert name in ("job_start", "job_done", "job_at"), name
     site_wide = sorted(set(integer.tolist()) - set(owned.tolist()))
     assert {comp.cols[i].parent_component().name for i in site_wide} <= {"battery_charging"}
 
