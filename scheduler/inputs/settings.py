@@ -461,7 +461,7 @@ class SolverConfig(_Frozen):
         "chosen from the LP relaxation's prices (scheduler/optimization/mip_start.py; matrix interface), 'none' "
         "lets HiGHS find its own first plan")
     improve_share: float = Field(
-        0.5, ge=0, lt=1, description="share of time_limit_s kept to better the plan of a site whose search stops on "
+        0.25, ge=0, lt=1, description="share of time_limit_s kept to better the plan of a site whose search stops on "
         "its clock: HiGHS searches for the rest, then each station's decisions are re-solved with the others fixed "
         "(scheduler/optimization/neighbourhood.py; matrix interface). A search that ends at its gap or its "
         "work_limit leaves it unused; 0 turns it off")

@@ -8,10 +8,16 @@ neighbourhoods of that plan, a large-neighbourhood search with one neighbourhood
 1. Every integer column that belongs to another station (its jobs' runs, starts and completion,
    its cars' modes and states) and every site-wide one (the battery's direction) is fixed at the
    plan's value; the station's own integers and every continuous column stay free.
-2. HiGHS solves that sub-MIP from the plan (which is feasible in it) within a slice of the time
+2. Guided sweeps (relaxation-induced, RINS): the neighbourhood's linear relaxation is solved, and the
+   station's integers on which it agrees with the plan are fixed too. What is left is small enough
+   for HiGHS to reach its heuristics at once, where a whole station's sub-MIP first spends seconds
+   in rounds of cuts.
+3. HiGHS solves that sub-MIP from the plan (which is feasible in it) within a slice of the time
    left; a better plan replaces the current one.
-3. Station after station, in a fixed order, sweep after sweep, until a whole sweep finds nothing
-   better, the plan is within the search's gap of the main search's bound, or the time is spent.
+4. Station after station, in a fixed order, sweep after sweep. Once a guided sweep finds nothing
+   better, sweeps use the stations' whole neighbourhoods (step 1 alone), and go back to guided ones
+   after a sweep that found something. The search stops when a sweep of whole neighbourhoods finds
+   nothing better, the plan is within the search's gap of the main search's bound, or the time is spent.
 
 Each sub-MIP keeps every row of the site, so every plan it returns is a plan of the whole site;
 the bound stays the main search's. docs/formulation.md ("Neighbourhoods by station") gives the
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import time
 
+import highspy
 import numpy as np
 import pyomo.environ as pyo
 
@@ -35,6 +42,8 @@ BOOKING_FAMILIES = ("mode_on", "urgent_on", "lending", "fast_on", "fast_finishin
 MIN_SUB_S = 0.5
 #: Relative gap a station's sub-MIP stops at: the neighbourhood's own optimum, near enough.
 SUB_MIP_GAP = 1e-4
+#: Distance between a relaxation's value and a plan's integer at which the two agree (RINS).
+AGREE_TOL = 1e-6
 #: Relative gain below which a sub-MIP's plan does not replace the current one (rounding noise).
 GAIN_TOL = 1e-9
 
@@ -87,11 +96,16 @@ def improve_by_station(m: pyo.ConcreteModel, compiled: Compiled, x: np.ndarray, 
     h = new_solver(time_limit_s=seconds, mip_rel_gap=SUB_MIP_GAP, threads=1, random_seed=seed,
                    log_to_console=False)
     h.passModel(lp)
+    relax = new_solver(time_limit_s=seconds, mip_rel_gap=SUB_MIP_GAP, threads=1, random_seed=seed,
+                       log_to_console=False)
+    relax.passModel(lp)
+    relax.setOptionValue("solve_relaxation", True)
     best, value, gains = np.array(x, dtype=float), float(cost @ x) + lp.offset_, 0
 
     def close_enough() -> bool:
         return bound is not None and value - bound <= gap * max(abs(value), 1.0)
 
+    guided = True
     while not close_enough():
         gained = False
         for k, cols in enumerate(groups.values()):
@@ -102,7 +116,10 @@ def improve_by_station(m: pyo.ConcreteModel, compiled: Compiled, x: np.ndarray, 
             lo, up = lower.copy(), upper.copy()
             lo[fixed] = up[fixed] = np.round(best[fixed])
             h.changeColsBounds(every.size, every, lo, up)
-            h.setOptionValue("time_limit", max(MIN_SUB_S, left / (len(groups) - k)))
+            if guided:
+                agree = agreeing(relax, every, lo, up, cols, best, left)
+                h.changeColsBounds(agree.size, agree, np.round(best[agree]), np.round(best[agree]))
+            h.setOptionValue("time_limit", max(MIN_SUB_S, (deadline - time.perf_counter()) / (len(groups) - k)))
             h.setSolution(every.size, every, best)
             h.run()
             if h.getInfo().primal_solution_status == FEASIBLE:
@@ -111,6 +128,21 @@ def improve_by_station(m: pyo.ConcreteModel, compiled: Compiled, x: np.ndarray, 
                 if found < value - GAIN_TOL * max(1.0, abs(value)):
                     best, value, gains, gained = y, found, gains + 1, True
             h.clearSolver()
-        if not gained:
+        if not gained and not guided:
             return best, gains
+        guided = gained or not guided  # a guided sweep that found nothing: whole neighbourhoods next
     return best, gains
+
+
+def agreeing(relax: highspy.Highs, every: np.ndarray, lo: np.ndarray, up: np.ndarray, cols: np.ndarray,
+             plan: np.ndarray, seconds: float) -> np.ndarray:
+    """The columns of ``cols`` (integer) at which the linear relaxation of the neighbourhood (column
+    bounds ``lo``, ``up``) agrees with ``plan``; none when the relaxation is not solved in ``seconds``.
+    ``relax`` holds the site's model with ``solve_relaxation`` on and keeps its basis between calls."""
+    relax.changeColsBounds(every.size, every, lo, up)
+    relax.setOptionValue("time_limit", seconds)
+    relax.run()
+    if relax.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return np.zeros(0, dtype=np.int32)
+    xl = np.asarray(relax.getSolution().col_value, dtype=float)
+    return cols[np.abs(xl[cols] - np.round(plan[cols])) <= AGREE_TOL].astype(np.int32)

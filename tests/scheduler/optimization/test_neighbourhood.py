@@ -11,7 +11,7 @@ import scheduler.optimization.solving as solving
 from scheduler import SolverConfig, load_scenario
 from scheduler.inputs.typed import Job, Site
 from scheduler.optimization.highs_handoff import compile_model, new_solver
-from scheduler.optimization.neighbourhood import can_improve, improve_by_station, station_groups
+from scheduler.optimization.neighbourhood import AGREE_TOL, agreeing, can_improve, improve_by_station, station_groups
 from scheduler.optimization.site_model import build_model
 from tests.conftest import at, one_site, tiny_config
 from tests.scheduler.optimization.test_charging_states import bladed
@@ -100,6 +100,51 @@ def test_from_a_plan_with_every_job_off_each_station_finds_its_own_best():
     _check_feasible(comp, x)
 
 
+def _neighbourhood(comp, integer, cols, plan):
+    """Column bounds of the neighbourhood of ``cols``: every other integer fixed at ``plan``."""
+    lo, up = np.array(comp.lp.col_lower_, dtype=float), np.array(comp.lp.col_upper_, dtype=float)
+    fixed = np.setdiff1d(integer, cols)
+    lo[fixed] = up[fixed] = np.round(plan[fixed])
+    return lo, up
+
+
+def test_a_guided_neighbourhood_fixes_the_integers_its_relaxation_agrees_on():
+    """From the plan with no job running, station a's relaxation runs its job, so the columns of those
+    runs disagree with the plan and stay free; every column on which it agrees is fixed, and none of
+    station b's is touched (they are fixed already)."""
+    m = _two_stations_two_jobs()
+    comp = compile_model(m)
+    runs = [i for i, v in enumerate(comp.cols) if v.parent_component().name == "run"]
+    idle = _solve(comp, fix_zero=runs)
+    integer, groups = station_groups(m, comp)
+    cols = groups["a"]
+    lo, up = _neighbourhood(comp, integer, cols, idle)
+    every = np.arange(len(comp.cols), dtype=np.int32)
+    relax = new_solver(time_limit_s=30, mip_rel_gap=0.0, threads=1, random_seed=0, log_to_console=False)
+    relax.passModel(comp.lp)
+    relax.setOptionValue("solve_relaxation", True)
+    agree = agreeing(relax, every, lo, up, cols, idle, 30.0)
+    # the relaxation solved on its own, with the same bounds
+    lp = highspy.Highs()
+    lp.setOptionValue("output_flag", False)
+    lp.passModel(comp.lp)
+    lp.changeColsBounds(every.size, every, lo, up)
+    lp.setOptionValue("solve_relaxation", True)
+    lp.run()
+    assert lp.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    xl = np.asarray(lp.getSolution().col_value)
+    assert sorted(agree.tolist()) == sorted(i for i in cols.tolist() if abs(xl[i] - round(idle[i])) <= AGREE_TOL)
+    free = set(cols.tolist()) - set(agree.tolist())
+    a_runs = {i for i in runs if comp.cols[i].index()[1] == "a"}
+    assert free and free & a_runs  # the job's runs are left to the sub-MIP
+    assert set(agree.tolist()) <= set(cols.tolist())
+    # no relaxation within the time: nothing is fixed beyond the neighbourhood itself
+    fresh = new_solver(time_limit_s=30, mip_rel_gap=0.0, threads=1, random_seed=0, log_to_console=False)
+    fresh.passModel(comp.lp)
+    fresh.setOptionValue("solve_relaxation", True)
+    assert agreeing(fresh, every, lo, up, cols, idle, 1e-9).size == 0
+
+
 def test_the_search_stops_once_within_the_gap_of_the_bound():
     m = _two_stations_two_jobs()
     comp = compile_model(m)
@@ -181,4 +226,4 @@ def test_the_share_is_a_fraction_of_the_time_limit():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValidationError):
             SolverConfig(improve_share=bad)
-    assert SolverConfig().improve_share == 0.5
+    assert SolverConfig().improve_share == 0.25
