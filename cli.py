@@ -92,6 +92,15 @@ def _scenario_arg(scenario: Optional[Path], demo: bool) -> Path:
 WORK_LIMIT_HELP = ("stop a site's search, once it has a plan, after this many HiGHS progress reports (cut rounds, "
                    "nodes, heuristics): the same plan on any machine and any --workers, where --time-limit depends on "
                    "the clock (default: off)")
+#: The --improve-share option of plan and replan (SolverConfig.improve_share).
+IMPROVE_SHARE_HELP = ("share of --time-limit kept, for a site whose search stops on the clock, to re-solve one "
+                      "station's decisions at a time with the rest of the plan fixed (0: off; default 0.25)")
+
+
+def solver_settings(time_limit: float, work_limit: int | None, improve_share: float | None, **more) -> dict:
+    """SolverConfig's settings from the plan and replan options (an option left out keeps its default)."""
+    return {"time_limit_s": time_limit, "work_limit": work_limit, **more,
+            **({"improve_share": improve_share} if improve_share is not None else {})}
 
 
 @app.command("plan")
@@ -105,6 +114,7 @@ def plan_cmd(
                                      "(a site without a solution by then gets the residual-power plan)"),
     gap: float = typer.Option(0.005, "--gap", min=0.0, max=1.0, help="relative MIP gap to stop at"),
     work_limit: Optional[int] = typer.Option(None, "--work-limit", min=1, help=WORK_LIMIT_HELP),
+    improve_share: Optional[float] = typer.Option(None, "--improve-share", min=0.0, max=0.99, help=IMPROVE_SHARE_HELP),
     risk: Optional[Risk] = typer.Option(None, "--risk", help="walk-in headroom: none, expected, p80, p90, p95 "
                                         "(default: scenario.yaml forecast.risk, else expected)"),
     discount: Optional[bool] = typer.Option(None, "--discount-bookings/--no-discount-bookings",
@@ -143,7 +153,7 @@ def plan_cmd(
         _report_notices(sc.notices)
         if workers < 1:
             raise EvdcError("--workers must be at least 1")
-        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, mip_rel_gap=gap, work_limit=work_limit),
+        cfg = PlanConfig(solver=SolverConfig(**solver_settings(time_limit, work_limit, improve_share, mip_rel_gap=gap)),
                          workers=workers, scheduler_address=scheduler_address)
         options = dict(format=fmt.value, sign=sign, db=db_url, db_prefix=db_prefix, raise_on_violation=False,
                        risk=risk.value if risk else None, discount_bookings=discount, model_dir=model_dir,
@@ -429,6 +439,7 @@ def replan_cmd(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="sites solved in parallel processes (a local Dask "
                                 "cluster); each is sent its own part of the plan"),
     work_limit: Optional[int] = typer.Option(None, "--work-limit", min=1, help=WORK_LIMIT_HELP),
+    improve_share: Optional[float] = typer.Option(None, "--improve-share", min=0.0, max=0.99, help=IMPROVE_SHARE_HELP),
 ) -> None:
     """Apply events (urgent car or job, early/late car, no-show, blade failure, grid limit) and re-plan from --at.
 
@@ -443,7 +454,7 @@ def replan_cmd(
         # the previous plan is an input: the new plan never goes over, into or around it
         check_plan_output(out_dir, scenario, previous_plan=plan_dir, events=event)
         sc = Scenario.from_dir(scenario)
-        cfg = PlanConfig(solver=SolverConfig(time_limit_s=time_limit, work_limit=work_limit), workers=workers)
+        cfg = PlanConfig(solver=SolverConfig(**solver_settings(time_limit, work_limit, improve_share)), workers=workers)
         ledger = bookings_ledger(sc, create=False, db=db)
         try:
             result = replan_to_dir(sc, plan_dir, event, at, out_dir, cfg, labels={"at": "--at"},

@@ -237,6 +237,35 @@ def test_plan_into_a_database_and_exports_for_chargers_servers_and_the_grid(tmp_
     assert res.exit_code == 2 and "--db-inputs needs --db" in res.output
 
 
+def test_improve_share_reaches_each_site_and_run_json_counts_what_it_bettered(tmp_path, monkeypatch):
+    """`--improve-share` reaches the solver: the demo hub, stopped by the clock at a zero gap, hands its plan
+    to the neighbourhoods with that share of what the priced start leaves of its limit, and run.json
+    counts the neighbourhoods that bettered it (0 at every site that did not search); a share of 1 is
+    refused with nothing written."""
+    import scheduler.optimization.solving as solving
+
+    real, calls = solving.improve_by_station, []
+
+    def spy(model, compiled, x, seconds, seed=0, bound=None, gap=0.0):
+        out, gains = real(model, compiled, x, seconds, seed=seed, bound=bound, gap=gap)
+        calls.append((model.prep.inputs.site.site_id, seconds, gains))
+        return out, gains
+
+    monkeypatch.setattr(solving, "improve_by_station", spy)
+    out = tmp_path / "plan"
+    res = runner.invoke(app, ["plan", "--demo", "--out", str(out), "-q", "--gap", "0", "--time-limit", "4",
+                              "--improve-share", "0.5"])
+    assert res.exit_code == 0, res.output
+    hub = [c for c in calls if c[0] == "hub"]
+    assert len(hub) == 1 and 1.0 < hub[0][1] <= 2.0
+    gains = {s["site_id"]: s["neighbourhood_gains"] for s in json.loads((out / "run.json").read_text())["sites"]}
+    assert gains["hub"] == hub[0][2]
+    assert all(n == 0 for site, n in gains.items() if site not in {c[0] for c in calls})
+    assert "neighbourhood_gains" not in json.dumps(json.loads((out / "summary.json").read_text())["sites"])
+    bad = runner.invoke(app, ["plan", "--demo", "--out", str(tmp_path / "bad"), "--improve-share", "1"])
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists()
+
+
 def test_work_limit_stops_each_search_at_the_same_point_whatever_the_time_limit(tmp_path):
     """`--work-limit` reaches the solver: with a zero gap, the hub stops at its first report after a plan
     is found (status work_limit, said on the console and in summary.json), and the same plan comes out

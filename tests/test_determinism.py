@@ -69,7 +69,8 @@ def test_run_json_holds_what_measures_the_run(nights):
     assert first["forecast_model"] == "fitted" and again["forecast_model"] == "stored"
     summary = json.loads((nights["first"] / SUMMARY_FILE).read_text())
     assert [s["site_id"] for s in first["sites"]] == [s["site_id"] for s in summary["sites"]]
-    assert all(set(s) >= {"site_id", "build_seconds", "solve_seconds", "handoff_seconds"} for s in first["sites"])
+    assert all(set(s) >= {"site_id", "build_seconds", "solve_seconds", "handoff_seconds",
+                                               "neighbourhood_gains"} for s in first["sites"])
     assert first["solve_seconds"] == summary["solve_seconds"]
     for out in nights.values():
         assert verify_manifest(out) == []  # run.json is a file of the plan like any other

@@ -56,6 +56,7 @@ class MatrixOutcome:
     solve_seconds: float
     n_cols: int
     n_rows: int
+    improved: int = 0  # station neighbourhoods that bettered the plan (``improve``)
 
 
 @dataclass(frozen=True)
@@ -273,13 +274,14 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
         status = "work_limit"
     has = info.primal_solution_status == FEASIBLE or ms == highspy.HighsModelStatus.kModelEmpty
     objective = bound = None
+    improved = 0
     if has:
         x = np.asarray(h.getSolution().col_value, dtype=float) if cols else np.zeros(0)
         integer = compiled.lp.integrality_ is not None and len(compiled.lp.integrality_) > 0
         raw = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
         found = float(info.objective_function_value) if cols else compiled.lp.offset_
         if improve is not None and integer and cols and ms == highspy.HighsModelStatus.kTimeLimit:
-            x, _ = improve(x, raw if math.isfinite(raw) else None)
+            x, improved = improve(x, raw if math.isfinite(raw) else None)
             found = float(np.dot(np.asarray(compiled.lp.col_cost_, dtype=float), x)) + compiled.lp.offset_
             t2 = time.perf_counter()
         if polish and integer and cols:
@@ -307,7 +309,7 @@ def run_and_load(h: highspy.Highs, model: pyo.ConcreteModel, compiled: Compiled,
         if status == "optimal" and bound is None:
             bound = objective
     return MatrixOutcome(status, has, objective, bound, t1 - handoff_started, t2 - t1, len(cols),
-                         compiled.lp.num_row_)
+                         compiled.lp.num_row_, improved)
 
 
 #: Seconds a solve repeated without its start keeps even when the first run used the whole limit.

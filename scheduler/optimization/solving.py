@@ -32,6 +32,7 @@ class SolveResult:
     build_seconds: float = 0.0
     message: str = ""
     handoff_seconds: float = 0.0  # part of solve_seconds spent passing the model to HiGHS (matrix path)
+    improved: int = 0  # station neighbourhoods that bettered a plan stopped by the clock (neighbourhood.py)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +90,7 @@ def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: fl
                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return SolveResult(out.status, out.has_solution, out.objective, out.bound,
                        relative_gap(out.objective, out.bound), time.perf_counter() - t0, build_seconds,
-                       handoff_seconds=out.handoff_seconds)
+                       handoff_seconds=out.handoff_seconds, improved=out.improved)
 
 
 def _solve_pyomo(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: float,

@@ -399,7 +399,8 @@ def _breach(site_id: str, constraint: str, slots: list[pd.Timestamp], amount: fl
 CONTRACT_RUN_FIELDS = ("build_seconds", "solve_seconds")
 RUN_ONLY_FIELDS = ("engine", "fleet_placement")
 #: Per-site fields that measure the run (in run.json ``sites``).
-SITE_RUN_FIELDS = ("build_seconds", "solve_seconds", "handoff_seconds", "task_seconds", "peak_rss_mb")
+SITE_RUN_FIELDS = ("build_seconds", "solve_seconds", "handoff_seconds", "task_seconds", "peak_rss_mb",
+                   "neighbourhood_gains")
 #: ``forecast`` field saying whether the forecaster was fitted or loaded: a fact of the run.
 FORECAST_RUN_FIELD = "model"
 
@@ -490,7 +491,8 @@ def summarize(inputs: Inputs, tables: dict[str, pd.DataFrame], outcomes: list[Si
             {"site_id": o.site_id, "status": o.result.status, "objective": o.result.objective,
              "bound": o.result.bound, "mip_gap": o.result.gap, "build_seconds": round(o.result.build_seconds, 3),
              "solve_seconds": round(o.result.solve_seconds, 3),
-             "handoff_seconds": round(o.result.handoff_seconds, 3), "variables": o.n_vars,
+             "handoff_seconds": round(o.result.handoff_seconds, 3), "neighbourhood_gains": o.result.improved,
+             "variables": o.n_vars,
              **({"task_seconds": round(o.task_seconds, 3)} if o.task_seconds is not None else {}),
              "constraints": o.n_constraints,
              **({"peak_rss_mb": round(o.peak_rss_mb, 1)} if o.peak_rss_mb is not None else {}),

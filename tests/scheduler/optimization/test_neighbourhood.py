@@ -202,7 +202,8 @@ def test_a_search_stopped_by_its_clock_hands_its_plan_to_the_neighbourhoods(demo
     res = solving.solve_model(m, SolverConfig(time_limit_s=4.0, mip_rel_gap=0.0, improve_share=0.5))
     assert res.status == "time_limit" and res.has_solution
     assert len(spy) == 1
-    given, returned, _, seconds = spy[0]
+    given, returned, gains, seconds = spy[0]
+    assert res.improved == gains
     assert returned <= given + FEAS_TOL
     assert 1.0 < seconds <= 2.0
     comp = compile_model(m)
