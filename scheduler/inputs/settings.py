@@ -465,6 +465,10 @@ class SolverConfig(_Frozen):
         "its clock: HiGHS searches for the rest, then each station's decisions are re-solved with the others fixed "
         "(scheduler/optimization/neighbourhood.py; matrix interface). A search that ends at its gap or its "
         "work_limit leaves it unused; 0 turns it off")
+    improve_min_s: float = Field(
+        10.0, ge=0, description="seconds that search gets at least, when improve_share is above 0, up to half the "
+        "time left: a fraction of a short limit (a 20 s re-plan) is too little for one sweep of a busy site's "
+        "stations (highs_handoff.improve_seconds)")
     interface: Literal["matrix", "pyomo"] = Field(
         "matrix", description="how the model reaches HiGHS: compiled sparse arrays passed to highspy (fast), "
         "or Pyomo's persistent HiGHS interface (the reference the matrix path is tested against)")

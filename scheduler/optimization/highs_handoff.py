@@ -118,7 +118,8 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
                  random_seed: int, log_to_console: bool, warm_start: bool = True,
                  start: Callable[[Compiled, float], tuple[np.ndarray, np.ndarray]] | None = None,
                  deadline: float | None = None, work_limit: int | None = None, tie_break: bool = True,
-                 improve: Improve | None = None, improve_share: float = 0.0) -> MatrixOutcome:
+                 improve: Improve | None = None, improve_share: float = 0.0,
+                 improve_min_s: float = 0.0) -> MatrixOutcome:
     """Compile, solve, and (only when HiGHS holds a feasible point) load the values into the model.
 
     With ``warm_start``, the free variables' current values (a previous plan's, set by the caller)
@@ -132,7 +133,8 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     ``improve`` (``Improve``, e.g. ``neighbourhood.improve_by_station``) with an ``improve_share`` of the
     time: HiGHS's search gets the rest, and when it stops on its clock holding a plan, ``improve`` gets
     the share to better that plan, up to the gap (the bound stays HiGHS's); a search that ends at its
-    gap, or at its ``work_limit``, leaves the share unused.
+    gap, or at its ``work_limit``, leaves the share unused. ``improve_min_s``: the seconds ``improve``
+    gets at least, up to half the time (``improve_seconds``).
     Objective and bound are reported in the model's own sense (a maximisation stays a maximisation).
     """
     t0 = time.perf_counter()
@@ -146,7 +148,7 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
         idx, val = start(compiled, time_limit_s)
         # the start's time is the site's; past the limit the MIP keeps a sliver, as a tiny limit would give it
         left_s = max(time_limit_s - (time.perf_counter() - t_start), min(time_limit_s, 1e-3))
-    improve_s = left_s * improve_share if improve is not None else 0.0
+    improve_s = improve_seconds(left_s, improve_share, improve_min_s) if improve is not None else 0.0
     h = new_solver(time_limit_s=left_s - improve_s, mip_rel_gap=mip_rel_gap, threads=threads,
                    random_seed=random_seed, log_to_console=log_to_console, work_limit=work_limit)
     h.passModel(compiled.lp)
@@ -155,6 +157,14 @@ def solve_matrix(model: pyo.ConcreteModel, *, time_limit_s: float, mip_rel_gap: 
     return run_and_load(h, model, compiled, warm_start, handoff_started=t0, polish=True, tie_break=tie_break,
                         improve=(lambda x, bound: improve(compiled, x, improve_s, bound, mip_rel_gap))
                         if improve_s > 0 else None)
+
+
+def improve_seconds(left_s: float, share: float, min_s: float) -> float:
+    """Seconds of ``left_s`` kept for ``improve``: ``share`` of them, but at least ``min_s`` or half of
+    them, whichever is less; none with a share of 0."""
+    if share <= 0:
+        return 0.0
+    return max(left_s * share, min(min_s, left_s / 2))
 
 
 #: ``improve(compiled, x, seconds, bound, gap)``: a plan at least as good as the feasible point ``x``,

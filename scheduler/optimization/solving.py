@@ -84,7 +84,7 @@ def _solve_matrix(model: pyo.ConcreteModel, cfg: SolverConfig, build_seconds: fl
                            improve=(lambda c, x, s, bound, gap: improve_by_station(
                                model, c, x, s, seed=cfg.random_seed, bound=bound, gap=gap))
                            if can_improve(model) else None,
-                           improve_share=cfg.improve_share)
+                           improve_share=cfg.improve_share, improve_min_s=cfg.improve_min_s)
     except Exception as exc:  # the compiler or the solver itself failed
         return SolveResult("error", False, None, None, None, time.perf_counter() - t0, build_seconds,
                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -228,3 +228,18 @@ def test_the_share_is_a_fraction_of_the_time_limit():
         with pytest.raises(ValidationError):
             SolverConfig(improve_share=bad)
     assert SolverConfig().improve_share == 0.25
+
+
+@pytest.mark.parametrize("left_s, share, min_s, expected", [
+    (60.0, 0.25, 10.0, 15.0),   # a nightly site: the share
+    (20.0, 0.25, 10.0, 10.0),   # a 20 s re-plan: the least seconds, not 5
+    (12.0, 0.25, 10.0, 6.0),    # never more than half of what is left
+    (3.0, 0.5, 10.0, 1.5),
+    (60.0, 0.0, 10.0, 0.0),     # a share of 0 turns the search off, whatever the least seconds
+    (20.0, 0.25, 0.0, 5.0),
+])
+def test_the_search_gets_its_share_but_at_least_its_least_seconds_up_to_half(left_s, share, min_s, expected):
+    from scheduler.optimization.highs_handoff import improve_seconds
+
+    assert improve_seconds(left_s, share, min_s) == pytest.approx(expected)
+    assert SolverConfig().improve_min_s == 10.0
