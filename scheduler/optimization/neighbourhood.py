@@ -93,12 +93,10 @@ def improve_by_station(m: pyo.ConcreteModel, compiled: Compiled, x: np.ndarray, 
     lower, upper = np.asarray(lp.col_lower_, dtype=float), np.asarray(lp.col_upper_, dtype=float)
     cost = np.asarray(lp.col_cost_, dtype=float)  # HiGHS minimises
     every = np.arange(len(compiled.cols), dtype=np.int32)
-    h = new_solver(time_limit_s=seconds, mip_rel_gap=SUB_MIP_GAP, threads=1, random_seed=seed,
-                   log_to_console=False)
-    h.passModel(lp)
-    relax = new_solver(time_limit_s=seconds, mip_rel_gap=SUB_MIP_GAP, threads=1, random_seed=seed,
-                       log_to_console=False)
-    relax.passModel(lp)
+    h, relax = (new_solver(time_limit_s=seconds, mip_rel_gap=SUB_MIP_GAP, threads=1, random_seed=seed,
+                           log_to_console=False) for _ in range(2))
+    for one in (h, relax):
+        one.passModel(lp)
     relax.setOptionValue("solve_relaxation", True)
     best, value, gains = np.array(x, dtype=float), float(cost @ x) + lp.offset_, 0
 

@@ -145,6 +145,31 @@ def test_a_guided_neighbourhood_fixes_the_integers_its_relaxation_agrees_on():
     assert agreeing(fresh, every, lo, up, cols, idle, 1e-9).size == 0
 
 
+def test_a_guided_sweep_that_finds_nothing_hands_over_to_whole_neighbourhoods(monkeypatch):
+    """With guidance that fixes every station integer (so no guided sub-MIP can change anything), the
+    whole neighbourhoods still find the optimum; after their gains the search is guided again, and it
+    ends only when a sweep of whole neighbourhoods finds nothing: 2 guided sweeps of 2 stations."""
+    import scheduler.optimization.neighbourhood as nb
+
+    calls = []
+
+    def fix_all(relax, every, lo, up, cols, plan, seconds):
+        calls.append(len(cols))
+        return np.asarray(cols, dtype=np.int32)
+
+    monkeypatch.setattr(nb, "agreeing", fix_all)
+    m = _two_stations_two_jobs()
+    comp = compile_model(m)
+    runs = [i for i, v in enumerate(comp.cols) if v.parent_component().name == "run"]
+    cost = np.asarray(comp.lp.col_cost_)
+    idle, best = _solve(comp, fix_zero=runs), _solve(comp)
+    x, gains = nb.improve_by_station(m, comp, idle, seconds=30)
+    assert gains == 2
+    assert cost @ x == pytest.approx(cost @ best, rel=1e-9)
+    assert len(calls) == 4
+    _check_feasible(comp, x)
+
+
 def test_the_search_stops_once_within_the_gap_of_the_bound():
     m = _two_stations_two_jobs()
     comp = compile_model(m)
