@@ -25,8 +25,9 @@ def tiny_config(slot_minutes: int = 60, n_slots: int = 2, **overrides) -> Scenar
            "thermal": {"enabled": False},  # hand-solved cases of other families leave heat out
            "servers": FREE_SERVERS,  # ... and restarts and power cycles (tests/scheduler/optimization/test_servers.py)
            "policies": {"priority": "cars_first"}}  # ... in evdc 0.7's priority order (test_charging_states.py: the table)
-    # ... and the early-charging bonus (worked out with the weights a case states; default 0 here)
-    weights = {"early_charging_per_kwh": 0.0, **overrides.pop("weights", {})}
+    # ... and the early-charging bonus and the jobs' delay cost (worked out with the weights a case states;
+    # default 0 here)
+    weights = {"early_charging_per_kwh": 0.0, "job_delay_share": 0.0, **overrides.pop("weights", {})}
     policies = {**raw["policies"], **overrides.pop("policies", {})}
     raw.update(overrides, weights=weights, policies=policies)
     return ScenarioConfig.model_validate(raw)

@@ -60,7 +60,7 @@ MONEY_WEIGHTS = frozenset({
     "reserve_short_penalty_per_kwh", "unserved_penalty_per_kwh"})
 RATIO_WEIGHTS = frozenset({
     "urgent_weight", "job_weight_critical", "job_weight_high", "job_weight_normal", "job_weight_low",
-    "partial_min_fraction"})
+    "partial_min_fraction", "job_delay_share"})
 
 
 # ----------------------------------------------------------------------------- strategies

@@ -156,6 +156,12 @@ class Weights(_Setting):
                     "(docs/formulation.md); the default 0 leaves the order of the cars to "
                     "policies.car_tie_break, chosen with it by backtests on held-out real sessions "
                     "(benchmarks/default_weights.py)")
+    job_delay_share: float = Field(
+        0.15, ge=0, lt=1,
+        description="share of a job's value per blade-hour its work loses in the last slot of its window, less "
+                    "in proportion the sooner it runs (nothing in the first slot): work done early leaves later "
+                    "power to cars not yet known; below 1 - 1/policies.priority_margin, so a late job keeps its "
+                    "rank (docs/formulation.md, \"Job delay\")")
     job_late_penalty: float = Field(2.0, ge=0, le=WEIGHT_MAX, description="penalty per job whose work is not done by its deadline")
     critical_miss_penalty_per_h: float = Field(
         1000.0, ge=0, le=WEIGHT_MAX, description="penalty per hour a critical job is not running inside its window"
@@ -494,3 +500,7 @@ def check_consistency(cfg: ScenarioConfig) -> None:
     """Cross-field checks that pydantic validators do not express; raises EvdcError."""
     if cfg.charging.start_kw > cfg.modes.fast:
         raise EvdcError("scenario.yaml: charging.start_kw exceeds the fast mode ceiling")
+    room = 1.0 - 1.0 / cfg.policies.priority_margin
+    if cfg.weights.job_delay_share > 0 and cfg.weights.job_delay_share >= room:
+        raise EvdcError(f"scenario.yaml: weights.job_delay_share {cfg.weights.job_delay_share:g} must be below "
+                        f"1 - 1/policies.priority_margin ({room:.4g}), or a job's late work would lose its rank")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.errors import InfeasibleConstraintException
 from pyomo.common.tee import capture_output
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
@@ -69,9 +70,15 @@ class Compiled:
     sign: float  # +1 minimise, -1 maximise (HiGHS always minimises sign * objective)
 
 
+#: A row whose variables are all fixed may miss its bound by this much and still hold: a written plan's
+#: values, fixed again (admission, re-planning), are rounded (a car served its least share, 0.05 of 1 kWh).
+FIXED_ROW_TOL = 1e-6
+
+
 def compile_model(model: pyo.ConcreteModel) -> Compiled:
-    """The model as a HighsLp (column-wise), with its columns, rows and objective sign."""
-    info = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
+    """The model as a HighsLp (column-wise), with its columns, rows and objective sign. A row left with
+    only fixed variables that holds within ``FIXED_ROW_TOL`` is left out (``_standard_form``)."""
+    info = _standard_form(model)
     obj = info.objectives[0]
     sign = 1.0 if obj.sense == pyo.minimize else -1.0
     cols = info.columns
@@ -94,6 +101,38 @@ def compile_model(model: pyo.ConcreteModel) -> Compiled:
         lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                            for i in integer]
     return Compiled(lp, cols, [r.constraint for r in info.rows], sign)
+
+
+def _standard_form(model: pyo.ConcreteModel):
+    """Pyomo's standard form of ``model``. Pyomo refuses a row whose variables are all fixed and that misses
+    its bound by any amount; such a row that holds within ``FIXED_ROW_TOL`` is deactivated for the compile
+    (and active again after), one that does not is still refused."""
+    skipped = []
+    try:
+        while True:
+            try:
+                return LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
+            except InfeasibleConstraintException as exc:
+                row = _nearly_held_row(model, str(exc))
+                if row is None:
+                    raise
+                row.deactivate()
+                skipped.append(row)
+    finally:
+        for row in skipped:
+            row.activate()
+
+
+def _nearly_held_row(model: pyo.ConcreteModel, message: str):
+    """The constraint Pyomo's message names, if its fixed value is within ``FIXED_ROW_TOL`` of its bounds."""
+    name = message.split("'")[1] if message.count("'") >= 2 else ""
+    row = model.find_component(name) if name else None
+    if row is None or not row.active:
+        return None
+    body = pyo.value(row.body)
+    lb, ub = pyo.value(row.lower), pyo.value(row.upper)
+    held = (lb is None or body >= lb - FIXED_ROW_TOL) and (ub is None or body <= ub + FIXED_ROW_TOL)
+    return row if held else None
 
 
 def compile_lp(model: pyo.ConcreteModel) -> tuple[highspy.HighsLp, list, float]:

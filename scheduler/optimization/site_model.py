@@ -725,6 +725,22 @@ def early_weight(sp, k: int, slot_h: float) -> float:
     return (1.0 - k / (n + 1.0)) + 1.0 / (laxity + 1.0)
 
 
+def job_delay_share(jp) -> dict[int, float]:
+    """Per slot t of job ``jp``'s window in the plan, the share of its value per blade-hour a run there
+    loses: job_delay_share * k / n, with k the position of t among the window's n slots (0 in its first)."""
+    n = len(jp.slots)
+    return {t: k / n for k, t in enumerate(jp.slots)}
+
+
+def job_delay_cost(m, share: float, h: float):
+    """sum_(j,s,t) in JST, j in JN: job_delay_share * value_per_blade_h[j] * k_jt / n_j * blades_j * run[j,s,t] * slot_h."""
+    if share <= 0 or not len(m.JN):
+        return 0
+    pos = {j: job_delay_share(m.job[j]) for j in m.JN}
+    return sum(share * m.job[j].value_per_blade_h * pos[j][t] * m.job[j].job.blades * m.run[j, s, t] * h
+               for (j, s, t) in m.JST if j in pos and pos[j].get(t, 0.0) > 0)
+
+
 def add_objective(m, p: SitePrep) -> None:
     """Maximise value - cost - penalties (docs/formulation.md, "Objective")."""
     si = p.inputs
@@ -748,6 +764,7 @@ def add_objective(m, p: SitePrep) -> None:
         + (sum(w.reserve_short_penalty_per_kwh * m.reserve_short_kw[t] * h for t in m.T) if m.has_reserve else 0)
         + sum((srv.power_on_cost * m.job[j].job.blades + srv.restart_cost) * m.job_arrive[j, t] for (j, t) in m.JAT)
         + sum(w.migration_cost * m.job_at[j, s] for (j, s) in m.JPIN if s != m.job[j].job.station_id)
+        + job_delay_cost(m, w.job_delay_share, h)
         + (si.config.thermal.violation_penalty_per_kh * housing_breach_kelvin_h(m, p) if m.thermal else 0)
         + sum(w.v2x_cost_per_kwh * m.ev_discharge_kw[r, t] * h for (r, t) in m.RV)
         + sum(w.unserved_penalty_per_kwh * m.unserved_kw[t] * h for t in m.T)

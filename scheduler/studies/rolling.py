@@ -71,8 +71,9 @@ class Clairvoyant:
         sessions = tuple(Session(rs.session_id, rs.station_id, rs.arrival, rs.departure, rs.energy_kwh,
                                  vehicle_max_kw=car_max_kw(site, rs.station_id))
                          for rs in self.truth if not rs.no_show and rs.departure > rs.arrival and rs.energy_kwh > 0)
+        # nothing is uncertain: optimise the score itself (no hedge for cars not yet known)
         cfg = site.config.model_copy(update={"weights": site.config.weights.model_copy(
-            update={"early_charging_per_kwh": 0.0})})  # nothing is uncertain: optimise the score itself
+            update={"early_charging_per_kwh": 0.0, "job_delay_share": 0.0})})
         known = without_idle_stations(replace(site, config=cfg, sessions=sessions, reserve_kw={}))
         self.follow = PlanFollower()
         self.follow.take(_solve_tables(known, self.solver))

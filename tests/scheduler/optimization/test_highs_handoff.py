@@ -165,3 +165,27 @@ def test_a_work_limit_stops_at_the_same_plan_whatever_the_clock(tmp_path):
     assert loose.status == "optimal"
     with pytest.raises(EvdcError, match="work_limit needs solver.interface 'matrix'"):
         solve_model(build_model(site), SolverConfig(interface="pyomo", work_limit=5))
+
+
+def test_a_fixed_row_rounded_within_tolerance_is_left_out_and_one_beyond_it_refused():
+    """A re-fixed plan's rounded values may miss a row whose variables are all fixed by a hair (a car
+    served its least share): within FIXED_ROW_TOL the row is left out of the compile (and active after);
+    beyond it Pyomo's refusal stands."""
+    from pyomo.common.errors import InfeasibleConstraintException
+
+    from scheduler.optimization.highs_handoff import FIXED_ROW_TOL, compile_model
+
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1))
+    m.y = pyo.Var(bounds=(0, 1))
+    m.least = pyo.Constraint(expr=m.x >= 0.05)
+    m.cap = pyo.Constraint(expr=m.x + m.y <= 1)
+    m.obj = pyo.Objective(expr=m.y, sense=pyo.maximize)
+    m.x.fix(0.05 - FIXED_ROW_TOL / 2)
+    c = compile_model(m)
+    assert [r.name for r in c.rows] == ["cap"]
+    assert m.least.active
+    m.x.fix(0.05 - 2 * FIXED_ROW_TOL)
+    with pytest.raises(InfeasibleConstraintException, match="least"):
+        compile_model(m)
+    assert m.least.active

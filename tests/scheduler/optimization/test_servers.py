@@ -8,6 +8,7 @@ running one hour is worth blade_value_per_h = 0.15 and a late job costs job_late
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from scheduler import plan
@@ -202,3 +203,35 @@ def test_a_job_that_may_not_move_stays_home(preemptible, settings, policies, mov
                       jobs=[job(cfg, 2.0, 120, migratable=True, preemptible=preemptible)]))
     assert col(p, "jobs", "moves") == [moves]
     assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+
+
+@pytest.mark.parametrize("share, last_price, ran_in, objective", [
+    (0.0, 0.09, 3, 0.15 - 0.09),
+    (0.1, 0.09, 0, 0.15 - 0.10),
+    (0.1, 0.08, 3, 0.15 - 0.08 - 0.1 * 0.15 * 3 / 4),
+])
+def test_a_job_runs_sooner_unless_later_saves_more_than_its_delay_costs(share, last_price, ran_in, objective):
+    """4 one-hour slots priced 0.10, 0.10, 0.10 and ``last_price``; a 1 h job of one 1 kW blade worth 0.15
+    a blade-hour, due at the horizon's end (n = 4 slots). A run in slot k costs its kWh and
+    job_delay_share * 0.15 * k / 4 (add_objective, job_delay_cost). Without delay cost the cheapest slot
+    wins: slot 3 at 0.09, objective 0.06. With share 0.1, slot 3 costs 0.09 + 0.01125 = 0.10125, more than
+    slot 0's 0.10 (slots 1 and 2: 0.10375, 0.1075): slot 0, objective 0.05. At 0.08 slot 3 costs 0.09125
+    and wins again: objective 0.15 - 0.09125."""
+    cfg = tiny_config(60, 4, weights={"job_delay_share": share}, **servers())
+    p = plan(one_site(cfg, Site("s", grid_kw=100), [station()], jobs=[job(cfg, 1.0, 240)],
+                      price_per_kwh=[0.10, 0.10, 0.10, last_price]))
+    assert p.summary["objective"] == pytest.approx(objective, abs=1e-6)
+    assert col(p, "jobs", "on_time") == [True]
+    starts = [pd.Timestamp(t) for t in col(p, "job_slots", "slot_start")]
+    assert starts == [at(cfg, 60 * ran_in)]
+
+
+def test_a_delay_share_that_would_cost_a_late_job_its_rank_is_refused():
+    """With priority_margin 1.25 a job's value per kWh is at least 1.25 times the rank below it: its late
+    work may lose less than 1 - 1/1.25 = 0.2 of its value, or a car could take its place."""
+    from scheduler.inputs.errors import EvdcError
+    from scheduler.inputs.settings import check_consistency
+
+    check_consistency(tiny_config(60, 4, weights={"job_delay_share": 0.19}))
+    with pytest.raises(EvdcError, match="job_delay_share 0.2 must be below 1 - 1/policies.priority_margin"):
+        check_consistency(tiny_config(60, 4, weights={"job_delay_share": 0.2}))
