@@ -725,9 +725,9 @@ def early_weight(sp, k: int, slot_h: float) -> float:
     return (1.0 - k / (n + 1.0)) + 1.0 / (laxity + 1.0)
 
 
-def job_delay_share(jp) -> dict[int, float]:
-    """Per slot t of job ``jp``'s window in the plan, the share of its value per blade-hour a run there
-    loses: job_delay_share * k / n, with k the position of t among the window's n slots (0 in its first)."""
+def job_window_position(jp) -> dict[int, float]:
+    """k / n per slot t of job ``jp``'s window in the plan: k the position of t among the window's n slots
+    (0 in its first). A run in slot t loses job_delay_share times this of its job's value per blade-hour."""
     n = len(jp.slots)
     return {t: k / n for k, t in enumerate(jp.slots)}
 
@@ -736,7 +736,7 @@ def job_delay_cost(m, share: float, h: float):
     """sum_(j,s,t) in JST, j in JN: job_delay_share * value_per_blade_h[j] * k_jt / n_j * blades_j * run[j,s,t] * slot_h."""
     if share <= 0 or not len(m.JN):
         return 0
-    pos = {j: job_delay_share(m.job[j]) for j in m.JN}
+    pos = {j: job_window_position(m.job[j]) for j in m.JN}
     return sum(share * m.job[j].value_per_blade_h * pos[j][t] * m.job[j].job.blades * m.run[j, s, t] * h
                for (j, s, t) in m.JST if j in pos and pos[j].get(t, 0.0) > 0)
 

@@ -334,3 +334,24 @@ def test_a_window_keeps_the_spares_swapped_in_since_the_replay_began():
     assert [x.station_id for x in window.stations] == ["a"]
     assert {f.station_id for f in window.blade_failures} == {"a"}
     assert list(window.site_load_kw) == pytest.approx([4 * 0.05] * 5)
+
+
+def test_the_clairvoyant_leaves_the_job_delay_out_and_evdc_keeps_it():
+    """4 one-hour slots priced 0.10, 0.10, 0.10, 0.09, no car; a 1 h job of one 1 kW blade (value 0.15 a
+    blade-hour) due at the end, weights.job_delay_share 0.15. evdc's plan: slot 3 costs 0.09 + 0.15 * 0.15
+    * 3/4 = 0.1069 > slot 0's 0.10, so the job runs in slot 0 and the replay buys 1 kWh at 0.10. The
+    clairvoyant knows there is no car to keep power for: the cheapest slot, 3, at 0.09."""
+    from scheduler.inputs.typed import Job
+
+    cfg = tiny_config(60, 4, weights={"job_delay_share": 0.15}, charging={"start_minutes": 0})
+    st = Station("a", "s", link_kw=100, charger_kw=7, blades=1, blade_kw=1.0, blade_standby_kw=0.0)
+    job = Job(job_id="j1", power_kw=1.0, work_hours=1.0, release=at(cfg, 0), deadline=at(cfg, 240), blades=1,
+              station_id="a")
+    site = one_site(cfg, Site("s", grid_kw=10), [st], jobs=[job],
+                    price_per_kwh=np.array([0.10, 0.10, 0.10, 0.09])).sites[0]
+    seen = {}
+    for name, pol in (("clairvoyant", Clairvoyant(SOLVER)), ("evdc", EvdcRolling(SOLVER, 1))):
+        rec = simulate_day(site, [], pol)
+        assert rec.jobs["j1"].done_h == pytest.approx(1.0)
+        seen[name] = [round(float(g), 6) for g in rec.grid_kw]
+    assert seen == {"clairvoyant": [0.0, 0.0, 0.0, 1.0], "evdc": [1.0, 0.0, 0.0, 0.0]}
