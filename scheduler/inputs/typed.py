@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -281,6 +281,29 @@ class SiteInputs:
 
     def with_reserve(self, reserve_kw: Mapping[str, np.ndarray]) -> "SiteInputs":
         return replace(self, reserve_kw=reserve_kw)
+
+    def with_reserve_held(self, sessions: Iterable["Session"]) -> "SiteInputs":
+        """The site with its walk-in reserve less what ``sessions`` hold: a car at a station holds one of its
+        ``connectors`` for the share of each slot it is there, and a walk-in cannot plug into it, so the
+        station keeps that share of its reserve (per connector) for no one. Without a reserve, the site itself."""
+        if not self.reserve_kw:
+            return self
+        held: dict[str, np.ndarray] = {}
+        for x in sessions:
+            if x.station_id not in self.reserve_kw:
+                continue
+            first, frac = self.grid.overlap_fractions(x.arrival, x.departure)
+            arr = held.setdefault(x.station_id, np.zeros(self.grid.n_slots))
+            arr[first:first + len(frac)] += frac / self.station(x.station_id).connectors
+        out = dict(self.reserve_kw)
+        for sid, share in held.items():
+            before = np.asarray(out[sid], dtype=float)
+            after = before * np.clip(1.0 - share, 0.0, 1.0)
+            if not np.array_equal(after, before):
+                out[sid] = after
+        if all(out[sid] is self.reserve_kw[sid] for sid in held):
+            return self  # nothing held where a reserve is kept: the same site (and its memoised lookups)
+        return replace(self, reserve_kw=out)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ from scheduler.inputs.typed import Inputs, Session, SiteInputs
 from scheduler.inputs.units import SECONDS_PER_HOUR, distance_km
 from scheduler.optimization.site_handle import SiteModel
 from scheduler.planning.ledger import SKIPPED_KEY
-from scheduler.planning.site_view import SitePlan, frozen_site, plan_with_cars, site_plan, with_plan_reserve
+from scheduler.planning.site_view import (SitePlan, frozen_site, plan_with_cars, reserve_held, site_plan,
+                                         with_plan_reserve)
 
 if TYPE_CHECKING:
     from scheduler.planning.ledger import HeldBooking
@@ -303,7 +304,9 @@ def _movable(site: SiteInputs, tables: dict[str, pd.DataFrame], station_id: str,
 
 
 def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, station_id: str, start_slot: int,
-         move_jobs: bool, solver: SolverConfig, reduce: bool = True, deadline: float | None = None) -> Offer | None:
+         move_jobs: bool, solver: SolverConfig, reduce: bool = True,
+         deadline: float | None = None) -> tuple[Offer | None, str]:
+    """The offer a solve of the (reduced) site with the request gives; or None and why the solve gave none."""
     st = site.station(station_id)
     sess = Session(request.reservation_id, station_id, request.arrival, request.departure, request.energy_kwh,
                    mode=request.mode if request.mode in st.modes or request.mode == "any" else "any",
@@ -318,8 +321,14 @@ def _try(site: SiteInputs, tables, sp: SitePlan, request: BookingRequest, statio
         sm.penalise_disturbance(tables, DISTURBANCE_COST)
     res = sm.solve(solver, deadline=deadline, tie_break=False)  # an offer is its energy: no order of cars to choose
     if not res.has_solution:
-        return None
-    return _offer(sm, station_id, request, tables)
+        return None, solve_failure(res)
+    return _offer(sm, station_id, request, tables), ""
+
+
+def solve_failure(res) -> str:
+    """Offer.reason for a solve that ended without a plan: its status, and HiGHS's message if any."""
+    said = f": {res.message}" if res.message else ""
+    return f"no answer: the site's solve ended {res.status} without a plan{said}"
 
 
 def _offer(sm: SiteModel, station_id: str, request: BookingRequest, tables) -> Offer:
@@ -601,7 +610,10 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
         # before it are history, and power offered there would never have been drawn
         request = replace(request, arrival=grid.starts_utc[start_slot])
     full = connector_full(site, request, request.station_id)
-    fill, exact = (None, False) if full or not reduce else fill_offer(site, tables, sp, request, request.station_id)
+    failed = ""
+    # the car would hold a connector of its station: no walk-in could plug in there during its stay
+    own, own_sp = reserve_held(site, sp, [request])
+    fill, exact = (None, False) if full or not reduce else fill_offer(own, tables, own_sp, request, request.station_id)
     # too little time for a solve: the arithmetic answer stands (where there is one)
     skipped = not exact and fill is not None and budget_s is not None and budget_s < MIN_SOLVE_BUDGET_S
     exact = exact or skipped
@@ -611,12 +623,16 @@ def _admit(inputs: Inputs, tables: dict[str, pd.DataFrame], request: BookingRequ
     elif exact or (move and fill is not None):
         offer = fill  # exact, or the floor the move solve must beat (it stands in for the first solve)
     else:  # a solve that ends without an answer leaves the arithmetic one
-        offer = _try(site, tables, sp, request, request.station_id, start_slot, False, solver, reduce, deadline) or fill
+        offer, failed = _try(own, tables, own_sp, request, request.station_id, start_slot, False, solver, reduce,
+                             deadline)
+        offer = offer or fill
     if move and (offer is None or offer.decision != "granted"):
-        moved = _try(site, tables, sp, request, request.station_id, start_slot, True, solver, reduce, deadline)
+        moved, failed = _try(own, tables, own_sp, request, request.station_id, start_slot, True, solver, reduce,
+                             deadline)
         if moved is not None and (offer is None or moved.planned_kwh > offer.planned_kwh + 1e-6):
             offer = moved
-    offer = offer or Offer(request.station_id, "denied", "", 0.0)
+    # nothing to offer because every solve failed: the denial says so rather than look like a full site
+    offer = offer or Offer(request.station_id, "denied", "", 0.0, reason=failed)
     offer = replace(offer, start=request.arrival, end=request.departure)
     alternatives = []
     if offer.decision != "granted":

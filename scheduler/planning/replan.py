@@ -401,7 +401,8 @@ def _apply(inputs: Inputs, events: list[dict], at: pd.Timestamp | None,
                            soc_arrival=v.get("soc_arrival"), priority="urgent" if kind == "urgent_car" else "normal")
             state.check_overlap(k, sess, f, row, "arrival")
             state.reservations.add(rid)
-            sites[k] = replace(sites[k], sessions=sites[k].sessions + (sess,))
+            # the car holds its connector: a walk-in cannot come there during its stay
+            sites[k] = replace(sites[k], sessions=sites[k].sessions + (sess,)).with_reserve_held([sess])
             rec.update(reservation_id=rid, station_id=sess.station_id, arrival=local(sess.arrival),
                        departure=local(sess.departure), energy_kwh=sess.energy_kwh)
             rec.update({x: v[x] for x in ("vehicle_max_kw", "battery_kwh", "soc_arrival") if v.get(x) is not None})

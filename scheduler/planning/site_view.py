@@ -135,6 +135,20 @@ def with_plan_reserve(site: SiteInputs, sp: SitePlan) -> SiteInputs:
     return _RESERVED.get((site, sp), lambda: site.with_reserve(sp.reserve_kw))
 
 
+def reserve_held(site: SiteInputs, sp: SitePlan, stays) -> tuple[SiteInputs, SitePlan]:
+    """``site`` and its plan with the walk-in reserve ``stays`` would hold (``SiteInputs.with_reserve_held``:
+    a car holds a connector of its station, so no walk-in can plug in there meanwhile); the site's room
+    grows by the reserve freed. The same objects when the stays hold none."""
+    held = site.with_reserve_held(stays)
+    if held is site:
+        return site, sp
+    if sp.import_parts_kw is not None:
+        room = _site_room_kw(*sp.import_parts_kw, held.reserve_kw)
+    else:
+        room = np.maximum(sp.site_room_kw + sum(site.reserve_kw.values()) - sum(held.reserve_kw.values()), 0.0)
+    return held, replace(sp, reserve_kw=dict(held.reserve_kw), site_room_kw=room)
+
+
 def frozen_site(site: SiteInputs, tables: dict[str, pd.DataFrame], sp: SitePlan, whole: set[str],
                 movable: frozenset[str] = frozenset(), free_from: int = 0) -> SiteInputs:
     """The site reduced around the ``whole`` stations; every other station is frozen at its plan.

@@ -214,7 +214,9 @@ def rolling_inputs(site: SiteInputs, state: DayState, gone: set[str], end: int |
                      grid_limit_kw=cut(site.grid_limit_kw), site_load_kw=cut(site.site_load_kw),
                      ambient_c=cut(site.ambient_c), station_load_kw={k: cut(v) for k, v in site.station_load_kw.items()},
                      reserve_kw=kept)
-    return without_idle_stations(rolled)
+    # a walk-in plugged in holds its connector: the night's reserve there was for it (bookings were left out then)
+    walk_ins = [x for x in sessions if x.reservation_id in state.cars and not state.cars[x.reservation_id].booked]
+    return without_idle_stations(rolled.with_reserve_held(walk_ins))
 
 
 def faults_from_the_start(site: SiteInputs) -> tuple[tuple, tuple]:

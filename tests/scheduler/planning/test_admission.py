@@ -72,6 +72,49 @@ def test_with_too_little_budget_for_a_solve_the_arithmetic_answer_stands(tmp_pat
     assert quick.as_dict()[SKIPPED_KEY] is True and SKIPPED_KEY not in public_answer(quick.as_dict())
 
 
+def test_a_solve_that_ends_without_a_plan_says_so_in_the_denial(tmp_path):
+    """The plan gives r1 20 kW at a in hour 1; edited to 30 kW (above a's 22 kW charger), the committed
+    plan the solve must keep breaks a row, the compiler refuses the model, and the whole-site answer
+    (reduce=False: no arithmetic answer to fall back on) is a denial that says the solve failed, not one
+    that reads like a full station. The same request on the real plan gets its 10 kWh."""
+    cfg, inputs, tables = site_with_one_booking(tmp_path)
+    req = BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=18)
+    ok = admit(inputs, tables, req, reduce=False, move_jobs=False)
+    assert ok.offer.decision == "partial" and ok.offer.planned_kwh == pytest.approx(10.0, abs=1e-3)
+    assert ok.offer.reason == ""
+    edited = {k: v.copy() for k, v in tables.items()}
+    ss = edited["session_slots"]
+    ss.loc[(ss["reservation_id"] == "r1") & (ss["ev_kw"] > 1.0), "ev_kw"] = 30.0
+    bad = admit(inputs, edited, req, reduce=False, move_jobs=False)
+    assert (bad.offer.decision, bad.offer.planned_kwh) == ("denied", 0.0)
+    assert bad.as_dict()["reason"].startswith("no answer: the site's solve ended error without a plan: ")
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+@pytest.mark.parametrize("held", [True, False])
+def test_a_request_is_not_held_back_by_its_own_stations_walk_in_reserve(tmp_path, reduce, held, monkeypatch):
+    """Station b keeps 8 kW of walk-in reserve in hour 1 (its link is 22 kW, the site's grid 60 kW). A car
+    asking 20 kWh at b in hour 1 would hold b's one connector, so no walk-in could come there then: it is
+    granted 20 kWh, by arithmetic and by a solve alike; kept, the reserve would leave it 22 - 8 = 14 kWh.
+    Station a's reserve stays, and so does b's in hour 2. ``held`` False: as admission answered before 0.26."""
+    from scheduler.planning import admission
+
+    if not held:
+        monkeypatch.setattr(admission, "reserve_held", lambda site, sp, stays: (site, sp))
+    cfg = tiny_config(60, 2, charging={"start_minutes": 0})
+    sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b")]
+    inputs = one_site(cfg, Site("s", grid_kw=60), sts)
+    reserve = {"a": np.array([5.0, 5.0]), "b": np.array([8.0, 8.0])}
+    inputs = replace(inputs, sites=(inputs.sites[0].with_reserve(reserve),))
+    tables = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    req = BookingRequest("b", at(cfg, 0), at(cfg, 60), energy_kwh=20, vehicle_max_kw=22)
+    ans = admit(inputs, tables, req, reduce=reduce)
+    kwh = 20.0 if held else 14.0
+    assert (ans.offer.decision, ans.offer.planned_kwh) == ("granted" if held else "partial", pytest.approx(kwh, abs=1e-3))
+    assert [kw for _, kw in ans.offer.power_kw] == [pytest.approx(kwh, abs=1e-3)]
+
+
 def test_a_station_takes_as_many_cars_as_it_has_connectors(tmp_path):
     """Station a (two connectors, a 30 kW charger, 40 kW link) holds r1 (20 kW in hour 1). A second car
     in hour 1 shares the charger: 30 - 20 = 10 kWh of 18 (partial); in hour 2 it gets its 18. With r1

@@ -46,6 +46,31 @@ def test_urgent_car_takes_power_from_then_on_and_the_past_stays(tmp_path):
     assert verify_plan(write_plan(result, tmp_path / "new"), new_inputs) == []
 
 
+def test_an_urgent_car_frees_its_stations_walk_in_reserve(tmp_path):
+    """Station b keeps 8 kW of walk-in reserve in each of three hours (its link is 22 kW). An urgent car at
+    b from 01:00 to 02:00 holds b's one connector, so no walk-in can plug in there then: that hour's
+    reserve is freed and the car takes b's full 22 kW (with the reserve kept it could take 22 - 8 = 14).
+    The other hours keep theirs."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    cfg = tiny_config(60, 3, charging={"start_minutes": 0})
+    sts = [Station(x, "s", link_kw=22, charger_kw=22, blades=0, blade_kw=0.5, blade_standby_kw=0.0, modes=("slow",))
+           for x in ("a", "b")]
+    inputs = one_site(cfg, Site("s", grid_kw=60), sts)
+    inputs = replace(inputs, sites=(inputs.sites[0].with_reserve({"a": np.zeros(3), "b": np.full(3, 8.0)}),))
+    previous = read_plan(write_plan(plan(inputs), tmp_path / "plan"))
+    events = [{"type": "urgent_car", "station_id": "b", "arrival": "2024-05-01T01:00",
+               "departure": "2024-05-01T02:00", "energy_kwh": 22, "vehicle_max_kw": 22}]
+    result, new_inputs, _ = replan(inputs, previous, events, at(cfg, 60))
+    assert new_inputs.sites[0].reserve_kw["b"].tolist() == [8.0, 0.0, 8.0]
+    assert new_inputs.sites[0].reserve_kw["a"].tolist() == [0.0, 0.0, 0.0]
+    ss = result.tables["session_slots"]
+    assert ss[ss["reservation_id"] == "urgent-1"]["ev_kw"].tolist() == [pytest.approx(22.0, abs=1e-3)]
+    assert verify_plan(write_plan(result, tmp_path / "new"), new_inputs) == []
+
+
 def test_no_show_and_bad_events(tmp_path):
     cfg, inputs, previous = small(tmp_path)
     ev = tmp_path / "e.csv"

@@ -245,6 +245,24 @@ def test_a_continuous_replay_carries_a_stay_across_midnight():
     assert rec.budget_violations == 0 and rec.grid_kw.max() <= 7.0 + 1e-6
 
 
+@pytest.mark.parametrize("held", [True, False])
+def test_a_walk_in_plugged_in_at_night_frees_its_stations_reserve(held, monkeypatch):
+    """Station a keeps 4 kW of walk-in reserve all along (its link is 7 kW). Walk-in n plugs in there at
+    22:00 needing 35 kWh: the re-plan at its arrival (no reserve by day) gives it 7 kW from 22:00 to 03:00.
+    The night's plan at 00:00 keeps the reserve, but n holds a's one connector, so a's reserve is freed for
+    its stay and n still gets its 35 kWh. Kept (``held`` False: what evdc did before 0.26), the reserve
+    leaves n 7 - 4 = 3 kW from midnight: 14 + 6 x 3 = 32 kWh by 06:00."""
+    from scheduler.inputs.typed import SiteInputs
+
+    if not held:
+        monkeypatch.setattr(SiteInputs, "with_reserve_held", lambda self, sessions: self)
+    cfg, site, truth = overnight()
+    site = site.with_reserve({"a": np.full(48, 4.0), "b": np.zeros(48)})
+    rec = simulate_day(site, truth[:1], EvdcRolling(SOLVER, 100, 36))
+    assert rec.budget_violations == 0
+    assert rec.cars["n"].delivered_kwh == pytest.approx(35.0 if held else 32.0, abs=1e-3)
+
+
 def test_a_booking_is_known_from_the_night_of_its_day():
     """A booking for 08:00 on the second day is not in the first night's plan (made for arrivals before the
     next midnight) but is in the second's; a window cuts a stay at its end and keeps the car's need."""
