@@ -91,12 +91,7 @@ def station_reserve(site: SiteInputs, forecast: pd.DataFrame, risk: str,
 
 def _booked_share(site: SiteInputs) -> dict[str, np.ndarray]:
     """Per station and slot, the share of the slot a booked car is there (no walk-in can plug in)."""
-    share: dict[str, np.ndarray] = {}
-    for r in site.sessions:
-        first, frac = site.grid.overlap_fractions(r.arrival, r.departure)
-        arr = share.setdefault(r.station_id, np.zeros(site.grid.n_slots))
-        arr[first:first + len(frac)] = np.minimum(1.0, arr[first:first + len(frac)] + frac)
-    return share
+    return {sid: np.minimum(1.0, share) for sid, share in site.stay_share(site.sessions).items()}
 
 
 def discount_bookings(site: SiteInputs, model: OccupancyForecaster) -> SiteInputs:

@@ -282,28 +282,28 @@ class SiteInputs:
     def with_reserve(self, reserve_kw: Mapping[str, np.ndarray]) -> "SiteInputs":
         return replace(self, reserve_kw=reserve_kw)
 
+    def stay_share(self, sessions: Iterable["Session"]) -> dict[str, np.ndarray]:
+        """Per station of ``sessions`` and slot, the summed share of the slot their cars are there."""
+        share: dict[str, np.ndarray] = {}
+        for x in sessions:
+            first, frac = self.grid.overlap_fractions(x.arrival, x.departure)
+            arr = share.setdefault(x.station_id, np.zeros(self.grid.n_slots))
+            arr[first:first + len(frac)] += frac
+        return share
+
     def with_reserve_held(self, sessions: Iterable["Session"]) -> "SiteInputs":
         """The site with its walk-in reserve less what ``sessions`` hold: a car at a station holds one of its
-        ``connectors`` for the share of each slot it is there, and a walk-in cannot plug into it, so the
-        station keeps that share of its reserve (per connector) for no one. Without a reserve, the site itself."""
-        if not self.reserve_kw:
-            return self
-        held: dict[str, np.ndarray] = {}
-        for x in sessions:
-            if x.station_id not in self.reserve_kw:
-                continue
-            first, frac = self.grid.overlap_fractions(x.arrival, x.departure)
-            arr = held.setdefault(x.station_id, np.zeros(self.grid.n_slots))
-            arr[first:first + len(frac)] += frac / self.station(x.station_id).connectors
+        ``connectors`` for the share of each slot it is there (``stay_share``), and a walk-in cannot plug
+        into it, so the station keeps that share of its reserve (per connector) for no one. The site itself
+        when that frees nothing (its memoised lookups kept)."""
         out = dict(self.reserve_kw)
-        for sid, share in held.items():
+        freed = False
+        for sid, share in self.stay_share(x for x in sessions if x.station_id in self.reserve_kw).items():
             before = np.asarray(out[sid], dtype=float)
-            after = before * np.clip(1.0 - share, 0.0, 1.0)
+            after = before * np.clip(1.0 - share / self.station(sid).connectors, 0.0, 1.0)
             if not np.array_equal(after, before):
-                out[sid] = after
-        if all(out[sid] is self.reserve_kw[sid] for sid in held):
-            return self  # nothing held where a reserve is kept: the same site (and its memoised lookups)
-        return replace(self, reserve_kw=out)
+                out[sid], freed = after, True
+        return replace(self, reserve_kw=out) if freed else self
 
 
 @dataclass(frozen=True)

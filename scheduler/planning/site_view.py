@@ -142,10 +142,7 @@ def reserve_held(site: SiteInputs, sp: SitePlan, stays) -> tuple[SiteInputs, Sit
     held = site.with_reserve_held(stays)
     if held is site:
         return site, sp
-    if sp.import_parts_kw is not None:
-        room = _site_room_kw(*sp.import_parts_kw, held.reserve_kw)
-    else:
-        room = np.maximum(sp.site_room_kw + sum(site.reserve_kw.values()) - sum(held.reserve_kw.values()), 0.0)
+    room = _site_room_kw(*sp.import_parts_kw, held.reserve_kw)
     return held, replace(sp, reserve_kw=dict(held.reserve_kw), site_room_kw=room)
 
 
